@@ -1,0 +1,106 @@
+/** @module Settings from the environment, parsed once into a typed Config. */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+
+export type RegistrationMode = 'open' | 'verify' | 'invite' | 'closed'
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
+
+export interface RateLimit {
+  /** requests allowed per window */
+  limit: number
+  windowMs: number
+}
+
+export interface Config {
+  port: number
+  host: string
+  dataDir: string
+  /** `postgres://…` or undefined for SQLite in the data dir */
+  databaseUrl: string | undefined
+  /** unset → generated into the data dir by {@link resolveSecret} */
+  secret: string | undefined
+  registration: RegistrationMode
+  smtpUrl: string | undefined
+  corsOrigins: string[]
+  rateLimit: RateLimit
+  logLevel: LogLevel
+}
+
+/** A setting that cannot be used; its message is one line naming the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const WINDOWS: Record<string, number> = { s: 1_000, sec: 1_000, second: 1_000, m: 60_000, min: 60_000, minute: 60_000, h: 3_600_000, hour: 3_600_000 }
+
+function parseRateLimit(raw: string): RateLimit | undefined {
+  const m = /^(\d{1,7})\/(s|sec|second|m|min|minute|h|hour)$/.exec(raw.trim())
+  if (!m) return undefined
+  const limit = Number(m[1])
+  return limit > 0 ? { limit, windowMs: WINDOWS[m[2]!]! } : undefined
+}
+
+function oneOf<T extends string>(name: string, raw: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (raw === undefined || raw === '') return fallback
+  if ((allowed as readonly string[]).includes(raw)) return raw as T
+  throw new ConfigError(`${name}=${JSON.stringify(raw)} is not one of ${allowed.join(', ')}`)
+}
+
+/** Parse the environment. Throws ConfigError naming the first bad variable. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const portRaw = env.PORT || '8787'
+  const port = Number(portRaw)
+  if (!/^\d+$/.test(portRaw) || port > 65535) throw new ConfigError(`PORT=${JSON.stringify(portRaw)} is not a port number (0-65535)`)
+
+  const databaseUrl = env.DATABASE_URL || undefined
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl))
+    throw new ConfigError('DATABASE_URL must start with postgres:// (leave it unset for SQLite in HEARTH_DATA_DIR)')
+
+  const secret = env.HEARTH_SECRET || undefined
+  if (secret !== undefined && secret.length < 32) throw new ConfigError('HEARTH_SECRET must be at least 32 characters')
+
+  const smtpUrl = env.HEARTH_SMTP_URL || undefined
+  if (smtpUrl && !/^smtps?:\/\/[^/]+/.test(smtpUrl)) throw new ConfigError('HEARTH_SMTP_URL must look like smtp://user:pass@host:port')
+
+  const corsOrigins = (env.HEARTH_CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  for (const origin of corsOrigins) {
+    if (origin === '*') continue
+    let ok = false
+    try { ok = new URL(origin).origin === origin } catch {}
+    if (!ok) throw new ConfigError(`HEARTH_CORS_ORIGINS has ${JSON.stringify(origin)}, which is not an origin like https://app.example.com`)
+  }
+
+  const rateRaw = env.HEARTH_RATE_LIMIT || '60/min'
+  const rateLimit = parseRateLimit(rateRaw)
+  if (!rateLimit) throw new ConfigError(`HEARTH_RATE_LIMIT=${JSON.stringify(rateRaw)} is not like 60/min (per s, min or hour)`)
+
+  return {
+    port,
+    host: env.HOST || '0.0.0.0',
+    dataDir: resolve(env.HEARTH_DATA_DIR || './hearth-data'),
+    databaseUrl,
+    secret,
+    registration: oneOf('HEARTH_REGISTRATION', env.HEARTH_REGISTRATION, ['open', 'verify', 'invite', 'closed'] as const, 'open'),
+    smtpUrl,
+    corsOrigins,
+    rateLimit,
+    logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
+  }
+}
+
+/** HEARTH_SECRET, or the one kept in `<dataDir>/secret.key`, generated (mode 0600) on first start. */
+export function resolveSecret(config: Config): string {
+  if (config.secret) return config.secret
+  mkdirSync(config.dataDir, { recursive: true })
+  const file = join(config.dataDir, 'secret.key')
+  if (existsSync(file)) {
+    const stored = readFileSync(file, 'utf8').trim()
+    if (stored.length < 32) throw new ConfigError(`${file} holds no usable secret; delete it or set HEARTH_SECRET`)
+    return stored
+  }
+  const bytes = crypto.getRandomValues(new Uint8Array(48))
+  const generated = Buffer.from(bytes).toString('base64url')
+  writeFileSync(file, generated + '\n', { mode: 0o600, flag: 'wx' })
+  chmodSync(file, 0o600)
+  return generated
+}

@@ -1,0 +1,188 @@
+/** @module The entry point and command line: the only place that reads the environment, migrates and listens. */
+import { createApp } from './app.ts'
+import { ConfigError, parseConfig, resolveSecret, type Config } from './config.ts'
+import { createDb, type Database } from './db/index.ts'
+import { migrate } from './db/migrate.ts'
+import { AppError } from './lib/errors.ts'
+import { createLogger, type Logger } from './lib/logger.ts'
+import { createUser } from './modules/users/service.ts'
+import { VERSION } from './version.ts'
+
+const HELP = `hearth ${VERSION}: one server for everything behind an AI application's UI
+
+Usage:
+  hearth [serve]                                  start the server (default)
+  hearth migrate                                  apply database migrations and exit
+  hearth admin create --email E --username U      create an admin user; the password comes
+                                                  from HEARTH_ADMIN_PASSWORD or a prompt
+  hearth version                                  print the version
+  hearth --help                                   this text
+
+Settings come from the environment: PORT, HOST, HEARTH_DATA_DIR, DATABASE_URL, HEARTH_SECRET,
+HEARTH_REGISTRATION, HEARTH_SMTP_URL, HEARTH_CORS_ORIGINS, HEARTH_RATE_LIMIT, HEARTH_LOG.
+See the README for what each one means.
+`
+
+/** How long in-flight requests get to finish after SIGTERM/SIGINT. */
+const SHUTDOWN_GRACE_MS = 10_000
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'serve', ...rest] = argv
+  switch (command) {
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(HELP)
+      return 0
+    case 'version':
+    case '--version':
+    case '-v':
+      process.stdout.write(`hearth ${VERSION}\n`)
+      return 0
+    case 'serve':
+      return serve(loadConfig())
+    case 'migrate': {
+      const config = loadConfig()
+      const logger = createLogger(config.logLevel)
+      const database = await openDatabase(config, logger)
+      await database.close()
+      logger.flush()
+      return 0
+    }
+    case 'admin':
+      if (rest[0] !== 'create') break
+      return adminCreate(loadConfig(), rest.slice(1))
+  }
+  process.stderr.write(`hearth: unknown command "${argv.join(' ')}"; see hearth --help\n`)
+  return 2
+}
+
+function loadConfig(): Config {
+  return parseConfig(process.env)
+}
+
+async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+  const database = createDb({ url: config.databaseUrl, dataDir: config.dataDir })
+  const result = await migrate(database)
+  if (result.applied.length) logger.info('migrations applied', { applied: result.applied })
+  if (result.changed.length) logger.warn('applied migrations have changed since they ran; they are not run again', { changed: result.changed })
+  return database
+}
+
+async function serve(config: Config): Promise<number> {
+  const logger = createLogger(config.logLevel)
+  const secret = resolveSecret(config)
+  const database = await openDatabase(config, logger)
+  const shutdown = new AbortController()
+  const app = createApp({ config, database, logger, secret, version: VERSION, shutdown: shutdown.signal })
+  const server = Bun.serve({
+    port: config.port,
+    hostname: config.host,
+    fetch: app.fetch,
+    // Uploads get their own limit later; JSON bodies are held to 1 MiB by the request-context plugin.
+    maxRequestBodySize: 64 * 1024 * 1024,
+    // Streams send a ping every 15 s; a connection silent for longer than this is dead.
+    idleTimeout: 120,
+  })
+  logger.info('listening', { url: `http://${config.host}:${server.port}`, database: database.dialect, version: VERSION })
+
+  const { promise: stopped, resolve } = Promise.withResolvers<number>()
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info('shutting down', { signal })
+    shutdown.abort()
+    const drained = server.stop(false).then(() => true)
+    const timedOut = Bun.sleep(SHUTDOWN_GRACE_MS).then(() => false)
+    if (!(await Promise.race([drained, timedOut]))) {
+      logger.warn('in-flight requests did not finish in time; closing them', { grace_ms: SHUTDOWN_GRACE_MS })
+      await server.stop(true)
+    }
+    await database.close()
+    logger.info('stopped')
+    logger.flush()
+    resolve(0)
+  }
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+  process.on('SIGINT', () => void stop('SIGINT'))
+  return stopped
+}
+
+async function adminCreate(config: Config, args: string[]): Promise<number> {
+  const flags = parseFlags(args)
+  if (!flags.email || !flags.username) {
+    process.stderr.write('hearth: admin create needs --email E --username U\n')
+    return 2
+  }
+  const password = process.env.HEARTH_ADMIN_PASSWORD || (await promptPassword('Password for the new admin: '))
+  if (password.length < 8 || password.length > 128) {
+    process.stderr.write('hearth: the password must be 8 to 128 characters\n')
+    return 2
+  }
+  const logger = createLogger(config.logLevel)
+  const database = await openDatabase(config, logger)
+  try {
+    const user = await createUser(database, { email: flags.email, username: flags.username, password, role: 'admin', emailVerified: true })
+    process.stdout.write(`admin ${user.username} <${user.email}> created (id ${user.id})\n`)
+    return 0
+  } catch (error) {
+    if (error instanceof AppError) {
+      process.stderr.write(`hearth: ${error.detail}\n`)
+      return 1
+    }
+    throw error
+  } finally {
+    await database.close()
+    logger.flush()
+  }
+}
+
+function parseFlags(args: string[]): Record<string, string> {
+  const flags: Record<string, string> = {}
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    const eq = arg.match(/^--([\w-]+)=(.*)$/)
+    if (eq) flags[eq[1]!] = eq[2]!
+    else if (arg.startsWith('--') && args[i + 1] !== undefined) flags[arg.slice(2)] = args[++i]!
+  }
+  return flags
+}
+
+/** Read a line from stdin; when it is a terminal, without echoing what is typed. */
+async function promptPassword(question: string): Promise<string> {
+  process.stderr.write(question)
+  const stdin = process.stdin
+  const tty = stdin.isTTY
+  if (tty) stdin.setRawMode(true)
+  let input = ''
+  try {
+    for await (const chunk of stdin) {
+      const text = String(chunk)
+      for (const ch of text) {
+        if (ch === '\u0003') throw new Error('cancelled')
+        if (ch === '\r' || ch === '\n') return input
+        if (ch === '\u007f') input = input.slice(0, -1)
+        else input += ch
+      }
+    }
+    return input
+  } finally {
+    if (tty) stdin.setRawMode(false)
+    stdin.pause()
+    process.stderr.write('\n')
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2))
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`hearth: ${error.message}\n`)
+    process.exitCode = 2
+  } else {
+    process.stderr.write(`hearth: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.exitCode = 1
+  }
+}
+process.exit(process.exitCode)

@@ -1,0 +1,77 @@
+/** @module The one application error, and the RFC 9457 problem body it becomes. */
+
+export type ErrorCode =
+  | 'VALIDATION_ERROR'
+  | 'UNAUTHORIZED'
+  | 'TOKEN_EXPIRED'
+  | 'INVALID_CREDENTIALS'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'QUOTA_EXCEEDED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UPSTREAM_ERROR'
+  | 'SERVICE_UNAVAILABLE'
+  | 'INTERNAL_ERROR'
+
+export const TITLES: Record<ErrorCode, string> = {
+  VALIDATION_ERROR: 'Validation failed',
+  UNAUTHORIZED: 'Unauthorized',
+  TOKEN_EXPIRED: 'Token expired',
+  INVALID_CREDENTIALS: 'Invalid credentials',
+  FORBIDDEN: 'Forbidden',
+  NOT_FOUND: 'Not found',
+  METHOD_NOT_ALLOWED: 'Method not allowed',
+  CONFLICT: 'Conflict',
+  RATE_LIMITED: 'Too many requests',
+  QUOTA_EXCEEDED: 'Quota exceeded',
+  PAYLOAD_TOO_LARGE: 'Payload too large',
+  UPSTREAM_ERROR: 'Upstream error',
+  SERVICE_UNAVAILABLE: 'Service unavailable',
+  INTERNAL_ERROR: 'Internal error',
+}
+
+export interface FieldProblem {
+  path: string
+  message: string
+}
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  code: ErrorCode
+  detail: string
+  errors?: FieldProblem[]
+  request_id?: string
+}
+
+export class AppError extends Error {
+  override name = 'AppError'
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly errors?: FieldProblem[],
+    /** extra response headers, e.g. Retry-After or Allow */
+    readonly headers?: Record<string, string>,
+  ) {
+    super(detail)
+  }
+}
+
+export const notFound = (what = 'Resource') => new AppError(404, 'NOT_FOUND', `${what} not found`)
+export const conflict = (detail: string) => new AppError(409, 'CONFLICT', detail)
+export const forbidden = (detail = 'You are not allowed to do this') => new AppError(403, 'FORBIDDEN', detail)
+export const unauthorized = (detail = 'Authentication required') => new AppError(401, 'UNAUTHORIZED', detail)
+export const validationError = (detail: string, errors?: FieldProblem[]) => new AppError(422, 'VALIDATION_ERROR', detail, errors)
+export const payloadTooLarge = (limit: number) => new AppError(413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes`)
+
+export function toProblem(status: number, code: ErrorCode, detail: string, errors?: FieldProblem[], requestId?: string): Problem {
+  const problem: Problem = { type: `urn:hearth:problem:${code.toLowerCase().replaceAll('_', '-')}`, title: TITLES[code], status, code, detail }
+  if (errors?.length) problem.errors = errors
+  if (requestId) problem.request_id = requestId
+  return problem
+}

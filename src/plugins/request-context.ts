@@ -1,0 +1,60 @@
+/**
+ * @module Request id (`X-Request-Id` in and out), the JSON-lines access log, and the JSON body limit.
+ * The log line has method, path (never the query string), status, duration and request id: no
+ * bodies, no headers, no tokens.
+ */
+import { Elysia } from 'elysia'
+import { AppError, payloadTooLarge } from '../lib/errors.ts'
+import type { Logger } from '../lib/logger.ts'
+
+export const JSON_BODY_LIMIT = 1024 * 1024
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export function requestContextPlugin(deps: { logger: Logger }) {
+  const started = new WeakMap<Request, number>()
+  return new Elysia({ name: 'hearth.request-context' })
+    .onRequest(({ request, set }) => {
+      started.set(request, performance.now())
+      const incoming = request.headers.get('x-request-id')
+      set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : Bun.randomUUIDv7()
+      const length = request.headers.get('content-length')
+      if (length !== null && Number(length) > JSON_BODY_LIMIT && !isMultipart(request)) throw payloadTooLarge(JSON_BODY_LIMIT)
+    })
+    .onParse({ as: 'global' }, async ({ request, contentType }) => {
+      // Our own JSON parser: it enforces the limit on chunked bodies too, and maps bad JSON to 400.
+      if (!contentType?.startsWith('application/json')) return
+      const text = await readLimited(request, JSON_BODY_LIMIT)
+      if (text.trim() === '') return null
+      try {
+        return JSON.parse(text)
+      } catch {
+        throw new AppError(400, 'VALIDATION_ERROR', 'The request body is not valid JSON')
+      }
+    })
+    .onAfterResponse({ as: 'global' }, ({ request, set }) => {
+      const t0 = started.get(request)
+      const url = request.url
+      const q = url.indexOf('?', 8)
+      deps.logger.info('request', {
+        method: request.method,
+        path: url.slice(url.indexOf('/', 8), q === -1 ? undefined : q),
+        status: typeof set.status === 'number' ? set.status : 200,
+        duration_ms: t0 === undefined ? undefined : Math.round((performance.now() - t0) * 100) / 100,
+        request_id: set.headers['x-request-id'],
+      })
+    })
+}
+
+const isMultipart = (request: Request) => request.headers.get('content-type')?.startsWith('multipart/form-data') ?? false
+
+async function readLimited(request: Request, limit: number): Promise<string> {
+  if (!request.body) return ''
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of request.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength
+    if (size > limit) throw payloadTooLarge(limit)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
