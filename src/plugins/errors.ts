@@ -11,7 +11,9 @@ import type { RouteIndex } from './route-index.ts'
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
 export function errorsPlugin(deps: { logger: Logger; routes: RouteIndex }) {
-  return new Elysia({ name: 'hearth.errors' }).onError({ as: 'global' }, ({ code, error, set, request }) => {
+  return new Elysia({ name: 'hearth.errors' }).onError({ as: 'global' }, ({ code, error: raised, set, request }) => {
+    // Elysia wraps what a body parser throws (our size limit, bad JSON) in a ParseError.
+    const error = code === 'PARSE' && (raised as Error).cause instanceof AppError ? ((raised as Error).cause as AppError) : raised
     const requestId = set.headers['x-request-id'] as string | undefined
     let status: number
     let errCode: ErrorCode

@@ -10,7 +10,8 @@ export function createRouteIndex(): RouteIndex {
   return {
     load(routes) {
       patterns = routes
-        .filter((r) => r.method !== 'ALL')
+        // ALL and the CORS preflight catch-all (OPTIONS /*) say nothing about a path's own methods.
+        .filter((r) => r.method !== 'ALL' && r.method !== 'OPTIONS')
         .map((r) => ({
           method: r.method,
           regex: new RegExp('^' + r.path.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/') + '/?$'),

@@ -1,0 +1,356 @@
+/**
+ * @module Reusable pieces for benchmarks: free ports, child servers that are always cleaned up,
+ * an autocannon load run with sub-millisecond percentiles, and one results table.
+ *
+ * Everything here listens on and talks to 127.0.0.1 only.
+ */
+import autocannon from 'autocannon'
+import type { Subprocess } from 'bun'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+// ─── cleanup ────────────────────────────────────────────────────────────────────────────────────
+
+const liveProcesses = new Set<Subprocess>()
+const liveTempDirs = new Set<string>()
+let handlersInstalled = false
+
+/** SIGKILL every child still running and delete every temp dir still present. Synchronous, so it is safe in an exit handler. */
+export function cleanupNow(): void {
+  for (const proc of liveProcesses) {
+    try {
+      proc.kill('SIGKILL')
+    } catch {}
+  }
+  liveProcesses.clear()
+  for (const dir of liveTempDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true })
+    } catch {}
+  }
+  liveTempDirs.clear()
+}
+
+/**
+ * Make sure no child outlives the benchmark: cleanup on normal exit, on SIGINT/SIGTERM/SIGHUP and on an
+ * uncaught error. Call once at the top of a benchmark script.
+ */
+export function installExitHandlers(): void {
+  if (handlersInstalled) return
+  handlersInstalled = true
+  process.on('exit', cleanupNow)
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      process.stderr.write(`\nbench: ${signal}, stopping child processes\n`)
+      cleanupNow()
+      process.exit(130)
+    })
+  }
+  process.on('uncaughtException', (error) => {
+    process.stderr.write(`bench: uncaught ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    cleanupNow()
+    process.exit(1)
+  })
+}
+
+/** A fresh directory under the OS temp dir, deleted by `remove()` or at exit at the latest. */
+export function tempDir(prefix = 'hearth-bench-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  liveTempDirs.add(path)
+  return {
+    path,
+    remove() {
+      liveTempDirs.delete(path)
+      rmSync(path, { recursive: true, force: true })
+    },
+  }
+}
+
+// ─── ports and servers ──────────────────────────────────────────────────────────────────────────
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it; there is a small race until the server binds). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      if (address === null || typeof address === 'string') {
+        server.close()
+        reject(new Error('freePort: no TCP address'))
+        return
+      }
+      server.close(() => resolve(address.port))
+    })
+  })
+}
+
+export interface SpawnOptions {
+  /** how long the server gets to answer 200 on the ready URL; default 20 s */
+  timeoutMs?: number
+  cwd?: string
+  /** pass the whole parent environment through; by default only PATH, HOME, TMPDIR and LANG are, so a stray DATABASE_URL cannot change what is measured */
+  inheritEnv?: boolean
+  /** how long stop() waits after SIGTERM before SIGKILL; default 5 s */
+  stopGraceMs?: number
+}
+
+export interface RunningServer {
+  /** origin, e.g. http://127.0.0.1:40123 */
+  url: string
+  pid: number
+  /** milliseconds from spawn to the first 200 on the ready URL */
+  readyMs: number
+  /** SIGTERM, then SIGKILL after the grace period; resolves once the process is gone. Safe to call twice. */
+  stop(): Promise<void>
+  /** the last few KB the process wrote to stdout and stderr */
+  output(): string
+}
+
+/**
+ * The ready URL: either known up front, or read from the child's stdout — the function sees each
+ * stdout line and returns the URL once a line tells it (e.g. a script that prints the port it got).
+ */
+export type ReadyUrl = string | ((stdoutLine: string) => string | undefined)
+
+const BASE_ENV_KEYS = ['PATH', 'HOME', 'TMPDIR', 'LANG']
+const OUTPUT_TAIL = 8 * 1024
+
+/**
+ * Start `cmd` and resolve once GET readyUrl answers 200. Rejects (after killing the child) on a timeout
+ * or when the child exits first; the error carries the tail of its output.
+ */
+export async function spawnServer(cmd: string[], env: Record<string, string>, readyUrl: ReadyUrl, options: SpawnOptions = {}): Promise<RunningServer> {
+  const timeoutMs = options.timeoutMs ?? 20_000
+  const baseEnv: Record<string, string | undefined> = options.inheritEnv
+    ? { ...process.env }
+    : Object.fromEntries(BASE_ENV_KEYS.filter((key) => process.env[key] !== undefined).map((key) => [key, process.env[key]]))
+
+  let tail = ''
+  const remember = (text: string) => {
+    tail = (tail + text).slice(-OUTPUT_TAIL)
+  }
+  let url = typeof readyUrl === 'string' ? readyUrl : undefined
+  const onStdoutLine = typeof readyUrl === 'function' ? (line: string) => void (url ??= readyUrl(line)) : () => {}
+
+  const started = performance.now()
+  const proc = Bun.spawn(cmd, {
+    cwd: options.cwd,
+    env: { ...baseEnv, ...env },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  liveProcesses.add(proc)
+  void pumpLines(proc.stdout, onStdoutLine, remember)
+  void pumpLines(proc.stderr, () => {}, remember)
+
+  let exitCode: number | undefined
+  const exited = proc.exited.then((code) => {
+    exitCode = code
+    liveProcesses.delete(proc)
+    return code
+  })
+
+  let stopping: Promise<void> | undefined
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (exitCode === undefined) proc.kill('SIGTERM')
+      const gone = await Promise.race([exited.then(() => true), Bun.sleep(options.stopGraceMs ?? 5_000).then(() => false)])
+      if (!gone) {
+        proc.kill('SIGKILL')
+        await exited
+      }
+    })())
+
+  const name = cmd.join(' ')
+  let readyMs: number | undefined
+  try {
+    while (readyMs === undefined) {
+      if (exitCode !== undefined) throw new Error(`${name} exited with code ${exitCode} before it was ready`)
+      if (performance.now() - started > timeoutMs) throw new Error(`${name} did not answer 200 on ${url ?? 'its ready URL'} within ${timeoutMs} ms`)
+      if (url !== undefined && (await answers200(url))) readyMs = performance.now() - started
+      else await Bun.sleep(2)
+    }
+  } catch (error) {
+    await stop()
+    const message = error instanceof Error ? error.message : String(error)
+    throw new Error(tail.trim() ? `${message}; its output ended with:\n${indent(tail.trim())}` : message)
+  }
+
+  return { url: new URL(url!).origin, pid: proc.pid, readyMs, stop, output: () => tail }
+}
+
+async function answers200(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(1_000) })
+    await response.arrayBuffer()
+    return response.status === 200
+  } catch {
+    return false
+  }
+}
+
+async function pumpLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void, remember: (text: string) => void): Promise<void> {
+  const decoder = new TextDecoder()
+  let pending = ''
+  try {
+    for await (const chunk of stream) {
+      const text = decoder.decode(chunk, { stream: true })
+      remember(text)
+      pending += text
+      let newline: number
+      while ((newline = pending.indexOf('\n')) !== -1) {
+        onLine(pending.slice(0, newline).trimEnd())
+        pending = pending.slice(newline + 1)
+      }
+      if (pending.length > OUTPUT_TAIL) pending = pending.slice(-OUTPUT_TAIL)
+    }
+  } catch {
+    // the child went away mid-read; nothing left to collect
+  }
+}
+
+function indent(text: string): string {
+  return text.replace(/^/gm, '    ')
+}
+
+// ─── load ───────────────────────────────────────────────────────────────────────────────────────
+
+export interface LoadOptions {
+  /** default 50 */
+  connections?: number
+  /** seconds of measured load; default 5 */
+  durationSec?: number
+  /** seconds of load before the measured run, whose results are thrown away; default 1, 0 for none */
+  warmupSec?: number
+  method?: string
+  headers?: Record<string, string>
+  body?: string
+}
+
+export interface LoadResult {
+  /** completed responses per second over the measured run (all status codes) */
+  rps: number
+  /** median latency of 2xx responses, milliseconds */
+  p50: number
+  /** 99th percentile latency of 2xx responses, milliseconds */
+  p99: number
+  requests: number
+  non2xx: number
+  /** connection errors, including timeouts */
+  errors: number
+  durationSec: number
+}
+
+/**
+ * Drive `url` with autocannon from this process. Percentiles come from each response's own timing
+ * (autocannon's histogram only has whole milliseconds, too coarse on loopback).
+ */
+export async function runLoad(url: string, options: LoadOptions = {}): Promise<LoadResult> {
+  const base = {
+    url,
+    connections: options.connections ?? 50,
+    method: options.method ?? 'GET',
+    headers: options.headers,
+    body: options.body,
+    timeout: 10,
+  }
+  const warmupSec = options.warmupSec ?? 1
+  if (warmupSec > 0) await autocannon({ ...base, duration: warmupSec })
+
+  const latencies = new LatencyRecorder()
+  const instance = autocannon({ ...base, duration: options.durationSec ?? 5 })
+  instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+    if (statusCode >= 200 && statusCode < 300) latencies.add(responseTime)
+  })
+  const result = await instance
+  const requests = result.requests.total
+  return {
+    rps: result.duration > 0 ? requests / result.duration : 0,
+    p50: latencies.percentile(50),
+    p99: latencies.percentile(99),
+    requests,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    durationSec: result.duration,
+  }
+}
+
+class LatencyRecorder {
+  private values = new Float64Array(1 << 16)
+  private count = 0
+  private sorted = false
+
+  add(ms: number): void {
+    if (this.count === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2)
+      grown.set(this.values)
+      this.values = grown
+    }
+    this.values[this.count++] = ms
+    this.sorted = false
+  }
+
+  /** nearest-rank percentile; NaN when nothing was recorded */
+  percentile(p: number): number {
+    if (this.count === 0) return Number.NaN
+    if (!this.sorted) {
+      this.values.subarray(0, this.count).sort()
+      this.sorted = true
+    }
+    const rank = Math.min(this.count, Math.max(1, Math.ceil((p / 100) * this.count)))
+    return this.values[rank - 1]!
+  }
+}
+
+// ─── output ─────────────────────────────────────────────────────────────────────────────────────
+
+export interface Row {
+  name: string
+  rps?: number
+  /** milliseconds */
+  p50?: number
+  /** milliseconds */
+  p99?: number
+  /** free text: sizes, start times, warnings, why a row was skipped */
+  note?: string
+}
+
+/**
+ * Render rows as one aligned table and print it. "vs baseline" is each row's req/s divided by the
+ * baseline row's req/s (the row named `baseline`, else the first row with req/s) from the same run.
+ * Returns the text as printed.
+ */
+export function printTable(rows: Row[], options: { baseline?: string; print?: (text: string) => void } = {}): string {
+  const baselineRow = options.baseline !== undefined ? rows.find((row) => row.name === options.baseline) : rows.find((row) => row.rps !== undefined)
+  const baseRps = baselineRow?.rps
+  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'vs baseline', 'notes']
+  const cells = rows.map((row) => [
+    row.name,
+    row.rps === undefined ? '-' : Math.round(row.rps).toLocaleString('en-US'),
+    formatMs(row.p50),
+    formatMs(row.p99),
+    row.rps === undefined || !baseRps ? '-' : `${(row.rps / baseRps).toFixed(2)}x`,
+    row.note ?? '',
+  ])
+  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)))
+  const numeric = new Set([1, 2, 3, 4])
+  const render = (line: string[]) =>
+    line
+      .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+      .join(' │ ')
+      .trimEnd()
+  const rule = widths.map((width) => '─'.repeat(width)).join('─┼─')
+  const text = [render(header), rule, ...cells.map(render)].join('\n')
+  ;(options.print ?? console.log)(text)
+  return text
+}
+
+function formatMs(ms: number | undefined): string {
+  if (ms === undefined || Number.isNaN(ms)) return '-'
+  return ms < 10 ? ms.toFixed(2) : ms.toFixed(1)
+}

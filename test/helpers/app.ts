@@ -1,0 +1,82 @@
+/** createTestApp(): the real app over a fresh migrated database, with its log lines captured. */
+import { treaty } from '@elysiajs/eden'
+import { createApp, type AppDeps } from '../../src/app.ts'
+import { parseConfig, type Config } from '../../src/config.ts'
+import { createLogger } from '../../src/lib/logger.ts'
+import { createTestDatabase, type TestDatabase } from './db.ts'
+
+export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789'
+
+export interface TestApp {
+  app: ReturnType<typeof createApp>
+  api: ReturnType<typeof treaty<ReturnType<typeof createApp>>>
+  deps: AppDeps
+  db: TestDatabase
+  /** every log line written so far, parsed */
+  logs: Record<string, unknown>[]
+  /** the raw log output, to assert what never appears in it */
+  logText(): string
+  /** in-process request helper */
+  request(method: string, path: string, init?: RequestOptions): Promise<TestResponse>
+  close(): Promise<void>
+}
+
+export interface RequestOptions {
+  body?: unknown
+  /** a raw body string (sent as-is) */
+  raw?: string | ReadableStream
+  headers?: Record<string, string>
+  token?: string
+}
+
+export interface TestResponse {
+  status: number
+  headers: Headers
+  /** parsed JSON when the response is JSON, else the text */
+  body: any
+  text: string
+}
+
+export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const db = await createTestDatabase()
+  const config: Config = parseConfig({ HEARTH_DATA_DIR: db.dataDir, HEARTH_LOG: 'debug', ...env })
+  const lines: string[] = []
+  const logger = createLogger(config.logLevel, (chunk) => void lines.push(chunk))
+  const shutdown = new AbortController()
+  const deps: AppDeps = { config, database: db.database, logger, secret: TEST_SECRET, version: '0.0.0-test', shutdown: shutdown.signal }
+  const app = createApp(deps)
+  const logText = () => {
+    logger.flush()
+    return lines.join('')
+  }
+  return {
+    app,
+    api: treaty(app),
+    deps,
+    db,
+    get logs() {
+      return logText().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    },
+    logText,
+    request: (method, path, init) => requestApp(app, method, path, init),
+    async close() {
+      shutdown.abort()
+      await db.drop()
+    },
+  }
+}
+
+export async function requestApp(app: { handle(r: Request): Promise<Response> }, method: string, path: string, init: RequestOptions = {}): Promise<TestResponse> {
+  const headers: Record<string, string> = { ...init.headers }
+  let body: BodyInit | undefined
+  if (init.raw !== undefined) body = init.raw
+  else if (init.body !== undefined) {
+    body = JSON.stringify(init.body)
+    headers['content-type'] ??= 'application/json'
+  }
+  if (init.token) headers.authorization = `Bearer ${init.token}`
+  const res = await app.handle(new Request(`http://localhost${path}`, { method, headers, body, duplex: 'half' } as RequestInit))
+  const text = await res.text()
+  const type = res.headers.get('content-type') ?? ''
+  return { status: res.status, headers: res.headers, text, body: type.includes('json') && text ? JSON.parse(text) : text }
+}

@@ -1,0 +1,52 @@
+/**
+ * Table-driven API scenarios, one row per caller kind (PocketBase's ApiScenario): each row names
+ * who calls, the request, the expected status and what the body must and must not contain.
+ */
+import { expect, test } from 'bun:test'
+import type { RequestOptions, TestApp, TestResponse } from './app.ts'
+
+export type Caller = 'guest' | 'user' | 'other' | 'admin'
+
+export interface Scenario<C> {
+  name: string
+  as: Caller
+  method: string
+  path: string | ((ctx: C) => string)
+  body?: unknown | ((ctx: C) => unknown)
+  raw?: string
+  headers?: Record<string, string>
+  status: number
+  /** problem `code` expected in the body */
+  code?: string
+  /** substrings the response text must contain */
+  contains?: string[]
+  /** substrings the response text must never contain (passwords, tokens, hashes) */
+  notContains?: string[] | ((ctx: C) => string[])
+  check?: (res: TestResponse, ctx: C) => void | Promise<void>
+}
+
+export interface ScenarioContext {
+  t: TestApp
+  /** the bearer token each caller kind uses; guest has none */
+  tokens: Partial<Record<Caller, string>>
+}
+
+export function scenarios<C extends ScenarioContext>(getCtx: () => C, rows: Scenario<C>[]) {
+  for (const row of rows) {
+    test(`${row.as}: ${row.method} ${typeof row.path === 'string' ? row.path : '…'} — ${row.name}`, async () => {
+      const ctx = getCtx()
+      const init: RequestOptions = { headers: row.headers, token: ctx.tokens[row.as] }
+      if (row.raw !== undefined) init.raw = row.raw
+      else if (row.body !== undefined) init.body = typeof row.body === 'function' ? (row.body as (c: C) => unknown)(ctx) : row.body
+      const path = typeof row.path === 'function' ? row.path(ctx) : row.path
+      const res = await ctx.t.request(row.method, path, init)
+      expect({ status: res.status, body: res.body }).toMatchObject({ status: row.status })
+      if (row.code) expect(res.body.code).toBe(row.code)
+      if (row.status >= 400) expect(res.headers.get('content-type')).toStartWith('application/problem+json')
+      for (const s of row.contains ?? []) expect(res.text).toContain(s)
+      const never = typeof row.notContains === 'function' ? row.notContains(ctx) : (row.notContains ?? [])
+      for (const s of never) expect(res.text).not.toContain(s)
+      await row.check?.(res, ctx)
+    })
+  }
+}
