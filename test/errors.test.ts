@@ -9,15 +9,13 @@ import { createRouteIndex } from '../src/plugins/route-index.ts'
 import { createLogger } from '../src/lib/logger.ts'
 import { forbidden } from '../src/lib/errors.ts'
 import { requestApp } from './helpers/app.ts'
-import { createTestDatabase, DIALECT, type TestDatabase } from './helpers/db.ts'
+import { createTestDatabase, eachDialect, type TestDatabase } from './helpers/db.ts'
 
-let db: TestDatabase
 const lines: string[] = []
 const logger = createLogger('debug', (c) => void lines.push(c))
 const logged = () => (logger.flush(), lines.join(''))
-let app: ReturnType<typeof build>
 
-function build() {
+function build(db: TestDatabase) {
   const routes = createRouteIndex()
   const a = new Elysia()
     .use(requestContextPlugin({ logger }))
@@ -40,9 +38,12 @@ function build() {
   return a
 }
 
+eachDialect('errors and request context', (dialect) => {
+let db: TestDatabase
+let app: ReturnType<typeof build>
 beforeAll(async () => {
-  db = await createTestDatabase()
-  app = build()
+  db = await createTestDatabase(dialect)
+  app = build(db)
 })
 afterAll(() => db.drop())
 
@@ -130,7 +131,7 @@ describe('problem+json for every failure', () => {
     expect(res.body).toMatchObject({ code: 'FORBIDDEN', detail: 'Admins only' })
   })
 
-  test(`unique violation on ${DIALECT}: 409 CONFLICT naming the field`, async () => {
+  test('unique violation: 409 CONFLICT naming the field', async () => {
     const body = { username: 'dup_user', email: 'Dup@Example.com', password: 'password123' }
     expect((await req('POST', '/users', { body })).status).toBe(200)
     const sameEmail = await req('POST', '/users', { body: { ...body, username: 'other_user', email: 'dup@example.com' } })
@@ -169,4 +170,5 @@ describe('request id and access log', () => {
     expect(typeof entry.duration_ms).toBe('number')
     for (const secret of ['SECRET-QUERY', 'SECRET-PASSWORD', 'SECRET-TOKEN']) expect(text).not.toContain(secret)
   })
+})
 })

@@ -1,18 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createTestApp, type TestApp } from './helpers/app.ts'
-import { DIALECT } from './helpers/db.ts'
+import { eachDialect } from './helpers/db.ts'
 import { scenarios, type ScenarioContext } from './helpers/scenarios.ts'
 
-let t: TestApp
-beforeAll(async () => {
-  t = await createTestApp({ HEARTH_CORS_ORIGINS: 'https://app.example' })
-})
-afterAll(() => t.close())
+eachDialect('service endpoints', (dialect) => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await createTestApp(dialect, { HEARTH_CORS_ORIGINS: 'https://app.example' })
+  })
+  afterAll(() => t.close())
 
-describe('service endpoints', () => {
   scenarios<ScenarioContext>(() => ({ t, tokens: {} }), [
     { name: 'process is up', as: 'guest', method: 'GET', path: '/health', status: 200, check: (r) => expect(r.body).toEqual({ status: 'healthy' }) },
-    { name: 'database answers', as: 'guest', method: 'GET', path: '/ready', status: 200, check: (r) => expect(r.body).toEqual({ status: 'ready', database: DIALECT }) },
+    { name: 'database answers', as: 'guest', method: 'GET', path: '/ready', status: 200, check: (r) => expect(r.body).toEqual({ status: 'ready', database: dialect }) },
     { name: 'wrong method', as: 'guest', method: 'PUT', path: '/health', status: 405, code: 'METHOD_NOT_ALLOWED' },
     { name: 'unknown path', as: 'guest', method: 'GET', path: '/api/v1/nothing-here', status: 404, code: 'NOT_FOUND' },
     { name: 'docs page', as: 'guest', method: 'GET', path: '/docs', status: 200, contains: ['/docs/assets/scalar.js', '/openapi.json'] },
@@ -45,7 +45,9 @@ describe('service endpoints', () => {
     expect(urls.length).toBeGreaterThan(0)
     for (const url of urls) expect(url).toStartWith('/')
     expect(text).not.toContain('cdn.jsdelivr.net')
+    // No web fonts and no "Ask AI" agent: both would call out to scalar.com.
     expect(text).toContain('"withDefaultFonts":false')
+    expect(text).toContain('"agent":{"disabled":true}')
     const asset = await t.app.handle(new Request('http://localhost/docs/assets/scalar.js', { headers: { 'accept-encoding': 'gzip' } }))
     expect(asset.status).toBe(200)
     expect(asset.headers.get('content-type')).toStartWith('text/javascript')
@@ -63,11 +65,9 @@ describe('service endpoints', () => {
     const evil = await t.request('GET', '/health', { headers: { origin: 'https://evil.example' } })
     expect(evil.headers.get('access-control-allow-origin')).toBeNull()
   })
-})
 
-describe('/ready when the database is gone', () => {
-  test('503 problem', async () => {
-    const t2 = await createTestApp()
+  test('/ready when the database is gone: 503 problem', async () => {
+    const t2 = await createTestApp(dialect)
     await t2.db.database.close()
     const res = await t2.request('GET', '/ready')
     expect(res.status).toBe(503)

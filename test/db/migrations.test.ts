@@ -10,7 +10,7 @@ import pgMigrations from '../../src/db/migrations/pg.ts'
 import sqliteMigrations from '../../src/db/migrations/sqlite.ts'
 import * as pgSchema from '../../src/db/schema.pg.ts'
 import * as sqliteSchema from '../../src/db/schema.sqlite.ts'
-import { createEmptyTestDatabase, DIALECT, type TestDatabase } from '../helpers/db.ts'
+import { createEmptyTestDatabase, eachDialect, type TestDatabase } from '../helpers/db.ts'
 
 const root = join(import.meta.dir, '../..')
 
@@ -25,13 +25,13 @@ describe('embedded migrations', () => {
   })
 })
 
-describe(`migrate on ${DIALECT}`, () => {
+eachDialect('migrate', (dialect) => {
   const created: TestDatabase[] = []
   afterAll(async () => {
     for (const d of created) await d.drop()
   })
   const fresh = async () => {
-    const d = await createEmptyTestDatabase()
+    const d = await createEmptyTestDatabase(dialect)
     created.push(d)
     return d
   }

@@ -3,6 +3,7 @@ import { treaty } from '@elysiajs/eden'
 import { createApp, type AppDeps } from '../../src/app.ts'
 import { parseConfig, type Config } from '../../src/config.ts'
 import { createLogger } from '../../src/lib/logger.ts'
+import type { Dialect } from '../../src/db/index.ts'
 import { createTestDatabase, type TestDatabase } from './db.ts'
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789'
@@ -37,8 +38,8 @@ export interface TestResponse {
   text: string
 }
 
-export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const db = await createTestDatabase()
+export async function createTestApp(dialect: Dialect, env: Record<string, string> = {}): Promise<TestApp> {
+  const db = await createTestDatabase(dialect)
   const config: Config = parseConfig({ HEARTH_DATA_DIR: db.dataDir, HEARTH_LOG: 'debug', ...env })
   const lines: string[] = []
   const logger = createLogger(config.logLevel, (chunk) => void lines.push(chunk))

