@@ -6,7 +6,7 @@
  */
 import autocannon from 'autocannon'
 import type { Subprocess } from 'bun'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -178,7 +178,7 @@ export async function spawnServer(cmd: string[], env: Record<string, string>, re
   } catch (error) {
     await stop()
     const message = error instanceof Error ? error.message : String(error)
-    throw new Error(tail.trim() ? `${message}; its output ended with:\n${indent(tail.trim())}` : message)
+    throw new Error(tail.trim() ? `${message}\n  its output ended with:\n${indent(tail.trim())}` : message)
   }
 
   return { url: new URL(url!).origin, pid: proc.pid, readyMs, stop, output: () => tail }
@@ -197,8 +197,11 @@ async function answers200(url: string): Promise<boolean> {
 async function pumpLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void, remember: (text: string) => void): Promise<void> {
   const decoder = new TextDecoder()
   let pending = ''
+  const reader = stream.getReader()
   try {
-    for await (const chunk of stream) {
+    for (;;) {
+      const { done, value: chunk } = await reader.read()
+      if (done) break
       const text = decoder.decode(chunk, { stream: true })
       remember(text)
       pending += text
@@ -230,6 +233,8 @@ export interface LoadOptions {
   method?: string
   headers?: Record<string, string>
   body?: string
+  /** the server's pid, to measure its CPU time during the run (Linux only) */
+  serverPid?: number
 }
 
 export interface LoadResult {
@@ -244,6 +249,16 @@ export interface LoadResult {
   /** connection errors, including timeouts */
   errors: number
   durationSec: number
+  /** every 2xx latency in milliseconds, sorted ascending; what combineLoads merges */
+  latenciesMs: Float64Array
+  /** CPU the server process used during the run (user + system, all threads); undefined without serverPid or /proc */
+  serverCpuMs: number | undefined
+  /** CPU this process (autocannon and the harness) used during the run */
+  loadGenCpuMs: number
+  /** server CPU microseconds per completed request: its cost, whether or not the load generator is the bottleneck */
+  cpuUsPerRequest: number | undefined
+  /** loadGenCpuMs over wall time: near 1 (one core) means req/s is capped by the load generator, not the server */
+  loadGenBusy: number
 }
 
 /**
@@ -263,27 +278,98 @@ export async function runLoad(url: string, options: LoadOptions = {}): Promise<L
   if (warmupSec > 0) await autocannon({ ...base, duration: warmupSec })
 
   const latencies = new LatencyRecorder()
+  const serverCpuBefore = options.serverPid === undefined ? undefined : processCpuMs(options.serverPid)
+  const ownCpuBefore = process.cpuUsage()
   const instance = autocannon({ ...base, duration: options.durationSec ?? 5 })
   instance.on('response', (_client, statusCode, _bytes, responseTime) => {
     if (statusCode >= 200 && statusCode < 300) latencies.add(responseTime)
   })
   const result = await instance
-  const requests = result.requests.total
-  return {
-    rps: result.duration > 0 ? requests / result.duration : 0,
-    p50: latencies.percentile(50),
-    p99: latencies.percentile(99),
-    requests,
+  const ownCpu = process.cpuUsage(ownCpuBefore)
+  const serverCpuAfter = options.serverPid === undefined ? undefined : processCpuMs(options.serverPid)
+  const serverCpuMs = serverCpuBefore !== undefined && serverCpuAfter !== undefined ? serverCpuAfter - serverCpuBefore : undefined
+  const sorted = latencies.sorted()
+  return summarize({
+    requests: result.requests.total,
     non2xx: result.non2xx,
     errors: result.errors,
     durationSec: result.duration,
+    latenciesMs: sorted,
+    serverCpuMs,
+    loadGenCpuMs: (ownCpu.user + ownCpu.system) / 1000,
+  })
+}
+
+type Totals = Pick<LoadResult, 'requests' | 'non2xx' | 'errors' | 'durationSec' | 'latenciesMs' | 'serverCpuMs' | 'loadGenCpuMs'>
+
+function summarize(totals: Totals): LoadResult {
+  const { requests, durationSec, serverCpuMs, loadGenCpuMs, latenciesMs } = totals
+  return {
+    ...totals,
+    rps: durationSec > 0 ? requests / durationSec : 0,
+    p50: percentile(latenciesMs, 50),
+    p99: percentile(latenciesMs, 99),
+    cpuUsPerRequest: serverCpuMs !== undefined && requests > 0 ? (serverCpuMs * 1000) / requests : undefined,
+    loadGenBusy: durationSec > 0 ? loadGenCpuMs / 1000 / durationSec : 0,
   }
+}
+
+let clockTicks: number | undefined
+
+/** user + system CPU milliseconds of a process and all its threads, from /proc; undefined where there is none (macOS) or the process is gone */
+export function processCpuMs(pid: number): number | undefined {
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return undefined
+  }
+  // fields after "pid (comm) ": state is the 1st, utime the 12th, stime the 13th
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = Number(fields[11]) + Number(fields[12])
+  if (!Number.isFinite(ticks)) return undefined
+  if (clockTicks === undefined) {
+    const getconf = Bun.spawnSync(['getconf', 'CLK_TCK'], { stderr: 'ignore' })
+    clockTicks = Number(getconf.stdout.toString().trim()) || 100
+  }
+  return (ticks * 1000) / clockTicks
+}
+
+/**
+ * Several runs against the same target as one: req/s over the summed time, percentiles over all the
+ * latencies. For interleaved rounds (A B C A B C …), which keep a slow minute from landing on one row only.
+ */
+export function combineLoads(runs: LoadResult[]): LoadResult {
+  const total = runs.reduce((sum, run) => sum + run.latenciesMs.length, 0)
+  const all = new Float64Array(total)
+  let offset = 0
+  for (const run of runs) {
+    all.set(run.latenciesMs, offset)
+    offset += run.latenciesMs.length
+  }
+  all.sort()
+  const sum = (pick: (run: LoadResult) => number) => runs.reduce((total, run) => total + pick(run), 0)
+  return summarize({
+    requests: sum((run) => run.requests),
+    non2xx: sum((run) => run.non2xx),
+    errors: sum((run) => run.errors),
+    durationSec: sum((run) => run.durationSec),
+    latenciesMs: all,
+    serverCpuMs: runs.every((run) => run.serverCpuMs !== undefined) ? sum((run) => run.serverCpuMs!) : undefined,
+    loadGenCpuMs: sum((run) => run.loadGenCpuMs),
+  })
+}
+
+/** nearest-rank percentile of ascending values; NaN when there are none */
+export function percentile(sortedValues: Float64Array, p: number): number {
+  if (sortedValues.length === 0) return Number.NaN
+  const rank = Math.min(sortedValues.length, Math.max(1, Math.ceil((p / 100) * sortedValues.length)))
+  return sortedValues[rank - 1]!
 }
 
 class LatencyRecorder {
   private values = new Float64Array(1 << 16)
   private count = 0
-  private sorted = false
 
   add(ms: number): void {
     if (this.count === this.values.length) {
@@ -292,18 +378,11 @@ class LatencyRecorder {
       this.values = grown
     }
     this.values[this.count++] = ms
-    this.sorted = false
   }
 
-  /** nearest-rank percentile; NaN when nothing was recorded */
-  percentile(p: number): number {
-    if (this.count === 0) return Number.NaN
-    if (!this.sorted) {
-      this.values.subarray(0, this.count).sort()
-      this.sorted = true
-    }
-    const rank = Math.min(this.count, Math.max(1, Math.ceil((p / 100) * this.count)))
-    return this.values[rank - 1]!
+  /** a sorted copy of what was recorded */
+  sorted(): Float64Array {
+    return this.values.slice(0, this.count).sort()
   }
 }
 
@@ -316,29 +395,33 @@ export interface Row {
   p50?: number
   /** milliseconds */
   p99?: number
+  /** server CPU microseconds per request */
+  cpuUsPerRequest?: number
   /** free text: sizes, start times, warnings, why a row was skipped */
   note?: string
 }
 
 /**
  * Render rows as one aligned table and print it. "vs baseline" is each row's req/s divided by the
- * baseline row's req/s (the row named `baseline`, else the first row with req/s) from the same run.
+ * baseline row's req/s (the row named `baseline`, else the first row with req/s) from the same run;
+ * "CPU µs/req" is the server's CPU time per request ("-" where unknown).
  * Returns the text as printed.
  */
 export function printTable(rows: Row[], options: { baseline?: string; print?: (text: string) => void } = {}): string {
   const baselineRow = options.baseline !== undefined ? rows.find((row) => row.name === options.baseline) : rows.find((row) => row.rps !== undefined)
   const baseRps = baselineRow?.rps
-  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'vs baseline', 'notes']
+  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'vs baseline', 'CPU µs/req', 'notes']
   const cells = rows.map((row) => [
     row.name,
     row.rps === undefined ? '-' : Math.round(row.rps).toLocaleString('en-US'),
     formatMs(row.p50),
     formatMs(row.p99),
     row.rps === undefined || !baseRps ? '-' : `${(row.rps / baseRps).toFixed(2)}x`,
+    row.cpuUsPerRequest === undefined ? '-' : row.cpuUsPerRequest.toFixed(1),
     row.note ?? '',
   ])
   const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)))
-  const numeric = new Set([1, 2, 3, 4])
+  const numeric = new Set([1, 2, 3, 4, 5])
   const render = (line: string[]) =>
     line
       .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
@@ -353,4 +436,31 @@ export function printTable(rows: Row[], options: { baseline?: string; print?: (t
 function formatMs(ms: number | undefined): string {
   if (ms === undefined || Number.isNaN(ms)) return '-'
   return ms < 10 ? ms.toFixed(2) : ms.toFixed(1)
+}
+
+// ─── commands ───────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Run a command to completion (e.g. a build), killed after `timeoutMs`, and cleaned up at exit like the
+ * servers. `output` is the tail of stdout and stderr together.
+ */
+export async function runCommand(cmd: string[], options: { cwd?: string; timeoutMs?: number; env?: Record<string, string | undefined> } = {}): Promise<{ code: number; timedOut: boolean; output: string }> {
+  let tail = ''
+  const remember = (text: string) => {
+    tail = (tail + text).slice(-OUTPUT_TAIL)
+  }
+  const proc = Bun.spawn(cmd, { cwd: options.cwd, env: options.env ?? { ...process.env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
+  liveProcesses.add(proc)
+  const pumped = Promise.all([pumpLines(proc.stdout, () => {}, remember), pumpLines(proc.stderr, () => {}, remember)])
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    proc.kill('SIGKILL')
+  }, options.timeoutMs ?? 300_000)
+  const code = await proc.exited
+  clearTimeout(timer)
+  liveProcesses.delete(proc)
+  // a grandchild may still hold the pipes open; do not wait on it for long
+  await Promise.race([pumped, Bun.sleep(1_000)])
+  return { code, timedOut, output: tail }
 }

@@ -1,32 +1,32 @@
 /** @module createApp(deps): the one Elysia app, composed of named route-group plugins. */
 import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
-import type { Config } from './config.ts'
-import type { Database } from './db/index.ts'
-import type { Logger } from './lib/logger.ts'
+import { adminRoutes } from './modules/admin/routes.ts'
+import { apiKeyRoutes, authRoutes } from './modules/auth/routes.ts'
 import { serviceRoutes } from './modules/system/routes.ts'
+import { userRoutes } from './modules/users/routes.ts'
+import { authPlugin } from './plugins/auth.ts'
 import { errorsPlugin } from './plugins/errors.ts'
 import { requestContextPlugin } from './plugins/request-context.ts'
 import { createRouteIndex } from './plugins/route-index.ts'
+import type { BaseDeps, Services } from './services.ts'
 
-export interface AppDeps {
-  config: Config
-  database: Database
-  logger: Logger
-  /** HEARTH_SECRET or the generated one: signs tokens, derives encryption keys */
-  secret: string
-  version: string
-  /** aborted when the server starts shutting down: open streams end with a final event */
-  shutdown: AbortSignal
-}
+export type AppDeps = BaseDeps & { services: Services }
 
 export function createApp(deps: AppDeps) {
+  const { config, services } = deps
   const routes = createRouteIndex()
+  const auth = authPlugin({ auth: services.auth, limiter: services.limiter, config })
   const app = new Elysia({ name: 'hearth' })
     .use(requestContextPlugin(deps))
     .use(errorsPlugin({ logger: deps.logger, routes }))
-    .use(corsPlugin(deps.config.corsOrigins))
+    .use(corsPlugin(config.corsOrigins))
+    .use(auth)
     .use(serviceRoutes(deps))
+    .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
+    .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
+    .use(userRoutes({ users: services.users, creditsEnforced: false, authPlugin: auth }))
+    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, invites: services.invites, version: deps.version, authPlugin: auth }))
   routes.load(app.routes)
   return app
 }

@@ -23,6 +23,10 @@ export interface Config {
   smtpUrl: string | undefined
   corsOrigins: string[]
   rateLimit: RateLimit
+  /** per client IP on login, registration and code endpoints */
+  authRateLimit: RateLimit
+  /** take the client IP from X-Forwarded-For (only behind a proxy you run) */
+  trustProxy: boolean
   logLevel: LogLevel
 }
 
@@ -74,6 +78,13 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const rateLimit = parseRateLimit(rateRaw)
   if (!rateLimit) throw new ConfigError(`HEARTH_RATE_LIMIT=${JSON.stringify(rateRaw)} is not like 60/min (per s, min or hour)`)
 
+  const authRateRaw = env.HEARTH_AUTH_RATE_LIMIT || '10/min'
+  const authRateLimit = parseRateLimit(authRateRaw)
+  if (!authRateLimit) throw new ConfigError(`HEARTH_AUTH_RATE_LIMIT=${JSON.stringify(authRateRaw)} is not like 10/min (per s, min or hour)`)
+
+  const trustRaw = env.HEARTH_TRUST_PROXY || 'false'
+  if (trustRaw !== 'true' && trustRaw !== 'false') throw new ConfigError(`HEARTH_TRUST_PROXY=${JSON.stringify(trustRaw)} is not true or false`)
+
   return {
     port,
     host: env.HOST || '0.0.0.0',
@@ -84,6 +95,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     smtpUrl,
     corsOrigins,
     rateLimit,
+    authRateLimit,
+    trustProxy: trustRaw === 'true',
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
   }
 }

@@ -1,5 +1,6 @@
 /** @module The entry point and command line: the only place that reads the environment, migrates and listens. */
 import { createApp } from './app.ts'
+import { createServices } from './services.ts'
 import { ConfigError, parseConfig, resolveSecret, type Config } from './config.ts'
 import { createDb, type Database } from './db/index.ts'
 import { migrate } from './db/migrate.ts'
@@ -74,7 +75,9 @@ async function serve(config: Config): Promise<number> {
   const secret = resolveSecret(config)
   const database = await openDatabase(config, logger)
   const shutdown = new AbortController()
-  const app = createApp({ config, database, logger, secret, version: VERSION, shutdown: shutdown.signal })
+  const base = { config, database, logger, secret, version: VERSION, shutdown: shutdown.signal }
+  const services = await createServices(base)
+  const app = createApp({ ...base, services })
   const server = Bun.serve({
     port: config.port,
     hostname: config.host,
@@ -99,6 +102,7 @@ async function serve(config: Config): Promise<number> {
       logger.warn('in-flight requests did not finish in time; closing them', { grace_ms: SHUTDOWN_GRACE_MS })
       await server.stop(true)
     }
+    await services.close()
     await database.close()
     logger.info('stopped')
     logger.flush()

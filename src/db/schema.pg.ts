@@ -1,13 +1,17 @@
 /** @module Postgres schema. Must stay identical to schema.sqlite.ts (test/db/schema-parity.test.ts). */
 import { sql } from 'drizzle-orm'
-import { boolean, index, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
+import { bigint, boolean, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
 import { newId } from '../lib/ids.ts'
 
 const id = () => text('id').primaryKey().$defaultFn(newId)
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().$defaultFn(() => new Date())
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().$defaultFn(() => new Date())
+const time = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
+const number = (name: string) => doublePrecision(name)
+const json = <T>(name: string) => jsonb(name).$type<T>()
+const table = pgTable
 
-export const users = pgTable(
+export const users = table(
   'users',
   {
     id: id(),
@@ -19,6 +23,11 @@ export const users = pgTable(
     role: text('role', { enum: ['user', 'admin'] }).notNull().default('user'),
     isActive: boolean('is_active').notNull().default(true),
     emailVerified: boolean('email_verified').notNull().default(false),
+    preferences: json<Record<string, unknown>>('preferences').notNull().default({}),
+    creditBalance: number('credit_balance').notNull().default(0),
+    creditUsed: number('credit_used').notNull().default(0),
+    /** access tokens issued before this are refused (role change, disable) */
+    tokensValidAfter: time('tokens_valid_after'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -27,4 +36,92 @@ export const users = pgTable(
     uniqueIndex('users_email_uq').on(t.email),
     index('users_created_at_idx').on(t.createdAt),
   ],
+)
+
+/** A login: one refresh-token family. Revoking it kills its refresh tokens and, at once, its access tokens. */
+export const sessions = table(
+  'sessions',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userAgent: text('user_agent'),
+    ip: text('ip'),
+    createdAt: createdAt(),
+    lastUsedAt: time('last_used_at').notNull().$defaultFn(() => new Date()),
+    expiresAt: time('expires_at').notNull(),
+    revokedAt: time('revoked_at'),
+  },
+  (t) => [index('sessions_user_idx').on(t.userId), index('sessions_revoked_at_idx').on(t.revokedAt)],
+)
+
+/** Opaque refresh tokens, stored as SHA-256. A rotated token keeps its row (`used_at`) so reuse is detected. */
+export const refreshTokens = table(
+  'refresh_tokens',
+  {
+    id: id(),
+    sessionId: text('session_id').notNull().references(() => sessions.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull(),
+    createdAt: createdAt(),
+    expiresAt: time('expires_at').notNull(),
+    usedAt: time('used_at'),
+  },
+  (t) => [uniqueIndex('refresh_tokens_hash_uq').on(t.tokenHash), index('refresh_tokens_session_idx').on(t.sessionId)],
+)
+
+export const apiKeys = table(
+  'api_keys',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    prefix: text('prefix').notNull(),
+    keyHash: text('key_hash').notNull(),
+    createdAt: createdAt(),
+    lastUsedAt: time('last_used_at'),
+    expiresAt: time('expires_at'),
+  },
+  (t) => [uniqueIndex('api_keys_hash_uq').on(t.keyHash), index('api_keys_user_idx').on(t.userId)],
+)
+
+/** Emailed 6-digit codes, stored as SHA-256 of (email, type, code). */
+export const emailCodes = table(
+  'email_codes',
+  {
+    id: id(),
+    email: text('email').notNull(),
+    codeType: text('code_type', { enum: ['register', 'password_reset'] }).notNull(),
+    codeHash: text('code_hash').notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    createdAt: createdAt(),
+    expiresAt: time('expires_at').notNull(),
+    consumedAt: time('consumed_at'),
+  },
+  (t) => [index('email_codes_email_idx').on(t.email, t.codeType, t.createdAt)],
+)
+
+export const invites = table(
+  'invites',
+  {
+    id: id(),
+    prefix: text('prefix').notNull(),
+    codeHash: text('code_hash').notNull(),
+    note: text('note'),
+    createdBy: text('created_by').references(() => users.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+    expiresAt: time('expires_at'),
+    usedAt: time('used_at'),
+    usedBy: text('used_by').references(() => users.id, { onDelete: 'set null' }),
+  },
+  (t) => [uniqueIndex('invites_hash_uq').on(t.codeHash)],
+)
+
+/** Fixed-window rate-limit counters, shared by every instance on one database. */
+export const rateLimits = table(
+  'rate_limits',
+  {
+    key: text('key').notNull(),
+    windowStart: bigint('window_start', { mode: 'number' }).notNull(),
+    count: integer('count').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.windowStart] }), index('rate_limits_window_idx').on(t.windowStart)],
 )

@@ -3,6 +3,7 @@ import { treaty } from '@elysiajs/eden'
 import { createApp, type AppDeps } from '../../src/app.ts'
 import { parseConfig, type Config } from '../../src/config.ts'
 import { createLogger } from '../../src/lib/logger.ts'
+import { createServices, type BaseDeps } from '../../src/services.ts'
 import type { Dialect } from '../../src/db/index.ts'
 import { createTestDatabase, type TestDatabase } from './db.ts'
 
@@ -38,13 +39,18 @@ export interface TestResponse {
   text: string
 }
 
-export async function createTestApp(dialect: Dialect, env: Record<string, string> = {}): Promise<TestApp> {
+/** Test defaults: generous limits, so suites are not throttled; rate-limit tests set their own. */
+const TEST_ENV = { HEARTH_LOG: 'debug', HEARTH_RATE_LIMIT: '100000/min', HEARTH_AUTH_RATE_LIMIT: '100000/min' }
+
+export async function createTestApp(dialect: Dialect, env: Record<string, string> = {}, overrides: Partial<BaseDeps> = {}): Promise<TestApp> {
   const db = await createTestDatabase(dialect)
-  const config: Config = parseConfig({ HEARTH_DATA_DIR: db.dataDir, HEARTH_LOG: 'debug', ...env })
+  const config: Config = parseConfig({ HEARTH_DATA_DIR: db.dataDir, ...TEST_ENV, ...env })
   const lines: string[] = []
   const logger = createLogger(config.logLevel, (chunk) => void lines.push(chunk))
   const shutdown = new AbortController()
-  const deps: AppDeps = { config, database: db.database, logger, secret: TEST_SECRET, version: '0.0.0-test', shutdown: shutdown.signal }
+  const base = { config, database: db.database, logger, secret: TEST_SECRET, version: '0.0.0-test', shutdown: shutdown.signal, ...overrides }
+  const services = await createServices(base)
+  const deps: AppDeps = { ...base, services }
   const app = createApp(deps)
   const logText = () => {
     logger.flush()
@@ -62,6 +68,7 @@ export async function createTestApp(dialect: Dialect, env: Record<string, string
     request: (method, path, init) => requestApp(app, method, path, init),
     async close() {
       shutdown.abort()
+      await services.close()
       await db.drop()
     },
   }

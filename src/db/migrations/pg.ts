@@ -11,5 +11,35 @@ export default [
       "CREATE UNIQUE INDEX \"users_email_uq\" ON \"users\" USING btree (\"email\");",
       "CREATE INDEX \"users_created_at_idx\" ON \"users\" USING btree (\"created_at\");"
     ]
+  },
+  {
+    "tag": "0001_accounts",
+    "hash": "1fb9a327a51875be986608ba1fbbe289a2aaae6876c0f179d90337d7c7cc7e9f",
+    "statements": [
+      "CREATE TABLE \"api_keys\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"prefix\" text NOT NULL,\n\t\"key_hash\" text NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"last_used_at\" timestamp with time zone,\n\t\"expires_at\" timestamp with time zone\n);",
+      "CREATE TABLE \"email_codes\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"email\" text NOT NULL,\n\t\"code_type\" text NOT NULL,\n\t\"code_hash\" text NOT NULL,\n\t\"attempts\" integer DEFAULT 0 NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"expires_at\" timestamp with time zone NOT NULL,\n\t\"consumed_at\" timestamp with time zone\n);",
+      "CREATE TABLE \"invites\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"prefix\" text NOT NULL,\n\t\"code_hash\" text NOT NULL,\n\t\"note\" text,\n\t\"created_by\" text,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"expires_at\" timestamp with time zone,\n\t\"used_at\" timestamp with time zone,\n\t\"used_by\" text\n);",
+      "CREATE TABLE \"rate_limits\" (\n\t\"key\" text NOT NULL,\n\t\"window_start\" bigint NOT NULL,\n\t\"count\" integer NOT NULL,\n\tCONSTRAINT \"rate_limits_key_window_start_pk\" PRIMARY KEY(\"key\",\"window_start\")\n);",
+      "CREATE TABLE \"refresh_tokens\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"session_id\" text NOT NULL,\n\t\"token_hash\" text NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"expires_at\" timestamp with time zone NOT NULL,\n\t\"used_at\" timestamp with time zone\n);",
+      "CREATE TABLE \"sessions\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"user_agent\" text,\n\t\"ip\" text,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"last_used_at\" timestamp with time zone NOT NULL,\n\t\"expires_at\" timestamp with time zone NOT NULL,\n\t\"revoked_at\" timestamp with time zone\n);",
+      "ALTER TABLE \"users\" ADD COLUMN \"preferences\" jsonb DEFAULT '{}'::jsonb NOT NULL;",
+      "ALTER TABLE \"users\" ADD COLUMN \"credit_balance\" double precision DEFAULT 0 NOT NULL;",
+      "ALTER TABLE \"users\" ADD COLUMN \"credit_used\" double precision DEFAULT 0 NOT NULL;",
+      "ALTER TABLE \"users\" ADD COLUMN \"tokens_valid_after\" timestamp with time zone;",
+      "ALTER TABLE \"api_keys\" ADD CONSTRAINT \"api_keys_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"invites\" ADD CONSTRAINT \"invites_created_by_users_id_fk\" FOREIGN KEY (\"created_by\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "ALTER TABLE \"invites\" ADD CONSTRAINT \"invites_used_by_users_id_fk\" FOREIGN KEY (\"used_by\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "ALTER TABLE \"refresh_tokens\" ADD CONSTRAINT \"refresh_tokens_session_id_sessions_id_fk\" FOREIGN KEY (\"session_id\") REFERENCES \"public\".\"sessions\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"sessions\" ADD CONSTRAINT \"sessions_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE UNIQUE INDEX \"api_keys_hash_uq\" ON \"api_keys\" USING btree (\"key_hash\");",
+      "CREATE INDEX \"api_keys_user_idx\" ON \"api_keys\" USING btree (\"user_id\");",
+      "CREATE INDEX \"email_codes_email_idx\" ON \"email_codes\" USING btree (\"email\",\"code_type\",\"created_at\");",
+      "CREATE UNIQUE INDEX \"invites_hash_uq\" ON \"invites\" USING btree (\"code_hash\");",
+      "CREATE INDEX \"rate_limits_window_idx\" ON \"rate_limits\" USING btree (\"window_start\");",
+      "CREATE UNIQUE INDEX \"refresh_tokens_hash_uq\" ON \"refresh_tokens\" USING btree (\"token_hash\");",
+      "CREATE INDEX \"refresh_tokens_session_idx\" ON \"refresh_tokens\" USING btree (\"session_id\");",
+      "CREATE INDEX \"sessions_user_idx\" ON \"sessions\" USING btree (\"user_id\");",
+      "CREATE INDEX \"sessions_revoked_at_idx\" ON \"sessions\" USING btree (\"revoked_at\");"
+    ]
   }
 ] satisfies EmbeddedMigration[]

@@ -11,5 +11,30 @@ export default [
       "CREATE UNIQUE INDEX `users_email_uq` ON `users` (`email`);",
       "CREATE INDEX `users_created_at_idx` ON `users` (`created_at`);"
     ]
+  },
+  {
+    "tag": "0001_accounts",
+    "hash": "40224507015934e18a80a7e2a7a3edd38eae51d94f53b53de1bf690e0093bb88",
+    "statements": [
+      "CREATE TABLE `api_keys` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`name` text NOT NULL,\n\t`prefix` text NOT NULL,\n\t`key_hash` text NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`last_used_at` integer,\n\t`expires_at` integer,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `api_keys_hash_uq` ON `api_keys` (`key_hash`);",
+      "CREATE INDEX `api_keys_user_idx` ON `api_keys` (`user_id`);",
+      "CREATE TABLE `email_codes` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`email` text NOT NULL,\n\t`code_type` text NOT NULL,\n\t`code_hash` text NOT NULL,\n\t`attempts` integer DEFAULT 0 NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`consumed_at` integer\n);",
+      "CREATE INDEX `email_codes_email_idx` ON `email_codes` (`email`,`code_type`,`created_at`);",
+      "CREATE TABLE `invites` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`prefix` text NOT NULL,\n\t`code_hash` text NOT NULL,\n\t`note` text,\n\t`created_by` text,\n\t`created_at` integer NOT NULL,\n\t`expires_at` integer,\n\t`used_at` integer,\n\t`used_by` text,\n\tFOREIGN KEY (`created_by`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE set null,\n\tFOREIGN KEY (`used_by`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE set null\n);",
+      "CREATE UNIQUE INDEX `invites_hash_uq` ON `invites` (`code_hash`);",
+      "CREATE TABLE `rate_limits` (\n\t`key` text NOT NULL,\n\t`window_start` integer NOT NULL,\n\t`count` integer NOT NULL,\n\tPRIMARY KEY(`key`, `window_start`)\n);",
+      "CREATE INDEX `rate_limits_window_idx` ON `rate_limits` (`window_start`);",
+      "CREATE TABLE `refresh_tokens` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`session_id` text NOT NULL,\n\t`token_hash` text NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`used_at` integer,\n\tFOREIGN KEY (`session_id`) REFERENCES `sessions`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `refresh_tokens_hash_uq` ON `refresh_tokens` (`token_hash`);",
+      "CREATE INDEX `refresh_tokens_session_idx` ON `refresh_tokens` (`session_id`);",
+      "CREATE TABLE `sessions` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`user_agent` text,\n\t`ip` text,\n\t`created_at` integer NOT NULL,\n\t`last_used_at` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\t`revoked_at` integer,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `sessions_user_idx` ON `sessions` (`user_id`);",
+      "CREATE INDEX `sessions_revoked_at_idx` ON `sessions` (`revoked_at`);",
+      "ALTER TABLE `users` ADD `preferences` text DEFAULT '{}' NOT NULL;",
+      "ALTER TABLE `users` ADD `credit_balance` real DEFAULT 0 NOT NULL;",
+      "ALTER TABLE `users` ADD `credit_used` real DEFAULT 0 NOT NULL;",
+      "ALTER TABLE `users` ADD `tokens_valid_after` integer;"
+    ]
   }
 ] satisfies EmbeddedMigration[]

@@ -1,0 +1,116 @@
+/**
+ * @module API keys (`hk_…`): shown once, stored as SHA-256, usable wherever an access token is.
+ * Lookups are cached for a minute; deleting a key, or disabling or re-roling its owner, drops the
+ * cache entry at once on every instance (Revocations). `last_used_at` is written in a batch a minute.
+ */
+import { and, desc, eq, sql } from 'drizzle-orm'
+import type { Database } from '../../db/index.ts'
+import { randomToken, sha256 } from '../../lib/crypto.ts'
+import { notFound, unauthorized } from '../../lib/errors.ts'
+import type { Logger } from '../../lib/logger.ts'
+import type { Role } from '../users/service.ts'
+import type { Principal } from './service.ts'
+import type { Revocations } from './revocations.ts'
+
+const CACHE_TTL_MS = 60_000
+const TOUCH_EVERY_MS = 60_000
+
+interface CachedKey {
+  id: string
+  userId: string
+  role: Role
+  expiresAt: number | null
+  cachedAt: number
+}
+
+export function createApiKeys(deps: { database: Database; revocations: Revocations; logger: Logger }) {
+  const { database, revocations, logger } = deps
+  const { db, t } = database
+  const cache = new Map<string, CachedKey>()
+  const lastUsed = new Map<string, Date>()
+
+  const byHash = db
+    .select({ id: t.apiKeys.id, userId: t.apiKeys.userId, expiresAt: t.apiKeys.expiresAt, role: t.users.role, isActive: t.users.isActive })
+    .from(t.apiKeys)
+    .innerJoin(t.users, eq(t.users.id, t.apiKeys.userId))
+    .where(eq(t.apiKeys.keyHash, sql.placeholder('hash')))
+    .limit(1)
+    .prepare('api_keys_by_hash')
+
+  revocations.onInvalidate((inv) => {
+    if (inv.kind === 'api_key') cache.delete(inv.hash)
+    else if (inv.kind === 'user') for (const [hash, k] of cache) if (k.userId === inv.id) cache.delete(hash)
+  })
+
+  const flushTimer = setInterval(() => void flush().catch((error) => logger.warn('api key touch failed', { error })), TOUCH_EVERY_MS)
+  flushTimer.unref?.()
+  async function flush() {
+    if (!lastUsed.size) return
+    const batch = [...lastUsed]
+    lastUsed.clear()
+    for (const [id, at] of batch) await db.update(t.apiKeys).set({ lastUsedAt: at }).where(eq(t.apiKeys.id, id))
+  }
+
+  const toDto = (k: Database['t']['apiKeys']['$inferSelect']) => ({
+    id: k.id,
+    name: k.name,
+    prefix: k.prefix,
+    created_at: k.createdAt.toISOString(),
+    last_used_at: (lastUsed.get(k.id) ?? k.lastUsedAt)?.toISOString() ?? null,
+    expires_at: k.expiresAt?.toISOString() ?? null,
+  })
+
+  return {
+    async create(userId: string, input: { name: string; expiresAt?: Date | null }) {
+      const key = `hk_${randomToken(32)}`
+      const [row] = await db
+        .insert(t.apiKeys)
+        .values({ userId, name: input.name, prefix: key.slice(0, 11), keyHash: sha256(key), expiresAt: input.expiresAt ?? null })
+        .returning()
+      return { ...toDto(row!), key }
+    },
+
+    async list(userId: string) {
+      const rows = await db.select().from(t.apiKeys).where(eq(t.apiKeys.userId, userId)).orderBy(desc(t.apiKeys.createdAt))
+      return rows.map(toDto)
+    },
+
+    async remove(userId: string, id: string) {
+      const [row] = await db.delete(t.apiKeys).where(and(eq(t.apiKeys.id, id), eq(t.apiKeys.userId, userId))).returning({ hash: t.apiKeys.keyHash })
+      if (!row) throw notFound('API key')
+      await revocations.publish({ kind: 'api_key', hash: row.hash })
+    },
+
+    async revokeAllOf(userId: string) {
+      const rows = await db.delete(t.apiKeys).where(eq(t.apiKeys.userId, userId)).returning({ hash: t.apiKeys.keyHash })
+      await revocations.publish(...rows.map((r) => ({ kind: 'api_key' as const, hash: r.hash })))
+    },
+
+    async authenticate(key: string): Promise<Principal> {
+      const hash = sha256(key)
+      const now = Date.now()
+      let entry = cache.get(hash)
+      if (!entry || now - entry.cachedAt > CACHE_TTL_MS) {
+        const [row] = await byHash.execute({ hash })
+        if (!row || !row.isActive) {
+          cache.delete(hash)
+          throw unauthorized('The API key is not valid')
+        }
+        entry = { id: row.id, userId: row.userId, role: row.role, expiresAt: row.expiresAt?.getTime() ?? null, cachedAt: now }
+        if (cache.size > 10_000) cache.clear()
+        cache.set(hash, entry)
+      }
+      if (entry.expiresAt !== null && entry.expiresAt <= now) throw unauthorized('The API key has expired')
+      const seen = lastUsed.get(entry.id)
+      if (!seen || now - seen.getTime() > 1000) lastUsed.set(entry.id, new Date(now))
+      return { userId: entry.userId, role: entry.role, sessionId: null, apiKeyId: entry.id }
+    },
+
+    async close() {
+      clearInterval(flushTimer)
+      await flush()
+    },
+  }
+}
+
+export type ApiKeys = ReturnType<typeof createApiKeys>

@@ -1,0 +1,96 @@
+/**
+ * @module What makes a still-unexpired access token stop working at once: revoked sessions and
+ * per-user cut-offs (role change, disable). Kept in memory for one access-token lifetime, loaded
+ * from the database at start, and — on Postgres — spread to every instance with LISTEN/NOTIFY,
+ * re-loaded whenever the listening connection (re)connects, so a missed notification is recovered.
+ */
+import { and, gt, isNotNull } from 'drizzle-orm'
+import type { Database } from '../../db/index.ts'
+import type { Logger } from '../../lib/logger.ts'
+import type { AccessClaims } from './tokens.ts'
+
+const CHANNEL = 'hearth_auth'
+
+export type Invalidation = { kind: 'session'; id: string } | { kind: 'user'; id: string; after: number } | { kind: 'api_key'; hash: string }
+
+export function createRevocations(deps: { database: Database; logger: Logger; ttlMs: number }) {
+  const { database, logger, ttlMs } = deps
+  /** session id → when the entry can be forgotten (every token it had has expired) */
+  const sessions = new Map<string, number>()
+  /** user id → tokens issued before this ms are refused */
+  const userCutoffs = new Map<string, number>()
+  const listeners: ((inv: Invalidation) => void)[] = []
+  let unlisten: (() => Promise<void>) | undefined
+  let pruneTimer: Timer | undefined
+
+  const apply = (inv: Invalidation) => {
+    const forgetAt = Date.now() + ttlMs
+    if (inv.kind === 'session') sessions.set(inv.id, forgetAt)
+    else if (inv.kind === 'user') userCutoffs.set(inv.id, Math.max(userCutoffs.get(inv.id) ?? 0, inv.after))
+    for (const l of listeners) l(inv)
+  }
+
+  async function loadRecent() {
+    const { db, t } = database
+    const since = new Date(Date.now() - ttlMs)
+    const revoked = await db.select({ id: t.sessions.id }).from(t.sessions).where(and(isNotNull(t.sessions.revokedAt), gt(t.sessions.revokedAt, since)))
+    for (const r of revoked) apply({ kind: 'session', id: r.id })
+    const cut = await db.select({ id: t.users.id, after: t.users.tokensValidAfter }).from(t.users).where(gt(t.users.tokensValidAfter, since))
+    for (const u of cut) apply({ kind: 'user', id: u.id, after: u.after!.getTime() })
+  }
+
+  return {
+    /** true when a token with these claims must be refused although it has not expired */
+    isRevoked(claims: AccessClaims): boolean {
+      if (sessions.size && sessions.has(claims.sid)) return true
+      if (userCutoffs.size) {
+        const cutoff = userCutoffs.get(claims.sub)
+        if (cutoff !== undefined && claims.ims < cutoff) return true
+      }
+      return false
+    },
+
+    /** Apply here and tell every other instance. */
+    async publish(...invalidations: Invalidation[]) {
+      for (const inv of invalidations) apply(inv)
+      const { client } = database
+      if (client.kind !== 'postgres') return
+      for (const inv of invalidations) await client.sql.notify(CHANNEL, JSON.stringify(inv))
+    },
+
+    onInvalidate(listener: (inv: Invalidation) => void) {
+      listeners.push(listener)
+    },
+
+    async start() {
+      await loadRecent()
+      pruneTimer = setInterval(() => {
+        const now = Date.now()
+        for (const [id, forgetAt] of sessions) if (forgetAt <= now) sessions.delete(id)
+        for (const [id, after] of userCutoffs) if (after + ttlMs <= now) userCutoffs.delete(id)
+      }, 60_000)
+      pruneTimer.unref?.()
+      const { client } = database
+      if (client.kind !== 'postgres') return
+      const sub = await client.sql.listen(
+        CHANNEL,
+        (payload) => {
+          try {
+            apply(JSON.parse(payload) as Invalidation)
+          } catch (error) {
+            logger.warn('bad auth notification', { error })
+          }
+        },
+        () => void loadRecent().catch((error) => logger.error('could not reload revocations', { error })),
+      )
+      unlisten = sub.unlisten
+    },
+
+    async close() {
+      clearInterval(pruneTimer)
+      await unlisten?.().catch(() => {})
+    },
+  }
+}
+
+export type Revocations = ReturnType<typeof createRevocations>

@@ -1,0 +1,344 @@
+/**
+ * @module Accounts: registration, login, refresh-token rotation with reuse detection, sessions,
+ * password change and reset, email codes, and resolving a request's credentials to a principal.
+ * No HTTP types here: routes pass in what they read (ip, user agent, tokens).
+ */
+import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm'
+import type { Config } from '../../config.ts'
+import type { Database } from '../../db/index.ts'
+import { randomDigits, randomToken, sha256 } from '../../lib/crypto.ts'
+import { AppError, forbidden, notFound, unauthorized, validationError } from '../../lib/errors.ts'
+import type { Logger } from '../../lib/logger.ts'
+import type { Mailer } from '../../lib/mailer.ts'
+import type { RateLimiter } from '../../lib/rate-limiter.ts'
+import { createUser, hashPassword, preferencesOf, toUser, type Role, type UserRow, type UsersService } from '../users/service.ts'
+import type { ApiKeys } from './api-keys.ts'
+import { codeMail } from './mail.ts'
+import type { Revocations } from './revocations.ts'
+import type { AccessTokens } from './tokens.ts'
+
+export const REFRESH_TTL_MS = 30 * 24 * 3600_000
+const CODE_TTL_MS = 10 * 60_000
+const CODE_COOLDOWN_MS = 60_000
+const CODE_DAILY_CAP = 10
+const CODE_MAX_ATTEMPTS = 5
+/** failed logins for one account before it is locked for the rest of the window */
+export const LOGIN_FAILURE_LIMIT = { limit: 5, windowMs: 15 * 60_000 }
+/** login, registration and code endpoints, per client IP */
+export const AUTH_IP_LIMIT = { limit: 10, windowMs: 60_000 }
+
+export type CodeType = 'register' | 'password_reset'
+
+/** Who is calling: from an access token (with its session) or an API key. */
+export interface Principal {
+  userId: string
+  role: Role
+  sessionId: string | null
+  apiKeyId: string | null
+}
+
+export interface ClientInfo {
+  ip: string
+  userAgent: string | null
+}
+
+export interface IssuedTokens {
+  access_token: string
+  refresh_token: string
+  token_type: 'bearer'
+  expires_in: number
+}
+
+export const invalidCredentials = () => new AppError(401, 'INVALID_CREDENTIALS', 'The username, email or password is wrong')
+const badCode = () => validationError('The code is wrong, expired or already used', [{ path: 'code', message: 'wrong, expired or already used' }])
+const disabled = () => forbidden('This account is disabled')
+
+export function createAuthService(deps: {
+  database: Database
+  config: Config
+  logger: Logger
+  mailer: Mailer
+  tokens: AccessTokens
+  revocations: Revocations
+  limiter: RateLimiter
+  apiKeys: ApiKeys
+  users: UsersService
+  /** HMAC key for email codes (codes have only 10^6 values, so a plain hash would be reversible) */
+  codeKey: Uint8Array
+}) {
+  const { database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users } = deps
+  const { db, t } = database
+
+  const byLogin = db
+    .select()
+    .from(t.users)
+    .where(sql`lower(${t.users.username}) = lower(${sql.placeholder('login')}) OR ${t.users.email} = lower(${sql.placeholder('login')})`)
+    .limit(1)
+    .prepare('users_by_login')
+
+  /** a real Argon2id hash to verify against when the user does not exist, so both take the same time */
+  let dummyHash: Promise<string> | undefined
+  const verifyPassword = async (password: string, hash: string | undefined) => {
+    if (hash) return Bun.password.verify(password, hash)
+    dummyHash ??= hashPassword(randomToken(16))
+    await Bun.password.verify(password, await dummyHash)
+    return false
+  }
+
+  const codeHash = (email: string, type: CodeType, code: string) => new Bun.CryptoHasher('sha256', deps.codeKey).update(`${email}\n${type}\n${code}`).digest('hex')
+
+  /** last_used_at of sessions, written in one batch a minute instead of once per request */
+  const touched = new Map<string, Date>()
+  const touchTimer = setInterval(() => void flushTouches().catch((error) => logger.warn('session touch failed', { error })), 60_000)
+  touchTimer.unref?.()
+  async function flushTouches() {
+    if (!touched.size) return
+    const batch = [...touched]
+    touched.clear()
+    for (const [id, at] of batch) await db.update(t.sessions).set({ lastUsedAt: at }).where(eq(t.sessions.id, id))
+  }
+
+  async function startSession(user: UserRow, client: ClientInfo): Promise<{ sessionId: string; tokens: IssuedTokens }> {
+    const now = Date.now()
+    const [session] = await db
+      .insert(t.sessions)
+      .values({ userId: user.id, userAgent: client.userAgent?.slice(0, 512) ?? null, ip: client.ip, expiresAt: new Date(now + REFRESH_TTL_MS) })
+      .returning({ id: t.sessions.id })
+    return { sessionId: session!.id, tokens: await issue(user, session!.id) }
+  }
+
+  async function issue(user: Pick<UserRow, 'id' | 'role'>, sessionId: string): Promise<IssuedTokens> {
+    const refresh = `hrt_${randomToken(32)}`
+    await db.insert(t.refreshTokens).values({ sessionId, tokenHash: sha256(refresh), expiresAt: new Date(Date.now() + REFRESH_TTL_MS) })
+    return { access_token: await tokens.sign({ sub: user.id, sid: sessionId, role: user.role }), refresh_token: refresh, token_type: 'bearer', expires_in: tokens.ttlSeconds }
+  }
+
+  async function revokeSessions(where: ReturnType<typeof and>) {
+    const revoked = await db.update(t.sessions).set({ revokedAt: new Date() }).where(and(where, isNull(t.sessions.revokedAt))).returning({ id: t.sessions.id })
+    if (revoked.length) await revocations.publish(...revoked.map((r) => ({ kind: 'session' as const, id: r.id })))
+    return revoked.length
+  }
+
+  /** Register-mode gate and invite check, before any work is done. */
+  async function checkRegistration(inviteCode: string | undefined, viaVerifiedEmail: boolean) {
+    const mode = config.registration
+    if (mode === 'closed') throw forbidden('Registration is closed')
+    if (mode === 'verify' && !viaVerifiedEmail) throw forbidden('Registration needs a verified email: use /api/v1/auth/send-code and /api/v1/auth/verify-register')
+    if (mode === 'invite') {
+      if (!inviteCode) throw forbidden('Registration needs an invite code')
+      const [invite] = await db
+        .select({ id: t.invites.id })
+        .from(t.invites)
+        .where(and(eq(t.invites.codeHash, sha256(inviteCode)), isNull(t.invites.usedAt), sql`(${t.invites.expiresAt} IS NULL OR ${t.invites.expiresAt} > ${new Date()})`))
+      if (!invite) throw forbidden('The invite code is not valid')
+    }
+  }
+
+  /** Use up the invite (atomically); if another registration took it first, undo this user. */
+  async function consumeInvite(inviteCode: string | undefined, user: UserRow) {
+    if (config.registration !== 'invite' || !inviteCode) return
+    const used = await db
+      .update(t.invites)
+      .set({ usedAt: new Date(), usedBy: user.id })
+      .where(and(eq(t.invites.codeHash, sha256(inviteCode)), isNull(t.invites.usedAt)))
+      .returning({ id: t.invites.id })
+    if (!used.length) {
+      await db.delete(t.users).where(eq(t.users.id, user.id))
+      throw forbidden('The invite code is not valid')
+    }
+  }
+
+  /** The newest live code for (email, type), or undefined. */
+  async function liveCode(email: string, type: CodeType) {
+    const [row] = await db
+      .select()
+      .from(t.emailCodes)
+      .where(and(eq(t.emailCodes.email, email), eq(t.emailCodes.codeType, type), isNull(t.emailCodes.consumedAt), gt(t.emailCodes.expiresAt, new Date())))
+      .orderBy(desc(t.emailCodes.createdAt))
+      .limit(1)
+    return row && row.attempts < CODE_MAX_ATTEMPTS ? row : undefined
+  }
+
+  /** Check a code; a wrong one costs an attempt. With `consume`, a right one is used up (once). */
+  async function checkCode(emailRaw: string, type: CodeType, code: string, consume: boolean) {
+    const email = emailRaw.toLowerCase()
+    const row = await liveCode(email, type)
+    if (!row) throw badCode()
+    if (row.codeHash !== codeHash(email, type, code)) {
+      await db.update(t.emailCodes).set({ attempts: sql`${t.emailCodes.attempts} + 1` }).where(eq(t.emailCodes.id, row.id))
+      throw badCode()
+    }
+    if (consume) {
+      const used = await db.update(t.emailCodes).set({ consumedAt: new Date() }).where(and(eq(t.emailCodes.id, row.id), isNull(t.emailCodes.consumedAt))).returning({ id: t.emailCodes.id })
+      if (!used.length) throw badCode()
+    }
+  }
+
+  return {
+    async register(input: { username: string; email: string; password: string; display_name?: string | null; invite_code?: string }, client: ClientInfo) {
+      await checkRegistration(input.invite_code, false)
+      const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.display_name })
+      await consumeInvite(input.invite_code, user)
+      const { tokens: issued } = await startSession(user, client)
+      logger.info('user registered', { user_id: user.id, role: user.role })
+      return { user: toUser(user), tokens: issued }
+    },
+
+    async verifyRegister(input: { username: string; email: string; password: string; code: string; display_name?: string | null; invite_code?: string }, client: ClientInfo) {
+      await checkRegistration(input.invite_code, true)
+      await checkCode(input.email, 'register', input.code, true)
+      const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.display_name, emailVerified: true })
+      await consumeInvite(input.invite_code, user)
+      const { tokens: issued } = await startSession(user, client)
+      return { user: toUser(user), tokens: issued }
+    },
+
+    /** Login by username or email. Locked for a while after repeated failures on one account. */
+    async login(input: { login: string; password: string }, client: ClientInfo) {
+      const accountKey = `login-fail:${input.login.toLowerCase()}`
+      const lock = await limiter.peek(accountKey, LOGIN_FAILURE_LIMIT)
+      if (!lock.allowed) throw new AppError(429, 'RATE_LIMITED', 'Too many failed logins for this account; try again later', undefined, { 'retry-after': String(lock.resetSeconds) })
+      const [user] = await byLogin.execute({ login: input.login })
+      const ok = await verifyPassword(input.password, user?.passwordHash)
+      if (!ok || !user) {
+        await limiter.consume(accountKey, LOGIN_FAILURE_LIMIT)
+        throw invalidCredentials()
+      }
+      if (!user.isActive) throw disabled()
+      const { tokens: issued } = await startSession(user, client)
+      return { user: toUser(user), tokens: issued }
+    },
+
+    /** Rotate a refresh token. A token presented twice is reuse: the whole session dies. */
+    async refresh(refreshToken: string, client: ClientInfo): Promise<IssuedTokens> {
+      const [row] = await db
+        .select({ token: t.refreshTokens, session: t.sessions, user: { id: t.users.id, role: t.users.role, isActive: t.users.isActive } })
+        .from(t.refreshTokens)
+        .innerJoin(t.sessions, eq(t.sessions.id, t.refreshTokens.sessionId))
+        .innerJoin(t.users, eq(t.users.id, t.sessions.userId))
+        .where(eq(t.refreshTokens.tokenHash, sha256(refreshToken)))
+        .limit(1)
+      if (!row) throw unauthorized('The refresh token is not valid')
+      const { token, session, user } = row
+      const now = new Date()
+      if (session.revokedAt || session.expiresAt <= now || token.expiresAt <= now || !user.isActive) throw unauthorized('The session has ended; log in again')
+      const rotated = token.usedAt
+        ? []
+        : await db.update(t.refreshTokens).set({ usedAt: now }).where(and(eq(t.refreshTokens.id, token.id), isNull(t.refreshTokens.usedAt))).returning({ id: t.refreshTokens.id })
+      if (!rotated.length) {
+        await revokeSessions(eq(t.sessions.id, session.id))
+        logger.warn('refresh token reuse: session revoked', { user_id: user.id, session_id: session.id, ip: client.ip })
+        throw unauthorized('The refresh token was already used; the session has been revoked')
+      }
+      await db.update(t.sessions).set({ lastUsedAt: now, expiresAt: new Date(now.getTime() + REFRESH_TTL_MS), ip: client.ip }).where(eq(t.sessions.id, session.id))
+      return issue(user, session.id)
+    },
+
+    async logout(principal: Principal) {
+      if (principal.sessionId) await revokeSessions(eq(t.sessions.id, principal.sessionId))
+    },
+
+    /** Change the password; every other session is revoked. */
+    async changePassword(principal: Principal, oldPassword: string, newPassword: string) {
+      const user = await users.get(principal.userId)
+      if (!(await Bun.password.verify(oldPassword, user.passwordHash))) throw invalidCredentials()
+      await db.update(t.users).set({ passwordHash: await hashPassword(newPassword), updatedAt: new Date() }).where(eq(t.users.id, user.id))
+      await revokeSessions(principal.sessionId ? and(eq(t.sessions.userId, user.id), ne(t.sessions.id, principal.sessionId)) : eq(t.sessions.userId, user.id))
+    },
+
+    async listSessions(principal: Principal) {
+      const rows = await db
+        .select()
+        .from(t.sessions)
+        .where(and(eq(t.sessions.userId, principal.userId), isNull(t.sessions.revokedAt), gt(t.sessions.expiresAt, new Date())))
+        .orderBy(desc(t.sessions.lastUsedAt))
+      return rows.map((s) => ({
+        id: s.id,
+        user_agent: s.userAgent,
+        ip: s.ip,
+        created_at: s.createdAt.toISOString(),
+        last_used_at: (touched.get(s.id) ?? s.lastUsedAt).toISOString(),
+        current: s.id === principal.sessionId,
+      }))
+    },
+
+    async revokeSession(principal: Principal, id: string) {
+      const n = await revokeSessions(and(eq(t.sessions.id, id), eq(t.sessions.userId, principal.userId)))
+      if (!n) throw notFound('Session')
+    },
+
+    /** Revoke every session and API key of a user (disable, password reset) and cut off their access tokens. */
+    async revokeEverything(userId: string) {
+      await revokeSessions(eq(t.sessions.userId, userId))
+      await apiKeys.revokeAllOf(userId)
+      await revocations.publish({ kind: 'user', id: userId, after: Date.now() })
+    },
+
+    /**
+     * Send a 6-digit code. Cooldown and daily cap apply per email whether or not an account exists,
+     * and a code row is written either way, so the answer tells nothing about who is registered.
+     */
+    async sendCode(emailRaw: string, type: CodeType, language?: 'zh' | 'en') {
+      const email = emailRaw.toLowerCase()
+      const now = Date.now()
+      const recent = await db
+        .select({ createdAt: t.emailCodes.createdAt })
+        .from(t.emailCodes)
+        .where(and(eq(t.emailCodes.email, email), gt(t.emailCodes.createdAt, new Date(now - 24 * 3600_000))))
+        .orderBy(desc(t.emailCodes.createdAt))
+      const last = recent[0]?.createdAt.getTime()
+      if (last !== undefined && now - last < CODE_COOLDOWN_MS) {
+        const wait = Math.ceil((CODE_COOLDOWN_MS - (now - last)) / 1000)
+        throw new AppError(429, 'RATE_LIMITED', `A code was sent to this address moments ago; wait ${wait} s`, undefined, { 'retry-after': String(wait) })
+      }
+      if (recent.length >= CODE_DAILY_CAP) {
+        const wait = Math.ceil((recent[CODE_DAILY_CAP - 1]!.createdAt.getTime() + 24 * 3600_000 - now) / 1000)
+        throw new AppError(429, 'RATE_LIMITED', 'The daily limit of codes for this address is reached', undefined, { 'retry-after': String(Math.max(1, wait)) })
+      }
+      const [existing] = await byLogin.execute({ login: email })
+      // register: no mail to an address that already has an account; reset: only to one that has
+      const deliver = type === 'register' ? !existing : !!existing && existing.isActive
+      const code = randomDigits(6)
+      await db.update(t.emailCodes).set({ consumedAt: new Date(now) }).where(and(eq(t.emailCodes.email, email), eq(t.emailCodes.codeType, type), isNull(t.emailCodes.consumedAt)))
+      await db.insert(t.emailCodes).values({ email, codeType: type, codeHash: codeHash(email, type, deliver ? code : randomToken(16)), expiresAt: new Date(now + CODE_TTL_MS) })
+      if (deliver) {
+        const lang = language ?? (existing ? preferencesOf(existing).language : 'en')
+        // Sent in the background: the answer must not take longer when an account exists.
+        void mailer.send({ ...codeMail(lang, type, code, CODE_TTL_MS / 60_000), to: email, logFields: { code_type: type, code } }).catch((error) => logger.error('could not send mail', { error, code_type: type }))
+      }
+      return { email, code_type: type, cooldown_seconds: CODE_COOLDOWN_MS / 1000, remaining_daily_sends: CODE_DAILY_CAP - recent.length - 1, expire_minutes: CODE_TTL_MS / 60_000 }
+    },
+
+    verifyCode: (email: string, type: CodeType, code: string) => checkCode(email, type, code, false),
+
+    async resetPassword(emailRaw: string, code: string, newPassword: string) {
+      const email = emailRaw.toLowerCase()
+      await checkCode(email, 'password_reset', code, true)
+      const [user] = await byLogin.execute({ login: email })
+      if (!user || user.email !== email) throw badCode()
+      await db.update(t.users).set({ passwordHash: await hashPassword(newPassword), updatedAt: new Date() }).where(eq(t.users.id, user.id))
+      await revokeSessions(eq(t.sessions.userId, user.id))
+    },
+
+    /** Resolve a bearer token (access JWT or `hk_` API key) to a principal; throws 401s. */
+    async authenticate(token: string): Promise<Principal> {
+      if (token.startsWith('hk_')) return apiKeys.authenticate(token)
+      const claims = await tokens.verify(token)
+      if (revocations.isRevoked(claims)) throw unauthorized('The session has been revoked')
+      touched.set(claims.sid, new Date())
+      return { userId: claims.sub, role: claims.role, sessionId: claims.sid, apiKeyId: null }
+    },
+
+    async close() {
+      clearInterval(touchTimer)
+      await flushTouches()
+    },
+
+    /** Refuse access tokens issued until now (after a role change): the client refreshes and gets the new role. */
+    async cutOffAccessTokens(userId: string) {
+      await revocations.publish({ kind: 'user', id: userId, after: Date.now() })
+    },
+  }
+}
+
+export type AuthService = ReturnType<typeof createAuthService>

@@ -1,0 +1,97 @@
+/**
+ * @module Auth is declared per route — `{ auth: true }` or `{ auth: 'admin' }` — never checked by
+ * hand in a handler. The macro resolves the caller to a `principal` and applies the per-user rate
+ * limit; anonymous requests are limited per client IP before routing.
+ */
+import { Elysia } from 'elysia'
+import type { Config } from '../config.ts'
+import { AppError, forbidden, unauthorized } from '../lib/errors.ts'
+import type { LimitResult, RateLimiter } from '../lib/rate-limiter.ts'
+import type { AuthService, ClientInfo } from '../modules/auth/service.ts'
+
+export const ACCESS_COOKIE = 'hearth_access'
+export const REFRESH_COOKIE = 'hearth_refresh'
+
+/** Paths no limit applies to: probes and docs. */
+const UNLIMITED = /^\/(health|ready|openapi\.json|docs)(\/|$)/
+
+type Headers = Record<string, string | number>
+
+export function applyLimitHeaders(headers: Headers, r: LimitResult) {
+  headers['ratelimit-limit'] = String(r.limit)
+  headers['ratelimit-remaining'] = String(r.remaining)
+  headers['ratelimit-reset'] = String(r.resetSeconds)
+}
+
+export function rateLimited(r: LimitResult, detail = 'Too many requests; slow down') {
+  return new AppError(429, 'RATE_LIMITED', detail, undefined, {
+    'retry-after': String(r.resetSeconds),
+    'ratelimit-limit': String(r.limit),
+    'ratelimit-remaining': '0',
+    'ratelimit-reset': String(r.resetSeconds),
+  })
+}
+
+/** The bearer token of a request: `Authorization: Bearer …`, else the `hearth_access` cookie. */
+export function credentialOf(request: Request): string | undefined {
+  const header = request.headers.get('authorization')
+  if (header) return /^Bearer\s+(\S+)$/i.exec(header)?.[1]
+  const cookie = request.headers.get('cookie')
+  if (!cookie) return undefined
+  const m = /(?:^|;\s*)hearth_access=([^;]+)/.exec(cookie)
+  return m ? decodeURIComponent(m[1]!) : undefined
+}
+
+type ServerLike = { requestIP(r: Request): { address: string } | null } | null | undefined
+
+export function createClientInfo(trustProxy: boolean) {
+  return (request: Request, server: ServerLike): ClientInfo => {
+    let ip: string | undefined
+    if (trustProxy) ip = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim() || undefined
+    ip ??= server?.requestIP(request)?.address ?? 'unknown'
+    return { ip, userAgent: request.headers.get('user-agent') }
+  }
+}
+
+export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; config: Config }) {
+  const { auth, limiter, config } = deps
+  const clientInfo = createClientInfo(config.trustProxy)
+  const limitIp = (request: Request, server: ServerLike, headers: Headers) => {
+    const r = limiter.check(`ip:${clientInfo(request, server).ip}`, config.rateLimit)
+    applyLimitHeaders(headers, r)
+    if (!r.allowed) throw rateLimited(r)
+  }
+
+  return new Elysia({ name: 'hearth.auth' })
+    .onRequest(({ request, server, set }) => {
+      if (credentialOf(request) !== undefined) return // limited per user once authenticated
+      const url = request.url
+      const path = url.slice(url.indexOf('/', 8))
+      if (UNLIMITED.test(path)) return
+      limitIp(request, server, set.headers as Headers)
+    })
+    .macro({
+      auth(level: true | 'admin') {
+        return {
+          detail: { security: [{ bearer: [] }, { cookie: [] }] },
+          async resolve({ request, server, set }) {
+            const token = credentialOf(request)
+            if (!token) throw unauthorized()
+            let principal
+            try {
+              principal = await auth.authenticate(token)
+            } catch (error) {
+              // failed credentials count against the client IP, so guessing tokens is limited too
+              limitIp(request, server, set.headers as Headers)
+              throw error
+            }
+            if (level === 'admin' && principal.role !== 'admin') throw forbidden('This needs an admin')
+            const r = limiter.check(`u:${principal.userId}`, config.rateLimit)
+            applyLimitHeaders(set.headers as Headers, r)
+            if (!r.allowed) throw rateLimited(r)
+            return { principal }
+          },
+        }
+      },
+    })
+}

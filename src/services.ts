@@ -1,0 +1,62 @@
+/** @module The long-lived services behind the routes, built once per process from the base dependencies. */
+import type { Config } from './config.ts'
+import type { Database } from './db/index.ts'
+import { deriveKeyBytes } from './lib/crypto.ts'
+import type { Logger } from './lib/logger.ts'
+import { createMailer, type Mailer } from './lib/mailer.ts'
+import { createRateLimiter } from './lib/rate-limiter.ts'
+import { createInvites } from './modules/admin/invites.ts'
+import { createApiKeys } from './modules/auth/api-keys.ts'
+import { createRevocations } from './modules/auth/revocations.ts'
+import { createAuthService } from './modules/auth/service.ts'
+import { createAccessTokens } from './modules/auth/tokens.ts'
+import { createUsersService } from './modules/users/service.ts'
+
+export interface BaseDeps {
+  config: Config
+  database: Database
+  logger: Logger
+  /** HEARTH_SECRET or the generated one: signs tokens, derives encryption keys */
+  secret: string
+  version: string
+  /** aborted when the server starts shutting down: open streams end with a final event */
+  shutdown: AbortSignal
+  /** tests pass a mailer that talks to their own SMTP server; default: from HEARTH_SMTP_URL */
+  mailer?: Mailer
+}
+
+export const ACCESS_TTL_SECONDS = 15 * 60
+
+/** Build every service, load what must be known before the first request, start background work. */
+export async function createServices(deps: BaseDeps) {
+  const { config, database, logger } = deps
+  const [jwtKey, codeKey] = await Promise.all([deriveKeyBytes(deps.secret, 'jwt'), deriveKeyBytes(deps.secret, 'email-codes')])
+  const mailer = deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, logger })
+  const limiter = createRateLimiter({ database, logger })
+  const revocations = createRevocations({ database, logger, ttlMs: ACCESS_TTL_SECONDS * 1000 })
+  const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
+  const users = createUsersService(database)
+  const apiKeys = createApiKeys({ database, revocations, logger })
+  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
+  const invites = createInvites(database)
+
+  await revocations.start()
+  limiter.start()
+
+  return {
+    mailer,
+    limiter,
+    revocations,
+    tokens,
+    users,
+    apiKeys,
+    auth,
+    invites,
+    /** stop background work and write what is pending; the database is closed by the caller */
+    async close() {
+      await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close(), revocations.close()])
+    },
+  }
+}
+
+export type Services = Awaited<ReturnType<typeof createServices>>
