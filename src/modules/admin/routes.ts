@@ -54,6 +54,8 @@ export function adminRoutes(deps: { database: Database; users: UsersService; aut
       '/admin/users/:id',
       async ({ params, set }) => {
         await users.remove(params.id)
+        // sessions and keys went with the row; access tokens already issued stop now
+        await auth.cutOffAccessTokens(params.id)
         set.status = 204
       },
       { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems }, detail: { summary: 'Delete a user and everything they own' } },

@@ -40,14 +40,17 @@ export function createRevocations(deps: { database: Database; logger: Logger; tt
   }
 
   return {
-    /** true when a token with these claims must be refused although it has not expired */
-    isRevoked(claims: AccessClaims): boolean {
-      if (sessions.size && sessions.has(claims.sid)) return true
+    /**
+     * Why a token with these claims must be refused although it has not expired: its session was
+     * revoked, or it was issued before its user's cut-off (then a refresh gives a current token).
+     */
+    check(claims: AccessClaims): 'ok' | 'session_revoked' | 'cut_off' {
+      if (sessions.size && sessions.has(claims.sid)) return 'session_revoked'
       if (userCutoffs.size) {
         const cutoff = userCutoffs.get(claims.sub)
-        if (cutoff !== undefined && claims.ims < cutoff) return true
+        if (cutoff !== undefined && claims.ims < cutoff) return 'cut_off'
       }
-      return false
+      return 'ok'
     },
 
     /** Apply here and tell every other instance. */

@@ -3,7 +3,7 @@
  * password change and reset, email codes, and resolving a request's credentials to a principal.
  * No HTTP types here: routes pass in what they read (ip, user agent, tokens).
  */
-import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm'
+import { and, desc, eq, gt, isNull, ne, or, sql } from 'drizzle-orm'
 import type { Config } from '../../config.ts'
 import type { Database } from '../../db/index.ts'
 import { randomDigits, randomToken, sha256 } from '../../lib/crypto.ts'
@@ -15,7 +15,7 @@ import { createUser, hashPassword, preferencesOf, toUser, type Role, type UserRo
 import type { ApiKeys } from './api-keys.ts'
 import { codeMail } from './mail.ts'
 import type { Revocations } from './revocations.ts'
-import type { AccessTokens } from './tokens.ts'
+import { tokenExpired, type AccessTokens } from './tokens.ts'
 
 export const REFRESH_TTL_MS = 30 * 24 * 3600_000
 const CODE_TTL_MS = 10 * 60_000
@@ -129,7 +129,7 @@ export function createAuthService(deps: {
       const [invite] = await db
         .select({ id: t.invites.id })
         .from(t.invites)
-        .where(and(eq(t.invites.codeHash, sha256(inviteCode)), isNull(t.invites.usedAt), sql`(${t.invites.expiresAt} IS NULL OR ${t.invites.expiresAt} > ${new Date()})`))
+        .where(and(eq(t.invites.codeHash, sha256(inviteCode)), isNull(t.invites.usedAt), or(isNull(t.invites.expiresAt), gt(t.invites.expiresAt, new Date()))))
       if (!invite) throw forbidden('The invite code is not valid')
     }
   }
@@ -324,7 +324,9 @@ export function createAuthService(deps: {
     async authenticate(token: string): Promise<Principal> {
       if (token.startsWith('hk_')) return apiKeys.authenticate(token)
       const claims = await tokens.verify(token)
-      if (revocations.isRevoked(claims)) throw unauthorized('The session has been revoked')
+      const state = revocations.check(claims)
+      if (state === 'session_revoked') throw unauthorized('The session has been revoked')
+      if (state === 'cut_off') throw tokenExpired()
       touched.set(claims.sid, new Date())
       return { userId: claims.sub, role: claims.role, sessionId: claims.sid, apiKeyId: null }
     },

@@ -1,0 +1,453 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { SignJWT } from 'jose'
+import { deriveKeyBytes } from '../src/lib/crypto.ts'
+import { login, register, setupCallers, unique, type CallersContext } from './helpers/accounts.ts'
+import { createTestApp, TEST_SECRET, type TestApp } from './helpers/app.ts'
+import { eachDialect } from './helpers/db.ts'
+import { scenarios } from './helpers/scenarios.ts'
+
+const me = (t: TestApp, token: string) => t.request('GET', '/api/v1/auth/me', { token })
+
+eachDialect('registration', (dialect) => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await createTestApp(dialect)
+  })
+  afterAll(() => t.close())
+
+  test('the first user becomes admin, the next ones user; 201 with Location and httpOnly cookies', async () => {
+    const first = await t.request('POST', '/api/v1/auth/register', { body: { username: 'First_One', email: 'First@Example.com', password: 'first-password', display_name: 'First' } })
+    expect(first.status).toBe(201)
+    expect(first.headers.get('location')).toBe('/api/v1/users/me')
+    expect(first.body.user).toMatchObject({ username: 'First_One', email: 'first@example.com', display_name: 'First', role: 'admin', is_active: true, email_verified: false, avatar_url: null })
+    expect(first.body.user.id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(first.body.tokens).toMatchObject({ token_type: 'bearer', expires_in: 900 })
+    expect(first.body.tokens.refresh_token).toStartWith('hrt_')
+    const cookies = first.headers.getSetCookie()
+    expect(cookies.find((c) => c.startsWith('hearth_access='))).toMatch(/HttpOnly/i)
+    expect(cookies.find((c) => c.startsWith('hearth_access='))).toMatch(/SameSite=Lax/i)
+    expect(cookies.find((c) => c.startsWith('hearth_refresh='))).toContain('Path=/api/v1/auth')
+    expect(cookies.join()).not.toMatch(/Secure/)
+    const second = await register(t, 'second')
+    expect((await me(t, second.access)).body.role).toBe('user')
+    expect(JSON.stringify(first.body)).not.toContain('first-password')
+  })
+
+  test('username (any case) and email (any case) are unique: 409 naming which', async () => {
+    const a = await register(t, 'dupe')
+    const sameName = await t.request('POST', '/api/v1/auth/register', { body: { username: a.username.toUpperCase(), email: 'x' + a.email, password: 'password-1' } })
+    expect(sameName.status).toBe(409)
+    expect(sameName.body).toMatchObject({ code: 'CONFLICT', detail: 'That username is already taken' })
+    const sameEmail = await t.request('POST', '/api/v1/auth/register', { body: { username: unique('x'), email: a.email.toUpperCase(), password: 'password-1' } })
+    expect(sameEmail.status).toBe(409)
+    expect(sameEmail.body.detail).toBe('That email is already taken')
+  })
+
+  const secret = 'Sup3r-Secret-Passw0rd'
+  const bad: [string, unknown, string[]][] = [
+    ['missing fields', {}, ['email', 'password', 'username']],
+    ['short password', { username: 'abc', email: 'a@b.co', password: 'short' }, ['password']],
+    ['long password', { username: 'abc', email: 'a@b.co', password: 'x'.repeat(129) }, ['password']],
+    ['short username', { username: 'ab', email: 'a@b.co', password: secret }, ['username']],
+    ['long username', { username: 'a'.repeat(51), email: 'a@b.co', password: secret }, ['username']],
+    ['unicode username', { username: 'jöhn_doe', email: 'a@b.co', password: secret }, ['username']],
+    ['SQL in the username', { username: "x'; DROP TABLE users;--", email: 'a@b.co', password: secret }, ['username']],
+    ['bad email', { username: 'abcd', email: 'not-an-email', password: secret }, ['email']],
+    ['wrong types', { username: 42, email: ['a@b.co'], password: { p: secret } }, ['email', 'password', 'username']],
+    ['over-long display name', { username: 'abcd', email: 'a@b.co', password: secret, display_name: 'd'.repeat(101) }, ['display_name']],
+  ]
+  for (const [name, body, paths] of bad) {
+    test(`bad input: ${name} → 422 naming ${paths.join(', ')}, never echoing the password`, async () => {
+      const res = await t.request('POST', '/api/v1/auth/register', { body })
+      expect(res.status).toBe(422)
+      expect(res.headers.get('content-type')).toBe('application/problem+json')
+      expect(res.body.code).toBe('VALIDATION_ERROR')
+      expect([...new Set(res.body.errors.map((e: { path: string }) => e.path))].sort()).toEqual(paths)
+      expect(res.text).not.toContain(secret)
+      expect(res.text).not.toContain('DROP TABLE')
+    })
+  }
+
+  test('malformed JSON and huge bodies', async () => {
+    const malformed = await t.request('POST', '/api/v1/auth/register', { raw: `{"username":"abc","password":"${secret}"`, headers: { 'content-type': 'application/json' } })
+    expect(malformed.status).toBe(400)
+    expect(malformed.text).not.toContain(secret)
+    const huge = await t.request('POST', '/api/v1/auth/register', { body: { username: 'abc', email: 'a@b.co', password: 'p'.repeat(2 * 1024 * 1024) } })
+    expect(huge.status).toBe(413)
+  })
+
+  test('the SQL-ish string is stored as text where it is allowed (display name)', async () => {
+    const a = await register(t, 'sqlish', { display_name: "Robert'); DROP TABLE users;--" })
+    expect((await t.request('GET', '/api/v1/users/me', { token: a.access })).body.display_name).toBe("Robert'); DROP TABLE users;--")
+  })
+})
+
+eachDialect('registration modes', (dialect) => {
+  test('closed: 403', async () => {
+    const t = await createTestApp(dialect, { HEARTH_REGISTRATION: 'closed' })
+    const res = await t.request('POST', '/api/v1/auth/register', { body: { username: 'someone', email: 's@example.com', password: 'password-1' } })
+    expect(res.status).toBe(403)
+    expect(res.body.code).toBe('FORBIDDEN')
+    await t.close()
+  })
+
+  test('invite: codes from the admin, single use, expiring', async () => {
+    const t = await createTestApp(dialect, { HEARTH_REGISTRATION: 'invite' })
+    const { createUser } = await import('../src/modules/users/service.ts')
+    await createUser(t.deps.database, { username: 'root', email: 'root@example.com', password: 'root-password', role: 'admin' })
+    const admin = await login(t, { username: 'root', password: 'root-password' })
+    const body = (invite_code?: string) => ({ username: unique('inv'), email: `${unique('inv')}@example.com`, password: 'password-1', invite_code })
+    expect((await t.request('POST', '/api/v1/auth/register', { body: body() })).status).toBe(403)
+    expect((await t.request('POST', '/api/v1/auth/register', { body: body('inv_nonsense') })).status).toBe(403)
+    const created = await t.request('POST', '/api/v1/admin/invites', { token: admin.access, body: { note: 'for Ann' } })
+    expect(created.status).toBe(201)
+    expect(created.body.code).toStartWith('inv_')
+    const list = await t.request('GET', '/api/v1/admin/invites', { token: admin.access })
+    expect(list.body.items[0]).toMatchObject({ id: created.body.id, note: 'for Ann', used_at: null })
+    expect(list.text).not.toContain(created.body.code)
+    const ok = await t.request('POST', '/api/v1/auth/register', { body: body(created.body.code) })
+    expect(ok.status).toBe(201)
+    expect(ok.body.user.role).toBe('user')
+    expect((await t.request('POST', '/api/v1/auth/register', { body: body(created.body.code) })).status).toBe(403)
+    expect((await t.request('GET', '/api/v1/admin/invites', { token: admin.access })).body.items[0].used_by).toBe(ok.body.user.id)
+    const expired = await t.request('POST', '/api/v1/admin/invites', { token: admin.access, body: { expires_at: new Date(Date.now() - 1000).toISOString() } })
+    expect((await t.request('POST', '/api/v1/auth/register', { body: body(expired.body.code) })).status).toBe(403)
+    const user = await login(t, { username: ok.body.user.username, password: 'password-1' })
+    expect((await t.request('POST', '/api/v1/admin/invites', { token: user.access, body: {} })).status).toBe(403)
+    expect((await t.request('DELETE', `/api/v1/admin/invites/${expired.body.id}`, { token: admin.access })).status).toBe(204)
+    await t.close()
+  })
+})
+
+eachDialect('login and tokens', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  beforeAll(async () => {
+    t = await createTestApp(dialect)
+    ctx = await setupCallers(t)
+  })
+  afterAll(() => t.close())
+
+  test('by username or email, in any case, through either field', async () => {
+    const { user } = ctx.accounts
+    for (const body of [{ username: user.username }, { username: user.username.toUpperCase() }, { email: user.email }, { username: user.email.toUpperCase() }, { email: user.username }]) {
+      const res = await t.request('POST', '/api/v1/auth/login', { body: { ...body, password: user.password } })
+      expect({ body, status: res.status }).toEqual({ body, status: 200 })
+      expect(res.body.user.id).toBe(user.id)
+    }
+  })
+
+  test('unknown user and wrong password get the same 401 INVALID_CREDENTIALS', async () => {
+    const unknown = await t.request('POST', '/api/v1/auth/login', { body: { username: 'nobody_here', password: 'whatever-pass' } })
+    const wrong = await t.request('POST', '/api/v1/auth/login', { body: { username: ctx.accounts.other.username, password: 'wrong-password' } })
+    expect(unknown.status).toBe(401)
+    expect(wrong.status).toBe(401)
+    const strip = (b: Record<string, unknown>) => ({ ...b, request_id: undefined })
+    expect(strip(unknown.body)).toEqual(strip(wrong.body))
+    expect(unknown.body.code).toBe('INVALID_CREDENTIALS')
+    expect(wrong.text).not.toContain('wrong-password')
+  })
+
+  test('neither username nor email: 422', async () => {
+    const res = await t.request('POST', '/api/v1/auth/login', { body: { password: 'x' } })
+    expect(res.status).toBe(422)
+    expect(res.body.errors[0].path).toBe('username')
+  })
+
+  test('repeated failures lock the account for a while, even for the right password', async () => {
+    const victim = await register(t, 'victim')
+    for (let i = 0; i < 5; i++) expect((await t.request('POST', '/api/v1/auth/login', { body: { username: victim.username, password: 'guess-' + i } })).status).toBe(401)
+    const locked = await t.request('POST', '/api/v1/auth/login', { body: { username: victim.username, password: victim.password } })
+    expect(locked.status).toBe(429)
+    expect(locked.body.code).toBe('RATE_LIMITED')
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0)
+    // the lock is per account: others are unaffected
+    await login(t, ctx.accounts.other)
+  })
+
+  test('access token: bearer or cookie; missing, garbage, expired and foreign tokens are refused', async () => {
+    const { user } = ctx.accounts
+    expect((await me(t, user.access)).body.id).toBe(user.id)
+    const viaCookie = await t.request('GET', '/api/v1/auth/me', { headers: { cookie: `other=1; hearth_access=${user.access}` } })
+    expect(viaCookie.body.id).toBe(user.id)
+    const none = await t.request('GET', '/api/v1/auth/me')
+    expect([none.status, none.body.code]).toEqual([401, 'UNAUTHORIZED'])
+    const garbage = await me(t, 'not.a.jwt')
+    expect([garbage.status, garbage.body.code]).toEqual([401, 'UNAUTHORIZED'])
+    const key = await deriveKeyBytes(TEST_SECRET, 'jwt')
+    const sign = (k: Uint8Array, exp: number) =>
+      new SignJWT({ sid: 'x', role: 'admin', ims: Date.now() }).setProtectedHeader({ alg: 'HS256' }).setSubject(user.id).setIssuer('hearth').setIssuedAt(exp - 900).setExpirationTime(exp).sign(k)
+    const expired = await me(t, await sign(key, Math.floor(Date.now() / 1000) - 5))
+    expect([expired.status, expired.body.code]).toEqual([401, 'TOKEN_EXPIRED'])
+    const foreign = await me(t, await sign(new Uint8Array(32).fill(7), Math.floor(Date.now() / 1000) + 600))
+    expect([foreign.status, foreign.body.code]).toEqual([401, 'UNAUTHORIZED'])
+    const none_alg = `${btoa(JSON.stringify({ alg: 'none' }))}.${btoa(JSON.stringify({ sub: user.id, role: 'admin' }))}.`
+    expect((await me(t, none_alg)).status).toBe(401)
+  })
+
+  test('refresh rotates; replaying a used refresh token kills the whole session', async () => {
+    const s = await login(t, ctx.accounts.user)
+    const r1 = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: s.refresh } })
+    expect(r1.status).toBe(200)
+    expect(r1.body.tokens.refresh_token).not.toBe(s.refresh)
+    expect((await me(t, r1.body.tokens.access_token)).status).toBe(200)
+    // an attacker replays the stolen first token
+    const replay = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: s.refresh } })
+    expect([replay.status, replay.body.code]).toEqual([401, 'UNAUTHORIZED'])
+    // ... and every token of that session family is now dead, at once
+    expect((await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: r1.body.tokens.refresh_token } })).status).toBe(401)
+    expect((await me(t, r1.body.tokens.access_token)).status).toBe(401)
+    expect((await me(t, s.access)).status).toBe(401)
+    // other sessions live on
+    expect((await me(t, ctx.accounts.user.access)).status).toBe(200)
+  })
+
+  test('refresh through the cookie, and with no token at all', async () => {
+    const s = await login(t, ctx.accounts.other)
+    const res = await t.request('POST', '/api/v1/auth/refresh', { headers: { cookie: `hearth_refresh=${s.refresh}` } })
+    expect(res.status).toBe(200)
+    expect(res.headers.getSetCookie().some((c) => c.startsWith('hearth_refresh=hrt_'))).toBe(true)
+    expect((await t.request('POST', '/api/v1/auth/refresh', { body: {} })).status).toBe(401)
+    expect((await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: 'hrt_made_up' } })).status).toBe(401)
+  })
+
+  test('logout revokes the session at once and clears the cookies', async () => {
+    const s = await login(t, ctx.accounts.other)
+    const out = await t.request('POST', '/api/v1/auth/logout', { token: s.access })
+    expect(out.status).toBe(204)
+    expect(out.headers.getSetCookie().find((c) => c.startsWith('hearth_access='))).toMatch(/Max-Age=0/)
+    expect((await me(t, s.access)).status).toBe(401)
+    expect((await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: s.refresh } })).status).toBe(401)
+  })
+
+  test('sessions: listed with user agent, ip and current flag; revoking one kills its tokens; another user’s is 404', async () => {
+    const a = await register(t, 'sess')
+    const second = await login(t, a, { 'user-agent': 'test-browser/1.0' })
+    const list = await t.request('GET', '/api/v1/auth/sessions', { token: a.access })
+    expect(list.status).toBe(200)
+    expect(list.body.total).toBe(2)
+    const current = list.body.items.find((s: { current: boolean }) => s.current)
+    const other = list.body.items.find((s: { current: boolean }) => !s.current)
+    expect(other.user_agent).toBe('test-browser/1.0')
+    expect(typeof other.ip).toBe('string')
+    expect(new Date(other.last_used_at).getTime()).toBeGreaterThan(0)
+    expect((await t.request('DELETE', `/api/v1/auth/sessions/${other.id}`, { token: ctx.accounts.user.access })).status).toBe(404)
+    expect((await t.request('DELETE', `/api/v1/auth/sessions/${other.id}`, { token: a.access })).status).toBe(204)
+    expect((await me(t, second.access)).status).toBe(401)
+    expect((await me(t, a.access)).status).toBe(200)
+    expect((await t.request('GET', '/api/v1/auth/sessions', { token: a.access })).body.items.map((s: { id: string }) => s.id)).toEqual([current.id])
+  })
+
+  test('password change: wrong old password is 401; other sessions are revoked, this one stays', async () => {
+    const a = await register(t, 'pwchange')
+    const second = await login(t, a)
+    const wrong = await t.request('PUT', '/api/v1/auth/password', { token: a.access, body: { old_password: 'nope-nope', new_password: 'new-password-1' } })
+    expect([wrong.status, wrong.body.code]).toEqual([401, 'INVALID_CREDENTIALS'])
+    const weak = await t.request('PUT', '/api/v1/auth/password', { token: a.access, body: { old_password: a.password, new_password: 'short' } })
+    expect(weak.status).toBe(422)
+    expect((await t.request('PUT', '/api/v1/auth/password', { token: a.access, body: { old_password: a.password, new_password: 'new-password-1' } })).status).toBe(204)
+    expect((await me(t, a.access)).status).toBe(200)
+    expect((await me(t, second.access)).status).toBe(401)
+    expect((await t.request('POST', '/api/v1/auth/login', { body: { username: a.username, password: a.password } })).status).toBe(401)
+    await login(t, { username: a.username, password: 'new-password-1' })
+  })
+})
+
+eachDialect('API keys', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  beforeAll(async () => {
+    t = await createTestApp(dialect)
+    ctx = await setupCallers(t)
+  })
+  afterAll(() => t.close())
+
+  test('shown once, stored hashed, usable as a bearer token, revocable', async () => {
+    const { user, other } = ctx.accounts
+    const created = await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: 'script' } })
+    expect(created.status).toBe(201)
+    expect(created.headers.get('location')).toBe(`/api/v1/api-keys/${created.body.id}`)
+    const key: string = created.body.key
+    expect(key).toStartWith('hk_')
+    expect(created.body).toMatchObject({ name: 'script', prefix: key.slice(0, 11), last_used_at: null, expires_at: null })
+    const rows = await t.deps.database.db.select().from(t.deps.database.t.apiKeys)
+    expect(JSON.stringify(rows)).not.toContain(key)
+
+    expect((await me(t, key)).body.id).toBe(user.id)
+    const list = await t.request('GET', '/api/v1/api-keys', { token: user.access })
+    expect(list.body.items).toHaveLength(1)
+    expect(list.text).not.toContain(key)
+    expect(list.body.items[0].last_used_at).not.toBeNull()
+    expect((await t.request('GET', '/api/v1/api-keys', { token: other.access })).body.items).toHaveLength(0)
+
+    expect((await t.request('DELETE', `/api/v1/api-keys/${created.body.id}`, { token: other.access })).status).toBe(404)
+    expect((await t.request('DELETE', `/api/v1/api-keys/${created.body.id}`, { token: user.access })).status).toBe(204)
+    expect((await me(t, key)).status).toBe(401)
+    expect((await me(t, 'hk_made_up')).status).toBe(401)
+  })
+
+  test('an expired key is refused; a bad expiry is 422', async () => {
+    const { user } = ctx.accounts
+    const soon = await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: 'short-lived', expires_at: new Date(Date.now() + 300).toISOString() } })
+    expect((await me(t, soon.body.key)).status).toBe(200)
+    await Bun.sleep(400)
+    expect((await me(t, soon.body.key)).status).toBe(401)
+    expect((await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: 'x', expires_at: 'tomorrow' } })).status).toBe(422)
+    expect((await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: '' } })).status).toBe(422)
+  })
+})
+
+eachDialect('users and admin', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  beforeAll(async () => {
+    t = await createTestApp(dialect)
+    ctx = await setupCallers(t)
+  })
+  afterAll(() => t.close())
+
+  describe('who may call what', () => {
+    scenarios<CallersContext>(() => ctx, [
+      { name: 'profile needs a login', as: 'guest', method: 'GET', path: '/api/v1/users/me', status: 401, code: 'UNAUTHORIZED' },
+      { name: 'own profile with default preferences', as: 'user', method: 'GET', path: '/api/v1/users/me', status: 200, check: (r, c) => expect(r.body).toMatchObject({ id: c.accounts.user.id, preferences: { language: 'en', theme: 'system', context_rounds: 10, memory_enabled: false, view_mode: 'user', default_model_id: null } }), notContains: ['password', 'hash'] },
+      { name: 'stats start at zero', as: 'user', method: 'GET', path: '/api/v1/users/me/stats', status: 200, check: (r) => expect(r.body).toEqual({ conversations: 0, messages: 0, tasks: 0, input_tokens: 0, output_tokens: 0, cost: 0 }) },
+      { name: 'credits', as: 'user', method: 'GET', path: '/api/v1/users/me/credits', status: 200, check: (r) => expect(r.body).toEqual({ balance: 0, used: 0, enforced: false }) },
+      { name: 'admin list: guest', as: 'guest', method: 'GET', path: '/api/v1/admin/users', status: 401 },
+      { name: 'admin list: user', as: 'user', method: 'GET', path: '/api/v1/admin/users', status: 403, code: 'FORBIDDEN' },
+      { name: 'admin list: admin', as: 'admin', method: 'GET', path: '/api/v1/admin/users', status: 200, check: (r) => expect(r.body).toMatchObject({ total: 3, limit: 50, offset: 0, has_more: false }), notContains: ['password_hash', 'passwordHash'] },
+      { name: 'status: user', as: 'user', method: 'GET', path: '/api/v1/system/status', status: 403 },
+      { name: 'status: admin', as: 'admin', method: 'GET', path: '/api/v1/system/status', status: 200, check: (r) => expect(r.body).toMatchObject({ version: '0.0.0-test', database: dialect, counts: { users: 3, conversations: 0, messages: 0, tasks: 0 } }) },
+      { name: 'user cannot change roles', as: 'user', method: 'PATCH', path: (c) => `/api/v1/admin/users/${c.accounts.user.id}`, body: { role: 'admin' }, status: 403 },
+      { name: 'user cannot delete', as: 'other', method: 'DELETE', path: (c) => `/api/v1/admin/users/${c.accounts.user.id}`, status: 403 },
+      { name: 'unknown user', as: 'admin', method: 'PATCH', path: '/api/v1/admin/users/nope', body: { credits_delta: 1 }, status: 404 },
+      { name: 'bad role', as: 'admin', method: 'PATCH', path: (c) => `/api/v1/admin/users/${c.accounts.user.id}`, body: { role: 'root' }, status: 422 },
+      { name: 'bad filter', as: 'admin', method: 'GET', path: '/api/v1/admin/users?limit=500', status: 422 },
+    ])
+  })
+
+  test('profile and preferences: partial updates merge, bad values are 422', async () => {
+    const { user } = ctx.accounts
+    const patched = await t.request('PATCH', '/api/v1/users/me', { token: user.access, body: { display_name: 'Ann', avatar_url: 'https://img.example/a.png' } })
+    expect(patched.body).toMatchObject({ display_name: 'Ann', avatar_url: 'https://img.example/a.png' })
+    expect((await t.request('PATCH', '/api/v1/users/me', { token: user.access, body: { avatar_url: 'javascript:alert(1)' } })).status).toBe(422)
+    const put = await t.request('PUT', '/api/v1/users/me/preferences', { token: user.access, body: { language: 'zh', context_rounds: 20 } })
+    expect(put.body).toMatchObject({ language: 'zh', context_rounds: 20, theme: 'system' })
+    const put2 = await t.request('PUT', '/api/v1/users/me/preferences', { token: user.access, body: { theme: 'dark' } })
+    expect(put2.body).toMatchObject({ language: 'zh', context_rounds: 20, theme: 'dark' })
+    for (const body of [{ context_rounds: 51 }, { language: 'fr' }, { memory_enabled: 'yes' }]) expect((await t.request('PUT', '/api/v1/users/me/preferences', { token: user.access, body })).status).toBe(422)
+    expect((await t.request('GET', '/api/v1/users/me/preferences', { token: user.access })).body.theme).toBe('dark')
+  })
+
+  test('admin: search and filter users', async () => {
+    const { admin, other } = ctx.accounts
+    const q = await t.request('GET', `/api/v1/admin/users?q=${other.username.toUpperCase()}`, { token: admin.access })
+    expect(q.body.items.map((u: { id: string }) => u.id)).toEqual([other.id])
+    const admins = await t.request('GET', '/api/v1/admin/users?role=admin', { token: admin.access })
+    expect(admins.body.items.map((u: { id: string }) => u.id)).toEqual([admin.id])
+    const paged = await t.request('GET', '/api/v1/admin/users?limit=1&offset=1', { token: admin.access })
+    expect(paged.body).toMatchObject({ total: 3, limit: 1, offset: 1, has_more: true })
+    const wild = await t.request('GET', '/api/v1/admin/users?q=%25', { token: admin.access })
+    expect(wild.body.total).toBe(0)
+  })
+
+  test('admin: credits, role change (old tokens must refresh), disable (everything revoked at once)', async () => {
+    const { admin } = ctx.accounts
+    const target = await register(t, 'target')
+    const key = (await t.request('POST', '/api/v1/api-keys', { token: target.access, body: { name: 'k' } })).body.key
+    const credited = await t.request('PATCH', `/api/v1/admin/users/${target.id}`, { token: admin.access, body: { credits_delta: 12.5 } })
+    expect(credited.body.credits).toEqual({ balance: 12.5, used: 0 })
+    expect((await t.request('GET', '/api/v1/users/me/credits', { token: target.access })).body.balance).toBe(12.5)
+
+    const promoted = await t.request('PATCH', `/api/v1/admin/users/${target.id}`, { token: admin.access, body: { role: 'admin' } })
+    expect(promoted.body.role).toBe('admin')
+    const stale = await me(t, target.access)
+    expect([stale.status, stale.body.code]).toEqual([401, 'TOKEN_EXPIRED'])
+    const fresh = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: target.refresh } })
+    expect((await t.request('GET', '/api/v1/admin/users', { token: fresh.body.tokens.access_token })).status).toBe(200)
+
+    const disabled = await t.request('PATCH', `/api/v1/admin/users/${target.id}`, { token: admin.access, body: { is_active: false } })
+    expect(disabled.body.is_active).toBe(false)
+    expect((await me(t, fresh.body.tokens.access_token)).status).toBe(401)
+    expect((await me(t, key)).status).toBe(401)
+    expect((await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: fresh.body.tokens.refresh_token } })).status).toBe(401)
+    const blocked = await t.request('POST', '/api/v1/auth/login', { body: { username: target.username, password: target.password } })
+    expect([blocked.status, blocked.body.code]).toEqual([403, 'FORBIDDEN'])
+    const filtered = await t.request('GET', '/api/v1/admin/users?is_active=false', { token: admin.access })
+    expect(filtered.body.items.map((u: { id: string }) => u.id)).toEqual([target.id])
+  })
+
+  test('the last admin cannot be demoted, disabled or deleted', async () => {
+    const solo = await createTestApp(dialect)
+    const a = await register(solo, 'only')
+    for (const body of [{ role: 'user' }, { is_active: false }]) {
+      const res = await solo.request('PATCH', `/api/v1/admin/users/${a.id}`, { token: a.access, body })
+      expect([res.status, res.body.code]).toEqual([409, 'CONFLICT'])
+    }
+    expect((await solo.request('DELETE', `/api/v1/admin/users/${a.id}`, { token: a.access })).status).toBe(409)
+    const b = await register(solo, 'second')
+    expect((await solo.request('PATCH', `/api/v1/admin/users/${b.id}`, { token: a.access, body: { role: 'admin' } })).status).toBe(200)
+    expect((await solo.request('PATCH', `/api/v1/admin/users/${a.id}`, { token: a.access, body: { role: 'user' } })).status).toBe(200)
+    await solo.close()
+  })
+
+  test('deleting a user: 204, their tokens stop working', async () => {
+    const victim = await register(t, 'deleted')
+    expect((await t.request('DELETE', `/api/v1/admin/users/${victim.id}`, { token: ctx.accounts.admin.access })).status).toBe(204)
+    expect((await me(t, victim.access)).status).toBe(401)
+    expect((await t.request('DELETE', `/api/v1/admin/users/${victim.id}`, { token: ctx.accounts.admin.access })).status).toBe(404)
+  })
+
+  test('no password, hash, token or key ever reaches the log', () => {
+    const log = t.logText()
+    for (const a of Object.values(ctx.accounts)) {
+      expect(log).not.toContain(a.password)
+      expect(log).not.toContain(a.access)
+      expect(log).not.toContain(a.refresh)
+    }
+    expect(log).not.toContain('hk_')
+    expect(log).not.toContain('$argon2id$')
+  })
+})
+
+eachDialect('rate limits', (dialect) => {
+  test('per user: RateLimit-* headers, then 429 with Retry-After', async () => {
+    const t = await createTestApp(dialect, { HEARTH_RATE_LIMIT: '3/min' })
+    const a = await register(t, 'limited')
+    const statuses: number[] = []
+    let last
+    for (let i = 0; i < 4; i++) {
+      last = await me(t, a.access)
+      statuses.push(last.status)
+      if (i === 0) expect(last.headers.get('ratelimit-limit')).toBe('3')
+    }
+    expect(statuses).toEqual([200, 200, 200, 429])
+    expect(last!.body.code).toBe('RATE_LIMITED')
+    expect(Number(last!.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(last!.headers.get('ratelimit-remaining')).toBe('0')
+    await t.close()
+  })
+
+  test('anonymous requests per IP; login/registration per IP on the tighter limit', async () => {
+    const t = await createTestApp(dialect, { HEARTH_RATE_LIMIT: '5/min', HEARTH_AUTH_RATE_LIMIT: '2/min', HEARTH_TRUST_PROXY: 'true' })
+    const from = (ip: string) => ({ 'x-forwarded-for': ip })
+    const attempt = (ip: string) => t.request('POST', '/api/v1/auth/login', { headers: from(ip), body: { username: 'nobody', password: 'nothing-here' } })
+    expect((await attempt('10.0.0.1')).status).toBe(401)
+    expect((await attempt('10.0.0.1')).status).toBe(401)
+    const third = await attempt('10.0.0.1')
+    expect([third.status, third.body.code]).toEqual([429, 'RATE_LIMITED'])
+    expect((await attempt('10.0.0.2')).status).toBe(401)
+    // probes are never limited
+    for (let i = 0; i < 8; i++) expect((await t.request('GET', '/health', { headers: from('10.0.0.3') })).status).toBe(200)
+    await t.close()
+  })
+
+  test('counters are shared through the database', async () => {
+    const t = await createTestApp(dialect, { HEARTH_AUTH_RATE_LIMIT: '2/min', HEARTH_TRUST_PROXY: 'true' })
+    await t.deps.services.limiter.consume('auth-ip:10.9.9.9', { limit: 2, windowMs: 60_000 }, 2)
+    const res = await t.request('POST', '/api/v1/auth/login', { headers: { 'x-forwarded-for': '10.9.9.9' }, body: { username: 'x', password: 'y' } })
+    expect(res.status).toBe(429)
+    const rows = await t.deps.database.db.select().from(t.deps.database.t.rateLimits)
+    expect(rows.find((r) => r.key.startsWith('auth-ip:10.9.9.9'))?.count).toBe(3)
+    await t.close()
+  })
+})

@@ -1,0 +1,43 @@
+/** Register users through the API and collect their tokens, for scenario tables. */
+import { expect } from 'bun:test'
+import type { TestApp } from './app.ts'
+import type { Caller, ScenarioContext } from './scenarios.ts'
+
+export interface Account {
+  id: string
+  username: string
+  email: string
+  password: string
+  access: string
+  refresh: string
+}
+
+let n = 0
+export const unique = (base = 'user') => `${base}_${Date.now().toString(36)}_${n++}`
+
+export async function register(t: TestApp, base = 'user', extra: Record<string, unknown> = {}): Promise<Account> {
+  const username = unique(base)
+  const email = `${username}@example.com`
+  const password = `pw-${username}-secret`
+  const res = await t.request('POST', '/api/v1/auth/register', { body: { username, email, password, ...extra } })
+  expect({ status: res.status, body: res.body }).toMatchObject({ status: 201 })
+  return { id: res.body.user.id, username, email, password, access: res.body.tokens.access_token, refresh: res.body.tokens.refresh_token }
+}
+
+export async function login(t: TestApp, a: Pick<Account, 'username' | 'password'>, headers?: Record<string, string>) {
+  const res = await t.request('POST', '/api/v1/auth/login', { body: { username: a.username, password: a.password }, headers })
+  expect({ status: res.status, body: res.body }).toMatchObject({ status: 200 })
+  return { access: res.body.tokens.access_token as string, refresh: res.body.tokens.refresh_token as string }
+}
+
+export interface CallersContext extends ScenarioContext {
+  accounts: Record<Exclude<Caller, 'guest'>, Account>
+}
+
+/** The first account registered becomes admin; then a user and another user. */
+export async function setupCallers(t: TestApp): Promise<CallersContext> {
+  const admin = await register(t, 'admin')
+  const user = await register(t, 'user')
+  const other = await register(t, 'other')
+  return { t, accounts: { admin, user, other }, tokens: { admin: admin.access, user: user.access, other: other.access } }
+}
