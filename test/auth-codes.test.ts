@@ -461,6 +461,44 @@ eachDialect('email codes over SMTP', (dialect) => {
     await waitForMail(old)
   })
 
+  test('concurrent send-code for one address: exactly one is sent, the others are 429', async () => {
+    const to = email('race')
+    const results = await Promise.all(Array.from({ length: 6 }, () => sendCode(to)))
+    const statuses = results.map((r) => r.status).sort()
+    expect(statuses).toEqual([200, 429, 429, 429, 429, 429])
+    for (const r of results.filter((r) => r.status !== 200)) expectProblem(r, 429, 'RATE_LIMITED')
+    await waitForMail(to)
+    await Bun.sleep(300)
+    expect(mailsTo(to)).toHaveLength(1)
+    expect(await codeRows(t, to)).toHaveLength(1)
+  })
+
+  test('concurrent wrong guesses: no more than 5 are ever checked against one code', async () => {
+    const to = email('guess')
+    const code = await registerCode(to)
+    const guesses = Array.from({ length: 20 }, (_, i) => String((Number(code) + 1 + i) % 1_000_000).padStart(6, '0'))
+    const results = await Promise.all(guesses.map((g) => verifyCode(to, g)))
+    for (const r of results) expectProblem(r, 422, 'VALIDATION_ERROR')
+    // `attempts` counts the wrong guesses that were compared with the code
+    const [row] = await codeRows(t, to)
+    expect(row!.attempts).toBeLessThanOrEqual(5)
+    expectProblem(await verifyCode(to, code), 422, 'VALIDATION_ERROR')
+  })
+
+  test('verify-register refused for a taken username does not use up the code', async () => {
+    const taken = username()
+    expect((await t.request('POST', '/api/v1/auth/register', { body: { username: taken, email: email('owner'), password: PASSWORD } })).status).toBe(201)
+    const to = email('retry')
+    const code = await registerCode(to)
+    const conflict = await t.request('POST', '/api/v1/auth/verify-register', { body: { username: taken.toUpperCase(), email: to, password: PASSWORD, code } })
+    expectProblem(conflict, 409, 'CONFLICT')
+    expect(await usersWithEmail(t, to)).toHaveLength(0)
+    // the person picks another name with the same code, as the 409 invites them to
+    const res = await t.request('POST', '/api/v1/auth/verify-register', { body: { username: username(), email: to, password: PASSWORD, code } })
+    expect(res.status).toBe(201)
+    expect(res.body.user.email_verified).toBe(true)
+  })
+
   test('password reset: code by mail, 204, every session revoked, only the new password works', async () => {
     const to = email('reset')
     const name = username()

@@ -33,6 +33,9 @@ interface Slot {
   pending: number
   /** the database total as of the last flush (including our flushed counts) */
   shared: number
+  limit: number
+  /** the window's end, seconds since the epoch */
+  ends: number
 }
 
 const FLUSH_MS = 1_000
@@ -66,7 +69,9 @@ export function createRateLimiter(deps: { database: Database; logger: Logger }) 
 
   async function flush() {
     const now = Date.now()
-    const batch = [...slots.values()].filter((s) => s.pending > 0)
+    // Write what we counted; re-read the total of keys past half their limit, which others may be filling too.
+    const current = Math.floor(now / 1000)
+    const batch = [...slots.values()].filter((s) => s.pending > 0 || (s.shared * 2 >= s.limit && s.ends > current))
     for (const slot of batch) {
       const n = slot.pending
       slot.pending = 0
@@ -79,8 +84,8 @@ export function createRateLimiter(deps: { database: Database; logger: Logger }) 
         break
       }
     }
-    // forget windows that ended over an hour ago
-    for (const [id, slot] of slots) if (slot.pending === 0 && slot.window < now / 1000 - 3600 * 2) slots.delete(id)
+    // forget windows that ended long ago
+    for (const [id, slot] of slots) if (slot.pending === 0 && slot.ends < current) slots.delete(id)
   }
 
   return {
@@ -89,7 +94,7 @@ export function createRateLimiter(deps: { database: Database; logger: Logger }) 
       let slot = slots.get(id)
       if (!slot || slot.window !== window) {
         if (slot?.pending) void upsert(slot.key, slot.window, slot.pending).catch(() => {})
-        slot = { key: id, window, pending: 0, shared: 0 }
+        slot = { key: id, window, pending: 0, shared: 0, limit: limit.limit, ends: window + limit.windowMs / 1000 }
         slots.set(id, slot)
       }
       slot.pending++

@@ -4,7 +4,7 @@ import { createApp, type AppDeps } from '../../src/app.ts'
 import { parseConfig, type Config } from '../../src/config.ts'
 import { createLogger } from '../../src/lib/logger.ts'
 import { createServices, type BaseDeps } from '../../src/services.ts'
-import type { Dialect } from '../../src/db/index.ts'
+import { createDb, type Dialect } from '../../src/db/index.ts'
 import { createTestDatabase, type TestDatabase } from './db.ts'
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789'
@@ -43,7 +43,20 @@ export interface TestResponse {
 const TEST_ENV = { HEARTH_LOG: 'debug', HEARTH_RATE_LIMIT: '100000/min', HEARTH_AUTH_RATE_LIMIT: '100000/min' }
 
 export async function createTestApp(dialect: Dialect, env: Record<string, string> = {}, overrides: Partial<BaseDeps> = {}): Promise<TestApp> {
-  const db = await createTestDatabase(dialect)
+  return buildTestApp(await createTestDatabase(dialect), env, overrides, true)
+}
+
+/**
+ * Another instance of the server on the same (Postgres) database, with its own connection pool
+ * and in-memory state — what a second process behind a load balancer would be.
+ */
+export async function createSecondInstance(first: TestApp, env: Record<string, string> = {}): Promise<TestApp> {
+  if (!first.db.url) throw new Error('a second instance needs Postgres')
+  const database = createDb({ url: first.db.url, dataDir: first.db.dataDir })
+  return buildTestApp({ ...first.db, database, drop: () => database.close() }, env, {}, false)
+}
+
+async function buildTestApp(db: TestDatabase, env: Record<string, string>, overrides: Partial<BaseDeps>, owner: boolean): Promise<TestApp> {
   const config: Config = parseConfig({ HEARTH_DATA_DIR: db.dataDir, ...TEST_ENV, ...env })
   const lines: string[] = []
   const logger = createLogger(config.logLevel, (chunk) => void lines.push(chunk))
@@ -69,7 +82,7 @@ export async function createTestApp(dialect: Dialect, env: Record<string, string
     async close() {
       shutdown.abort()
       await services.close()
-      await db.drop()
+      await (owner ? db.drop() : db.database.close())
     },
   }
 }
