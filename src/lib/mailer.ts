@@ -1,4 +1,5 @@
 /** @module Outgoing mail over SMTP (nodemailer); with no SMTP configured, messages go to the log. */
+import { isIP } from 'node:net'
 import nodemailer from 'nodemailer'
 import type { Logger } from './logger.ts'
 
@@ -26,7 +27,8 @@ export function createMailer(deps: { smtpUrl: string | undefined; from?: string;
   }
   const transport = nodemailer.createTransport(smtpUrl)
   const host = new URL(smtpUrl).hostname
-  const from = deps.from ?? `Hearth <no-reply@${host.includes('.') ? host : 'hearth.localhost'}>`
+  // an IP or a bare host name is no mail domain
+  const from = deps.from ?? `Hearth <no-reply@${host.includes('.') && !isIP(host) ? host : 'hearth.localhost'}>`
   return {
     async send(mail) {
       await transport.sendMail({ from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html })

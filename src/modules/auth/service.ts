@@ -3,7 +3,7 @@
  * password change and reset, email codes, and resolving a request's credentials to a principal.
  * No HTTP types here: routes pass in what they read (ip, user agent, tokens).
  */
-import { and, desc, eq, gt, isNull, ne, or, sql } from 'drizzle-orm'
+import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm'
 import type { Config } from '../../config.ts'
 import type { Database } from '../../db/index.ts'
 import { randomDigits, randomToken, sha256 } from '../../lib/crypto.ts'
@@ -11,6 +11,7 @@ import { AppError, forbidden, notFound, unauthorized, validationError } from '..
 import type { Logger } from '../../lib/logger.ts'
 import type { Mailer } from '../../lib/mailer.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
+import { withLock } from '../../db/lock.ts'
 import { createUser, hashPassword, preferencesOf, toUser, type Role, type UserRow, type UsersService } from '../users/service.ts'
 import type { ApiKeys } from './api-keys.ts'
 import { codeMail } from './mail.ts'
@@ -148,30 +149,35 @@ export function createAuthService(deps: {
     }
   }
 
-  /** The newest live code for (email, type), or undefined. */
-  async function liveCode(email: string, type: CodeType) {
+  /**
+   * Check a code and return its row id. Every check first takes one of the code's 5 attempts in a
+   * conditional update, so concurrent guesses cannot get more than 5 comparisons; a right code
+   * gives its attempt back.
+   */
+  async function checkCode(emailRaw: string, type: CodeType, code: string): Promise<string> {
+    const email = emailRaw.toLowerCase()
+    const { emailCodes: c } = t
     const [row] = await db
-      .select()
-      .from(t.emailCodes)
-      .where(and(eq(t.emailCodes.email, email), eq(t.emailCodes.codeType, type), isNull(t.emailCodes.consumedAt), gt(t.emailCodes.expiresAt, new Date())))
-      .orderBy(desc(t.emailCodes.createdAt))
+      .select({ id: c.id, codeHash: c.codeHash })
+      .from(c)
+      .where(and(eq(c.email, email), eq(c.codeType, type), isNull(c.consumedAt), gt(c.expiresAt, new Date())))
+      .orderBy(desc(c.createdAt))
       .limit(1)
-    return row && row.attempts < CODE_MAX_ATTEMPTS ? row : undefined
+    if (!row) throw badCode()
+    const taken = await db
+      .update(c)
+      .set({ attempts: sql`${c.attempts} + 1` })
+      .where(and(eq(c.id, row.id), lt(c.attempts, CODE_MAX_ATTEMPTS), isNull(c.consumedAt)))
+      .returning({ id: c.id })
+    if (!taken.length || row.codeHash !== codeHash(email, type, code)) throw badCode()
+    await db.update(c).set({ attempts: sql`${c.attempts} - 1` }).where(eq(c.id, row.id))
+    return row.id
   }
 
-  /** Check a code; a wrong one costs an attempt. With `consume`, a right one is used up (once). */
-  async function checkCode(emailRaw: string, type: CodeType, code: string, consume: boolean) {
-    const email = emailRaw.toLowerCase()
-    const row = await liveCode(email, type)
-    if (!row) throw badCode()
-    if (row.codeHash !== codeHash(email, type, code)) {
-      await db.update(t.emailCodes).set({ attempts: sql`${t.emailCodes.attempts} + 1` }).where(eq(t.emailCodes.id, row.id))
-      throw badCode()
-    }
-    if (consume) {
-      const used = await db.update(t.emailCodes).set({ consumedAt: new Date() }).where(and(eq(t.emailCodes.id, row.id), isNull(t.emailCodes.consumedAt))).returning({ id: t.emailCodes.id })
-      if (!used.length) throw badCode()
-    }
+  /** Use up a checked code; false when another request used it first. */
+  async function useCode(id: string): Promise<boolean> {
+    const used = await db.update(t.emailCodes).set({ consumedAt: new Date() }).where(and(eq(t.emailCodes.id, id), isNull(t.emailCodes.consumedAt))).returning({ id: t.emailCodes.id })
+    return used.length > 0
   }
 
   return {
@@ -186,8 +192,13 @@ export function createAuthService(deps: {
 
     async verifyRegister(input: { username: string; email: string; password: string; code: string; display_name?: string | null; invite_code?: string }, client: ClientInfo) {
       await checkRegistration(input.invite_code, true)
-      await checkCode(input.email, 'register', input.code, true)
+      const codeId = await checkCode(input.email, 'register', input.code)
+      // the code is used up only once the user exists: a taken username leaves it usable for a retry
       const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.display_name, emailVerified: true })
+      if (!(await useCode(codeId))) {
+        await db.delete(t.users).where(eq(t.users.id, user.id))
+        throw badCode()
+      }
       await consumeInvite(input.invite_code, user)
       const { tokens: issued } = await startSession(user, client)
       return { user: toUser(user), tokens: issued }
@@ -267,7 +278,7 @@ export function createAuthService(deps: {
       if (!n) throw notFound('Session')
     },
 
-    /** Revoke every session and API key of a user (disable, password reset) and cut off their access tokens. */
+    /** Revoke every session and API key of a user (when an admin disables them) and cut off their access tokens. */
     async revokeEverything(userId: string) {
       await revokeSessions(eq(t.sessions.userId, userId))
       await apiKeys.revokeAllOf(userId)
@@ -280,40 +291,44 @@ export function createAuthService(deps: {
      */
     async sendCode(emailRaw: string, type: CodeType, language?: 'zh' | 'en') {
       const email = emailRaw.toLowerCase()
-      const now = Date.now()
-      const recent = await db
-        .select({ createdAt: t.emailCodes.createdAt })
-        .from(t.emailCodes)
-        .where(and(eq(t.emailCodes.email, email), gt(t.emailCodes.createdAt, new Date(now - 24 * 3600_000))))
-        .orderBy(desc(t.emailCodes.createdAt))
-      const last = recent[0]?.createdAt.getTime()
-      if (last !== undefined && now - last < CODE_COOLDOWN_MS) {
-        const wait = Math.ceil((CODE_COOLDOWN_MS - (now - last)) / 1000)
-        throw new AppError(429, 'RATE_LIMITED', `A code was sent to this address moments ago; wait ${wait} s`, undefined, { 'retry-after': String(wait) })
-      }
-      if (recent.length >= CODE_DAILY_CAP) {
-        const wait = Math.ceil((recent[CODE_DAILY_CAP - 1]!.createdAt.getTime() + 24 * 3600_000 - now) / 1000)
-        throw new AppError(429, 'RATE_LIMITED', 'The daily limit of codes for this address is reached', undefined, { 'retry-after': String(Math.max(1, wait)) })
-      }
       const [existing] = await byLogin.execute({ login: email })
       // register: no mail to an address that already has an account; reset: only to one that has
       const deliver = type === 'register' ? !existing : !!existing && existing.isActive
       const code = randomDigits(6)
-      await db.update(t.emailCodes).set({ consumedAt: new Date(now) }).where(and(eq(t.emailCodes.email, email), eq(t.emailCodes.codeType, type), isNull(t.emailCodes.consumedAt)))
-      await db.insert(t.emailCodes).values({ email, codeType: type, codeHash: codeHash(email, type, deliver ? code : randomToken(16)), expiresAt: new Date(now + CODE_TTL_MS) })
+      // check-then-insert under a per-address lock: concurrent requests cannot slip past the cooldown
+      const sentBefore = await withLock(database, `email-code:${email}`, async (q) => {
+        const now = Date.now()
+        const { emailCodes: c } = t
+        const recent = await q.select({ createdAt: c.createdAt }).from(c).where(and(eq(c.email, email), gt(c.createdAt, new Date(now - 24 * 3600_000)))).orderBy(desc(c.createdAt))
+        const last = recent[0]?.createdAt.getTime()
+        if (last !== undefined && now - last < CODE_COOLDOWN_MS) {
+          const wait = Math.ceil((CODE_COOLDOWN_MS - (now - last)) / 1000)
+          throw new AppError(429, 'RATE_LIMITED', `A code was sent to this address moments ago; wait ${wait} s`, undefined, { 'retry-after': String(wait) })
+        }
+        if (recent.length >= CODE_DAILY_CAP) {
+          const wait = Math.ceil((recent[CODE_DAILY_CAP - 1]!.createdAt.getTime() + 24 * 3600_000 - now) / 1000)
+          throw new AppError(429, 'RATE_LIMITED', 'The daily limit of codes for this address is reached', undefined, { 'retry-after': String(Math.max(1, wait)) })
+        }
+        await q.update(c).set({ consumedAt: new Date(now) }).where(and(eq(c.email, email), eq(c.codeType, type), isNull(c.consumedAt)))
+        await q.insert(c).values({ email, codeType: type, codeHash: codeHash(email, type, deliver ? code : randomToken(16)), createdAt: new Date(now), expiresAt: new Date(now + CODE_TTL_MS) })
+        return recent.length
+      })
       if (deliver) {
         const lang = language ?? (existing ? preferencesOf(existing).language : 'en')
         // Sent in the background: the answer must not take longer when an account exists.
         void mailer.send({ ...codeMail(lang, type, code, CODE_TTL_MS / 60_000), to: email, logFields: { code_type: type, code } }).catch((error) => logger.error('could not send mail', { error, code_type: type }))
       }
-      return { email, code_type: type, cooldown_seconds: CODE_COOLDOWN_MS / 1000, remaining_daily_sends: CODE_DAILY_CAP - recent.length - 1, expire_minutes: CODE_TTL_MS / 60_000 }
+      return { email, code_type: type, cooldown_seconds: CODE_COOLDOWN_MS / 1000, remaining_daily_sends: CODE_DAILY_CAP - sentBefore - 1, expire_minutes: CODE_TTL_MS / 60_000 }
     },
 
-    verifyCode: (email: string, type: CodeType, code: string) => checkCode(email, type, code, false),
+    async verifyCode(email: string, type: CodeType, code: string) {
+      await checkCode(email, type, code)
+    },
 
     async resetPassword(emailRaw: string, code: string, newPassword: string) {
       const email = emailRaw.toLowerCase()
-      await checkCode(email, 'password_reset', code, true)
+      const codeId = await checkCode(email, 'password_reset', code)
+      if (!(await useCode(codeId))) throw badCode()
       const [user] = await byLogin.execute({ login: email })
       if (!user || user.email !== email) throw badCode()
       await db.update(t.users).set({ passwordHash: await hashPassword(newPassword), updatedAt: new Date() }).where(eq(t.users.id, user.id))

@@ -1,6 +1,7 @@
 /** @module Users: creation, lookup, profile, preferences, credits and the admin's user management. No HTTP types here. */
 import { and, asc, count, eq, or, sql, type SQL } from 'drizzle-orm'
-import type { Database } from '../../db/index.ts'
+import type { Database, Db } from '../../db/index.ts'
+import { withLock } from '../../db/lock.ts'
 import { isUniqueViolation, violatedConstraint } from '../../db/errors.ts'
 import { AppError, conflict, notFound } from '../../lib/errors.ts'
 
@@ -51,14 +52,14 @@ export const preferencesOf = (u: Pick<UserRow, 'preferences'>): Preferences => (
 
 /**
  * Create a user; a taken username or email is a 409 naming which. With no role given, the first
- * user ever becomes admin: decided inside the insert, and on Postgres under a lock, so two
- * simultaneous first registrations cannot both become admin.
+ * user ever becomes admin: decided inside the insert, under a lock, so two simultaneous first
+ * registrations cannot both become admin.
  */
 export async function createUser(database: Database, input: NewUser): Promise<UserRow> {
   const { db, t } = database
   const passwordHash = await hashPassword(input.password)
   const role: Role | SQL = input.role ?? sql`(CASE WHEN EXISTS (SELECT 1 FROM ${t.users}) THEN 'user' ELSE 'admin' END)`
-  const insert = (q: typeof db) =>
+  const insert = (q: Db) =>
     q
       .insert(t.users)
       .values({
@@ -71,13 +72,7 @@ export async function createUser(database: Database, input: NewUser): Promise<Us
       })
       .returning()
   try {
-    const [row] =
-      database.dialect === 'postgres' && input.role === undefined
-        ? await db.transaction(async (tx) => {
-            await tx.execute(sql`SELECT pg_advisory_xact_lock(7203114552)`)
-            return insert(tx as unknown as typeof db)
-          })
-        : await insert(db)
+    const [row] = input.role === undefined ? await withLock(database, 'first-user', insert) : await insert(db)
     return row!
   } catch (error) {
     if (isUniqueViolation(error)) {
