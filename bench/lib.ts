@@ -1,6 +1,7 @@
 /**
  * @module Reusable pieces for benchmarks: free ports, child servers that are always cleaned up,
- * an autocannon load run with sub-millisecond percentiles, and one results table.
+ * load runs with sub-millisecond percentiles (wrk, installed on demand, or autocannon as the fallback),
+ * and one results table.
  *
  * Everything here listens on and talks to 127.0.0.1 only.
  */
@@ -223,10 +224,51 @@ function indent(text: string): string {
 
 // ─── load ───────────────────────────────────────────────────────────────────────────────────────
 
+/** What puts the load on: wrk (a separate C process, one thread) or, as a fallback, autocannon in this process. */
+export type LoadGenerator = { kind: 'wrk'; path: string; version: string } | { kind: 'autocannon'; version: string }
+
+const WRK_SCRIPT = join(import.meta.dir, 'wrk-report.lua')
+
+/**
+ * wrk from PATH; when it is missing, `apt-get install -y wrk` (and once more after `apt-get update` if
+ * that fails). Resolves to autocannon, with `warning` saying why, when wrk cannot be had.
+ */
+export async function findLoadGenerator(options: { log?: (message: string) => void; timeoutMs?: number } = {}): Promise<{ generator: LoadGenerator; warning?: string }> {
+  const log = options.log ?? (() => {})
+  const autocannonVersion = (JSON.parse(readFileSync(Bun.resolveSync('autocannon/package.json', import.meta.dir), 'utf8')) as { version: string }).version
+  const fallback = (reason: string) => ({ generator: { kind: 'autocannon', version: autocannonVersion } as const, warning: reason })
+
+  let path = Bun.which('wrk')
+  if (!path) {
+    if (!Bun.which('apt-get')) return fallback('wrk is not installed and there is no apt-get to install it with')
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    const timeoutMs = options.timeoutMs ?? 300_000
+    log('wrk is missing; running apt-get install -y wrk')
+    let result = await runCommand(['apt-get', 'install', '-y', 'wrk'], { env, timeoutMs })
+    if (result.code !== 0) {
+      log('apt-get install failed; running apt-get update and trying again')
+      await runCommand(['apt-get', 'update'], { env, timeoutMs })
+      result = await runCommand(['apt-get', 'install', '-y', 'wrk'], { env, timeoutMs })
+    }
+    path = Bun.which('wrk')
+    if (!path) {
+      const last = result.output.trim().split('\n').filter(Boolean).slice(-1)[0] ?? ''
+      return fallback(`wrk is not installed and apt-get install -y wrk failed (exit ${result.code}${last ? `: ${last.trim()}` : ''})`)
+    }
+  }
+  // `wrk -v` prints "wrk <version> [epoll] …" and the usage, and exits 1
+  const probe = Bun.spawnSync([path, '-v'], { stdout: 'pipe', stderr: 'pipe' })
+  const version = /^wrk\s+(\S+)/m.exec(probe.stdout.toString() + probe.stderr.toString())?.[1]
+  if (!version) return fallback(`${path} -v did not print a wrk version`)
+  return { generator: { kind: 'wrk', path, version } }
+}
+
 export interface LoadOptions {
+  /** default: autocannon */
+  generator?: LoadGenerator
   /** default 50 */
   connections?: number
-  /** seconds of measured load; default 5 */
+  /** seconds of measured load; default 5. wrk takes whole seconds only: rounded, at least 1. */
   durationSec?: number
   /** seconds of load before the measured run, whose results are thrown away; default 1, 0 for none */
   warmupSec?: number
@@ -237,23 +279,30 @@ export interface LoadOptions {
   serverPid?: number
 }
 
+/** A latency distribution: values in milliseconds, ascending, each standing for `weight` responses. */
+export interface Latencies {
+  ms: Float64Array
+  weight: Float64Array
+}
+
 export interface LoadResult {
   /** completed responses per second over the measured run (all status codes) */
   rps: number
-  /** median latency of 2xx responses, milliseconds */
+  /** median latency, milliseconds (wrk: of all responses, to the microsecond; autocannon: of 2xx responses) */
   p50: number
-  /** 99th percentile latency of 2xx responses, milliseconds */
+  /** 99th percentile latency, milliseconds */
   p99: number
   requests: number
+  /** responses with an error status: wrk counts status ≥ 400 (not 3xx), autocannon anything but 2xx */
   non2xx: number
   /** connection errors, including timeouts */
   errors: number
   durationSec: number
-  /** every 2xx latency in milliseconds, sorted ascending; what combineLoads merges */
-  latenciesMs: Float64Array
+  /** what combineLoads merges. wrk: its percentiles at 0.5 % steps (finer above p98), each weighted by its share of responses */
+  latencies: Latencies
   /** CPU the server process used during the run (user + system, all threads); undefined without serverPid or /proc */
   serverCpuMs: number | undefined
-  /** CPU this process (autocannon and the harness) used during the run */
+  /** CPU the load generator used during the run (the wrk process, or this process for autocannon) */
   loadGenCpuMs: number
   /** server CPU microseconds per completed request: its cost, whether or not the load generator is the bottleneck */
   cpuUsPerRequest: number | undefined
@@ -261,54 +310,111 @@ export interface LoadResult {
   loadGenBusy: number
 }
 
-/**
- * Drive `url` with autocannon from this process. Percentiles come from each response's own timing
- * (autocannon's histogram only has whole milliseconds, too coarse on loopback).
- */
+/** Put load on `url` with options.generator (autocannon when not given) and measure it. */
 export async function runLoad(url: string, options: LoadOptions = {}): Promise<LoadResult> {
-  const base = {
+  const generator = options.generator
+  const warmupSec = options.warmupSec ?? 1
+  if (generator?.kind === 'wrk') {
+    if (warmupSec > 0) await runWrk(generator.path, url, options, warmupSec)
+    return runWrk(generator.path, url, options, options.durationSec ?? 5)
+  }
+  if (warmupSec > 0) await runAutocannon(url, options, warmupSec)
+  return runAutocannon(url, options, options.durationSec ?? 5)
+}
+
+/** One wrk run: one thread (the server needs the other core), `connections` keep-alive connections. */
+async function runWrk(wrk: string, url: string, options: LoadOptions, durationSec: number): Promise<LoadResult> {
+  const seconds = Math.max(1, Math.round(durationSec))
+  const connections = options.connections ?? 50
+  const cmd = [wrk, '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', WRK_SCRIPT]
+  for (const [name, value] of Object.entries(options.headers ?? {})) cmd.push('-H', `${name}: ${value}`)
+  cmd.push(url)
+
+  const serverCpuBefore = options.serverPid === undefined ? undefined : processCpuMs(options.serverPid)
+  const proc = Bun.spawn(cmd, {
+    env: { PATH: process.env.PATH, BENCH_METHOD: options.method ?? 'GET', BENCH_BODY: options.body ?? '' },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  liveProcesses.add(proc)
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  liveProcesses.delete(proc)
+  const serverCpuAfter = options.serverPid === undefined ? undefined : processCpuMs(options.serverPid)
+  const usage = proc.resourceUsage()
+
+  const summary = /^bench-summary((?: \d+){7})$/m.exec(stdout)?.[1]?.trim().split(' ').map(Number)
+  if (code !== 0 || !summary) {
+    const output = (stdout + stderr).trim().split('\n').filter((line) => !line.startsWith('bench-latency')).slice(-4).join(' / ')
+    throw new Error(`wrk exited with code ${code} on ${url}${output ? `: ${output}` : ''}`)
+  }
+  const [durationUs, requests, connect, read, write, status, timeout] = summary as [number, number, number, number, number, number, number]
+
+  // bench-latency lines: percentile in basis points → µs; each point weighs the share of responses since the previous one
+  const ms: number[] = []
+  const weight: number[] = []
+  let previous = 0
+  for (const match of stdout.matchAll(/^bench-latency (\d+) (\d+)$/gm)) {
+    const bp = Number(match[1])
+    ms.push(Number(match[2]) / 1000)
+    weight.push(((bp - previous) / 10_000) * requests)
+    previous = bp
+  }
+  return summarize({
+    requests,
+    non2xx: status,
+    errors: connect + read + write + timeout,
+    durationSec: durationUs / 1e6,
+    latencies: sortLatencies(Float64Array.from(ms), Float64Array.from(weight)),
+    serverCpuMs: serverCpuBefore !== undefined && serverCpuAfter !== undefined ? serverCpuAfter - serverCpuBefore : undefined,
+    loadGenCpuMs: usage ? Number(usage.cpuTime.total) / 1000 : 0,
+  })
+}
+
+/**
+ * One autocannon run in this process. Percentiles come from each response's own timing (autocannon's
+ * histogram only has whole milliseconds, too coarse on loopback).
+ */
+async function runAutocannon(url: string, options: LoadOptions, durationSec: number): Promise<LoadResult> {
+  const latencies = new LatencyRecorder()
+  const serverCpuBefore = options.serverPid === undefined ? undefined : processCpuMs(options.serverPid)
+  const ownCpuBefore = process.cpuUsage()
+  const instance = autocannon({
     url,
     connections: options.connections ?? 50,
     method: options.method ?? 'GET',
     headers: options.headers,
     body: options.body,
     timeout: 10,
-  }
-  const warmupSec = options.warmupSec ?? 1
-  if (warmupSec > 0) await autocannon({ ...base, duration: warmupSec })
-
-  const latencies = new LatencyRecorder()
-  const serverCpuBefore = options.serverPid === undefined ? undefined : processCpuMs(options.serverPid)
-  const ownCpuBefore = process.cpuUsage()
-  const instance = autocannon({ ...base, duration: options.durationSec ?? 5 })
+    duration: durationSec,
+  })
   instance.on('response', (_client, statusCode, _bytes, responseTime) => {
     if (statusCode >= 200 && statusCode < 300) latencies.add(responseTime)
   })
   const result = await instance
   const ownCpu = process.cpuUsage(ownCpuBefore)
   const serverCpuAfter = options.serverPid === undefined ? undefined : processCpuMs(options.serverPid)
-  const serverCpuMs = serverCpuBefore !== undefined && serverCpuAfter !== undefined ? serverCpuAfter - serverCpuBefore : undefined
   const sorted = latencies.sorted()
   return summarize({
     requests: result.requests.total,
     non2xx: result.non2xx,
     errors: result.errors,
     durationSec: result.duration,
-    latenciesMs: sorted,
-    serverCpuMs,
+    latencies: { ms: sorted, weight: new Float64Array(sorted.length).fill(1) },
+    serverCpuMs: serverCpuBefore !== undefined && serverCpuAfter !== undefined ? serverCpuAfter - serverCpuBefore : undefined,
     loadGenCpuMs: (ownCpu.user + ownCpu.system) / 1000,
   })
 }
 
-type Totals = Pick<LoadResult, 'requests' | 'non2xx' | 'errors' | 'durationSec' | 'latenciesMs' | 'serverCpuMs' | 'loadGenCpuMs'>
+type Totals = Pick<LoadResult, 'requests' | 'non2xx' | 'errors' | 'durationSec' | 'latencies' | 'serverCpuMs' | 'loadGenCpuMs'>
 
 function summarize(totals: Totals): LoadResult {
-  const { requests, durationSec, serverCpuMs, loadGenCpuMs, latenciesMs } = totals
+  const { requests, durationSec, serverCpuMs, loadGenCpuMs, latencies } = totals
   return {
     ...totals,
     rps: durationSec > 0 ? requests / durationSec : 0,
-    p50: percentile(latenciesMs, 50),
-    p99: percentile(latenciesMs, 99),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
     cpuUsPerRequest: serverCpuMs !== undefined && requests > 0 ? (serverCpuMs * 1000) / requests : undefined,
     loadGenBusy: durationSec > 0 ? loadGenCpuMs / 1000 / durationSec : 0,
   }
@@ -340,31 +446,44 @@ export function processCpuMs(pid: number): number | undefined {
  * latencies. For interleaved rounds (A B C A B C …), which keep a slow minute from landing on one row only.
  */
 export function combineLoads(runs: LoadResult[]): LoadResult {
-  const total = runs.reduce((sum, run) => sum + run.latenciesMs.length, 0)
-  const all = new Float64Array(total)
+  const total = runs.reduce((sum, run) => sum + run.latencies.ms.length, 0)
+  const ms = new Float64Array(total)
+  const weight = new Float64Array(total)
   let offset = 0
   for (const run of runs) {
-    all.set(run.latenciesMs, offset)
-    offset += run.latenciesMs.length
+    ms.set(run.latencies.ms, offset)
+    weight.set(run.latencies.weight, offset)
+    offset += run.latencies.ms.length
   }
-  all.sort()
   const sum = (pick: (run: LoadResult) => number) => runs.reduce((total, run) => total + pick(run), 0)
   return summarize({
     requests: sum((run) => run.requests),
     non2xx: sum((run) => run.non2xx),
     errors: sum((run) => run.errors),
     durationSec: sum((run) => run.durationSec),
-    latenciesMs: all,
+    latencies: sortLatencies(ms, weight),
     serverCpuMs: runs.every((run) => run.serverCpuMs !== undefined) ? sum((run) => run.serverCpuMs!) : undefined,
     loadGenCpuMs: sum((run) => run.loadGenCpuMs),
   })
 }
 
-/** nearest-rank percentile of ascending values; NaN when there are none */
-export function percentile(sortedValues: Float64Array, p: number): number {
-  if (sortedValues.length === 0) return Number.NaN
-  const rank = Math.min(sortedValues.length, Math.max(1, Math.ceil((p / 100) * sortedValues.length)))
-  return sortedValues[rank - 1]!
+function sortLatencies(ms: Float64Array, weight: Float64Array): Latencies {
+  const order = Array.from(ms.keys()).sort((a, b) => ms[a]! - ms[b]!)
+  return { ms: Float64Array.from(order, (i) => ms[i]!), weight: Float64Array.from(order, (i) => weight[i]!) }
+}
+
+/** weighted nearest-rank percentile: the smallest value with at least p % of the weight at or below it; NaN when there is none */
+export function percentile(latencies: Latencies, p: number): number {
+  const { ms, weight } = latencies
+  const total = weight.reduce((a, b) => a + b, 0)
+  if (ms.length === 0 || total <= 0) return Number.NaN
+  const target = (p / 100) * total * (1 - 1e-9)
+  let cumulative = 0
+  for (let i = 0; i < ms.length; i++) {
+    cumulative += weight[i]!
+    if (cumulative >= target) return ms[i]!
+  }
+  return ms[ms.length - 1]!
 }
 
 class LatencyRecorder {

@@ -253,6 +253,55 @@ eachDialect('login and tokens', (dialect) => {
   })
 })
 
+eachDialect('every account endpoint, by caller', (dialect) => {
+  let ctx: CallersContext & { sessionOfUser: string; keyOfUser: string }
+  beforeAll(async () => {
+    const t = await createTestApp(dialect)
+    const base = await setupCallers(t)
+    const sessions = await t.request('GET', '/api/v1/auth/sessions', { token: base.accounts.user.access })
+    const key = await t.request('POST', '/api/v1/api-keys', { token: base.accounts.user.access, body: { name: 'mine' } })
+    ctx = { ...base, sessionOfUser: sessions.body.items[0].id, keyOfUser: key.body.id }
+  })
+  afterAll(() => ctx.t.close())
+
+  const guarded: [string, string][] = [
+    ['POST', '/api/v1/auth/logout'],
+    ['GET', '/api/v1/auth/me'],
+    ['PUT', '/api/v1/auth/password'],
+    ['GET', '/api/v1/auth/sessions'],
+    ['DELETE', '/api/v1/auth/sessions/x'],
+    ['GET', '/api/v1/api-keys'],
+    ['POST', '/api/v1/api-keys'],
+    ['DELETE', '/api/v1/api-keys/x'],
+    ['GET', '/api/v1/users/me'],
+    ['PATCH', '/api/v1/users/me'],
+    ['GET', '/api/v1/users/me/preferences'],
+    ['PUT', '/api/v1/users/me/preferences'],
+    ['GET', '/api/v1/users/me/stats'],
+    ['GET', '/api/v1/users/me/credits'],
+    ['GET', '/api/v1/admin/users'],
+    ['PATCH', '/api/v1/admin/users/x'],
+    ['DELETE', '/api/v1/admin/users/x'],
+    ['GET', '/api/v1/admin/invites'],
+    ['POST', '/api/v1/admin/invites'],
+    ['DELETE', '/api/v1/admin/invites/x'],
+    ['GET', '/api/v1/system/status'],
+  ]
+  scenarios<typeof ctx>(() => ctx, [
+    ...guarded.map(([method, path]) => ({ name: 'needs credentials', as: 'guest' as const, method, path, body: {}, status: 401, code: 'UNAUTHORIZED' })),
+    ...guarded.filter(([, p]) => p.includes('/admin/') || p.includes('/system/')).map(([method, path]) => ({ name: 'admins only', as: 'user' as const, method, path, body: {}, status: 403, code: 'FORBIDDEN' })),
+    { name: "another user's session is invisible", as: 'other', method: 'DELETE', path: (c) => `/api/v1/auth/sessions/${c.sessionOfUser}`, status: 404, code: 'NOT_FOUND' },
+    { name: "another user's API key is invisible", as: 'other', method: 'DELETE', path: (c) => `/api/v1/api-keys/${c.keyOfUser}`, status: 404, code: 'NOT_FOUND' },
+    { name: "an admin cannot revoke a user's session through the user API either", as: 'admin', method: 'DELETE', path: (c) => `/api/v1/auth/sessions/${c.sessionOfUser}`, status: 404 },
+    { name: 'own API keys listed without the key', as: 'user', method: 'GET', path: '/api/v1/api-keys', status: 200, check: (r) => expect(r.body.total).toBe(1) },
+    { name: "the other user sees none of the user's keys", as: 'other', method: 'GET', path: '/api/v1/api-keys', status: 200, check: (r) => expect(r.body.total).toBe(0) },
+    { name: 'login needs a password', as: 'guest', method: 'POST', path: '/api/v1/auth/login', body: { username: 'x' }, status: 422 },
+    { name: 'send-code rejects an unknown code type', as: 'guest', method: 'POST', path: '/api/v1/auth/send-code', body: { email: 'a@b.co', code_type: 'magic' }, status: 422 },
+    { name: 'reset rejects a non-numeric code', as: 'guest', method: 'POST', path: '/api/v1/auth/password/reset', body: { email: 'a@b.co', code: 'abcdef', new_password: 'password-1' }, status: 422 },
+    { name: 'bad session id shape', as: 'user', method: 'DELETE', path: `/api/v1/auth/sessions/${'x'.repeat(65)}`, status: 422 },
+  ])
+})
+
 eachDialect('API keys', (dialect) => {
   let t: TestApp
   let ctx: CallersContext

@@ -7,7 +7,7 @@ import { Elysia } from 'elysia'
 import type { Config } from '../config.ts'
 import { AppError, forbidden, unauthorized } from '../lib/errors.ts'
 import type { LimitResult, RateLimiter } from '../lib/rate-limiter.ts'
-import type { AuthService, ClientInfo } from '../modules/auth/service.ts'
+import type { AuthService, ClientInfo, Principal } from '../modules/auth/service.ts'
 
 export const ACCESS_COOKIE = 'hearth_access'
 export const REFRESH_COOKIE = 'hearth_refresh'
@@ -62,6 +62,7 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
     if (!r.allowed) throw rateLimited(r)
   }
 
+  const principals = new WeakMap<Request, Principal>()
   return new Elysia({ name: 'hearth.auth' })
     .onRequest(({ request, server, set }) => {
       if (credentialOf(request) !== undefined) return // limited per user once authenticated
@@ -74,10 +75,12 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
       auth(level: true | 'admin') {
         return {
           detail: { security: [{ bearer: [] }, { cookie: [] }] },
-          async resolve({ request, server, set }) {
+          // In `transform`, which runs before validation: a caller without valid credentials gets
+          // 401, never a 422 that would describe the route's schema.
+          async transform({ request, server, set }) {
             const token = credentialOf(request)
             if (!token) throw unauthorized()
-            let principal
+            let principal: Principal
             try {
               principal = await auth.authenticate(token)
             } catch (error) {
@@ -89,8 +92,9 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
             const r = limiter.check(`u:${principal.userId}`, config.rateLimit)
             applyLimitHeaders(set.headers as Headers, r)
             if (!r.allowed) throw rateLimited(r)
-            return { principal }
+            principals.set(request, principal)
           },
+          resolve: ({ request }) => ({ principal: principals.get(request)! }),
         }
       },
     })
