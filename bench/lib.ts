@@ -235,25 +235,31 @@ const WRK_SCRIPT = join(import.meta.dir, 'wrk-report.lua')
  */
 export async function findLoadGenerator(options: { log?: (message: string) => void; timeoutMs?: number } = {}): Promise<{ generator: LoadGenerator; warning?: string }> {
   const log = options.log ?? (() => {})
-  const autocannonVersion = (JSON.parse(readFileSync(Bun.resolveSync('autocannon/package.json', import.meta.dir), 'utf8')) as { version: string }).version
-  const fallback = (reason: string) => ({ generator: { kind: 'autocannon', version: autocannonVersion } as const, warning: reason })
+  const fallback = (reason: string) => ({ generator: autocannonGenerator(), warning: reason })
 
-  let path = Bun.which('wrk')
+  const which = (name: string) => Bun.which(name, { PATH: process.env.PATH ?? '' })
+  let path = which('wrk')
   if (!path) {
-    if (!Bun.which('apt-get')) return fallback('wrk is not installed and there is no apt-get to install it with')
+    const aptGet = which('apt-get')
+    if (!aptGet) return fallback('wrk is not installed and there is no apt-get to install it with')
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
     const timeoutMs = options.timeoutMs ?? 300_000
-    log('wrk is missing; running apt-get install -y wrk')
-    let result = await runCommand(['apt-get', 'install', '-y', 'wrk'], { env, timeoutMs })
-    if (result.code !== 0) {
-      log('apt-get install failed; running apt-get update and trying again')
-      await runCommand(['apt-get', 'update'], { env, timeoutMs })
-      result = await runCommand(['apt-get', 'install', '-y', 'wrk'], { env, timeoutMs })
-    }
-    path = Bun.which('wrk')
-    if (!path) {
-      const last = result.output.trim().split('\n').filter(Boolean).slice(-1)[0] ?? ''
-      return fallback(`wrk is not installed and apt-get install -y wrk failed (exit ${result.code}${last ? `: ${last.trim()}` : ''})`)
+    const install = () => runCommand([aptGet, 'install', '-y', 'wrk'], { env, timeoutMs })
+    try {
+      log('wrk is missing; running apt-get install -y wrk')
+      let result = await install()
+      if (result.code !== 0) {
+        log('apt-get install -y wrk failed; running apt-get update and trying again')
+        await runCommand([aptGet, 'update'], { env, timeoutMs })
+        result = await install()
+      }
+      path = which('wrk')
+      if (!path) {
+        const last = result.output.trim().split('\n').filter(Boolean).slice(-1)[0]?.trim()
+        return fallback(`wrk is not installed and apt-get install -y wrk failed (exit ${result.code}${last ? `: ${last}` : ''})`)
+      }
+    } catch (error) {
+      return fallback(`wrk is not installed and apt-get could not be run (${error instanceof Error ? error.message : String(error)})`)
     }
   }
   // `wrk -v` prints "wrk <version> [epoll] …" and the usage, and exits 1
@@ -261,6 +267,12 @@ export async function findLoadGenerator(options: { log?: (message: string) => vo
   const version = /^wrk\s+(\S+)/m.exec(probe.stdout.toString() + probe.stderr.toString())?.[1]
   if (!version) return fallback(`${path} -v did not print a wrk version`)
   return { generator: { kind: 'wrk', path, version } }
+}
+
+/** autocannon, from the project's devDependencies */
+export function autocannonGenerator(): LoadGenerator {
+  const pkg = JSON.parse(readFileSync(Bun.resolveSync('autocannon/package.json', import.meta.dir), 'utf8')) as { version: string }
+  return { kind: 'autocannon', version: pkg.version }
 }
 
 export interface LoadOptions {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { scenarios, type ScenarioContext } from './helpers/scenarios.ts'

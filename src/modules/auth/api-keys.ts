@@ -7,13 +7,13 @@ import { and, desc, eq, sql } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { randomToken, sha256 } from '../../lib/crypto.ts'
 import { notFound, unauthorized } from '../../lib/errors.ts'
+import { createLastUsed } from '../../lib/last-used.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { Role } from '../users/service.ts'
 import type { Principal } from './service.ts'
 import type { Revocations } from './revocations.ts'
 
 const CACHE_TTL_MS = 60_000
-const TOUCH_EVERY_MS = 60_000
 
 interface CachedKey {
   id: string
@@ -27,7 +27,7 @@ export function createApiKeys(deps: { database: Database; revocations: Revocatio
   const { database, revocations, logger } = deps
   const { db, t } = database
   const cache = new Map<string, CachedKey>()
-  const lastUsed = new Map<string, Date>()
+  const lastUsed = createLastUsed('api key', (id, at) => db.update(t.apiKeys).set({ lastUsedAt: at }).where(eq(t.apiKeys.id, id)), logger)
 
   const byHash = db
     .select({ id: t.apiKeys.id, userId: t.apiKeys.userId, expiresAt: t.apiKeys.expiresAt, role: t.users.role, isActive: t.users.isActive })
@@ -42,14 +42,6 @@ export function createApiKeys(deps: { database: Database; revocations: Revocatio
     else if (inv.kind === 'user') for (const [hash, k] of cache) if (k.userId === inv.id) cache.delete(hash)
   })
 
-  const flushTimer = setInterval(() => void flush().catch((error) => logger.warn('api key touch failed', { error })), TOUCH_EVERY_MS)
-  flushTimer.unref?.()
-  async function flush() {
-    if (!lastUsed.size) return
-    const batch = [...lastUsed]
-    lastUsed.clear()
-    for (const [id, at] of batch) await db.update(t.apiKeys).set({ lastUsedAt: at }).where(eq(t.apiKeys.id, id))
-  }
 
   const toDto = (k: Database['t']['apiKeys']['$inferSelect']) => ({
     id: k.id,
@@ -101,15 +93,11 @@ export function createApiKeys(deps: { database: Database; revocations: Revocatio
         cache.set(hash, entry)
       }
       if (entry.expiresAt !== null && entry.expiresAt <= now) throw unauthorized('The API key has expired')
-      const seen = lastUsed.get(entry.id)
-      if (!seen || now - seen.getTime() > 1000) lastUsed.set(entry.id, new Date(now))
+      lastUsed.mark(entry.id, now)
       return { userId: entry.userId, role: entry.role, sessionId: null, apiKeyId: entry.id }
     },
 
-    async close() {
-      clearInterval(flushTimer)
-      await flush()
-    },
+    close: () => lastUsed.close(),
   }
 }
 

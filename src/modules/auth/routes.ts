@@ -34,6 +34,14 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
     cookie[REFRESH_COOKIE]!.set({ value: '', httpOnly: true, sameSite: 'lax', path: AUTH_PATH, maxAge: 0 })
   }
 
+  /** A new account: 201, Location, and its tokens as cookies too. */
+  function created<R extends { tokens: IssuedTokens }>(result: R, ctx: { request: Request; set: { status?: number | string; headers: Record<string, string | number> }; cookie: Cookies }): R {
+    setCookies(ctx.cookie, ctx.request, result.tokens)
+    ctx.set.status = 201
+    ctx.set.headers.location = '/api/v1/users/me'
+    return result
+  }
+
   /** login, registration and code endpoints: a tighter limit per client IP, exact across instances */
   const limitAuth = async (request: Request, server: Parameters<ReturnType<typeof createClientInfo>>[1], headers: Record<string, string | number>) => {
     const r = await limiter.consume(`auth-ip:${clientInfo(request, server).ip}`, config.authRateLimit)
@@ -47,11 +55,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
       '/register',
       async ({ body, request, server, set, cookie }) => {
         await limitAuth(request, server, set.headers)
-        const result = await auth.register(body, clientInfo(request, server))
-        setCookies(cookie, request, result.tokens)
-        set.status = 201
-        set.headers.location = '/api/v1/users/me'
-        return result
+        return created(await auth.register(body, clientInfo(request, server)), { request, set, cookie })
       },
       { body: m.registerBody, response: { 201: m.authResult, ...problems }, detail: { summary: 'Create an account; the first user becomes admin' } },
     )
@@ -136,11 +140,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
       '/verify-register',
       async ({ body, request, server, set, cookie }) => {
         await limitAuth(request, server, set.headers)
-        const result = await auth.verifyRegister(body, clientInfo(request, server))
-        setCookies(cookie, request, result.tokens)
-        set.status = 201
-        set.headers.location = '/api/v1/users/me'
-        return result
+        return created(await auth.verifyRegister(body, clientInfo(request, server)), { request, set, cookie })
       },
       { body: m.verifyRegisterBody, response: { 201: m.authResult, ...problems }, detail: { summary: 'Create an account with an emailed code' } },
     )

@@ -8,6 +8,7 @@ import type { Config } from '../../config.ts'
 import type { Database } from '../../db/index.ts'
 import { randomDigits, randomToken, sha256 } from '../../lib/crypto.ts'
 import { AppError, forbidden, notFound, unauthorized, validationError } from '../../lib/errors.ts'
+import { createLastUsed } from '../../lib/last-used.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { Mailer } from '../../lib/mailer.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
@@ -88,16 +89,7 @@ export function createAuthService(deps: {
 
   const codeHash = (email: string, type: CodeType, code: string) => new Bun.CryptoHasher('sha256', deps.codeKey).update(`${email}\n${type}\n${code}`).digest('hex')
 
-  /** last_used_at of sessions, written in one batch a minute instead of once per request */
-  const touched = new Map<string, Date>()
-  const touchTimer = setInterval(() => void flushTouches().catch((error) => logger.warn('session touch failed', { error })), 60_000)
-  touchTimer.unref?.()
-  async function flushTouches() {
-    if (!touched.size) return
-    const batch = [...touched]
-    touched.clear()
-    for (const [id, at] of batch) await db.update(t.sessions).set({ lastUsedAt: at }).where(eq(t.sessions.id, id))
-  }
+  const sessionLastUsed = createLastUsed('session', (id, at) => db.update(t.sessions).set({ lastUsedAt: at }).where(eq(t.sessions.id, id)), logger)
 
   async function startSession(user: UserRow, client: ClientInfo): Promise<{ sessionId: string; tokens: IssuedTokens }> {
     const now = Date.now()
@@ -268,7 +260,7 @@ export function createAuthService(deps: {
         user_agent: s.userAgent,
         ip: s.ip,
         created_at: s.createdAt.toISOString(),
-        last_used_at: (touched.get(s.id) ?? s.lastUsedAt).toISOString(),
+        last_used_at: (sessionLastUsed.get(s.id) ?? s.lastUsedAt).toISOString(),
         current: s.id === principal.sessionId,
       }))
     },
@@ -342,14 +334,11 @@ export function createAuthService(deps: {
       const state = revocations.check(claims)
       if (state === 'session_revoked') throw unauthorized('The session has been revoked')
       if (state === 'cut_off') throw tokenExpired()
-      touched.set(claims.sid, new Date())
+      sessionLastUsed.mark(claims.sid)
       return { userId: claims.sub, role: claims.role, sessionId: claims.sid, apiKeyId: null }
     },
 
-    async close() {
-      clearInterval(touchTimer)
-      await flushTouches()
-    },
+    close: () => sessionLastUsed.close(),
 
     /** Refuse access tokens issued until now (after a role change): the client refreshes and gets the new role. */
     async cutOffAccessTokens(userId: string) {
