@@ -5,6 +5,9 @@ import { adminRoutes } from './modules/admin/routes.ts'
 import { apiKeyRoutes, authRoutes } from './modules/auth/routes.ts'
 import { serviceRoutes } from './modules/system/routes.ts'
 import { userRoutes } from './modules/users/routes.ts'
+import { providerRoutes } from './modules/providers/routes.ts'
+import { configRoutes } from './modules/configs/routes.ts'
+import { gatewayRoutes } from './modules/gateway/routes.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { errorsPlugin } from './plugins/errors.ts'
 import { requestContextPlugin } from './plugins/request-context.ts'
@@ -25,8 +28,11 @@ export function createApp(deps: AppDeps) {
     .use(serviceRoutes(deps))
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
     .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
-    .use(userRoutes({ users: services.users, creditsEnforced: false, authPlugin: auth }))
-    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, invites: services.invites, version: deps.version, authPlugin: auth }))
+    .use(userRoutes({ users: services.users, usage: services.usage, authPlugin: auth }))
+    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, invites: services.invites, usage: services.usage, version: deps.version, authPlugin: auth }))
+    .use(providerRoutes({ providers: services.providers, authPlugin: auth }))
+    .use(configRoutes({ configs: services.configs, authPlugin: auth }))
+    .use(gatewayRoutes({ gateway: services.gateway, authPlugin: auth }))
   routes.load(app.routes)
   return app
 }

@@ -27,6 +27,8 @@ export interface Config {
   authRateLimit: RateLimit
   /** take the client IP from X-Forwarded-For (only behind a proxy you run) */
   trustProxy: boolean
+  /** refuse model calls when a user's credit balance is used up */
+  creditsEnforced: boolean
   logLevel: LogLevel
 }
 
@@ -85,6 +87,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const trustRaw = env.HEARTH_TRUST_PROXY || 'false'
   if (trustRaw !== 'true' && trustRaw !== 'false') throw new ConfigError(`HEARTH_TRUST_PROXY=${JSON.stringify(trustRaw)} is not true or false`)
 
+  const creditsRaw = env.HEARTH_CREDITS || 'off'
+  if (creditsRaw !== 'on' && creditsRaw !== 'off') throw new ConfigError(`HEARTH_CREDITS=${JSON.stringify(creditsRaw)} is not on or off`)
+
   return {
     port,
     host: env.HOST || '0.0.0.0',
@@ -97,6 +102,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     rateLimit,
     authRateLimit,
     trustProxy: trustRaw === 'true',
+    creditsEnforced: creditsRaw === 'on',
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
   }
 }

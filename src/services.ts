@@ -11,6 +11,11 @@ import { createRevocations } from './modules/auth/revocations.ts'
 import { createAuthService } from './modules/auth/service.ts'
 import { createAccessTokens } from './modules/auth/tokens.ts'
 import { createUsersService } from './modules/users/service.ts'
+import { createSecretBox } from './lib/secrets.ts'
+import { createProvidersService } from './modules/providers/service.ts'
+import { createUsageService } from './modules/usage/service.ts'
+import { createGateway } from './modules/gateway/service.ts'
+import { createConfigsService } from './modules/configs/service.ts'
 
 export interface BaseDeps {
   config: Config
@@ -39,6 +44,11 @@ export async function createServices(deps: BaseDeps) {
   const apiKeys = createApiKeys({ database, revocations, logger })
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
   const invites = createInvites(database)
+  const secrets = await createSecretBox(deps.secret)
+  const providers = createProvidersService({ database, secrets })
+  const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
+  const gateway = createGateway({ providers, usage, logger })
+  const configs = createConfigsService({ database, secrets })
 
   await revocations.start()
   limiter.start()
@@ -52,6 +62,10 @@ export async function createServices(deps: BaseDeps) {
     apiKeys,
     auth,
     invites,
+    providers,
+    usage,
+    gateway,
+    configs,
     /** stop background work and write what is pending; the database is closed by the caller */
     async close() {
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close(), revocations.close()])

@@ -125,3 +125,81 @@ export const rateLimits = table(
   },
   (t) => [primaryKey({ columns: [t.key, t.windowStart] }), index('rate_limits_window_idx').on(t.windowStart)],
 )
+
+/** Model providers. `api_key_enc` and `headers_enc` are AES-256-GCM ciphertexts (lib/secrets.ts). */
+export const providers = table(
+  'providers',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    type: text('type', { enum: ['openai', 'anthropic', 'google', 'openai_compatible'] }).notNull(),
+    baseUrl: text('base_url'),
+    apiKeyEnc: text('api_key_enc'),
+    apiKeyHint: text('api_key_hint'),
+    headersEnc: text('headers_enc'),
+    scope: text('scope', { enum: ['global', 'personal'] }).notNull(),
+    ownerId: text('owner_id').references(() => users.id, { onDelete: 'cascade' }),
+    isDefault: boolean('is_default').notNull().default(false),
+    timeoutMs: integer('timeout_ms').notNull().default(120000),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('providers_owner_idx').on(t.ownerId), index('providers_scope_idx').on(t.scope)],
+)
+
+export const models = table(
+  'models',
+  {
+    id: id(),
+    providerId: text('provider_id').notNull().references(() => providers.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    modelId: text('model_id').notNull(),
+    contextWindow: integer('context_window'),
+    maxOutputTokens: integer('max_output_tokens'),
+    supportsStream: boolean('supports_stream').notNull().default(true),
+    supportsTools: boolean('supports_tools').notNull().default(false),
+    supportsVision: boolean('supports_vision').notNull().default(false),
+    inputPrice: number('input_price').notNull().default(0),
+    outputPrice: number('output_price').notNull().default(0),
+    isDefault: boolean('is_default').notNull().default(false),
+    isAvailable: boolean('is_available').notNull().default(true),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('models_provider_model_uq').on(t.providerId, t.modelId), index('models_name_idx').on(t.name)],
+)
+
+/** One row per model call: chat, gateway or task. */
+export const usage = table(
+  'usage',
+  {
+    id: id(),
+    userId: text('user_id').references(() => users.id, { onDelete: 'set null' }),
+    providerId: text('provider_id').references(() => providers.id, { onDelete: 'set null' }),
+    model: text('model').notNull(),
+    source: text('source', { enum: ['chat', 'gateway', 'task'] }).notNull(),
+    inputTokens: integer('input_tokens').notNull().default(0),
+    outputTokens: integer('output_tokens').notNull().default(0),
+    cost: number('cost').notNull().default(0),
+    latencyMs: integer('latency_ms'),
+    ttftMs: integer('ttft_ms'),
+    status: text('status', { enum: ['ok', 'error', 'aborted'] }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('usage_user_created_idx').on(t.userId, t.createdAt), index('usage_created_idx').on(t.createdAt)],
+)
+
+/** Instance settings by group. Secret values are stored encrypted and never returned. */
+export const configs = table(
+  'configs',
+  {
+    id: id(),
+    configGroup: text('config_group').notNull(),
+    configName: text('config_name').notNull(),
+    configValue: text('config_value'),
+    isSecret: boolean('is_secret').notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('configs_group_name_uq').on(t.configGroup, t.configName)],
+)

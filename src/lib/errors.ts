@@ -75,3 +75,6 @@ export function toProblem(status: number, code: ErrorCode, detail: string, error
   if (requestId) problem.request_id = requestId
   return problem
 }
+
+/** OpenAI's error body, for the `/v1` gateway. */
+export const openaiError = (message: string, type: string, code: string | null) => ({ error: { message, type, param: null, code } })

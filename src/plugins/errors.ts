@@ -4,11 +4,21 @@
  */
 import { Elysia, type ValidationError } from 'elysia'
 import { isUniqueViolation } from '../db/errors.ts'
-import { AppError, type ErrorCode, type FieldProblem, toProblem } from '../lib/errors.ts'
+import { AppError, openaiError, type ErrorCode, type FieldProblem, toProblem } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { RouteIndex } from './route-index.ts'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
+
+const OPENAI_TYPES: Partial<Record<ErrorCode, string>> = {
+  UNAUTHORIZED: 'authentication_error',
+  TOKEN_EXPIRED: 'authentication_error',
+  FORBIDDEN: 'permission_error',
+  RATE_LIMITED: 'rate_limit_error',
+  QUOTA_EXCEEDED: 'insufficient_quota',
+  UPSTREAM_ERROR: 'upstream_error',
+  INTERNAL_ERROR: 'server_error',
+}
 
 export function errorsPlugin(deps: { logger: Logger; routes: RouteIndex }) {
   return new Elysia({ name: 'hearth.errors' }).onError({ as: 'global' }, ({ code, error: raised, set, request }) => {
@@ -57,8 +67,14 @@ export function errorsPlugin(deps: { logger: Logger; routes: RouteIndex }) {
     }
 
     set.status = status
-    set.headers['content-type'] = PROBLEM_CONTENT_TYPE
     set.headers['cache-control'] = 'no-store'
+    // The OpenAI-compatible gateway answers in OpenAI's error shape, so OpenAI SDKs understand it.
+    if (request.url.includes('/v1/', 8) && new URL(request.url).pathname.startsWith('/v1/')) {
+      set.headers['content-type'] = 'application/json'
+      const message = errors?.length ? `${detail}: ${errors.map((e) => `${e.path || 'body'} ${e.message}`).join('; ')}` : detail
+      return JSON.stringify(openaiError(message, OPENAI_TYPES[errCode] ?? 'invalid_request_error', errCode.toLowerCase()))
+    }
+    set.headers['content-type'] = PROBLEM_CONTENT_TYPE
     return JSON.stringify(toProblem(status, errCode, detail, errors, requestId))
   })
 }

@@ -41,5 +41,26 @@ export default [
       "CREATE INDEX \"sessions_user_idx\" ON \"sessions\" USING btree (\"user_id\");",
       "CREATE INDEX \"sessions_revoked_at_idx\" ON \"sessions\" USING btree (\"revoked_at\");"
     ]
+  },
+  {
+    "tag": "0002_providers",
+    "hash": "47b743e22fe9ba590cd7145f293e3a7753cdebe6b28ff8b3b450ca5288ee4ce7",
+    "statements": [
+      "CREATE TABLE \"configs\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"config_group\" text NOT NULL,\n\t\"config_name\" text NOT NULL,\n\t\"config_value\" text,\n\t\"is_secret\" boolean DEFAULT false NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"models\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"provider_id\" text NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"model_id\" text NOT NULL,\n\t\"context_window\" integer,\n\t\"max_output_tokens\" integer,\n\t\"supports_stream\" boolean DEFAULT true NOT NULL,\n\t\"supports_tools\" boolean DEFAULT false NOT NULL,\n\t\"supports_vision\" boolean DEFAULT false NOT NULL,\n\t\"input_price\" double precision DEFAULT 0 NOT NULL,\n\t\"output_price\" double precision DEFAULT 0 NOT NULL,\n\t\"is_default\" boolean DEFAULT false NOT NULL,\n\t\"is_available\" boolean DEFAULT true NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"providers\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"type\" text NOT NULL,\n\t\"base_url\" text,\n\t\"api_key_enc\" text,\n\t\"api_key_hint\" text,\n\t\"headers_enc\" text,\n\t\"scope\" text NOT NULL,\n\t\"owner_id\" text,\n\t\"is_default\" boolean DEFAULT false NOT NULL,\n\t\"timeout_ms\" integer DEFAULT 120000 NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"usage\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text,\n\t\"provider_id\" text,\n\t\"model\" text NOT NULL,\n\t\"source\" text NOT NULL,\n\t\"input_tokens\" integer DEFAULT 0 NOT NULL,\n\t\"output_tokens\" integer DEFAULT 0 NOT NULL,\n\t\"cost\" double precision DEFAULT 0 NOT NULL,\n\t\"latency_ms\" integer,\n\t\"ttft_ms\" integer,\n\t\"status\" text NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "ALTER TABLE \"models\" ADD CONSTRAINT \"models_provider_id_providers_id_fk\" FOREIGN KEY (\"provider_id\") REFERENCES \"public\".\"providers\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"providers\" ADD CONSTRAINT \"providers_owner_id_users_id_fk\" FOREIGN KEY (\"owner_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"usage\" ADD CONSTRAINT \"usage_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "ALTER TABLE \"usage\" ADD CONSTRAINT \"usage_provider_id_providers_id_fk\" FOREIGN KEY (\"provider_id\") REFERENCES \"public\".\"providers\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "CREATE UNIQUE INDEX \"configs_group_name_uq\" ON \"configs\" USING btree (\"config_group\",\"config_name\");",
+      "CREATE UNIQUE INDEX \"models_provider_model_uq\" ON \"models\" USING btree (\"provider_id\",\"model_id\");",
+      "CREATE INDEX \"models_name_idx\" ON \"models\" USING btree (\"name\");",
+      "CREATE INDEX \"providers_owner_idx\" ON \"providers\" USING btree (\"owner_id\");",
+      "CREATE INDEX \"providers_scope_idx\" ON \"providers\" USING btree (\"scope\");",
+      "CREATE INDEX \"usage_user_created_idx\" ON \"usage\" USING btree (\"user_id\",\"created_at\");",
+      "CREATE INDEX \"usage_created_idx\" ON \"usage\" USING btree (\"created_at\");"
+    ]
   }
 ] satisfies EmbeddedMigration[]

@@ -36,5 +36,22 @@ export default [
       "ALTER TABLE `users` ADD `credit_used` real DEFAULT 0 NOT NULL;",
       "ALTER TABLE `users` ADD `tokens_valid_after` integer;"
     ]
+  },
+  {
+    "tag": "0002_providers",
+    "hash": "8273a6f625b1f7f1b863a49b3f1775d69d36e214abb909cf7710e4ab2dc8bf61",
+    "statements": [
+      "CREATE TABLE `configs` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`config_group` text NOT NULL,\n\t`config_name` text NOT NULL,\n\t`config_value` text,\n\t`is_secret` integer DEFAULT false NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);",
+      "CREATE UNIQUE INDEX `configs_group_name_uq` ON `configs` (`config_group`,`config_name`);",
+      "CREATE TABLE `models` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`provider_id` text NOT NULL,\n\t`name` text NOT NULL,\n\t`model_id` text NOT NULL,\n\t`context_window` integer,\n\t`max_output_tokens` integer,\n\t`supports_stream` integer DEFAULT true NOT NULL,\n\t`supports_tools` integer DEFAULT false NOT NULL,\n\t`supports_vision` integer DEFAULT false NOT NULL,\n\t`input_price` real DEFAULT 0 NOT NULL,\n\t`output_price` real DEFAULT 0 NOT NULL,\n\t`is_default` integer DEFAULT false NOT NULL,\n\t`is_available` integer DEFAULT true NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`provider_id`) REFERENCES `providers`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `models_provider_model_uq` ON `models` (`provider_id`,`model_id`);",
+      "CREATE INDEX `models_name_idx` ON `models` (`name`);",
+      "CREATE TABLE `providers` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`name` text NOT NULL,\n\t`type` text NOT NULL,\n\t`base_url` text,\n\t`api_key_enc` text,\n\t`api_key_hint` text,\n\t`headers_enc` text,\n\t`scope` text NOT NULL,\n\t`owner_id` text,\n\t`is_default` integer DEFAULT false NOT NULL,\n\t`timeout_ms` integer DEFAULT 120000 NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`owner_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `providers_owner_idx` ON `providers` (`owner_id`);",
+      "CREATE INDEX `providers_scope_idx` ON `providers` (`scope`);",
+      "CREATE TABLE `usage` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text,\n\t`provider_id` text,\n\t`model` text NOT NULL,\n\t`source` text NOT NULL,\n\t`input_tokens` integer DEFAULT 0 NOT NULL,\n\t`output_tokens` integer DEFAULT 0 NOT NULL,\n\t`cost` real DEFAULT 0 NOT NULL,\n\t`latency_ms` integer,\n\t`ttft_ms` integer,\n\t`status` text NOT NULL,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE set null,\n\tFOREIGN KEY (`provider_id`) REFERENCES `providers`(`id`) ON UPDATE no action ON DELETE set null\n);",
+      "CREATE INDEX `usage_user_created_idx` ON `usage` (`user_id`,`created_at`);",
+      "CREATE INDEX `usage_created_idx` ON `usage` (`created_at`);"
+    ]
   }
 ] satisfies EmbeddedMigration[]

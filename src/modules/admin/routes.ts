@@ -9,12 +9,13 @@ import { idParams, userSchema } from '../auth/model.ts'
 import type { AuthService } from '../auth/service.ts'
 import { toUser, type UsersService } from '../users/service.ts'
 import type { Invites } from './invites.ts'
+import type { UsageService } from '../usage/service.ts'
 
 const inviteSchema = z.object({ id: z.string(), prefix: z.string(), note: z.string().nullable(), created_at: isoDate, expires_at: isoDate.nullable(), used_at: isoDate.nullable(), used_by: z.string().nullable() }).meta({ id: 'Invite' })
 const adminUserSchema = userSchema.extend({ credits: z.object({ balance: z.number(), used: z.number() }) })
 const problems = { 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema }
 
-export function adminRoutes(deps: { database: Database; users: UsersService; auth: AuthService; invites: Invites; version: string; authPlugin: ReturnType<typeof authPlugin> }) {
+export function adminRoutes(deps: { database: Database; users: UsersService; auth: AuthService; invites: Invites; usage: UsageService; version: string; authPlugin: ReturnType<typeof authPlugin> }) {
   const { database, users, auth, invites } = deps
   const startedAt = Date.now()
   const withCredits = (u: Awaited<ReturnType<UsersService['get']>>) => ({ ...toUser(u), credits: { balance: u.creditBalance, used: u.creditUsed } })
@@ -90,6 +91,22 @@ export function adminRoutes(deps: { database: Database; users: UsersService; aut
         set.status = 204
       },
       { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems }, detail: { summary: 'Withdraw an invite code' } },
+    )
+    .get(
+      '/admin/usage',
+      async ({ query }) => {
+        const items = await deps.usage.aggregate({ from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined, userId: query.user_id, model: query.model })
+        return { items, total: items.length, limit: items.length, offset: 0, has_more: false }
+      },
+      {
+        auth: 'admin',
+        query: z.object({ from: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(), to: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(), user_id: z.string().max(64).optional(), model: z.string().max(200).optional() }),
+        response: {
+          200: page(z.object({ day: z.string(), user_id: z.string().nullable(), username: z.string().nullable(), model: z.string(), calls: z.number().int(), input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number(), errors: z.number().int() })),
+          ...problems,
+        },
+        detail: { summary: 'Model usage by day (UTC), user and model; `from` inclusive, `to` exclusive' },
+      },
     )
     .get(
       '/system/status',

@@ -5,6 +5,7 @@ import { problemSchema } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import { userSchema } from '../auth/model.ts'
 import { preferencesOf, toUser, type UsersService } from './service.ts'
+import type { UsageService } from '../usage/service.ts'
 
 export const preferencesSchema = z
   .object({
@@ -22,7 +23,7 @@ const statsSchema = z.object({ conversations: z.number().int(), messages: z.numb
 const creditsSchema = z.object({ balance: z.number(), used: z.number(), enforced: z.boolean() })
 const urlOrNull = z.url({ protocol: /^https?$/ }).max(2048).nullable()
 
-export function userRoutes(deps: { users: UsersService; creditsEnforced: boolean; authPlugin: ReturnType<typeof authPlugin> }) {
+export function userRoutes(deps: { users: UsersService; usage: UsageService; authPlugin: ReturnType<typeof authPlugin> }) {
   const { users } = deps
   return new Elysia({ name: 'hearth.routes.users', prefix: '/api/v1/users/me', detail: { tags: ['Users'] } })
     .use(deps.authPlugin)
@@ -58,7 +59,7 @@ export function userRoutes(deps: { users: UsersService; creditsEnforced: boolean
       response: { 200: preferencesSchema, 401: problemSchema, 422: problemSchema },
       detail: { summary: 'Change preferences: fields sent are set, fields left out keep their value' },
     })
-    .get('/stats', () => ({ conversations: 0, messages: 0, tasks: 0, input_tokens: 0, output_tokens: 0, cost: 0 }), {
+    .get('/stats', async ({ principal }) => ({ conversations: 0, messages: 0, tasks: 0, ...(await deps.usage.statsOf(principal.userId)) }), {
       auth: true,
       response: { 200: statsSchema, 401: problemSchema },
       detail: { summary: 'Your usage counts' },
@@ -67,7 +68,7 @@ export function userRoutes(deps: { users: UsersService; creditsEnforced: boolean
       '/credits',
       async ({ principal }) => {
         const u = await users.get(principal.userId)
-        return { balance: u.creditBalance, used: u.creditUsed, enforced: deps.creditsEnforced }
+        return { balance: u.creditBalance, used: u.creditUsed, enforced: deps.usage.enforced }
       },
       { auth: true, response: { 200: creditsSchema, 401: problemSchema }, detail: { summary: 'Your credit balance' } },
     )

@@ -1,0 +1,217 @@
+/**
+ * @module One streaming interface over the four provider types, on the Vercel AI SDK: text and
+ * reasoning deltas, tool calls, usage and finish reason; abort by AbortSignal; an idle timeout that
+ * also bounds the wait for the first byte. Plus the upstream model lists.
+ */
+import { createAnthropic } from '@ai-sdk/anthropic'
+import { createGoogleGenerativeAI } from '@ai-sdk/google'
+import { createOpenAI } from '@ai-sdk/openai'
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
+import { APICallError, jsonSchema, Output, streamText, type LanguageModel, type ModelMessage, type ToolSet } from 'ai'
+
+export type ProviderType = 'openai' | 'anthropic' | 'google' | 'openai_compatible'
+
+/** Everything needed to call a provider (decrypted). */
+export interface ProviderConnection {
+  type: ProviderType
+  baseUrl: string | null
+  apiKey: string | null
+  headers: Record<string, string>
+  /** idle timeout: the longest wait for the first byte, and between two chunks */
+  timeoutMs: number
+}
+
+export const DEFAULT_BASE_URLS: Record<ProviderType, string | null> = {
+  openai: 'https://api.openai.com/v1',
+  anthropic: 'https://api.anthropic.com/v1',
+  google: 'https://generativelanguage.googleapis.com/v1beta',
+  openai_compatible: null,
+}
+
+export const baseUrlOf = (c: Pick<ProviderConnection, 'type' | 'baseUrl'>) => (c.baseUrl ?? DEFAULT_BASE_URLS[c.type] ?? '').replace(/\/+$/, '')
+
+export interface ToolSpec {
+  name: string
+  description?: string
+  /** JSON Schema of the arguments */
+  parameters: Record<string, unknown>
+}
+
+export interface ChatRequest {
+  /** the upstream model id */
+  model: string
+  system?: string
+  messages: ModelMessage[]
+  tools?: ToolSpec[]
+  toolChoice?: 'auto' | 'none' | 'required' | { name: string }
+  temperature?: number
+  topP?: number
+  maxTokens?: number
+  stop?: string[]
+  /** JSON output: `json` (any object) or a named JSON Schema */
+  responseFormat?: { type: 'json' } | { type: 'json_schema'; name?: string; schema: Record<string, unknown> }
+}
+
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'error' | 'other'
+
+export interface Usage {
+  inputTokens: number
+  outputTokens: number
+}
+
+export type ChatEvent =
+  | { type: 'text'; text: string }
+  | { type: 'reasoning'; text: string }
+  | { type: 'tool_call'; id: string; name: string; arguments: string }
+  | { type: 'finish'; reason: FinishReason; usage: Usage }
+
+/** A provider failed: its HTTP status when it answered, `timeout` when it did not in time. */
+export class UpstreamError extends Error {
+  override name = 'UpstreamError'
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly kind: 'http' | 'timeout' | 'network' = 'http',
+  ) {
+    super(message)
+  }
+}
+
+export function languageModel(c: ProviderConnection, modelId: string): LanguageModel {
+  const baseURL = baseUrlOf(c)
+  const apiKey = c.apiKey ?? ''
+  switch (c.type) {
+    case 'openai':
+      return createOpenAI({ baseURL, apiKey, headers: c.headers }).chat(modelId)
+    case 'openai_compatible':
+      return createOpenAICompatible({ name: 'upstream', baseURL, apiKey, headers: c.headers, includeUsage: true }).chatModel(modelId)
+    case 'anthropic':
+      return createAnthropic({ baseURL, apiKey, headers: c.headers })(modelId)
+    case 'google':
+      return createGoogleGenerativeAI({ baseURL, apiKey, headers: c.headers })(modelId)
+  }
+}
+
+const FINISH: Record<string, FinishReason> = { stop: 'stop', length: 'length', 'tool-calls': 'tool_calls', 'content-filter': 'content_filter', error: 'error' }
+
+/**
+ * Stream one model call. Ends with exactly one `finish` event; throws UpstreamError when the
+ * provider fails or goes quiet for longer than its timeout; stops when `signal` aborts.
+ */
+export async function* streamChat(c: ProviderConnection, req: ChatRequest, signal?: AbortSignal): AsyncGenerator<ChatEvent> {
+  const controller = new AbortController()
+  let timedOut = false
+  let watchdog: Timer | undefined
+  const arm = () => {
+    clearTimeout(watchdog)
+    watchdog = setTimeout(() => {
+      timedOut = true
+      controller.abort()
+    }, c.timeoutMs)
+  }
+  const onAbort = () => controller.abort()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  arm()
+  try {
+    const tools: ToolSet | undefined = req.tools?.length
+      ? Object.fromEntries(req.tools.map((t) => [t.name, { description: t.description, inputSchema: jsonSchema(t.parameters) }]))
+      : undefined
+    const result = streamText({
+      model: languageModel(c, req.model),
+      system: req.system,
+      messages: req.messages,
+      tools,
+      toolChoice: typeof req.toolChoice === 'object' ? { type: 'tool', toolName: req.toolChoice.name } : req.toolChoice,
+      temperature: req.temperature,
+      topP: req.topP,
+      maxOutputTokens: req.maxTokens,
+      stopSequences: req.stop,
+      // JSON output: each provider adapter turns this into its own switch (response_format, responseMimeType, …)
+      output: req.responseFormat ? (req.responseFormat.type === 'json' ? Output.json() : Output.object({ schema: jsonSchema(req.responseFormat.schema), name: req.responseFormat.name })) : undefined,
+      abortSignal: controller.signal,
+      maxRetries: 0,
+    })
+    for await (const part of result.fullStream) {
+      arm()
+      switch (part.type) {
+        case 'text-delta':
+          if (part.text) yield { type: 'text', text: part.text }
+          break
+        case 'reasoning-delta':
+          if (part.text) yield { type: 'reasoning', text: part.text }
+          break
+        case 'tool-call':
+          yield { type: 'tool_call', id: part.toolCallId, name: part.toolName, arguments: JSON.stringify(part.input ?? {}) }
+          break
+        case 'error':
+          throw toUpstreamError(part.error, timedOut)
+        case 'abort':
+          if (timedOut) throw new UpstreamError(`the provider sent nothing for ${c.timeoutMs} ms`, undefined, 'timeout')
+          return
+        case 'finish':
+          yield {
+            type: 'finish',
+            reason: FINISH[part.finishReason] ?? 'other',
+            usage: { inputTokens: part.totalUsage.inputTokens ?? 0, outputTokens: part.totalUsage.outputTokens ?? 0 },
+          }
+          break
+      }
+    }
+  } catch (error) {
+    if (error instanceof UpstreamError) throw error
+    if (signal?.aborted && !timedOut) return
+    throw toUpstreamError(error, timedOut, c.timeoutMs)
+  } finally {
+    clearTimeout(watchdog)
+    signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+function toUpstreamError(error: unknown, timedOut: boolean, timeoutMs?: number): UpstreamError {
+  if (timedOut) return new UpstreamError(`the provider sent nothing for ${timeoutMs ?? 0} ms`, undefined, 'timeout')
+  if (APICallError.isInstance(error)) return new UpstreamError(upstreamMessage(error), error.statusCode, 'http')
+  const message = error instanceof Error ? error.message : String(error)
+  return new UpstreamError(`the provider could not be reached: ${message}`, undefined, 'network')
+}
+
+/** The provider's own error message when it sent one, else the status. Never request headers. */
+function upstreamMessage(error: APICallError): string {
+  try {
+    const body = JSON.parse(error.responseBody ?? '') as { error?: { message?: string } | string; message?: string }
+    const msg = typeof body.error === 'string' ? body.error : (body.error?.message ?? body.message)
+    if (msg) return `the provider answered ${error.statusCode}: ${msg}`
+  } catch {}
+  return `the provider answered ${error.statusCode ?? 'with an error'}`
+}
+
+export interface UpstreamModel {
+  id: string
+  contextWindow: number | null
+  maxOutputTokens: number | null
+}
+
+/** The models a provider lists, through each protocol's own list endpoint. */
+export async function listModels(c: ProviderConnection, signal?: AbortSignal): Promise<UpstreamModel[]> {
+  const base = baseUrlOf(c)
+  const key = c.apiKey ?? ''
+  const timeout = AbortSignal.timeout(c.timeoutMs)
+  const init = (headers: Record<string, string>): RequestInit => ({ headers: { ...c.headers, ...headers }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout })
+  let res: Response
+  try {
+    if (c.type === 'anthropic') res = await fetch(`${base}/models?limit=1000`, init({ 'x-api-key': key, 'anthropic-version': '2023-06-01' }))
+    else if (c.type === 'google') res = await fetch(`${base}/models?pageSize=1000`, init({ 'x-goog-api-key': key }))
+    else res = await fetch(`${base}/models`, init(key ? { authorization: `Bearer ${key}` } : {}))
+  } catch (error) {
+    if (timeout.aborted) throw new UpstreamError(`the provider sent nothing for ${c.timeoutMs} ms`, undefined, 'timeout')
+    throw new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network')
+  }
+  const text = await res.text()
+  if (!res.ok) throw new UpstreamError(upstreamMessage(new APICallError({ message: '', url: '', requestBodyValues: {}, statusCode: res.status, responseBody: text })), res.status)
+  const body = JSON.parse(text) as {
+    data?: { id: string; context_window?: number; context_length?: number }[]
+    models?: { name: string; inputTokenLimit?: number; outputTokenLimit?: number }[]
+  }
+  if (c.type === 'google')
+    return (body.models ?? []).map((m) => ({ id: m.name.replace(/^models\//, ''), contextWindow: m.inputTokenLimit ?? null, maxOutputTokens: m.outputTokenLimit ?? null }))
+  return (body.data ?? []).map((m) => ({ id: m.id, contextWindow: m.context_window ?? m.context_length ?? null, maxOutputTokens: null }))
+}

@@ -1,0 +1,335 @@
+/**
+ * @module The OpenAI-compatible gateway. OpenAI-type upstreams are relayed: the request goes out
+ * as sent (model renamed, usage asked for), and the stream comes back event by event without being
+ * rebuilt — only the usage chunk is read (and dropped when the client did not ask for it).
+ * Anthropic and Gemini go through the provider-neutral stream and are written as OpenAI chunks.
+ * Either way: usage recorded and credits settled; a failure before the first byte is a clean
+ * OpenAI error, after it an error event and `[DONE]`; the client going away aborts the upstream.
+ */
+import { SSE_HEADERS } from '../../lib/sse.ts'
+import type { Logger } from '../../lib/logger.ts'
+import { baseUrlOf, streamChat, UpstreamError, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
+import type { Principal } from '../auth/service.ts'
+import type { ProvidersService, ResolvedModel } from '../providers/service.ts'
+import { costOf, type UsageService } from '../usage/service.ts'
+import { openaiError } from '../../lib/errors.ts'
+import { chunkWriter, estimateInputTokens, openaiFinish, toChatRequest, usageObject, type ChatCompletionRequest } from './openai-format.ts'
+
+const JSON_HEADERS = { 'content-type': 'application/json' }
+const encoder = new TextEncoder()
+/** what a completion may cost at most when the request sets no max_tokens and the model no max output */
+const DEFAULT_MAX_OUTPUT = 4096
+
+export function createGateway(deps: { providers: ProvidersService; usage: UsageService; logger: Logger }) {
+  const { providers, usage, logger } = deps
+
+  const errorResponse = (status: number, message: string, type: string, code: string | null) => Response.json(openaiError(message, type, code), { status })
+
+  /** An upstream failure before anything was sent: the client's fault passes through, the rest is 502/504. */
+  function upstreamFailure(error: UpstreamError): Response {
+    if (error.kind === 'timeout') return errorResponse(504, error.message, 'upstream_error', 'upstream_timeout')
+    const s = error.status
+    if (s === 400 || s === 404 || s === 413 || s === 422) return errorResponse(s, error.message, 'invalid_request_error', 'upstream_rejected')
+    if (s === 429) return errorResponse(429, error.message, 'rate_limit_error', 'upstream_rate_limited')
+    return errorResponse(502, error.message, 'upstream_error', 'upstream_error')
+  }
+
+  /** Everything one call needs to record its usage when it ends, whichever way it ends. */
+  function meter(principal: Principal, resolved: ResolvedModel, held: number) {
+    const started = performance.now()
+    let ttft: number | null = null
+    let done = false
+    return {
+      firstToken() {
+        ttft ??= Math.round(performance.now() - started)
+      },
+      end(status: 'ok' | 'error' | 'aborted', u: Usage) {
+        if (done) return
+        done = true
+        void usage.settle(
+          {
+            userId: principal.userId,
+            providerId: resolved.provider.id,
+            model: resolved.model.name,
+            source: 'gateway',
+            inputTokens: u.inputTokens,
+            outputTokens: u.outputTokens,
+            cost: costOf(u.inputTokens, u.outputTokens, resolved.model),
+            latencyMs: Math.round(performance.now() - started),
+            ttftMs: ttft,
+            status,
+          },
+          held,
+        )
+      },
+    }
+  }
+
+  async function relay(req: ChatCompletionRequest, resolved: ResolvedModel, conn: ProviderConnection, m: ReturnType<typeof meter>, clientSignal: AbortSignal): Promise<Response> {
+    const wantsUsage = req.stream_options?.include_usage === true
+    const body = { ...req, model: resolved.model.modelId, ...(req.stream ? { stream_options: { ...req.stream_options, include_usage: true } } : {}) }
+    const upstream = new AbortController()
+    const onClientGone = () => upstream.abort()
+    clientSignal.addEventListener('abort', onClientGone, { once: true })
+    let timedOut = false
+    let idle = setTimeout(() => ((timedOut = true), upstream.abort()), conn.timeoutMs)
+    const rearm = () => {
+      clearTimeout(idle)
+      idle = setTimeout(() => ((timedOut = true), upstream.abort()), conn.timeoutMs)
+    }
+    const cleanup = () => {
+      clearTimeout(idle)
+      clientSignal.removeEventListener('abort', onClientGone)
+    }
+
+    let res: Response
+    try {
+      res = await fetch(`${baseUrlOf(conn)}/chat/completions`, {
+        method: 'POST',
+        headers: { ...conn.headers, 'content-type': 'application/json', ...(conn.apiKey ? { authorization: `Bearer ${conn.apiKey}` } : {}) },
+        body: JSON.stringify(body),
+        signal: upstream.signal,
+      })
+    } catch (error) {
+      cleanup()
+      m.end(clientSignal.aborted ? 'aborted' : 'error', { inputTokens: 0, outputTokens: 0 })
+      if (timedOut) return upstreamFailure(new UpstreamError(`the provider sent nothing for ${conn.timeoutMs} ms`, undefined, 'timeout'))
+      return upstreamFailure(new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network'))
+    }
+    if (!res.ok) {
+      const text = await res.text().catch(() => '')
+      cleanup()
+      m.end('error', { inputTokens: 0, outputTokens: 0 })
+      return upstreamFailure(new UpstreamError(upstreamMessage(res.status, text), res.status))
+    }
+
+    if (!req.stream) {
+      let text: string
+      try {
+        text = await res.text()
+      } catch {
+        cleanup()
+        m.end(clientSignal.aborted ? 'aborted' : 'error', { inputTokens: 0, outputTokens: 0 })
+        return timedOut ? upstreamFailure(new UpstreamError(`the provider sent nothing for ${conn.timeoutMs} ms`, undefined, 'timeout')) : errorResponse(502, 'the provider broke off its answer', 'upstream_error', 'upstream_error')
+      }
+      cleanup()
+      m.firstToken()
+      const u = (JSON.parse(text) as { usage?: { prompt_tokens?: number; completion_tokens?: number } }).usage
+      m.end('ok', { inputTokens: u?.prompt_tokens ?? 0, outputTokens: u?.completion_tokens ?? 0 })
+      return new Response(text, { headers: JSON_HEADERS })
+    }
+
+    // Streaming: pass each complete event through as received.
+    const reader = res.body!.getReader()
+    const decoder = new TextDecoder()
+    let pending = ''
+    let sawDone = false
+    let counted: Usage = { inputTokens: 0, outputTokens: 0 }
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          for (;;) {
+            const { value, done } = await reader.read()
+            if (done) break
+            rearm()
+            m.firstToken()
+            pending += decoder.decode(value, { stream: true })
+            const cut = pending.lastIndexOf('\n\n')
+            if (cut === -1) continue
+            const complete = pending.slice(0, cut + 2)
+            pending = pending.slice(cut + 2)
+            if (complete.includes('data: [DONE]')) sawDone = true
+            controller.enqueue(encoder.encode(complete.includes('"usage":{') ? readUsage(complete) : complete))
+            return
+          }
+          cleanup()
+          if (!sawDone) {
+            m.end('error', counted)
+            controller.enqueue(encoder.encode(errorEvent('the provider ended the stream early')))
+          } else m.end('ok', counted)
+          controller.close()
+        } catch {
+          cleanup()
+          m.end(clientSignal.aborted ? 'aborted' : 'error', counted)
+          if (!clientSignal.aborted) {
+            controller.enqueue(encoder.encode(errorEvent(timedOut ? `the provider sent nothing for ${conn.timeoutMs} ms` : 'the provider broke off the stream')))
+            controller.close()
+          }
+        }
+      },
+      cancel() {
+        cleanup()
+        upstream.abort()
+        m.end('aborted', counted)
+      },
+    })
+
+    /** Take the usage from its chunk, and drop that chunk when the client did not ask for it. */
+    function readUsage(text: string): string {
+      let out = ''
+      for (const event of text.split('\n\n')) {
+        if (!event) continue
+        if (event.includes('"usage":{')) {
+          try {
+            const u = (JSON.parse(event.slice(event.indexOf('{'))) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage
+            counted = { inputTokens: u.prompt_tokens, outputTokens: u.completion_tokens }
+          } catch {}
+          if (!wantsUsage) continue
+        }
+        out += event + '\n\n'
+      }
+      return out
+    }
+
+    return new Response(stream, { headers: SSE_HEADERS })
+  }
+
+  async function translate(req: ChatCompletionRequest, resolved: ResolvedModel, conn: ProviderConnection, m: ReturnType<typeof meter>, clientSignal: AbortSignal): Promise<Response> {
+    const name = req.model
+    const events = streamChat(conn, toChatRequest(req, resolved.model.modelId), clientSignal)
+    let finish: Extract<ChatEvent, { type: 'finish' }> | undefined
+
+    if (!req.stream) {
+      let text = ''
+      let reasoning = ''
+      const toolCalls: { id: string; type: 'function'; function: { name: string; arguments: string } }[] = []
+      try {
+        for await (const e of events) {
+          m.firstToken()
+          if (e.type === 'text') text += e.text
+          else if (e.type === 'reasoning') reasoning += e.text
+          else if (e.type === 'tool_call') toolCalls.push({ id: e.id, type: 'function', function: { name: e.name, arguments: e.arguments } })
+          else finish = e
+        }
+      } catch (error) {
+        m.end(clientSignal.aborted ? 'aborted' : 'error', { inputTokens: 0, outputTokens: 0 })
+        return upstreamFailure(asUpstream(error))
+      }
+      const u = finish?.usage ?? { inputTokens: 0, outputTokens: 0 }
+      m.end('ok', u)
+      const w = chunkWriter(name)
+      return Response.json({
+        id: w.id,
+        object: 'chat.completion',
+        created: w.created,
+        model: name,
+        choices: [{ index: 0, message: { role: 'assistant', content: text || (toolCalls.length ? null : ''), ...(reasoning ? { reasoning_content: reasoning } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}), refusal: null }, logprobs: null, finish_reason: openaiFinish(finish?.reason ?? 'stop') }],
+        usage: usageObject(u),
+      })
+    }
+
+    // Wait for the first event before answering, so an early failure is still a clean error response.
+    const iterator = events[Symbol.asyncIterator]()
+    let first: IteratorResult<ChatEvent>
+    try {
+      first = await iterator.next()
+    } catch (error) {
+      m.end(clientSignal.aborted ? 'aborted' : 'error', { inputTokens: 0, outputTokens: 0 })
+      return upstreamFailure(asUpstream(error))
+    }
+    const w = chunkWriter(name)
+    const wantsUsage = req.stream_options?.include_usage === true
+    const write = (e: ChatEvent): string => {
+      switch (e.type) {
+        case 'text':
+          return w.text(e.text)
+        case 'reasoning':
+          return w.reasoning(e.text)
+        case 'tool_call':
+          return w.toolCall(e)
+        case 'finish':
+          finish = e
+          return w.finish(e.reason) + (wantsUsage ? w.usage(e.usage) : '') + 'data: [DONE]\n\n'
+      }
+    }
+    let started = false
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          let out = ''
+          if (!started) {
+            started = true
+            m.firstToken()
+            out = w.start() + (first.done ? '' : write(first.value))
+          } else {
+            const next = await iterator.next()
+            if (!next.done) out = write(next.value)
+            else {
+              m.end(finish ? 'ok' : 'error', finish?.usage ?? { inputTokens: 0, outputTokens: 0 })
+              if (!finish) controller.enqueue(encoder.encode(errorEvent('the provider ended the stream early')))
+              return controller.close()
+            }
+          }
+          controller.enqueue(encoder.encode(out))
+          if (first.done) {
+            m.end('error', { inputTokens: 0, outputTokens: 0 })
+            controller.enqueue(encoder.encode(errorEvent('the provider ended the stream early')))
+            controller.close()
+          }
+        } catch (error) {
+          m.end(clientSignal.aborted ? 'aborted' : 'error', finish?.usage ?? { inputTokens: 0, outputTokens: 0 })
+          controller.enqueue(encoder.encode(errorEvent(asUpstream(error).message)))
+          controller.close()
+        }
+      },
+      cancel() {
+        void iterator.return?.(undefined)
+        m.end('aborted', finish?.usage ?? { inputTokens: 0, outputTokens: 0 })
+      },
+    })
+    return new Response(stream, { headers: SSE_HEADERS })
+  }
+
+  return {
+    /** POST /v1/chat/completions */
+    async complete(principal: Principal, req: ChatCompletionRequest, clientSignal: AbortSignal): Promise<Response> {
+      const resolved = await providers.resolve(principal, req.model)
+      if (!resolved) return errorResponse(404, `The model '${req.model}' does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found')
+      const maxOut = req.max_completion_tokens ?? req.max_tokens ?? resolved.model.maxOutputTokens ?? DEFAULT_MAX_OUTPUT
+      let held: number
+      try {
+        held = await usage.reserve(principal.userId, costOf(estimateInputTokens(req), maxOut, resolved.model))
+      } catch {
+        return errorResponse(402, 'You exceeded your current quota: your credit balance is used up.', 'insufficient_quota', 'insufficient_quota')
+      }
+      const m = meter(principal, resolved, held)
+      try {
+        const conn = await providers.connection(resolved.provider)
+        const openaiType = resolved.provider.type === 'openai' || resolved.provider.type === 'openai_compatible'
+        return await (openaiType ? relay : translate)(req, resolved, conn, m, clientSignal)
+      } catch (error) {
+        m.end('error', { inputTokens: 0, outputTokens: 0 })
+        logger.error('gateway failure', { error, model: req.model })
+        return errorResponse(500, 'An unexpected error occurred', 'server_error', 'internal_error')
+      }
+    },
+
+    /** GET /v1/models */
+    async models(principal: Principal) {
+      const rows = await providers.usableModels(principal)
+      const seen = new Set<string>()
+      const data = []
+      for (const r of rows) {
+        if (seen.has(r.name)) continue
+        seen.add(r.name)
+        data.push({ id: r.name, object: 'model' as const, created: Math.floor(r.createdAt.getTime() / 1000), owned_by: r.providerName })
+      }
+      return { object: 'list' as const, data }
+    },
+  }
+}
+
+const errorEvent = (message: string) => `data: ${JSON.stringify(openaiError(message, 'upstream_error', 'upstream_error'))}\n\ndata: [DONE]\n\n`
+
+const asUpstream = (error: unknown) => (error instanceof UpstreamError ? error : new UpstreamError('the provider failed', undefined, 'network'))
+
+function upstreamMessage(status: number, body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { error?: { message?: string } | string; message?: string }
+    const msg = typeof parsed.error === 'string' ? parsed.error : (parsed.error?.message ?? parsed.message)
+    if (msg) return `the provider answered ${status}: ${msg}`
+  } catch {}
+  return `the provider answered ${status}`
+}
+
+export type Gateway = ReturnType<typeof createGateway>

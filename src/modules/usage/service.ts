@@ -1,0 +1,120 @@
+/**
+ * @module Usage rows for every model call, and credits. With enforcement on (HEARTH_CREDITS=on) a
+ * call first reserves its worst-case cost in one conditional UPDATE — refused with 402 when the
+ * balance is not positive — and settles the real cost when it ends. Concurrent calls on any number
+ * of instances can therefore overspend by at most the one call that was admitted last.
+ */
+import { and, eq, gt, gte, lt, sql, type SQL } from 'drizzle-orm'
+import type { Database } from '../../db/index.ts'
+import { AppError } from '../../lib/errors.ts'
+import type { Logger } from '../../lib/logger.ts'
+
+export type UsageSource = 'chat' | 'gateway' | 'task'
+
+export interface UsageRecord {
+  userId: string
+  providerId: string | null
+  model: string
+  source: UsageSource
+  inputTokens: number
+  outputTokens: number
+  cost: number
+  latencyMs: number | null
+  ttftMs: number | null
+  status: 'ok' | 'error' | 'aborted'
+}
+
+export const quotaExceeded = () => new AppError(402, 'QUOTA_EXCEEDED', 'Your credit balance is used up')
+
+/** Price per million tokens → the cost of one call. */
+export const costOf = (inputTokens: number, outputTokens: number, price: { inputPrice: number; outputPrice: number }) =>
+  (inputTokens * price.inputPrice + outputTokens * price.outputPrice) / 1_000_000
+
+export function createUsageService(deps: { database: Database; logger: Logger; enforced: boolean }) {
+  const { database, logger, enforced } = deps
+  const { db, t } = database
+
+  /** the day of a timestamp column as YYYY-MM-DD (UTC), in each dialect's SQL */
+  const dayOf = (column: SQL | typeof t.usage.createdAt) =>
+    database.dialect === 'postgres' ? sql<string>`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')` : sql<string>`strftime('%Y-%m-%d', ${column} / 1000, 'unixepoch')`
+
+  return {
+    enforced,
+
+    /** Hold `amount` of the user's credits for a call, or refuse with 402. Returns what was held. */
+    async reserve(userId: string, amount: number): Promise<number> {
+      if (!enforced) return 0
+      const held = await db
+        .update(t.users)
+        .set({ creditBalance: sql`${t.users.creditBalance} - ${amount}` })
+        .where(and(eq(t.users.id, userId), gt(t.users.creditBalance, 0)))
+        .returning({ id: t.users.id })
+      if (!held.length) throw quotaExceeded()
+      return amount
+    },
+
+    /** Record a finished call and settle its credits (give back the hold, take the real cost). */
+    async settle(rec: UsageRecord, held: number) {
+      try {
+        await db.insert(t.usage).values(rec)
+        await db
+          .update(t.users)
+          .set({
+            creditUsed: sql`${t.users.creditUsed} + ${rec.cost}`,
+            ...(enforced ? { creditBalance: sql`${t.users.creditBalance} + ${held - rec.cost}` } : {}),
+          })
+          .where(eq(t.users.id, rec.userId))
+      } catch (error) {
+        logger.error('could not record usage', { error, user_id: rec.userId, model: rec.model })
+      }
+    },
+
+    async statsOf(userId: string) {
+      const [row] = await db
+        .select({ input: sql<number>`coalesce(sum(${t.usage.inputTokens}), 0)`, output: sql<number>`coalesce(sum(${t.usage.outputTokens}), 0)`, cost: sql<number>`coalesce(sum(${t.usage.cost}), 0)` })
+        .from(t.usage)
+        .where(eq(t.usage.userId, userId))
+      return { input_tokens: Number(row?.input ?? 0), output_tokens: Number(row?.output ?? 0), cost: Number(row?.cost ?? 0) }
+    },
+
+    /** Usage by day, user and model (admin). */
+    async aggregate(filter: { from?: Date; to?: Date; userId?: string; model?: string }) {
+      const conditions: SQL[] = []
+      if (filter.from) conditions.push(gte(t.usage.createdAt, filter.from))
+      if (filter.to) conditions.push(lt(t.usage.createdAt, filter.to))
+      if (filter.userId) conditions.push(eq(t.usage.userId, filter.userId))
+      if (filter.model) conditions.push(eq(t.usage.model, filter.model))
+      const day = dayOf(t.usage.createdAt)
+      const rows = await db
+        .select({
+          day,
+          userId: t.usage.userId,
+          username: t.users.username,
+          model: t.usage.model,
+          calls: sql<number>`count(*)`,
+          inputTokens: sql<number>`sum(${t.usage.inputTokens})`,
+          outputTokens: sql<number>`sum(${t.usage.outputTokens})`,
+          cost: sql<number>`sum(${t.usage.cost})`,
+          errors: sql<number>`sum(CASE WHEN ${t.usage.status} = 'ok' THEN 0 ELSE 1 END)`,
+        })
+        .from(t.usage)
+        .leftJoin(t.users, eq(t.users.id, t.usage.userId))
+        .where(conditions.length ? and(...conditions) : undefined)
+        .groupBy(day, t.usage.userId, t.users.username, t.usage.model)
+        .orderBy(day, t.usage.model)
+      return rows.map((r) => ({
+        day: r.day,
+        user_id: r.userId,
+        username: r.username,
+        model: r.model,
+        calls: Number(r.calls),
+        input_tokens: Number(r.inputTokens),
+        output_tokens: Number(r.outputTokens),
+        cost: Number(r.cost),
+        errors: Number(r.errors),
+      }))
+    },
+  }
+}
+
+export type UsageService = ReturnType<typeof createUsageService>
