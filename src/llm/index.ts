@@ -9,6 +9,9 @@ import { createOpenAI } from '@ai-sdk/openai'
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
 import { APICallError, jsonSchema, Output, streamText, type LanguageModel, type ModelMessage, type ToolSet } from 'ai'
 
+// The AI SDK would print warnings and failed request bodies (user content) to the console; we log our own.
+;(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false
+
 export type ProviderType = 'openai' | 'anthropic' | 'google' | 'openai_compatible'
 
 /** Everything needed to call a provider (decrypted). */
@@ -130,6 +133,7 @@ export async function* streamChat(c: ProviderConnection, req: ChatRequest, signa
       output: req.responseFormat ? (req.responseFormat.type === 'json' ? Output.json() : Output.object({ schema: jsonSchema(req.responseFormat.schema), name: req.responseFormat.name })) : undefined,
       abortSignal: controller.signal,
       maxRetries: 0,
+      onError: () => {}, // errors arrive as `error` parts below
     })
     for await (const part of result.fullStream) {
       arm()

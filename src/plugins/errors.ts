@@ -71,6 +71,7 @@ export function errorsPlugin(deps: { logger: Logger; routes: RouteIndex }) {
     // The OpenAI-compatible gateway answers in OpenAI's error shape, so OpenAI SDKs understand it.
     if (request.url.includes('/v1/', 8) && new URL(request.url).pathname.startsWith('/v1/')) {
       set.headers['content-type'] = 'application/json'
+      if (status === 422) set.status = 400 // OpenAI answers invalid requests with 400
       const message = errors?.length ? `${detail}: ${errors.map((e) => `${e.path || 'body'} ${e.message}`).join('; ')}` : detail
       return JSON.stringify(openaiError(message, OPENAI_TYPES[errCode] ?? 'invalid_request_error', errCode.toLowerCase()))
     }

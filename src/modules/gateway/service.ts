@@ -186,7 +186,9 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
 
   async function translate(req: ChatCompletionRequest, resolved: ResolvedModel, conn: ProviderConnection, m: ReturnType<typeof meter>, clientSignal: AbortSignal): Promise<Response> {
     const name = req.model
-    const events = streamChat(conn, toChatRequest(req, resolved.model.modelId), clientSignal)
+    const chatRequest = toChatRequest(req, resolved.model.modelId)
+    chatRequest.maxTokens ??= resolved.model.maxOutputTokens ?? undefined
+    const events = streamChat(conn, chatRequest, clientSignal)
     let finish: Extract<ChatEvent, { type: 'finish' }> | undefined
 
     if (!req.stream) {

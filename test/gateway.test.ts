@@ -1,0 +1,315 @@
+/**
+ * The /v1 gateway over real HTTP, judged by the official `openai` SDK, against fake upstreams that
+ * speak OpenAI, Anthropic and Gemini on loopback.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import OpenAI from 'openai'
+import { register, type Account } from './helpers/accounts.ts'
+import { createTestApp, type TestApp } from './helpers/app.ts'
+import { eachDialect } from './helpers/db.ts'
+import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
+
+interface Setup {
+  t: TestApp
+  fake: FakeLlm
+  server: ReturnType<typeof Bun.serve>
+  admin: Account
+  user: Account
+  key: string
+  client: OpenAI
+}
+
+/** A server on a loopback port with three global providers pointing at the fake. */
+async function setup(dialect: 'sqlite' | 'postgres', env: Record<string, string> = {}): Promise<Setup> {
+  const fake = await startFakeLlm()
+  const t = await createTestApp(dialect, env)
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: t.app.fetch, idleTimeout: 30 })
+  const admin = await register(t, 'gwadmin')
+  const user = await register(t, 'gwuser')
+  const provider = async (name: string, type: string, base: string, extra: Record<string, unknown> = {}) => {
+    const res = await t.request('POST', '/api/v1/providers', { token: admin.access, body: { name, type, base_url: `${fake.url}${base}`, api_key: `key-${name}`, scope: 'global', ...extra } })
+    expect(res.status).toBe(201)
+    return res.body.id as string
+  }
+  const model = async (provider_id: string, name: string, model_id: string, extra: Record<string, unknown> = {}) => {
+    const res = await t.request('POST', '/api/v1/models', { token: admin.access, body: { provider_id, name, model_id, input_price: 1, output_price: 2, ...extra } })
+    expect(res.status).toBe(201)
+  }
+  const oai = await provider('fake-openai', 'openai_compatible', '/v1')
+  const ant = await provider('fake-anthropic', 'anthropic', '/v1')
+  const goo = await provider('fake-google', 'google', '/v1beta')
+  const quick = await provider('fake-quick-timeout', 'openai_compatible', '/v1', { timeout_ms: 1000 })
+  const quickAnt = await provider('fake-anthropic-quick', 'anthropic', '/v1', { timeout_ms: 1000 })
+  for (const [p, prefix] of [[oai, 'gpt'], [ant, 'claude'], [goo, 'gemini']] as const) {
+    await model(p, `${prefix}-fake`, 'fake:tokens=5')
+    await model(p, `${prefix}-tool`, 'fake:tool=get_weather')
+    await model(p, `${prefix}-fail`, 'fake:fail=500')
+    await model(p, `${prefix}-bad`, 'fake:fail=400')
+    await model(p, `${prefix}-midfail`, 'fake:tokens=6,failmid=2')
+    await model(p, `${prefix}-slow`, 'fake:tokens=200,delay=10')
+    await model(p, `${prefix}-reason`, 'fake:tokens=2,reason=2')
+  }
+  await model(quick, 'gpt-hang', 'fake:hang=5000')
+  await model(quickAnt, 'claude-hang', 'fake:hang=5000')
+  const key = (await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: 'sdk' } })).body.key as string
+  const client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: key, maxRetries: 0 })
+  return { t, fake, server, admin, user, key, client }
+}
+
+async function teardown(s: Setup) {
+  s.server.stop(true)
+  await s.t.close()
+  await s.fake.stop()
+}
+
+const FIVE = 'tok0 tok1 tok2 tok3 tok4 '
+const messages: OpenAI.ChatCompletionMessageParam[] = [
+  { role: 'system', content: 'Be brief.' },
+  { role: 'user', content: 'Say five tokens.' },
+]
+
+/** Wait for the usage row the gateway writes when a call ends (written after the response). */
+async function usageRows(s: Setup, count: number) {
+  for (let i = 0; i < 100; i++) {
+    const rows = await s.t.deps.database.db.select().from(s.t.deps.database.t.usage)
+    if (rows.length >= count) return rows
+    await Bun.sleep(20)
+  }
+  throw new Error(`fewer than ${count} usage rows`)
+}
+
+eachDialect('gateway /v1 with the openai SDK', (dialect) => {
+  let s: Setup
+  beforeAll(async () => {
+    s = await setup(dialect)
+  })
+  afterAll(() => teardown(s))
+
+  test('GET /v1/models lists the model names the caller can use', async () => {
+    const page = await s.client.models.list()
+    const ids = page.data.map((m) => m.id)
+    expect(ids).toContain('gpt-fake')
+    expect(ids).toContain('claude-fake')
+    expect(ids).toContain('gemini-fake')
+    expect(page.data.find((m) => m.id === 'claude-fake')?.owned_by).toBe('fake-anthropic')
+  })
+
+  for (const prefix of ['gpt', 'claude', 'gemini']) {
+    describe(prefix, () => {
+      test('non-streaming: the completion, its usage, finish reason stop', async () => {
+        const r = await s.client.chat.completions.create({ model: `${prefix}-fake`, messages })
+        expect(r.object).toBe('chat.completion')
+        expect(r.choices[0]!.message.content).toBe(FIVE)
+        expect(r.choices[0]!.finish_reason).toBe('stop')
+        expect(r.usage?.completion_tokens).toBe(5)
+        expect(r.usage?.prompt_tokens).toBeGreaterThan(0)
+      })
+
+      test('streaming with include_usage: chunks in order, then usage, then [DONE]', async () => {
+        const stream = await s.client.chat.completions.create({ model: `${prefix}-fake`, messages, stream: true, stream_options: { include_usage: true } })
+        let text = ''
+        let finish: string | null = null
+        let usage: OpenAI.CompletionUsage | undefined
+        for await (const chunk of stream) {
+          expect(chunk.object).toBe('chat.completion.chunk')
+          if (chunk.choices[0]) {
+            text += chunk.choices[0].delta.content ?? ''
+            finish = chunk.choices[0].finish_reason ?? finish
+          }
+          if (chunk.usage) usage = chunk.usage
+        }
+        expect(text).toBe(FIVE)
+        expect(finish).toBe('stop')
+        expect(usage?.completion_tokens).toBe(5)
+      })
+
+      test('streaming without include_usage: no usage chunk reaches the client', async () => {
+        const stream = await s.client.chat.completions.create({ model: `${prefix}-fake`, messages, stream: true })
+        let sawUsage = false
+        let chunks = 0
+        for await (const chunk of stream) {
+          chunks++
+          expect(chunk.choices).toHaveLength(1)
+          if (chunk.usage) sawUsage = true
+        }
+        expect(chunks).toBeGreaterThan(5)
+        expect(sawUsage).toBe(false)
+      })
+
+      test('tools: the call comes back as OpenAI tool_calls', async () => {
+        const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }]
+        const final = await s.client.chat.completions.stream({ model: `${prefix}-tool`, messages: [{ role: 'user', content: 'Weather in Paris?' }], tools, tool_choice: 'auto' }).finalChatCompletion()
+        const call = final.choices[0]!.message.tool_calls?.[0]
+        expect(call?.type).toBe('function')
+        expect(call && 'function' in call ? call.function.name : undefined).toBe('get_weather')
+        expect(JSON.parse(call && 'function' in call ? call.function.arguments : '{}')).toEqual({ city: 'Paris' })
+        expect(final.choices[0]!.finish_reason).toBe('tool_calls')
+        const plain = await s.client.chat.completions.create({ model: `${prefix}-tool`, messages: [{ role: 'user', content: 'Weather?' }], tools })
+        expect(plain.choices[0]!.message.tool_calls?.length).toBe(1)
+      })
+
+      test('a tool result goes back upstream in that provider’s own format', async () => {
+        const before = s.fake.requests.length
+        await s.client.chat.completions.create({
+          model: `${prefix}-fake`,
+          messages: [
+            { role: 'user', content: 'Weather in Paris?' },
+            { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+            { role: 'tool', tool_call_id: 'call_1', content: 'Sunny, 21°C' },
+          ],
+          tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+        })
+        const sent = JSON.stringify(s.fake.requests.slice(before).map((r) => r.body))
+        expect(sent).toContain('Sunny, 21°C')
+        expect(sent).toContain('get_weather')
+      })
+
+      test('an upstream failure before the first byte is a clean OpenAI error (502)', async () => {
+        const err = await s.client.chat.completions.create({ model: `${prefix}-fail`, messages, stream: true }).catch((e) => e)
+        expect(err).toBeInstanceOf(OpenAI.APIError)
+        expect(err.status).toBe(502)
+        expect(err.error).toMatchObject({ type: 'upstream_error' })
+        const bad = await s.client.chat.completions.create({ model: `${prefix}-bad`, messages }).catch((e) => e)
+        expect(bad.status).toBe(400)
+      })
+
+      test('an upstream failure mid-stream: an error event, never a silent truncated success', async () => {
+        const stream = await s.client.chat.completions.create({ model: `${prefix}-midfail`, messages, stream: true })
+        let text = ''
+        const err = await (async () => {
+          for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ''
+        })().catch((e) => e)
+        expect(err).toBeInstanceOf(OpenAI.APIError)
+        expect(text.length).toBeGreaterThan(0)
+        expect(text).not.toBe('tok0 tok1 tok2 tok3 tok4 tok5 ')
+      })
+
+      test('reasoning deltas are passed on as reasoning_content', async () => {
+        const stream = await s.client.chat.completions.create({ model: `${prefix}-reason`, messages, stream: true })
+        let reasoning = ''
+        let text = ''
+        for await (const chunk of stream) {
+          const delta = chunk.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined
+          reasoning += delta?.reasoning_content ?? ''
+          text += delta?.content ?? ''
+        }
+        expect(reasoning).toContain('think0')
+        expect(text).toBe('tok0 tok1 ')
+      })
+    })
+  }
+
+  test('an upstream that never answers: 504 after the provider timeout', async () => {
+    for (const model of ['gpt-hang', 'claude-hang']) {
+      const started = Date.now()
+      const err = await s.client.chat.completions.create({ model, messages, stream: true }).catch((e) => e)
+      expect(err.status).toBe(504)
+      expect(Date.now() - started).toBeLessThan(4000)
+    }
+  })
+
+  test('the upstream gets the provider key and the upstream model id, never the Hearth key', async () => {
+    const before = s.fake.requests.length
+    await s.client.chat.completions.create({ model: 'gpt-fake', messages })
+    const sent = s.fake.requests[before]!
+    expect(sent.headers.authorization).toBe('Bearer key-fake-openai')
+    expect((sent.body as { model: string }).model).toBe('fake:tokens=5')
+    expect(JSON.stringify(s.fake.requests)).not.toContain(s.key)
+  })
+
+  test('errors in OpenAI shape: unknown model 404, no key 401, bad body 400', async () => {
+    const missing = await s.client.chat.completions.create({ model: 'no-such-model', messages }).catch((e) => e)
+    expect(missing).toBeInstanceOf(OpenAI.NotFoundError)
+    expect(missing.code).toBe('model_not_found')
+    const anon = new OpenAI({ baseURL: s.client.baseURL, apiKey: 'hk_wrong', maxRetries: 0 })
+    const unauth = await anon.chat.completions.create({ model: 'gpt-fake', messages }).catch((e) => e)
+    expect(unauth).toBeInstanceOf(OpenAI.AuthenticationError)
+    expect(unauth.error).toMatchObject({ type: 'authentication_error' })
+    const bad = await fetch(`${s.client.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${s.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-fake' }) })
+    expect(bad.status).toBe(400)
+    expect((await bad.json()).error.message).toContain('messages')
+  })
+
+  test('another user’s personal provider is invisible through the gateway', async () => {
+    const owner = await register(s.t, 'privy')
+    const p = await s.t.request('POST', '/api/v1/providers', { token: owner.access, body: { name: 'mine', type: 'openai_compatible', base_url: `${s.fake.url}/v1`, api_key: 'k' } })
+    expect((await s.t.request('POST', '/api/v1/models', { token: owner.access, body: { provider_id: p.body.id, name: 'private-model', model_id: 'fake' } })).status).toBe(201)
+    const err = await s.client.chat.completions.create({ model: 'private-model', messages }).catch((e) => e)
+    expect(err.status).toBe(404)
+    expect((await s.client.models.list()).data.map((m) => m.id)).not.toContain('private-model')
+  })
+
+  test('usage is recorded for every call, with tokens, cost, latency and status', async () => {
+    const rows = await usageRows(s, 1)
+    const mine = rows.filter((r) => r.userId === s.user.id && r.source === 'gateway')
+    const ok = mine.find((r) => r.model === 'gpt-fake' && r.status === 'ok')!
+    expect(ok.outputTokens).toBe(5)
+    expect(ok.inputTokens).toBeGreaterThan(0)
+    expect(ok.cost).toBeCloseTo((ok.inputTokens * 1 + 5 * 2) / 1e6, 12)
+    expect(ok.latencyMs).toBeGreaterThanOrEqual(0)
+    expect(mine.some((r) => r.model === 'claude-fake' && r.status === 'ok' && r.outputTokens === 5)).toBe(true)
+    expect(mine.some((r) => r.status === 'error')).toBe(true)
+    const stats = await s.t.request('GET', '/api/v1/users/me/stats', { token: s.user.access })
+    expect(stats.body.output_tokens).toBe(mine.reduce((n, r) => n + r.outputTokens, 0))
+  })
+
+  test('a client that goes away aborts the upstream call', async () => {
+    for (const model of ['gpt-slow', 'claude-slow']) {
+      const controller = new AbortController()
+      const stream = await s.client.chat.completions.create({ model, messages, stream: true }, { signal: controller.signal })
+      let chunks = 0
+      await (async () => {
+        for await (const _ of stream) if (++chunks === 3) controller.abort()
+      })().catch(() => {})
+      let row
+      for (let i = 0; i < 100 && !row; i++) {
+        await Bun.sleep(20)
+        row = (await s.t.deps.database.db.select().from(s.t.deps.database.t.usage)).find((r) => r.model === model && r.status === 'aborted')
+      }
+      expect(row).toBeDefined()
+    }
+  })
+})
+
+eachDialect('gateway credits', (dialect) => {
+  let s: Setup
+  beforeAll(async () => {
+    s = await setup(dialect, { HEARTH_CREDITS: 'on' })
+  })
+  afterAll(() => teardown(s))
+
+  test('402 insufficient_quota with no balance', async () => {
+    const err = await s.client.chat.completions.create({ model: 'gpt-fake', messages }).catch((e) => e)
+    expect(err.status).toBe(402)
+    expect(err.code).toBe('insufficient_quota')
+  })
+
+  test('many concurrent calls against a small balance cannot overspend by more than one call', async () => {
+    // price a call at ~1 credit: 5 output tokens at 200k per million, input at 1 per million
+    const created = await s.t.request('GET', '/api/v1/models?q=gpt-fake', { token: s.admin.access })
+    const model = created.body.items.find((m: { name: string }) => m.name === 'gpt-fake')
+    await s.t.request('PATCH', `/api/v1/models/${model.id}`, { token: s.admin.access, body: { output_price: 200_000, input_price: 0 } })
+    const credit = 4.5
+    await s.t.request('PATCH', `/api/v1/admin/users/${s.user.id}`, { token: s.admin.access, body: { credits_delta: credit } })
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        s.client.chat.completions.create({ model: 'gpt-fake', messages, max_tokens: 5 }).then(
+          () => 'ok',
+          (e) => (e.status === 402 ? 'quota' : `error ${e.status}`),
+        ),
+      ),
+    )
+    const ok = results.filter((r) => r === 'ok').length
+    expect(results.filter((r) => r !== 'ok' && r !== 'quota')).toEqual([])
+    const perCall = 1 // 5 tokens × 200,000 / 1e6
+    expect(ok).toBeGreaterThanOrEqual(Math.floor(credit / perCall))
+    expect(ok).toBeLessThanOrEqual(Math.ceil(credit / perCall))
+    await usageRows(s, ok)
+    await Bun.sleep(50)
+    const credits = (await s.t.request('GET', '/api/v1/users/me/credits', { token: s.user.access })).body
+    expect(credits.enforced).toBe(true)
+    expect(credits.balance).toBeGreaterThanOrEqual(-perCall - 1e-9)
+    expect(credits.balance).toBeCloseTo(credit - ok * perCall, 9)
+    expect(credits.used).toBeCloseTo(ok * perCall, 9)
+  })
+})
