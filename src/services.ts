@@ -40,7 +40,7 @@ export async function createServices(deps: BaseDeps) {
   const limiter = createRateLimiter({ database, logger })
   const revocations = createRevocations({ database, logger, ttlMs: ACCESS_TTL_SECONDS * 1000 })
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
-  const users = createUsersService(database)
+  const users = createUsersService(database, revocations)
   const apiKeys = createApiKeys({ database, revocations, logger })
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
   const invites = createInvites(database)

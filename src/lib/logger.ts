@@ -12,6 +12,8 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void
   /** Write whatever is buffered (called at shutdown). */
   flush(): void
+  /** whether lines of this level are written (to skip building them) */
+  enabled(level: Exclude<LogLevel, 'silent'>): boolean
 }
 
 export type LogSink = (line: string) => void
@@ -43,6 +45,7 @@ export function createLogger(level: LogLevel, sink?: LogSink): Logger {
     warn: (m, f) => log('warn', m, f),
     error: (m, f) => log('error', m, f),
     flush,
+    enabled: (lvl) => RANK[lvl] >= min,
   }
 }
 

@@ -35,12 +35,18 @@ export function rateLimited(r: LimitResult, detail = 'Too many requests; slow do
 /** The bearer token of a request: `Authorization: Bearer …`, else the `hearth_access` cookie. */
 export function credentialOf(request: Request): string | undefined {
   const header = request.headers.get('authorization')
-  if (header) return /^Bearer\s+(\S+)$/i.exec(header)?.[1]
+  if (header) {
+    if (header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') return undefined
+    return header.slice(7).trim() || undefined
+  }
   const cookie = request.headers.get('cookie')
   if (!cookie) return undefined
   const m = /(?:^|;\s*)hearth_access=([^;]+)/.exec(cookie)
   return m ? decodeURIComponent(m[1]!) : undefined
 }
+
+/** Cheaper than credentialOf: whether the request carries any credential at all. */
+const hasCredential = (request: Request) => request.headers.has('authorization') || (request.headers.get('cookie')?.includes('hearth_access=') ?? false)
 
 type ServerLike = { requestIP(r: Request): { address: string } | null } | null | undefined
 
@@ -65,7 +71,7 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
   const principals = new WeakMap<Request, Principal>()
   return new Elysia({ name: 'hearth.auth' })
     .onRequest(({ request, server, set }) => {
-      if (credentialOf(request) !== undefined) return // limited per user once authenticated
+      if (hasCredential(request)) return // limited per user once authenticated (or per IP when that fails)
       const url = request.url
       const path = url.slice(url.indexOf('/', 8))
       if (UNLIMITED.test(path)) return

@@ -12,9 +12,10 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 export function requestContextPlugin(deps: { logger: Logger }) {
   const started = new WeakMap<Request, number>()
-  return new Elysia({ name: 'hearth.request-context' })
+  const accessLog = deps.logger.enabled('info')
+  const plugin = new Elysia({ name: 'hearth.request-context' })
     .onRequest(({ request, set }) => {
-      started.set(request, performance.now())
+      if (accessLog) started.set(request, performance.now())
       const incoming = request.headers.get('x-request-id')
       set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : Bun.randomUUIDv7()
       const length = request.headers.get('content-length')
@@ -31,18 +32,20 @@ export function requestContextPlugin(deps: { logger: Logger }) {
         throw new AppError(400, 'VALIDATION_ERROR', 'The request body is not valid JSON')
       }
     })
-    .onAfterResponse({ as: 'global' }, ({ request, set }) => {
-      const t0 = started.get(request)
-      const url = request.url
-      const q = url.indexOf('?', 8)
-      deps.logger.info('request', {
-        method: request.method,
-        path: url.slice(url.indexOf('/', 8), q === -1 ? undefined : q),
-        status: typeof set.status === 'number' ? set.status : 200,
-        duration_ms: t0 === undefined ? undefined : Math.round((performance.now() - t0) * 100) / 100,
-        request_id: set.headers['x-request-id'],
-      })
+  // The access log hook costs on every request: only there when its lines are written.
+  if (!accessLog) return plugin
+  return plugin.onAfterResponse({ as: 'global' }, ({ request, set }) => {
+    const t0 = started.get(request)
+    const url = request.url
+    const q = url.indexOf('?', 8)
+    deps.logger.info('request', {
+      method: request.method,
+      path: url.slice(url.indexOf('/', 8), q === -1 ? undefined : q),
+      status: typeof set.status === 'number' ? set.status : 200,
+      duration_ms: t0 === undefined ? undefined : Math.round((performance.now() - t0) * 100) / 100,
+      request_id: set.headers['x-request-id'],
     })
+  })
 }
 
 const isMultipart = (request: Request) => request.headers.get('content-type')?.startsWith('multipart/form-data') ?? false

@@ -34,7 +34,6 @@ export function createApiKeys(deps: { database: Database; revocations: Revocatio
     .from(t.apiKeys)
     .innerJoin(t.users, eq(t.users.id, t.apiKeys.userId))
     .where(eq(t.apiKeys.keyHash, sql.placeholder('hash')))
-    .limit(1)
     .prepare('api_keys_by_hash')
 
   revocations.onInvalidate((inv) => {

@@ -11,7 +11,12 @@ import type { AccessClaims } from './tokens.ts'
 
 const CHANNEL = 'hearth_auth'
 
-export type Invalidation = { kind: 'session'; id: string } | { kind: 'user'; id: string; after: number } | { kind: 'api_key'; hash: string }
+export type Invalidation =
+  | { kind: 'session'; id: string }
+  | { kind: 'user'; id: string; after: number }
+  | { kind: 'api_key'; hash: string }
+  /** a user's profile or preferences changed: drop cached copies */
+  | { kind: 'user_changed'; id: string }
 
 export function createRevocations(deps: { database: Database; logger: Logger; ttlMs: number }) {
   const { database, logger, ttlMs } = deps

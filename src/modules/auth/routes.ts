@@ -10,7 +10,6 @@ import type { ApiKeys } from './api-keys.ts'
 import * as m from './model.ts'
 import { REFRESH_TTL_MS, type AuthService, type IssuedTokens } from './service.ts'
 import type { UsersService } from '../users/service.ts'
-import { toUser } from '../users/service.ts'
 
 const AUTH_PATH = '/api/v1/auth'
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema, 422: problemSchema, 429: problemSchema }
@@ -90,7 +89,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
       },
       { auth: true, response: { 204: z.void(), 401: problemSchema }, detail: { summary: "Revoke the current session's tokens" } },
     )
-    .get('/me', async ({ principal }) => toUser(await users.get(principal.userId)), {
+    .get('/me', async ({ principal }) => (await users.profile(principal.userId)).user, {
       auth: true,
       response: { 200: m.userSchema, 401: problemSchema, 404: problemSchema },
       detail: { summary: 'The current user' },

@@ -74,8 +74,8 @@ export function createAuthService(deps: {
   const byLogin = db
     .select()
     .from(t.users)
+    // at most one row: usernames cannot contain '@', emails must
     .where(sql`lower(${t.users.username}) = lower(${sql.placeholder('login')}) OR ${t.users.email} = lower(${sql.placeholder('login')})`)
-    .limit(1)
     .prepare('users_by_login')
 
   /** a real Argon2id hash to verify against when the user does not exist, so both take the same time */
@@ -220,7 +220,6 @@ export function createAuthService(deps: {
         .innerJoin(t.sessions, eq(t.sessions.id, t.refreshTokens.sessionId))
         .innerJoin(t.users, eq(t.users.id, t.sessions.userId))
         .where(eq(t.refreshTokens.tokenHash, sha256(refreshToken)))
-        .limit(1)
       if (!row) throw unauthorized('The refresh token is not valid')
       const { token, session, user } = row
       const now = new Date()

@@ -30,8 +30,8 @@ export function userRoutes(deps: { users: UsersService; usage: UsageService; aut
     .get(
       '/',
       async ({ principal }) => {
-        const u = await users.get(principal.userId)
-        return { ...toUser(u), preferences: preferencesOf(u) }
+        const { user, preferences } = await users.profile(principal.userId)
+        return { ...user, preferences }
       },
       { auth: true, response: { 200: userSchema.extend({ preferences: preferencesSchema }), 401: problemSchema }, detail: { summary: 'Your profile and preferences' } },
     )
@@ -48,7 +48,7 @@ export function userRoutes(deps: { users: UsersService; usage: UsageService; aut
         detail: { summary: 'Change display name or avatar' },
       },
     )
-    .get('/preferences', async ({ principal }) => preferencesOf(await users.get(principal.userId)), {
+    .get('/preferences', async ({ principal }) => (await users.profile(principal.userId)).preferences, {
       auth: true,
       response: { 200: preferencesSchema, 401: problemSchema },
       detail: { summary: 'Your preferences, defaults filled in' },

@@ -83,9 +83,28 @@ export async function createUser(database: Database, input: NewUser): Promise<Us
   }
 }
 
-export function createUsersService(database: Database) {
+/** Where user changes are announced to every instance (the auth invalidation channel). */
+export interface UserChangeBus {
+  publish(...invalidations: ({ kind: 'user_changed'; id: string } | { kind: 'user'; id: string; after: number })[]): Promise<void>
+  onInvalidate(listener: (inv: { kind: string; id?: string }) => void): void
+}
+
+/** How long a cached profile may be served at most, should a change notice ever be missed. */
+const PROFILE_TTL_MS = 5_000
+
+export function createUsersService(database: Database, bus?: UserChangeBus) {
   const { db, t } = database
-  const byId = db.select().from(t.users).where(eq(t.users.id, sql.placeholder('id'))).limit(1).prepare('users_by_id')
+  /** user id → the user object and preferences, for the hot reads (/auth/me, /users/me) */
+  const profiles = new Map<string, { user: UserDto; preferences: Preferences; at: number }>()
+  bus?.onInvalidate((inv) => {
+    if ((inv.kind === 'user' || inv.kind === 'user_changed') && inv.id) profiles.delete(inv.id)
+  })
+  const changed = async (id: string) => {
+    profiles.delete(id)
+    await bus?.publish({ kind: 'user_changed', id })
+  }
+  // Lookups by a unique key carry no LIMIT: Drizzle binds it as a parameter, which makes bun:sqlite ~2.5× slower here.
+  const byId = db.select().from(t.users).where(eq(t.users.id, sql.placeholder('id'))).prepare('users_by_id')
 
   async function get(id: string): Promise<UserRow> {
     const [row] = await byId.execute({ id })
@@ -100,11 +119,28 @@ export function createUsersService(database: Database) {
       .where(eq(t.users.id, id))
       .returning()
     if (!row) throw notFound('User')
+    await changed(id)
     return row
   }
 
   return {
     get,
+
+    /**
+     * The user object and preferences, served from memory: writes here drop the entry on every
+     * instance at once; the TTL bounds staleness should a notice be missed.
+     */
+    async profile(id: string) {
+      const now = Date.now()
+      const hit = profiles.get(id)
+      if (hit && now - hit.at < PROFILE_TTL_MS) return hit
+      const row = await get(id)
+      const entry = { user: toUser(row), preferences: preferencesOf(row), at: now }
+      if (profiles.size >= 50_000) profiles.clear()
+      profiles.set(id, entry)
+      return entry
+    },
+
     /** undefined when there is no such user (hot path: prepared) */
     async find(id: string): Promise<UserRow | undefined> {
       const [row] = await byId.execute({ id })
@@ -153,6 +189,7 @@ export function createUsersService(database: Database) {
       const guard = losesAdmin ? sql`(SELECT count(*) FROM ${t.users} WHERE ${t.users.role} = 'admin' AND ${t.users.isActive} = ${true} AND ${t.users.id} <> ${id}) > 0` : undefined
       const [row] = await db.update(t.users).set(values).where(and(eq(t.users.id, id), guard)).returning()
       if (!row) throw lastAdmin()
+      await changed(id)
       return { user: row, roleChanged, disabled }
     },
 
@@ -161,6 +198,7 @@ export function createUsersService(database: Database) {
       const guard = before.role === 'admin' && before.isActive ? sql`(SELECT count(*) FROM ${t.users} WHERE ${t.users.role} = 'admin' AND ${t.users.isActive} = ${true} AND ${t.users.id} <> ${id}) > 0` : undefined
       const deleted = await db.delete(t.users).where(and(eq(t.users.id, id), guard)).returning({ id: t.users.id })
       if (!deleted.length) throw lastAdmin()
+      await changed(id)
     },
 
     async count(): Promise<number> {
