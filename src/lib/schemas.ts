@@ -18,6 +18,9 @@ export const listQuery = z.object({
   offset: z.coerce.number().int().min(0).default(0),
 })
 
+/** The list envelope of API.md §1 for one page of `rows` out of `total`. */
+export const pageOf = <T>(items: T[], total: number, q: { limit: number; offset: number }) => ({ items, total, limit: q.limit, offset: q.offset, has_more: q.offset + items.length < total })
+
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ items: z.array(item), total: z.number().int(), limit: z.number().int(), offset: z.number().int(), has_more: z.boolean() })
 

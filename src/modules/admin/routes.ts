@@ -3,7 +3,7 @@ import { count } from 'drizzle-orm'
 import { Elysia } from 'elysia'
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
-import { isoDate, listQuery, page, problemSchema } from '../../lib/schemas.ts'
+import { isoDate, listQuery, page, pageOf, problemSchema } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import { idParams, userSchema } from '../auth/model.ts'
 import type { AuthService } from '../auth/service.ts'
@@ -26,7 +26,7 @@ export function adminRoutes(deps: { database: Database; users: UsersService; aut
       '/admin/users',
       async ({ query }) => {
         const { rows, total } = await users.list({ q: query.q, role: query.role, isActive: query.is_active === undefined ? undefined : query.is_active === 'true', limit: query.limit, offset: query.offset })
-        return { items: rows.map(withCredits), total, limit: query.limit, offset: query.offset, has_more: query.offset + rows.length < total }
+        return pageOf(rows.map(withCredits), total, query)
       },
       {
         auth: 'admin',
@@ -80,7 +80,7 @@ export function adminRoutes(deps: { database: Database; users: UsersService; aut
       '/admin/invites',
       async ({ query }) => {
         const { items, total } = await invites.list(query.limit, query.offset)
-        return { items, total, limit: query.limit, offset: query.offset, has_more: query.offset + items.length < total }
+        return pageOf(items, total, query)
       },
       { auth: 'admin', query: listQuery, response: { 200: page(inviteSchema), ...problems }, detail: { summary: 'Invite codes (without the codes)' } },
     )
@@ -95,12 +95,12 @@ export function adminRoutes(deps: { database: Database; users: UsersService; aut
     .get(
       '/admin/usage',
       async ({ query }) => {
-        const items = await deps.usage.aggregate({ from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined, userId: query.user_id, model: query.model })
-        return { items, total: items.length, limit: items.length, offset: 0, has_more: false }
+        const { items, total } = await deps.usage.aggregate({ from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined, userId: query.user_id, model: query.model, limit: query.limit, offset: query.offset })
+        return pageOf(items, total, query)
       },
       {
         auth: 'admin',
-        query: z.object({ from: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(), to: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(), user_id: z.string().max(64).optional(), model: z.string().max(200).optional() }),
+        query: listQuery.extend({ from: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(), to: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(), user_id: z.string().max(64).optional(), model: z.string().max(200).optional() }),
         response: {
           200: page(z.object({ day: z.string(), user_id: z.string().nullable(), username: z.string().nullable(), model: z.string(), calls: z.number().int(), input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number(), errors: z.number().int() })),
           ...problems,

@@ -1,7 +1,7 @@
 /** @module /api/v1/configs and /api/v1/config/info (API.md §8): admin only. */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
-import { isoDate, page, problemSchema } from '../../lib/schemas.ts'
+import { isoDate, listQuery, page, pageOf, problemSchema } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import { idParams } from '../auth/model.ts'
 import type { ConfigsService } from './service.ts'
@@ -24,10 +24,10 @@ export function configRoutes(deps: { configs: ConfigsService; authPlugin: Return
     .get(
       '/configs',
       async ({ query }) => {
-        const items = await Promise.all((await configs.list(query.config_group)).map(configs.toDto))
-        return { items, total: items.length, limit: items.length, offset: 0, has_more: false }
+        const { rows, total } = await configs.list({ group: query.config_group, limit: query.limit, offset: query.offset })
+        return pageOf(await Promise.all(rows.map(configs.toDto)), total, query)
       },
-      { auth: 'admin', query: z.object({ config_group: key.optional() }), response: { 200: page(configSchema), ...problems }, detail: { summary: 'Settings; secret values show only a hint' } },
+      { auth: 'admin', query: listQuery.extend({ config_group: key.optional() }), response: { 200: page(configSchema), ...problems }, detail: { summary: 'Settings; secret values show only a hint' } },
     )
     .post(
       '/configs',

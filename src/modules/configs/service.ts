@@ -2,7 +2,7 @@
  * @module Instance settings as grouped key/values (e.g. search API keys for tools). Known keys are
  * described; secret values are encrypted at rest and only ever shown as a hint.
  */
-import { and, asc, eq } from 'drizzle-orm'
+import { and, asc, count, eq } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { conflict, notFound } from '../../lib/errors.ts'
@@ -58,8 +58,13 @@ export function createConfigsService(deps: { database: Database; secrets: Secret
         names: Object.entries(names).map(([name, v]) => ({ config_name: name, ...v })),
       })),
 
-    async list(group?: string) {
-      return db.select().from(t.configs).where(group ? eq(t.configs.configGroup, group) : undefined).orderBy(asc(t.configs.configGroup), asc(t.configs.configName))
+    async list(filter: { group?: string; limit: number; offset: number }) {
+      const where = filter.group ? eq(t.configs.configGroup, filter.group) : undefined
+      const [rows, [total]] = await Promise.all([
+        db.select().from(t.configs).where(where).orderBy(asc(t.configs.configGroup), asc(t.configs.configName)).limit(filter.limit).offset(filter.offset),
+        db.select({ n: count() }).from(t.configs).where(where),
+      ])
+      return { rows, total: Number(total?.n ?? 0) }
     },
 
     get,

@@ -1,7 +1,7 @@
 /** @module /api/v1/providers and /api/v1/models (API.md §5). */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
-import { isoDate, page, problemSchema } from '../../lib/schemas.ts'
+import { isoDate, listQuery, page, pageOf, problemSchema } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import { idParams } from '../auth/model.ts'
 import { toModel, toProvider, type ProvidersService } from './service.ts'
@@ -44,18 +44,24 @@ const modelFields = {
 }
 const modelCreate = z.object(modelFields).partial().extend({ provider_id: z.string().min(1).max(64), model_id: modelFields.model_id })
 const problems = { 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema, 502: problemSchema }
-const list = <T>(items: T[]) => ({ items, total: items.length, limit: items.length, offset: 0, has_more: false })
 
 export function providerRoutes(deps: { providers: ProvidersService; authPlugin: ReturnType<typeof authPlugin> }) {
   const { providers } = deps
   return new Elysia({ name: 'hearth.routes.providers', prefix: '/api/v1', detail: { tags: ['Providers and models'] } })
     .use(deps.authPlugin)
-    .get('/providers', async ({ principal, query }) => list((await providers.list(principal, query)).map(toProvider)), {
+    .get(
+      '/providers',
+      async ({ principal, query }) => {
+        const { rows, total } = await providers.list(principal, query)
+        return pageOf(rows.map(toProvider), total, query)
+      },
+      {
       auth: true,
-      query: z.object({ q: z.string().max(100).optional(), scope: z.enum(['global', 'personal']).optional() }),
+      query: listQuery.extend({ q: z.string().max(100).optional(), scope: z.enum(['global', 'personal']).optional() }),
       response: { 200: page(providerSchema), ...problems },
       detail: { summary: 'Providers you can use: global ones and your own' },
-    })
+      },
+    )
     .post(
       '/providers',
       async ({ principal, body, set }) => {
@@ -94,12 +100,19 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
       response: { 200: z.object({ added: z.number().int(), total: z.number().int() }), ...problems },
       detail: { summary: "Add the upstream's models to the catalogue (existing ones kept)" },
     })
-    .get('/models', async ({ principal, query }) => list((await providers.listModels(principal, { providerId: query.provider_id, q: query.q })).map((r) => toModel(r.model, r.providerName))), {
-      auth: true,
-      query: z.object({ provider_id: z.string().max(64).optional(), q: z.string().max(100).optional() }),
-      response: { 200: page(modelSchema), ...problems },
-      detail: { summary: 'The model catalogue you can use' },
-    })
+    .get(
+      '/models',
+      async ({ principal, query }) => {
+        const { rows, total } = await providers.listModels(principal, { providerId: query.provider_id, q: query.q, limit: query.limit, offset: query.offset })
+        return pageOf(rows.map((r) => toModel(r.model, r.providerName)), total, query)
+      },
+      {
+        auth: true,
+        query: listQuery.extend({ provider_id: z.string().max(64).optional(), q: z.string().max(100).optional() }),
+        response: { 200: page(modelSchema), ...problems },
+        detail: { summary: 'The model catalogue you can use' },
+      },
+    )
     .post(
       '/models',
       async ({ principal, body, set }) => {

@@ -3,7 +3,7 @@
  * personal ones belong to one user and are invisible (404) to everyone else. API keys and extra
  * headers are encrypted at rest and never leave the server.
  */
-import { and, asc, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { AppError, conflict, forbidden, notFound } from '../../lib/errors.ts'
@@ -158,11 +158,16 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
   return {
     connection,
 
-    async list(p: Principal, filter: { q?: string; scope?: 'global' | 'personal' }) {
+    async list(p: Principal, filter: { q?: string; scope?: 'global' | 'personal'; limit: number; offset: number }) {
       const conditions: SQL[] = [visible(p)]
       if (filter.scope) conditions.push(eq(t.providers.scope, filter.scope))
       if (filter.q) conditions.push(sql`lower(${t.providers.name}) LIKE ${escapeLike(filter.q)} ESCAPE '\\'`)
-      return db.select().from(t.providers).where(and(...conditions)).orderBy(asc(t.providers.createdAt))
+      const where = and(...conditions)
+      const [rows, [total]] = await Promise.all([
+        db.select().from(t.providers).where(where).orderBy(asc(t.providers.createdAt), asc(t.providers.id)).limit(filter.limit).offset(filter.offset),
+        db.select({ n: count() }).from(t.providers).where(where),
+      ])
+      return { rows, total: Number(total?.n ?? 0) }
     },
 
     get: getVisible,
@@ -249,16 +254,23 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
 
     // ---- models ----
 
-    async listModels(p: Principal, filter: { providerId?: string; q?: string }) {
+    async listModels(p: Principal, filter: { providerId?: string; q?: string; limit: number; offset: number }) {
       const conditions: SQL[] = [visible(p)]
       if (filter.providerId) conditions.push(eq(t.models.providerId, filter.providerId))
       if (filter.q) conditions.push(or(sql`lower(${t.models.name}) LIKE ${escapeLike(filter.q)} ESCAPE '\\'`, sql`lower(${t.models.modelId}) LIKE ${escapeLike(filter.q)} ESCAPE '\\'`)!)
-      return db
-        .select({ model: t.models, providerName: t.providers.name })
-        .from(t.models)
-        .innerJoin(t.providers, eq(t.providers.id, t.models.providerId))
-        .where(and(...conditions))
-        .orderBy(asc(t.providers.createdAt), asc(t.models.name))
+      const where = and(...conditions)
+      const [rows, [total]] = await Promise.all([
+        db
+          .select({ model: t.models, providerName: t.providers.name })
+          .from(t.models)
+          .innerJoin(t.providers, eq(t.providers.id, t.models.providerId))
+          .where(where)
+          .orderBy(asc(t.providers.createdAt), asc(t.models.name), asc(t.models.id))
+          .limit(filter.limit)
+          .offset(filter.offset),
+        db.select({ n: count() }).from(t.models).innerJoin(t.providers, eq(t.providers.id, t.models.providerId)).where(where),
+      ])
+      return { rows, total: Number(total?.n ?? 0) }
     },
 
     modelOf,

@@ -4,7 +4,7 @@
  * balance is not positive — and settles the real cost when it ends. Concurrent calls on any number
  * of instances can therefore overspend by at most the one call that was admitted last.
  */
-import { and, eq, gt, gte, lt, sql, type SQL } from 'drizzle-orm'
+import { and, count, eq, gt, gte, lt, sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { AppError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/logger.ts'
@@ -78,13 +78,16 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
     },
 
     /** Usage by day, user and model (admin). */
-    async aggregate(filter: { from?: Date; to?: Date; userId?: string; model?: string }) {
+    async aggregate(filter: { from?: Date; to?: Date; userId?: string; model?: string; limit: number; offset: number }) {
       const conditions: SQL[] = []
       if (filter.from) conditions.push(gte(t.usage.createdAt, filter.from))
       if (filter.to) conditions.push(lt(t.usage.createdAt, filter.to))
       if (filter.userId) conditions.push(eq(t.usage.userId, filter.userId))
       if (filter.model) conditions.push(eq(t.usage.model, filter.model))
       const day = dayOf(t.usage.createdAt)
+      const where = conditions.length ? and(...conditions) : undefined
+      const groups = db.select({ day, userId: t.usage.userId, model: t.usage.model }).from(t.usage).where(where).groupBy(day, t.usage.userId, t.usage.model).as('groups')
+      const [counted] = await db.select({ n: count() }).from(groups)
       const rows = await db
         .select({
           day,
@@ -99,10 +102,12 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
         })
         .from(t.usage)
         .leftJoin(t.users, eq(t.users.id, t.usage.userId))
-        .where(conditions.length ? and(...conditions) : undefined)
+        .where(where)
         .groupBy(day, t.usage.userId, t.users.username, t.usage.model)
-        .orderBy(day, t.usage.model)
-      return rows.map((r) => ({
+        .orderBy(day, t.usage.model, t.usage.userId)
+        .limit(filter.limit)
+        .offset(filter.offset)
+      const items = rows.map((r) => ({
         day: r.day,
         user_id: r.userId,
         username: r.username,
@@ -113,6 +118,7 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
         cost: Number(r.cost),
         errors: Number(r.errors),
       }))
+      return { items, total: Number(counted?.n ?? 0) }
     },
   }
 }
