@@ -29,6 +29,8 @@ export interface Config {
   trustProxy: boolean
   /** refuse model calls when a user's credit balance is used up */
   creditsEnforced: boolean
+  /** let non-admin users point personal providers at loopback and private addresses */
+  allowPrivateUpstreams: boolean
   logLevel: LogLevel
 }
 
@@ -90,6 +92,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const creditsRaw = env.HEARTH_CREDITS || 'off'
   if (creditsRaw !== 'on' && creditsRaw !== 'off') throw new ConfigError(`HEARTH_CREDITS=${JSON.stringify(creditsRaw)} is not on or off`)
 
+  const privateRaw = env.HEARTH_ALLOW_PRIVATE_UPSTREAMS || 'false'
+  if (privateRaw !== 'true' && privateRaw !== 'false') throw new ConfigError(`HEARTH_ALLOW_PRIVATE_UPSTREAMS=${JSON.stringify(privateRaw)} is not true or false`)
+
   return {
     port,
     host: env.HOST || '0.0.0.0',
@@ -103,6 +108,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     authRateLimit,
     trustProxy: trustRaw === 'true',
     creditsEnforced: creditsRaw === 'on',
+    allowPrivateUpstreams: privateRaw === 'true',
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
   }
 }

@@ -45,7 +45,7 @@ export async function createServices(deps: BaseDeps) {
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
   const invites = createInvites(database)
   const secrets = await createSecretBox(deps.secret)
-  const providers = createProvidersService({ database, secrets })
+  const providers = createProvidersService({ database, secrets, allowPrivateUpstreams: config.allowPrivateUpstreams })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGateway({ providers, usage, logger })
   const configs = createConfigsService({ database, secrets })

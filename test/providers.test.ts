@@ -756,3 +756,23 @@ describe('usage', () => {
     })
   })
 })
+
+eachDialect('private upstream addresses', (dialect) => {
+  test('users may not aim personal providers at loopback or private addresses; admins may', async () => {
+    const t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
+    const admin = await register(t, 'ssrfadmin')
+    const user = await register(t, 'ssrfuser')
+    const create = (token: string, base_url: string) => t.request('POST', '/api/v1/providers', { token, body: { name: 'p', type: 'openai_compatible', base_url, api_key: 'k' } })
+    for (const url of ['http://127.0.0.1:11434/v1', 'http://localhost:8000/v1', 'http://169.254.169.254/latest', 'http://10.1.2.3/v1', 'http://192.168.1.5/v1', 'http://172.20.0.1/v1', 'http://[::1]:8080/v1', 'http://[fd00::1]/v1', 'http://[::ffff:127.0.0.1]/v1', 'http://0.0.0.0/v1']) {
+      const res = await create(user.access, url)
+      expect({ url, status: res.status }).toEqual({ url, status: 422 })
+      expect(res.body.errors[0].path).toBe('base_url')
+    }
+    expect((await create(user.access, 'https://api.example.com/v1')).status).toBe(201)
+    expect((await create(user.access, 'http://172.32.0.1/v1')).status).toBe(201)
+    const mine = await create(user.access, 'https://api.example.com/v1')
+    expect((await t.request('PATCH', `/api/v1/providers/${mine.body.id}`, { token: user.access, body: { base_url: 'http://127.0.0.1:9/v1' } })).status).toBe(422)
+    expect((await create(admin.access, 'http://127.0.0.1:11434/v1')).status).toBe(201)
+    await t.close()
+  })
+})

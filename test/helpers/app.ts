@@ -39,8 +39,8 @@ export interface TestResponse {
   text: string
 }
 
-/** Test defaults: generous limits, so suites are not throttled; rate-limit tests set their own. */
-const TEST_ENV = { HEARTH_LOG: 'debug', HEARTH_RATE_LIMIT: '100000/min', HEARTH_AUTH_RATE_LIMIT: '100000/min' }
+/** Test defaults: generous limits, so suites are not throttled; fakes on loopback usable by users. Tests of those rules set their own. */
+const TEST_ENV = { HEARTH_LOG: 'debug', HEARTH_RATE_LIMIT: '100000/min', HEARTH_AUTH_RATE_LIMIT: '100000/min', HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'true' }
 
 export async function createTestApp(dialect: Dialect, env: Record<string, string> = {}, overrides: Partial<BaseDeps> = {}): Promise<TestApp> {
   return buildTestApp(await createTestDatabase(dialect), env, overrides, true)

@@ -9,6 +9,7 @@ import { isUniqueViolation } from '../../db/errors.ts'
 import { AppError, conflict, forbidden, notFound } from '../../lib/errors.ts'
 import type { SecretBox } from '../../lib/secrets.ts'
 import { secretHint } from '../../lib/secrets.ts'
+import { isPrivateUrl } from '../../lib/private-address.ts'
 import { listModels, streamChat, UpstreamError, type ProviderConnection, type ProviderType } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
 
@@ -82,7 +83,7 @@ export function toModel(m: ModelRow, providerName: string) {
 
 const escapeLike = (q: string) => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`
 
-export function createProvidersService(deps: { database: Database; secrets: SecretBox }) {
+export function createProvidersService(deps: { database: Database; secrets: SecretBox; allowPrivateUpstreams: boolean }) {
   const { database, secrets } = deps
   const { db, t } = database
 
@@ -125,6 +126,12 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
   async function clearOtherDefaults(q: typeof db, row: Pick<ProviderRow, 'id' | 'scope' | 'ownerId'>) {
     const owner = row.scope === 'global' ? isNull(t.providers.ownerId) : eq(t.providers.ownerId, row.ownerId!)
     await q.update(t.providers).set({ isDefault: false }).where(and(eq(t.providers.scope, row.scope), owner, sql`${t.providers.id} <> ${row.id}`))
+  }
+
+  /** Only admins may aim the server at loopback or private addresses (unless the instance allows it). */
+  const checkBaseUrl = (p: Principal, url: string | null | undefined) => {
+    if (url && p.role !== 'admin' && !deps.allowPrivateUpstreams && isPrivateUrl(url))
+      throw new AppError(422, 'VALIDATION_ERROR', 'Only admins may use loopback or private addresses', [{ path: 'base_url', message: 'loopback and private addresses are for admins' }])
   }
 
   const sealHeaders = async (headers: Record<string, string> | null | undefined) =>
@@ -175,6 +182,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
     async create(p: Principal, input: ProviderInput): Promise<ProviderRow> {
       const scope = input.scope ?? 'personal'
       if (scope === 'global' && p.role !== 'admin') throw forbidden('Only admins create global providers')
+      checkBaseUrl(p, input.base_url)
       if (input.type === 'openai_compatible' && !input.base_url) throw new AppError(422, 'VALIDATION_ERROR', 'An openai_compatible provider needs a base_url', [{ path: 'base_url', message: 'required for openai_compatible' }])
       const [row] = await db
         .insert(t.providers)
@@ -197,6 +205,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
 
     async update(p: Principal, id: string, input: Partial<Omit<ProviderInput, 'scope' | 'type'>>): Promise<ProviderRow> {
       const before = await getWritable(p, id)
+      checkBaseUrl(p, input.base_url)
       const values: Partial<Database['t']['providers']['$inferInsert']> = { updatedAt: new Date() }
       if (input.name !== undefined) values.name = input.name
       if (input.base_url !== undefined) values.baseUrl = input.base_url
