@@ -203,3 +203,91 @@ export const configs = table(
   },
   (t) => [uniqueIndex('configs_group_name_uq').on(t.configGroup, t.configName)],
 )
+
+/** Saved assistants. Built-in ones (no owner) are seeded at start and read-only. */
+export const presets = table(
+  'presets',
+  {
+    id: id(),
+    userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description'),
+    systemPrompt: text('system_prompt'),
+    modelId: text('model_id'),
+    temperature: number('temperature'),
+    maxTokens: integer('max_tokens'),
+    tools: json<string[]>('tools').notNull().default([]),
+    isBuiltin: boolean('is_builtin').notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('presets_user_idx').on(t.userId)],
+)
+
+export const conversations = table(
+  'conversations',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    title: text('title'),
+    modelId: text('model_id'),
+    presetId: text('preset_id').references(() => presets.id, { onDelete: 'set null' }),
+    systemPrompt: text('system_prompt'),
+    isFavorite: boolean('is_favorite').notNull().default(false),
+    messageCount: integer('message_count').notNull().default(0),
+    /** the last message of the active branch */
+    activeLeafId: text('active_leaf_id'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('conversations_user_updated_idx').on(t.userId, t.updatedAt)],
+)
+
+/** Messages form a tree through parent_id; regenerating or editing adds a sibling. */
+export const messages = table(
+  'messages',
+  {
+    id: id(),
+    conversationId: text('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    parentId: text('parent_id'),
+    role: text('role', { enum: ['system', 'user', 'assistant', 'tool'] }).notNull(),
+    content: text('content').notNull().default(''),
+    parts: json<unknown[]>('parts'),
+    status: text('status', { enum: ['complete', 'streaming', 'stopped', 'error'] }).notNull().default('complete'),
+    metadata: json<Record<string, unknown>>('metadata').notNull().default({}),
+    createdAt: createdAt(),
+    /** while streaming: written with each batch, so a crashed run can be told from a live one */
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index('messages_conversation_idx').on(t.conversationId, t.createdAt),
+    // one generation per conversation at a time, whichever instance runs it
+    uniqueIndex('messages_one_streaming_uq').on(t.conversationId).where(sql`status = 'streaming'`),
+  ],
+)
+
+/** Frozen, public snapshots of a conversation, found by the SHA-256 of their token. */
+export const shares = table(
+  'shares',
+  {
+    id: id(),
+    conversationId: text('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull(),
+    snapshot: json<{ title: string | null; messages: unknown[] }>('snapshot').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('shares_token_uq').on(t.tokenHash), index('shares_conversation_idx').on(t.conversationId)],
+)
+
+/** Short facts a user wants the assistant to remember. */
+export const memories = table(
+  'memories',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    content: text('content').notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('memories_user_idx').on(t.userId)],
+)

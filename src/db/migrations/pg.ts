@@ -62,5 +62,36 @@ export default [
       "CREATE INDEX \"usage_user_created_idx\" ON \"usage\" USING btree (\"user_id\",\"created_at\");",
       "CREATE INDEX \"usage_created_idx\" ON \"usage\" USING btree (\"created_at\");"
     ]
+  },
+  {
+    "tag": "0003_chat",
+    "hash": "1c57b153957a48bf4030fa3a6255f700e707e5235dff30ed7e0746e1975c1d58",
+    "statements": [
+      "CREATE TABLE \"conversations\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"title\" text,\n\t\"model_id\" text,\n\t\"preset_id\" text,\n\t\"system_prompt\" text,\n\t\"is_favorite\" boolean DEFAULT false NOT NULL,\n\t\"message_count\" integer DEFAULT 0 NOT NULL,\n\t\"active_leaf_id\" text,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"memories\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"content\" text NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"messages\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"conversation_id\" text NOT NULL,\n\t\"parent_id\" text,\n\t\"role\" text NOT NULL,\n\t\"content\" text DEFAULT '' NOT NULL,\n\t\"parts\" jsonb,\n\t\"status\" text DEFAULT 'complete' NOT NULL,\n\t\"metadata\" jsonb DEFAULT '{}'::jsonb NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"presets\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text,\n\t\"name\" text NOT NULL,\n\t\"description\" text,\n\t\"system_prompt\" text,\n\t\"model_id\" text,\n\t\"temperature\" double precision,\n\t\"max_tokens\" integer,\n\t\"tools\" jsonb DEFAULT '[]'::jsonb NOT NULL,\n\t\"is_builtin\" boolean DEFAULT false NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"shares\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"conversation_id\" text NOT NULL,\n\t\"token_hash\" text NOT NULL,\n\t\"snapshot\" jsonb NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "ALTER TABLE \"conversations\" ADD CONSTRAINT \"conversations_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"conversations\" ADD CONSTRAINT \"conversations_preset_id_presets_id_fk\" FOREIGN KEY (\"preset_id\") REFERENCES \"public\".\"presets\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "ALTER TABLE \"memories\" ADD CONSTRAINT \"memories_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"messages\" ADD CONSTRAINT \"messages_conversation_id_conversations_id_fk\" FOREIGN KEY (\"conversation_id\") REFERENCES \"public\".\"conversations\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"presets\" ADD CONSTRAINT \"presets_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"shares\" ADD CONSTRAINT \"shares_conversation_id_conversations_id_fk\" FOREIGN KEY (\"conversation_id\") REFERENCES \"public\".\"conversations\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE INDEX \"conversations_user_updated_idx\" ON \"conversations\" USING btree (\"user_id\",\"updated_at\");",
+      "CREATE INDEX \"memories_user_idx\" ON \"memories\" USING btree (\"user_id\");",
+      "CREATE INDEX \"messages_conversation_idx\" ON \"messages\" USING btree (\"conversation_id\",\"created_at\");",
+      "CREATE UNIQUE INDEX \"messages_one_streaming_uq\" ON \"messages\" USING btree (\"conversation_id\") WHERE status = 'streaming';",
+      "CREATE INDEX \"presets_user_idx\" ON \"presets\" USING btree (\"user_id\");",
+      "CREATE UNIQUE INDEX \"shares_token_uq\" ON \"shares\" USING btree (\"token_hash\");",
+      "CREATE INDEX \"shares_conversation_idx\" ON \"shares\" USING btree (\"conversation_id\");"
+    ]
+  },
+  {
+    "tag": "0004_search",
+    "hash": "a01df2ef06ea63123a3ad0465606b7bde2c0ba2abe2f654bbdab36685719fb40",
+    "statements": [
+      "-- Full-text search over message text: a GIN index on the text's tsvector ('simple': no stemming, any language).\nCREATE INDEX \"messages_search_idx\" ON \"messages\" USING gin (to_tsvector('simple', \"content\"));"
+    ]
   }
 ] satisfies EmbeddedMigration[]

@@ -53,5 +53,33 @@ export default [
       "CREATE INDEX `usage_user_created_idx` ON `usage` (`user_id`,`created_at`);",
       "CREATE INDEX `usage_created_idx` ON `usage` (`created_at`);"
     ]
+  },
+  {
+    "tag": "0003_chat",
+    "hash": "08ff1084830908432d2dbcbbab3351235e05fd079476e48afa4332f8763e2105",
+    "statements": [
+      "CREATE TABLE `conversations` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`title` text,\n\t`model_id` text,\n\t`preset_id` text,\n\t`system_prompt` text,\n\t`is_favorite` integer DEFAULT false NOT NULL,\n\t`message_count` integer DEFAULT 0 NOT NULL,\n\t`active_leaf_id` text,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`preset_id`) REFERENCES `presets`(`id`) ON UPDATE no action ON DELETE set null\n);",
+      "CREATE INDEX `conversations_user_updated_idx` ON `conversations` (`user_id`,`updated_at`);",
+      "CREATE TABLE `memories` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`content` text NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `memories_user_idx` ON `memories` (`user_id`);",
+      "CREATE TABLE `messages` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`conversation_id` text NOT NULL,\n\t`parent_id` text,\n\t`role` text NOT NULL,\n\t`content` text DEFAULT '' NOT NULL,\n\t`parts` text,\n\t`status` text DEFAULT 'complete' NOT NULL,\n\t`metadata` text DEFAULT '{}' NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`conversation_id`) REFERENCES `conversations`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `messages_conversation_idx` ON `messages` (`conversation_id`,`created_at`);",
+      "CREATE UNIQUE INDEX `messages_one_streaming_uq` ON `messages` (`conversation_id`) WHERE status = 'streaming';",
+      "CREATE TABLE `presets` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text,\n\t`name` text NOT NULL,\n\t`description` text,\n\t`system_prompt` text,\n\t`model_id` text,\n\t`temperature` real,\n\t`max_tokens` integer,\n\t`tools` text DEFAULT '[]' NOT NULL,\n\t`is_builtin` integer DEFAULT false NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `presets_user_idx` ON `presets` (`user_id`);",
+      "CREATE TABLE `shares` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`conversation_id` text NOT NULL,\n\t`token_hash` text NOT NULL,\n\t`snapshot` text NOT NULL,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`conversation_id`) REFERENCES `conversations`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `shares_token_uq` ON `shares` (`token_hash`);",
+      "CREATE INDEX `shares_conversation_idx` ON `shares` (`conversation_id`);"
+    ]
+  },
+  {
+    "tag": "0004_search",
+    "hash": "bd4b76a245fd1311241dc20142edf3da9eaca0036ee49c778f5440d9ad6d8657",
+    "statements": [
+      "-- Full-text search over message text: an FTS5 index kept in sync with messages by triggers.\nCREATE VIRTUAL TABLE `messages_fts` USING fts5(content, content='messages', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2');",
+      "CREATE TRIGGER `messages_fts_ai` AFTER INSERT ON `messages` BEGIN\n  INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);\nEND;",
+      "CREATE TRIGGER `messages_fts_ad` AFTER DELETE ON `messages` BEGIN\n  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);\nEND;",
+      "CREATE TRIGGER `messages_fts_au` AFTER UPDATE OF content ON `messages` BEGIN\n  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);\n  INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);\nEND;"
+    ]
   }
 ] satisfies EmbeddedMigration[]
