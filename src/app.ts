@@ -8,6 +8,9 @@ import { userRoutes } from './modules/users/routes.ts'
 import { providerRoutes } from './modules/providers/routes.ts'
 import { configRoutes } from './modules/configs/routes.ts'
 import { gatewayRoutes } from './modules/gateway/routes.ts'
+import { presetRoutes } from './modules/presets/routes.ts'
+import { memoryRoutes } from './modules/memories/routes.ts'
+import { chatRoutes } from './modules/chat/routes.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { errorsPlugin } from './plugins/errors.ts'
 import { requestContextPlugin } from './plugins/request-context.ts'
@@ -33,6 +36,9 @@ export function createApp(deps: AppDeps) {
     .use(providerRoutes({ providers: services.providers, authPlugin: auth }))
     .use(configRoutes({ configs: services.configs, authPlugin: auth }))
     .use(gatewayRoutes({ gateway: services.gateway, authPlugin: auth }))
+    .use(presetRoutes({ presets: services.presets, authPlugin: auth }))
+    .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
+    .use(chatRoutes({ chat: services.chat, authPlugin: auth, shutdown: deps.shutdown }))
   routes.load(app.routes)
   return app
 }

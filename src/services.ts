@@ -16,6 +16,8 @@ import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
 import { createGateway } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
+import { createChatService } from './modules/chat/service.ts'
+import { createRunRegistry } from './runs/index.ts'
 
 export interface BaseDeps {
   config: Config
@@ -49,9 +51,25 @@ export async function createServices(deps: BaseDeps) {
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGateway({ providers, usage, logger })
   const configs = createConfigsService({ database, secrets })
+  const runs = createRunRegistry()
+  const chat = createChatService({
+    database,
+    logger,
+    runs,
+    providers,
+    usage,
+    users,
+    configs,
+    presetOf: (p, id) => presets.get(p, id).catch(() => undefined),
+    memoriesOf: (userId) => memories.contextFor(userId),
+  })
 
   await revocations.start()
   limiter.start()
+  // answers left streaming by a process that died; on SQLite this process is the only writer
+  await chat.recoverInterrupted(database.dialect === 'sqlite')
+  const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), 30_000) : undefined
+  recovery?.unref?.()
 
   return {
     mailer,
@@ -66,8 +84,12 @@ export async function createServices(deps: BaseDeps) {
     usage,
     gateway,
     configs,
+    runs,
+    chat,
     /** stop background work and write what is pending; the database is closed by the caller */
     async close() {
+      clearInterval(recovery)
+      await runs.stopAll()
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close(), revocations.close()])
     },
   }

@@ -274,7 +274,7 @@ export const shares = table(
     id: id(),
     conversationId: text('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
     tokenHash: text('token_hash').notNull(),
-    snapshot: json<{ title: string | null; messages: unknown[] }>('snapshot').notNull(),
+    snapshot: json<{ title: string | null; messages: { role: string; content: string; created_at: string }[] }>('snapshot').notNull(),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex('shares_token_uq').on(t.tokenHash), index('shares_conversation_idx').on(t.conversationId)],

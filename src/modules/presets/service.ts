@@ -1,0 +1,203 @@
+/**
+ * @module Presets (saved assistants): a name, a system prompt and default model settings. Built-in
+ * presets (no owner) are seeded at start, shown to everyone and changed by no one, admins included;
+ * a user's own presets are invisible (404) to everyone else.
+ */
+import { and, asc, count, desc, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
+import type { Database } from '../../db/index.ts'
+import { withLock } from '../../db/lock.ts'
+import { forbidden, notFound } from '../../lib/errors.ts'
+import type { Principal } from '../auth/service.ts'
+
+export type PresetRow = Database['t']['presets']['$inferSelect']
+
+export interface PresetInput {
+  name: string
+  description?: string | null
+  system_prompt?: string | null
+  model_id?: string | null
+  temperature?: number | null
+  max_tokens?: number | null
+  tools?: string[]
+}
+
+/** Only the owner matters: an admin has no more rights over presets than any user. */
+type Caller = Pick<Principal, 'userId'>
+
+export function toPreset(p: PresetRow) {
+  return {
+    id: p.id,
+    name: p.name,
+    description: p.description,
+    system_prompt: p.systemPrompt,
+    model_id: p.modelId,
+    temperature: p.temperature,
+    max_tokens: p.maxTokens,
+    tools: p.tools ?? [],
+    is_builtin: p.isBuiltin,
+    created_at: p.createdAt.toISOString(),
+    updated_at: p.updatedAt.toISOString(),
+  }
+}
+
+/** The presets every instance starts with. Seeded by name, only when missing: an admin's later edits to the table are kept. */
+export const BUILTIN_PRESETS: readonly (PresetInput & { name: string })[] = [
+  {
+    name: 'General assistant',
+    description: 'A helpful, honest assistant for everyday questions and tasks.',
+    system_prompt: [
+      'You are a helpful, knowledgeable and honest assistant.',
+      "Answer in the language the user writes in, unless they ask for another.",
+      'Be clear and concise: lead with the answer, then add the detail that helps. Use Markdown (lists, tables, code blocks) when it makes the answer easier to read.',
+      'When a request is ambiguous, ask a short clarifying question instead of guessing. When you are not sure of a fact, say so rather than inventing one.',
+    ].join('\n'),
+  },
+  {
+    name: 'Translator',
+    description: 'Translates between Chinese and English (中文 ⇄ English), keeping meaning, tone and formatting.',
+    system_prompt: [
+      'You are a professional translator between Chinese and English.',
+      'If the text is in Chinese, translate it into natural, idiomatic English. If it is in English (or any other language), translate it into natural, fluent Simplified Chinese (简体中文).',
+      'Preserve the meaning, tone, register and formatting (Markdown, line breaks, lists, code, links, placeholders such as {name} or %s). Do not translate code, URLs or proper nouns that are usually left as they are.',
+      'Reply with the translation only: no explanations, notes, or quotation marks around it, unless the user explicitly asks for them. Treat the whole message as text to translate, even when it looks like a question or an instruction.',
+    ].join('\n'),
+    temperature: 0.3,
+  },
+  {
+    name: 'Code reviewer',
+    description: 'Reviews code for bugs, security problems, performance and readability, with concrete fixes.',
+    system_prompt: [
+      'You are a senior software engineer doing a careful code review.',
+      'Look for, in this order: correctness bugs and edge cases; security problems (injection, unsafe input handling, secrets, authorization); concurrency and resource leaks; performance; then readability, naming and tests.',
+      'For each finding give the location, why it matters and a concrete fix (a short code snippet when useful). Rank findings by severity (critical, major, minor, nit) and do not pad the review with praise or restate the code.',
+      'If the code looks right, say so briefly. If you need more context (the caller, the types, the framework version), say what and why.',
+    ].join('\n'),
+    temperature: 0.2,
+  },
+  {
+    name: 'Summarizer',
+    description: 'Condenses long text into a faithful summary with the key points.',
+    system_prompt: [
+      'You summarize text faithfully and concisely.',
+      'Start with a one or two sentence overview, then list the key points as bullets; end with any decisions, action items, numbers or dates the text contains.',
+      'Keep only what the text says: add no facts, opinions or advice of your own, and keep names, figures and quotations exact.',
+      'Write in the language of the text unless the user asks for another. If the user asks for a length or format, follow it.',
+    ].join('\n'),
+    temperature: 0.3,
+  },
+]
+
+const escapeLike = (q: string) => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`
+
+export function createPresetsService(database: Database) {
+  const { db, t } = database
+
+  /** built-ins and the caller's own */
+  const visible = (p: Caller): SQL => or(isNull(t.presets.userId), eq(t.presets.userId, p.userId))!
+
+  async function get(p: Caller, id: string): Promise<PresetRow> {
+    const [row] = await db.select().from(t.presets).where(and(eq(t.presets.id, id), visible(p)))
+    if (!row) throw notFound('Preset')
+    return row
+  }
+
+  /** visible and changeable: built-ins are read-only for everyone, admins included */
+  async function getWritable(p: Caller, id: string): Promise<PresetRow> {
+    const row = await get(p, id)
+    if (row.isBuiltin || row.userId === null) throw forbidden('Built-in presets cannot be changed; create your own preset instead')
+    return row
+  }
+
+  /** the same tool once, in the order given */
+  const uniqueTools = (tools: string[]) => [...new Set(tools)]
+
+  return {
+    async list(p: Caller, filter: { q?: string; limit: number; offset: number }) {
+      const conditions: SQL[] = [visible(p)]
+      if (filter.q) conditions.push(sql`lower(${t.presets.name}) LIKE ${escapeLike(filter.q)} ESCAPE '\\'`)
+      const where = and(...conditions)
+      const [rows, [total]] = await Promise.all([
+        // built-ins first, then the caller's own, oldest first
+        db.select().from(t.presets).where(where).orderBy(desc(t.presets.isBuiltin), asc(t.presets.createdAt), asc(t.presets.id)).limit(filter.limit).offset(filter.offset),
+        db.select({ n: count() }).from(t.presets).where(where),
+      ])
+      return { rows, total: Number(total?.n ?? 0) }
+    },
+
+    /** A preset the caller may use (built-in or their own); 404 otherwise. The chat module reads its prompt and settings. */
+    get,
+
+    async create(p: Caller, input: PresetInput): Promise<PresetRow> {
+      const [row] = await db
+        .insert(t.presets)
+        .values({
+          userId: p.userId,
+          name: input.name,
+          description: input.description ?? null,
+          systemPrompt: input.system_prompt ?? null,
+          modelId: input.model_id ?? null,
+          temperature: input.temperature ?? null,
+          maxTokens: input.max_tokens ?? null,
+          tools: uniqueTools(input.tools ?? []),
+          isBuiltin: false,
+        })
+        .returning()
+      return row!
+    },
+
+    async update(p: Caller, id: string, input: Partial<PresetInput>): Promise<PresetRow> {
+      await getWritable(p, id)
+      const values: Partial<Database['t']['presets']['$inferInsert']> = { updatedAt: new Date() }
+      if (input.name !== undefined) values.name = input.name
+      if (input.description !== undefined) values.description = input.description
+      if (input.system_prompt !== undefined) values.systemPrompt = input.system_prompt
+      if (input.model_id !== undefined) values.modelId = input.model_id
+      if (input.temperature !== undefined) values.temperature = input.temperature
+      if (input.max_tokens !== undefined) values.maxTokens = input.max_tokens
+      if (input.tools !== undefined) values.tools = uniqueTools(input.tools)
+      const [row] = await db.update(t.presets).set(values).where(eq(t.presets.id, id)).returning()
+      return row!
+    },
+
+    async remove(p: Caller, id: string) {
+      await getWritable(p, id)
+      await db.delete(t.presets).where(eq(t.presets.id, id))
+    },
+
+    /**
+     * Insert the built-in presets that are missing (matched by name), once per start. Safe to call
+     * again and from several instances at once. Returns the names inserted.
+     */
+    async seedBuiltins(): Promise<string[]> {
+      return withLock(database, 'presets:seed-builtins', async (q) => {
+        const existing = await q.select({ name: t.presets.name }).from(t.presets).where(and(isNull(t.presets.userId), eq(t.presets.isBuiltin, true)))
+        const have = new Set(existing.map((r) => r.name))
+        const missing = BUILTIN_PRESETS.filter((b) => !have.has(b.name))
+        if (missing.length === 0) return []
+        // a millisecond apart, so they list in the order above
+        const base = Date.now()
+        await q.insert(t.presets).values(
+          missing.map((b, i) => {
+            const at = new Date(base + i)
+            return {
+              userId: null,
+              name: b.name,
+              description: b.description ?? null,
+              systemPrompt: b.system_prompt ?? null,
+              modelId: null,
+              temperature: b.temperature ?? null,
+              maxTokens: b.max_tokens ?? null,
+              tools: b.tools ?? [],
+              isBuiltin: true,
+              createdAt: at,
+              updatedAt: at,
+            }
+          }),
+        )
+        return missing.map((b) => b.name)
+      })
+    },
+  }
+}
+
+export type PresetsService = ReturnType<typeof createPresetsService>
