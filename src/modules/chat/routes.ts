@@ -33,6 +33,13 @@ const sendBody = z.object({
   temperature: z.number().min(0).max(2).optional(),
   max_tokens: z.number().int().min(1).max(1_000_000).optional(),
 })
+/** OpenAPI description of an SSE answer (events: see the guide's chat events table). */
+const sseDoc = (extra: Record<string, { description: string }> = {}) => ({
+  200: { description: 'text/event-stream of chat events: message.created, delta, reasoning, tool_call, usage, error, done', content: { 'text/event-stream': { schema: { type: 'string' as const } } } },
+  401: { description: 'Problem' },
+  404: { description: 'Problem' },
+  ...extra,
+})
 const problems = { 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema, 402: problemSchema, 502: problemSchema }
 
 export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typeof authPlugin>; shutdown: AbortSignal }) {
@@ -146,7 +153,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         }
         return stream(run, request)
       },
-      { auth: true, params: idParams, detail: { summary: 'Re-attach to the generation in progress (honours Last-Event-ID); 204 when nothing runs' } },
+      { auth: true, params: idParams, detail: { summary: 'Re-attach to the generation in progress (honours Last-Event-ID); 204 when nothing runs', responses: sseDoc({ 204: { description: 'Nothing is being generated' } }) } },
     )
     .post('/conversations/:id/stop', async ({ principal, params }) => ({ stopped: await chat.stop(principal, params.id) }), {
       auth: true,
@@ -184,7 +191,15 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
           headers: { 'content-type': 'application/json', 'content-disposition': `attachment; filename="${name}.json"` },
         })
       },
-      { auth: true, params: idParams, query: z.object({ format: z.enum(['json', 'markdown']).default('json') }), detail: { summary: 'Export the active branch as JSON or Markdown' } },
+      {
+        auth: true,
+        params: idParams,
+        query: z.object({ format: z.enum(['json', 'markdown']).default('json') }),
+        detail: {
+          summary: 'Export the active branch as JSON or Markdown (a download)',
+          responses: { 200: { description: 'The conversation', content: { 'application/json': { schema: { type: 'object' as const } }, 'text/markdown': { schema: { type: 'string' as const } } } }, 401: { description: 'Problem' }, 404: { description: 'Problem' } },
+        },
+      },
     )
     .get(
       '/chat/stream',
@@ -196,7 +211,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
       {
         auth: true,
         query: z.object({ query: z.string().trim().min(1).max(20_000), model: z.string().max(200).optional(), conversation_id: z.string().max(64).optional(), language: z.enum(['zh', 'en']).optional() }),
-        detail: { summary: 'Chat SSE for EventSource clients (GET, cookie auth); creates a conversation when none is given' },
+        detail: { summary: 'Chat SSE for EventSource clients (GET, cookie auth); creates a conversation when none is given', responses: sseDoc({ 409: { description: 'Problem: an answer is already being generated' } }) },
       },
     )
     .post('/chat/stop', async ({ principal, body }) => ({ stopped: await chat.stop(principal, body.conversation_id) }), {
