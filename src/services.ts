@@ -16,6 +16,8 @@ import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
 import { createGateway } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
+import { createPresetsService } from './modules/presets/service.ts'
+import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
 import { createRunRegistry } from './runs/index.ts'
 
@@ -51,6 +53,8 @@ export async function createServices(deps: BaseDeps) {
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGateway({ providers, usage, logger })
   const configs = createConfigsService({ database, secrets })
+  const presets = createPresetsService(database)
+  const memories = createMemoriesService(database)
   const runs = createRunRegistry()
   const chat = createChatService({
     database,
@@ -66,6 +70,7 @@ export async function createServices(deps: BaseDeps) {
 
   await revocations.start()
   limiter.start()
+  await presets.seedBuiltins()
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), 30_000) : undefined
@@ -84,6 +89,8 @@ export async function createServices(deps: BaseDeps) {
     usage,
     gateway,
     configs,
+    presets,
+    memories,
     runs,
     chat,
     /** stop background work and write what is pending; the database is closed by the caller */

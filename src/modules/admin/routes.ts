@@ -15,7 +15,7 @@ const inviteSchema = z.object({ id: z.string(), prefix: z.string(), note: z.stri
 const adminUserSchema = userSchema.extend({ credits: z.object({ balance: z.number(), used: z.number() }) })
 const problems = { 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema }
 
-export function adminRoutes(deps: { database: Database; users: UsersService; auth: AuthService; invites: Invites; usage: UsageService; version: string; authPlugin: ReturnType<typeof authPlugin> }) {
+export function adminRoutes(deps: { database: Database; users: UsersService; auth: AuthService; invites: Invites; usage: UsageService; totals: () => Promise<{ conversations: number; messages: number }>; version: string; authPlugin: ReturnType<typeof authPlugin> }) {
   const { database, users, auth, invites } = deps
   const startedAt = Date.now()
   const withCredits = (u: Awaited<ReturnType<UsersService['get']>>) => ({ ...toUser(u), credits: { balance: u.creditBalance, used: u.creditUsed } })
@@ -111,12 +111,12 @@ export function adminRoutes(deps: { database: Database; users: UsersService; aut
     .get(
       '/system/status',
       async () => {
-        const [usersCount] = await database.db.select({ n: count() }).from(database.t.users)
+        const [[usersCount], totals] = await Promise.all([database.db.select({ n: count() }).from(database.t.users), deps.totals()])
         return {
           version: deps.version,
           uptime_s: Math.floor((Date.now() - startedAt) / 1000),
           database: database.dialect,
-          counts: { users: Number(usersCount?.n ?? 0), conversations: 0, messages: 0, tasks: 0 },
+          counts: { users: Number(usersCount?.n ?? 0), ...totals, tasks: 0 },
           memory: { rss_bytes: process.memoryUsage.rss() },
         }
       },

@@ -23,7 +23,7 @@ const statsSchema = z.object({ conversations: z.number().int(), messages: z.numb
 const creditsSchema = z.object({ balance: z.number(), used: z.number(), enforced: z.boolean() })
 const urlOrNull = z.url({ protocol: /^https?$/ }).max(2048).nullable()
 
-export function userRoutes(deps: { users: UsersService; usage: UsageService; authPlugin: ReturnType<typeof authPlugin> }) {
+export function userRoutes(deps: { users: UsersService; usage: UsageService; countsOf: (userId: string) => Promise<{ conversations: number; messages: number }>; authPlugin: ReturnType<typeof authPlugin> }) {
   const { users } = deps
   return new Elysia({ name: 'hearth.routes.users', prefix: '/api/v1/users/me', detail: { tags: ['Users'] } })
     .use(deps.authPlugin)
@@ -59,7 +59,7 @@ export function userRoutes(deps: { users: UsersService; usage: UsageService; aut
       response: { 200: preferencesSchema, 401: problemSchema, 422: problemSchema },
       detail: { summary: 'Change preferences: fields sent are set, fields left out keep their value' },
     })
-    .get('/stats', async ({ principal }) => ({ conversations: 0, messages: 0, tasks: 0, ...(await deps.usage.statsOf(principal.userId)) }), {
+    .get('/stats', async ({ principal }) => ({ ...(await deps.countsOf(principal.userId)), tasks: 0, ...(await deps.usage.statsOf(principal.userId)) }), {
       auth: true,
       response: { 200: statsSchema, 401: problemSchema },
       detail: { summary: 'Your usage counts' },
