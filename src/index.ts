@@ -97,6 +97,7 @@ async function serve(config: Config): Promise<number> {
     if (stopping) return
     stopping = true
     logger.info('shutting down', { signal })
+    const deadline = Date.now() + SHUTDOWN_GRACE_MS
     shutdown.abort()
     const drained = server.stop(false).then(() => true)
     const timedOut = Bun.sleep(SHUTDOWN_GRACE_MS).then(() => false)
@@ -104,7 +105,8 @@ async function serve(config: Config): Promise<number> {
       logger.warn('in-flight requests did not finish in time; closing them', { grace_ms: SHUTDOWN_GRACE_MS })
       await server.stop(true)
     }
-    await services.close()
+    // generations still running get what is left of the grace period, then are stopped (text kept)
+    await services.close(Math.max(0, deadline - Date.now()))
     await database.close()
     logger.info('stopped')
     logger.flush()

@@ -93,10 +93,10 @@ export async function createServices(deps: BaseDeps) {
     memories,
     runs,
     chat,
-    /** stop background work and write what is pending; the database is closed by the caller */
-    async close() {
+    /** Stop background work and write what is pending; the database is closed by the caller. */
+    async close(runGraceMs = 0) {
       clearInterval(recovery)
-      await runs.stopAll()
+      await runs.stopAll(runGraceMs)
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close(), revocations.close()])
     },
   }

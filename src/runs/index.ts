@@ -110,12 +110,16 @@ export function createRunRegistry(opts: { retentionMs?: number } = {}) {
       return n
     },
 
-    /** Stop every run (server shutdown); their producers write what they have. */
-    async stopAll() {
+    /**
+     * Server shutdown: let running generations finish for up to `graceMs`, then stop the rest
+     * (their producers write what they have, as `stopped`).
+     */
+    async stopAll(graceMs = 0) {
+      clearInterval(sweep)
       const live = [...runs.values()].filter((r) => !r.done)
+      if (graceMs > 0) await Promise.race([Promise.all(live.map((r) => r.ended())), Bun.sleep(graceMs)])
       for (const run of live) run.controller.abort()
       await Promise.all(live.map((r) => r.ended()))
-      clearInterval(sweep)
     },
   }
 }
