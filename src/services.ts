@@ -20,6 +20,7 @@ import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
 import { createRunRegistry } from './runs/index.ts'
+import { startRunRelay } from './runs/relay.ts'
 
 export interface BaseDeps {
   config: Config
@@ -73,6 +74,7 @@ export async function createServices(deps: BaseDeps) {
   await presets.seedBuiltins()
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
+  const relay = database.client.kind === 'postgres' ? await startRunRelay(runs, database.client.sql, logger) : undefined
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), 30_000) : undefined
   recovery?.unref?.()
 
@@ -97,6 +99,7 @@ export async function createServices(deps: BaseDeps) {
     async close(runGraceMs = 0) {
       clearInterval(recovery)
       await runs.stopAll(runGraceMs)
+      await relay?.close()
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close(), revocations.close()])
     },
   }

@@ -17,11 +17,14 @@ export class Run {
   readonly controller = new AbortController()
   done = false
   finishedAt = 0
+  /** set on runs started here: every event is also handed to it (the cross-instance relay) */
+  onEvent?: (e: RunEvent) => void
   private wake: (() => void)[] = []
 
   constructor(
     readonly key: string,
-    readonly ownerId: string,
+    /** false for a copy of a run that another instance is running */
+    readonly local: boolean,
   ) {}
 
   get signal() {
@@ -30,8 +33,18 @@ export class Run {
 
   emit(event: string, data: unknown) {
     if (this.done) return
-    this.events.push({ id: this.events.length + 1, event, data })
+    const e = { id: this.events.length + 1, event, data }
+    this.events.push(e)
+    this.onEvent?.(e)
     this.notify()
+  }
+
+  /** Add an event relayed from the instance running this run (in order; repeats are ignored). */
+  ingest(e: RunEvent) {
+    if (this.done || e.id !== this.events.length + 1) return
+    this.events.push(e)
+    if (e.event === 'done') this.finish()
+    else this.notify()
   }
 
   finish() {
@@ -73,9 +86,16 @@ export class Run {
   }
 }
 
+/** How runs reach other instances: events out, stop requests out (see runs/relay.ts). */
+export interface RunRelay {
+  publish(key: string, e: RunEvent): void
+  requestStop(key: string): Promise<void>
+}
+
 export function createRunRegistry(opts: { retentionMs?: number } = {}) {
   const retentionMs = opts.retentionMs ?? 10 * 60_000
   const runs = new Map<string, Run>()
+  let relay: RunRelay | undefined
   const sweep = setInterval(() => {
     const cutoff = Date.now() - retentionMs
     for (const [key, run] of runs) if (run.done && run.finishedAt < cutoff) runs.delete(key)
@@ -83,30 +103,62 @@ export function createRunRegistry(opts: { retentionMs?: number } = {}) {
   sweep.unref?.()
 
   return {
-    /** A run for `key`, or undefined when one is still going. `produce` runs it; the run finishes when it settles. */
-    start(key: string, ownerId: string, produce: (run: Run) => Promise<void>): Run | undefined {
+    /** A run for `key`, or undefined when one is still going here. `produce` runs it; the run finishes when it settles. */
+    start(key: string, produce: (run: Run) => Promise<void>): Run | undefined {
       const existing = runs.get(key)
-      if (existing && !existing.done) return undefined
-      const run = new Run(key, ownerId)
+      if (existing && !existing.done && existing.local) return undefined
+      const run = new Run(key, true)
+      if (relay) {
+        const r = relay
+        run.onEvent = (e) => r.publish(key, e)
+      }
       runs.set(key, run)
       void produce(run).finally(() => run.finish())
       return run
     },
 
-    /** The live or recently finished run of `key`. */
+    /** The live or recently finished run of `key`, started here or relayed from another instance. */
     get: (key: string) => runs.get(key),
 
-    /** Ask the run of `key` to stop; true when one was going. */
-    stop(key: string): boolean {
+    /** Ask the run of `key` to stop, here or (through the relay) on the instance running it. True when one was going. */
+    async stop(key: string): Promise<boolean> {
       const run = runs.get(key)
       if (!run || run.done) return false
-      run.controller.abort()
+      if (run.local) run.controller.abort()
+      else await relay?.requestStop(key)
       return true
+    },
+
+    /** Ask every instance to stop `key` (for a run this one has not seen). */
+    async stopElsewhere(key: string) {
+      await relay?.requestStop(key)
+    },
+
+    /** Relay side: another instance asks to stop `key` (ignored unless it runs here). */
+    stopLocal(key: string) {
+      const run = runs.get(key)
+      if (run?.local && !run.done) run.controller.abort()
+    },
+
+    /** Relay side: an event of a run another instance is running. */
+    ingest(key: string, e: RunEvent) {
+      let run = runs.get(key)
+      if (run?.local && !run.done) return // our own event, echoed back
+      if (!run || (run.done && e.id === 1)) {
+        if (e.id !== 1) return // joined mid-run: this instance cannot replay it whole
+        run = new Run(key, false)
+        runs.set(key, run)
+      }
+      run.ingest(e)
+    },
+
+    useRelay(r: RunRelay) {
+      relay = r
     },
 
     get active() {
       let n = 0
-      for (const run of runs.values()) if (!run.done) n++
+      for (const run of runs.values()) if (!run.done && run.local) n++
       return n
     },
 
@@ -116,7 +168,7 @@ export function createRunRegistry(opts: { retentionMs?: number } = {}) {
      */
     async stopAll(graceMs = 0) {
       clearInterval(sweep)
-      const live = [...runs.values()].filter((r) => !r.done)
+      const live = [...runs.values()].filter((r) => !r.done && r.local)
       if (graceMs > 0) await Promise.race([Promise.all(live.map((r) => r.ended())), Bun.sleep(graceMs)])
       for (const run of live) run.controller.abort()
       await Promise.all(live.map((r) => r.ended()))

@@ -324,7 +324,7 @@ export function createChatService(deps: ChatDeps) {
     const { userMessage, assistant } = opened
     const history = input.regenerateOf ? branchOf(all, input.regenerateOf.id) : [...historyBefore, userMessage]
     const request = await buildContext(p, conversation, preset, history, model, maxTokens, input.language)
-    const run = runs.start(conversation.id, p.userId, (r) => {
+    const run = runs.start(conversation.id, (r) => {
       r.emit('message.created', { conversation_id: conversation.id, user_message: toMessage(userMessage), assistant_message_id: assistant.id })
       return generate(p, r, { conversation, model, assistantId: assistant.id, request, temperature, maxTokens, held, userMessage })
     })
@@ -391,7 +391,7 @@ export function createChatService(deps: ChatDeps) {
 
     async remove(p: Principal, id: string) {
       await owned(p, id)
-      runs.stop(id)
+      await runs.stop(id)
       await db.delete(t.conversations).where(eq(t.conversations.id, id))
     },
 
@@ -417,10 +417,14 @@ export function createChatService(deps: ChatDeps) {
       return startTurn(p, conversation, { regenerateOf: question, modelId: input.model_id, temperature: input.temperature, maxTokens: input.max_tokens })
     },
 
-    /** Stop the generation in progress, keeping the partial answer. */
+    /** Stop the generation in progress, keeping the partial answer — on whichever instance runs it. */
     async stop(p: Principal, conversationId: string) {
       await owned(p, conversationId)
-      return runs.stop(conversationId)
+      if (await runs.stop(conversationId)) return true
+      if (database.dialect !== 'postgres') return false
+      const [busy] = await db.select({ id: t.messages.id }).from(t.messages).where(and(eq(t.messages.conversationId, conversationId), eq(t.messages.status, 'streaming')))
+      if (busy) await runs.stopElsewhere(conversationId)
+      return !!busy
     },
 
     /** The conversation's run, when one is going or finished moments ago. */
