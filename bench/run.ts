@@ -4,7 +4,8 @@
  * measured in the same run, plus the binary's size and start time. Load comes from wrk (installed with
  * apt-get when missing; autocannon with a warning when it cannot be had). Prints one table and the
  * project's goal lines. Settings: BENCH_DURATION (seconds of measured load per row, default 5),
- * BENCH_CONNECTIONS (default 50), BENCH_LOADGEN=autocannon (skip wrk). See bench/README.md.
+ * BENCH_CONNECTIONS (default 50), BENCH_LOADGEN=autocannon (skip wrk). Then the gateway benchmark
+ * (bench/gateway.ts): its own table and goal lines. See bench/README.md.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
@@ -25,6 +26,7 @@ import {
   type LoadResult,
   type Row,
 } from './lib.ts'
+import { runGatewayBench } from './gateway.ts'
 
 installExitHandlers()
 
@@ -95,6 +97,9 @@ function envNumber(name: string, fallback: number, min: number, max: number): nu
 function progress(message: string): void {
   process.stderr.write(`bench: ${message}\n`)
 }
+
+/** The hard stop of main(); cleared once main() is done, so it cannot end the gateway benchmark that follows. */
+let budgetTimer: ReturnType<typeof setTimeout> | undefined
 
 /** Servers started so far, for the stop at the end. */
 const startedServers: Promise<Started>[] = []
@@ -299,10 +304,11 @@ async function main(): Promise<number> {
 
   // A hard stop, whatever hangs (the install and build above have their own timeouts): every row's load, starts and stops, with room to spare.
   const budgetMs = targets.length * ((rounds * roundSec + WARMUP_SEC) * 1000 + 60_000) + BINARY_STARTS * 30_000 + 60_000
-  setTimeout(() => {
+  budgetTimer = setTimeout(() => {
     process.stderr.write(`bench: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`)
     process.exit(1)
-  }, budgetMs).unref()
+  }, budgetMs)
+  budgetTimer.unref()
 
   // Every target is started and warmed up first; the measured load then runs in interleaved rounds of
   // about a second (A B C, B C A, C A B, …), so a busy moment on the machine is shared by all rows
@@ -443,7 +449,11 @@ async function main(): Promise<number> {
 }
 
 try {
-  process.exit(await main())
+  const code = await main()
+  clearTimeout(budgetTimer)
+  // Then the gateway table (bench/gateway.ts, also `npm run bench:gateway`), unless a setting was bad.
+  const gatewayCode = code === 2 ? 0 : await runGatewayBench()
+  process.exit(code || gatewayCode)
 } catch (error) {
   process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
   process.exit(1)

@@ -318,7 +318,7 @@ export function createChatService(deps: ChatDeps) {
     try {
       opened = await openTurn(conversation, input.content ?? null, input.regenerateOf ? null : parentId, input.regenerateOf ?? null, model.model.name)
     } catch (error) {
-      await usage.settle({ userId: p.userId, providerId: model.provider.id, model: model.model.name, source: 'chat', inputTokens: 0, outputTokens: 0, cost: 0, latencyMs: null, ttftMs: null, status: 'aborted' }, held).catch(() => {})
+      await usage.release(p.userId, held)
       throw error
     }
     const { userMessage, assistant } = opened

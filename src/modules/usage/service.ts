@@ -53,6 +53,12 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
       return amount
     },
 
+    /** Give back a hold for a call that never happened. */
+    async release(userId: string, held: number) {
+      if (!enforced || !held) return
+      await db.update(t.users).set({ creditBalance: sql`${t.users.creditBalance} + ${held}` }).where(eq(t.users.id, userId))
+    },
+
     /** Record a finished call and settle its credits (give back the hold, take the real cost). */
     async settle(rec: UsageRecord, held: number) {
       try {
