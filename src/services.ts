@@ -100,6 +100,7 @@ export async function createServices(deps: BaseDeps) {
       clearInterval(recovery)
       await runs.stopAll(runGraceMs)
       await relay?.close()
+      await usage.flush()
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close(), revocations.close()])
     },
   }

@@ -17,6 +17,8 @@ export class Run {
   readonly controller = new AbortController()
   done = false
   finishedAt = 0
+  /** runs started here: settles when their producer is done, bookkeeping after `done` included */
+  completed: Promise<void> = Promise.resolve()
   /** set on runs started here: every event is also handed to it (the cross-instance relay) */
   onEvent?: (e: RunEvent) => void
   private wake: (() => void)[] = []
@@ -31,12 +33,14 @@ export class Run {
     return this.controller.signal
   }
 
+  /** Append an event; `done` is the last one and ends the run for its subscribers. */
   emit(event: string, data: unknown) {
     if (this.done) return
     const e = { id: this.events.length + 1, event, data }
     this.events.push(e)
     this.onEvent?.(e)
-    this.notify()
+    if (event === 'done') this.finish()
+    else this.notify()
   }
 
   /** Add an event relayed from the instance running this run (in order; repeats are ignored). */
@@ -113,7 +117,7 @@ export function createRunRegistry(opts: { retentionMs?: number } = {}) {
         run.onEvent = (e) => r.publish(key, e)
       }
       runs.set(key, run)
-      void produce(run).finally(() => run.finish())
+      run.completed = produce(run).finally(() => run.finish())
       return run
     },
 

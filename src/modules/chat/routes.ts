@@ -55,7 +55,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
 
   /** The JSON answer of a turn: waits for the run, then both messages (502 when the model failed). */
   async function turnResult(started: { run: Run; userMessage: Parameters<typeof toMessage>[0]; assistantId: string }, set: { status?: number | string }) {
-    await started.run.ended()
+    await started.run.completed
     const assistant = await chat.getMessage(started.assistantId)
     if (assistant.status === 'error') throw new AppError(502, 'UPSTREAM_ERROR', String(assistant.metadata.error ?? 'The model call failed'))
     set.status = 201

@@ -244,13 +244,15 @@ export function createChatService(deps: ChatDeps) {
       }
       await db.update(t.messages).set({ content: text, status, metadata, updatedAt: new Date() }).where(eq(t.messages.id, assistantId))
       await db.update(t.conversations).set({ updatedAt: new Date() }).where(eq(t.conversations.id, conversation.id))
-      await usage.settle(
+      const settled = usage.settle(
         { userId: p.userId, providerId: model.provider.id, model: model.model.name, source: 'chat', inputTokens: usageSeen.inputTokens, outputTokens: usageSeen.outputTokens, cost, latencyMs: metadata.latency_ms, ttftMs: ttft, status: status === 'complete' ? 'ok' : status === 'stopped' ? 'aborted' : 'error' },
         ctx.held,
       )
       if (usageSeen.inputTokens || usageSeen.outputTokens) run.emit('usage', { input_tokens: usageSeen.inputTokens, output_tokens: usageSeen.outputTokens, cost })
       if (errorInfo) run.emit('error', errorInfo)
       run.emit('done', { conversation_id: conversation.id, message_id: assistantId, finish_reason: finishReason })
+      // the run ends (and a waiting JSON request answers) once usage is written too
+      await settled
       if (!conversation.title && status === 'complete') void giveTitle(p, conversation.id, ctx.userMessage.content, text, model).catch((error) => logger.warn('could not title the conversation', { error }))
     })()
   }

@@ -72,11 +72,12 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
     const onClientGone = () => upstream.abort()
     clientSignal.addEventListener('abort', onClientGone, { once: true })
     let timedOut = false
-    let idle = setTimeout(() => ((timedOut = true), upstream.abort()), conn.timeoutMs)
-    const rearm = () => {
-      clearTimeout(idle)
-      idle = setTimeout(() => ((timedOut = true), upstream.abort()), conn.timeoutMs)
-    }
+    const idle = setTimeout(() => ((timedOut = true), upstream.abort()), conn.timeoutMs)
+    const rearm = () => idle.refresh()
+    // the client sees the model name it asked for, not the provider's id for it
+    const upstreamName = `"model":${JSON.stringify(resolved.model.modelId)}`
+    const clientName = `"model":${JSON.stringify(req.model)}`
+    const rename = (text: string) => (upstreamName === clientName ? text : text.replaceAll(upstreamName, clientName))
     const cleanup = () => {
       clearTimeout(idle)
       clientSignal.removeEventListener('abort', onClientGone)
@@ -116,7 +117,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       m.firstToken()
       const u = (JSON.parse(text) as { usage?: { prompt_tokens?: number; completion_tokens?: number } }).usage
       m.end('ok', { inputTokens: u?.prompt_tokens ?? 0, outputTokens: u?.completion_tokens ?? 0 })
-      return new Response(text, { headers: JSON_HEADERS })
+      return new Response(rename(text), { headers: JSON_HEADERS })
     }
 
     // Streaming: pass each complete event through as received.
@@ -139,7 +140,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
             const complete = pending.slice(0, cut + 2)
             pending = pending.slice(cut + 2)
             if (complete.includes('data: [DONE]')) sawDone = true
-            controller.enqueue(encoder.encode(complete.includes('"usage":{') ? readUsage(complete) : complete))
+            controller.enqueue(encoder.encode(rename(complete.includes('"usage":{') ? readUsage(complete) : complete)))
             return
           }
           cleanup()

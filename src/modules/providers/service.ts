@@ -108,6 +108,10 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
 
   /** decrypted connections, keyed by provider id and its last update */
   const connections = new Map<string, { updatedAt: number; connection: ProviderConnection }>()
+  /** model-name lookups of the hot path, per caller; emptied by every catalogue change made here, else kept 5 s */
+  const resolved = new Map<string, { value: ResolvedModel | undefined; at: number }>()
+  const RESOLVE_TTL_MS = 5_000
+  const catalogueChanged = () => resolved.clear()
 
   async function getVisible(p: Principal, id: string): Promise<ProviderRow> {
     const [row] = await db.select().from(t.providers).where(and(eq(t.providers.id, id), visible(p)))
@@ -200,6 +204,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
         })
         .returning()
       if (row!.isDefault) await clearOtherDefaults(db, row!)
+      catalogueChanged()
       return row!
     },
 
@@ -220,6 +225,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       const [row] = await db.update(t.providers).set(values).where(eq(t.providers.id, id)).returning()
       if (input.is_default) await clearOtherDefaults(db, row!)
       connections.delete(id)
+      catalogueChanged()
       return row!
     },
 
@@ -227,6 +233,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       await getWritable(p, id)
       await db.delete(t.providers).where(eq(t.providers.id, id))
       connections.delete(id)
+      catalogueChanged()
     },
 
     /** Ask the provider for its model list: a failing upstream is `ok: false`, never an error. */
@@ -257,6 +264,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
             .onConflictDoNothing({ target: [t.models.providerId, t.models.modelId] })
             .returning({ id: t.models.id })
         : []
+      if (added.length) catalogueChanged()
       const [total] = await db.select({ n: sql<number>`count(*)` }).from(t.models).where(eq(t.models.providerId, row.id))
       return { added: added.length, total: Number(total?.n ?? 0) }
     },
@@ -305,6 +313,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
           })
           .returning()
         if (row!.isDefault) await db.update(t.models).set({ isDefault: false }).where(and(eq(t.models.providerId, provider.id), sql`${t.models.id} <> ${row!.id}`))
+        catalogueChanged()
         return { model: row!, provider }
       } catch (error) {
         throw namesTaken(error)
@@ -323,6 +332,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       try {
         const [row] = await db.update(t.models).set(values).where(eq(t.models.id, id)).returning()
         if (input.is_default) await db.update(t.models).set({ isDefault: false }).where(and(eq(t.models.providerId, provider.id), sql`${t.models.id} <> ${id}`))
+        catalogueChanged()
         return { model: row!, provider }
       } catch (error) {
         throw namesTaken(error)
@@ -333,6 +343,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       const { provider } = await modelOf(p, id)
       if (provider.scope === 'global' && p.role !== 'admin') throw forbidden('Only admins change models of global providers')
       await db.delete(t.models).where(eq(t.models.id, id))
+      catalogueChanged()
     },
 
     /** A one-token call through the real streaming path. */
@@ -349,7 +360,13 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
 
     /** The model a caller means by `name` (gateway and chat): their own providers' first. */
     async resolve(p: Principal, name: string): Promise<ResolvedModel | undefined> {
+      const key = `${p.userId}\0${name}`
+      const now = Date.now()
+      const hit = resolved.get(key)
+      if (hit && now - hit.at < RESOLVE_TTL_MS) return hit.value
       const [row] = await modelByName.execute({ name, user: p.userId })
+      if (resolved.size >= 10_000) resolved.clear()
+      resolved.set(key, { value: row, at: now })
       return row
     },
 
