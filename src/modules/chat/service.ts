@@ -85,14 +85,12 @@ export function branchOf(all: MessageRow[], leafId: string | null): MessageRow[]
   return path.reverse()
 }
 
-/** FTS5 query from free text: every word must match, as a prefix, taken literally. */
-const ftsQuery = (q: string) =>
-  q
-    .split(/\s+/)
-    .filter(Boolean)
-    .slice(0, 16)
-    .map((w) => `"${w.replaceAll('"', '""')}"*`)
-    .join(' ')
+/** The words of a search, lower-cased: letters, digits and _ only (so they are safe in any query syntax). */
+const searchWords = (q: string) => (q.toLowerCase().match(/[\p{L}\p{N}_]+/gu) ?? []).slice(0, 16)
+/** FTS5: every word must match, as a prefix. */
+const ftsQuery = (words: string[]) => words.map((w) => `"${w}"*`).join(' ')
+/** Postgres tsquery: the same. */
+const tsQuery = (words: string[]) => words.map((w) => `${w}:*`).join(' & ')
 
 export function createChatService(deps: ChatDeps) {
   const { database, logger, runs, providers, usage, users, configs } = deps
@@ -352,11 +350,13 @@ export function createChatService(deps: ChatDeps) {
       if (q) {
         const like = `%${q.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`
         const inTitle = sql`lower(coalesce(${t.conversations.title}, '')) LIKE ${like} ESCAPE '\\'`
-        const inMessages =
-          database.dialect === 'postgres'
-            ? sql`EXISTS (SELECT 1 FROM ${t.messages} m WHERE m.conversation_id = ${t.conversations.id} AND to_tsvector('simple', m.content) @@ plainto_tsquery('simple', ${q}))`
-            : sql`EXISTS (SELECT 1 FROM messages_fts JOIN ${t.messages} m ON m.rowid = messages_fts.rowid WHERE messages_fts MATCH ${ftsQuery(q)} AND m.conversation_id = ${t.conversations.id})`
-        conditions.push(or(inTitle, inMessages)!)
+        const words = searchWords(q)
+        const inMessages = !words.length
+          ? undefined
+          : database.dialect === 'postgres'
+            ? sql`EXISTS (SELECT 1 FROM ${t.messages} m WHERE m.conversation_id = ${t.conversations.id} AND to_tsvector('simple', m.content) @@ to_tsquery('simple', ${tsQuery(words)}))`
+            : sql`EXISTS (SELECT 1 FROM messages_fts JOIN ${t.messages} m ON m.rowid = messages_fts.rowid WHERE messages_fts MATCH ${ftsQuery(words)} AND m.conversation_id = ${t.conversations.id})`
+        conditions.push(inMessages ? or(inTitle, inMessages)! : inTitle)
       }
       const where = and(...conditions)
       const [rows, [total]] = await Promise.all([
