@@ -18,7 +18,7 @@ import { createGateway } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
-import { createChatService } from './modules/chat/service.ts'
+import { createChatService, STALE_STREAMING_MS } from './modules/chat/service.ts'
 import { createRunRegistry } from './runs/index.ts'
 import { startRunRelay } from './runs/relay.ts'
 
@@ -75,7 +75,7 @@ export async function createServices(deps: BaseDeps) {
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
   const relay = database.client.kind === 'postgres' ? await startRunRelay(runs, database.client.sql, logger) : undefined
-  const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), 30_000) : undefined
+  const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), STALE_STREAMING_MS / 2) : undefined
   recovery?.unref?.()
 
   return {

@@ -23,8 +23,8 @@ type MessageRow = Database['t']['messages']['$inferSelect']
 
 /** How often a growing answer is written to the database. */
 const FLUSH_MS = 250
-/** A streaming message not written for this long belongs to a run that died. */
-const STALE_STREAMING_MS = 30_000
+/** A streaming message not written for this long belongs to a run that died (live runs write at least every 10 s). */
+export const STALE_STREAMING_MS = 20_000
 const DEFAULT_MAX_OUTPUT = 4096
 
 export interface PresetLike {
@@ -273,8 +273,12 @@ export function createChatService(deps: ChatDeps) {
   async function openTurn(conversation: ConversationRow, userContent: string | null, parentId: string | null, regenerateOf: MessageRow | null, modelName: string) {
     try {
       return await withLock(database, `conversation:${conversation.id}`, async (q) => {
-        const [busy] = await q.select({ id: t.messages.id }).from(t.messages).where(and(eq(t.messages.conversationId, conversation.id), eq(t.messages.status, 'streaming')))
-        if (busy) throw conflict('An answer is already being generated in this conversation; stop it or wait')
+        const [busy] = await q.select({ id: t.messages.id, updatedAt: t.messages.updatedAt }).from(t.messages).where(and(eq(t.messages.conversationId, conversation.id), eq(t.messages.status, 'streaming')))
+        if (busy) {
+          // an answer whose run died with its process: close it here rather than wait for the sweep
+          if (Date.now() - busy.updatedAt.getTime() < STALE_STREAMING_MS) throw conflict('An answer is already being generated in this conversation; stop it or wait')
+          await q.update(t.messages).set({ status: 'error', updatedAt: new Date() }).where(eq(t.messages.id, busy.id))
+        }
         const now = Date.now()
         let userMessage: MessageRow
         if (regenerateOf) userMessage = regenerateOf
