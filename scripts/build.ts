@@ -4,7 +4,7 @@ import { join } from 'node:path'
 
 const root = join(import.meta.dir, '..')
 const outfile = join(root, 'dist/hearth')
-const proc = Bun.spawnSync([process.execPath, 'build', '--compile', '--minify', '--sourcemap', join(root, 'src/index.ts'), '--outfile', outfile], {
+const proc = Bun.spawnSync([process.execPath, 'build', '--compile', '--minify', '--sourcemap', '--bytecode', join(root, 'src/index.ts'), '--outfile', outfile], {
   cwd: root,
   stdout: 'inherit',
   stderr: 'inherit',

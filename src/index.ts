@@ -182,15 +182,15 @@ async function promptPassword(question: string): Promise<string> {
   }
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2))
-} catch (error) {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`hearth: ${error.message}\n`)
-    process.exitCode = 2
-  } else {
+// No top-level await: the binary is compiled to bytecode, which needs a CommonJS-shaped entry.
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`hearth: ${error.message}\n`)
+      process.exit(2)
+    }
     process.stderr.write(`hearth: ${error instanceof Error ? error.message : String(error)}\n`)
-    process.exitCode = 1
-  }
-}
-process.exit(process.exitCode)
+    process.exit(1)
+  },
+)
