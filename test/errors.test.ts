@@ -157,7 +157,7 @@ describe('request id and access log', () => {
   test('an incoming X-Request-Id is kept; a bad one is replaced', async () => {
     expect((await req('GET', '/forbidden', { headers: { 'x-request-id': 'abc-123' } })).headers.get('x-request-id')).toBe('abc-123')
     const replaced = (await req('GET', '/forbidden', { headers: { 'x-request-id': 'bad id\u0001' } })).headers.get('x-request-id')!
-    expect(replaced).toMatch(/^[0-9a-f-]{36}$/)
+    expect(replaced).toMatch(/^[0-9a-f-]{23}-[0-9a-z]+$/)
   })
 
   test('one JSON line per request: method, path without query, status, duration, request id; never tokens or bodies', async () => {

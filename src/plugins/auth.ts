@@ -18,9 +18,9 @@ const UNLIMITED = /^\/(health|ready|openapi\.json|docs)(\/|$)/
 type Headers = Record<string, string | number>
 
 export function applyLimitHeaders(headers: Headers, r: LimitResult) {
-  headers['ratelimit-limit'] = String(r.limit)
-  headers['ratelimit-remaining'] = String(r.remaining)
-  headers['ratelimit-reset'] = String(r.resetSeconds)
+  headers['ratelimit-limit'] = r.limit
+  headers['ratelimit-remaining'] = r.remaining
+  headers['ratelimit-reset'] = r.resetSeconds
 }
 
 export function rateLimited(r: LimitResult, detail = 'Too many requests; slow down') {

@@ -10,14 +10,22 @@ import type { Logger } from '../lib/logger.ts'
 export const JSON_BODY_LIMIT = 1024 * 1024
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+/** Request ids: unique, not secret — a random prefix per process and a counter, cheaper than a UUID per request. */
+function createRequestIds() {
+  const prefix = Bun.randomUUIDv7().slice(0, 23)
+  let n = 0
+  return () => `${prefix}-${(++n).toString(36)}`
+}
+
 export function requestContextPlugin(deps: { logger: Logger }) {
   const started = new WeakMap<Request, number>()
+  const nextId = createRequestIds()
   const accessLog = deps.logger.enabled('info')
   const plugin = new Elysia({ name: 'hearth.request-context' })
     .onRequest(({ request, set }) => {
       if (accessLog) started.set(request, performance.now())
       const incoming = request.headers.get('x-request-id')
-      set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : Bun.randomUUIDv7()
+      set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : nextId()
       const length = request.headers.get('content-length')
       if (length !== null && Number(length) > JSON_BODY_LIMIT && !isMultipart(request)) throw payloadTooLarge(JSON_BODY_LIMIT)
     })
