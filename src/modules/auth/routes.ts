@@ -89,7 +89,8 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
       },
       { auth: true, response: { 204: z.void(), 401: problemSchema }, detail: { summary: "Revoke the current session's tokens" } },
     )
-    .get('/me', async ({ principal }) => (await users.profile(principal.userId)).user, {
+    // the hottest read: the cached profile's JSON goes out as it is, without serialising it again
+    .get('/me', async ({ principal }) => new Response((await users.profile(principal.userId)).userJson, { headers: { 'content-type': 'application/json' } }), {
       auth: true,
       response: { 200: m.userSchema, 401: problemSchema, 404: problemSchema },
       detail: { summary: 'The current user' },

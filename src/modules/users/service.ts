@@ -95,7 +95,7 @@ const PROFILE_TTL_MS = 5_000
 export function createUsersService(database: Database, bus?: UserChangeBus) {
   const { db, t } = database
   /** user id → the user object and preferences, for the hot reads (/auth/me, /users/me) */
-  const profiles = new Map<string, { user: UserDto; preferences: Preferences; at: number }>()
+  const profiles = new Map<string, { user: UserDto; preferences: Preferences; userJson: string; at: number }>()
   bus?.onInvalidate((inv) => {
     if ((inv.kind === 'user' || inv.kind === 'user_changed') && inv.id) profiles.delete(inv.id)
   })
@@ -135,7 +135,8 @@ export function createUsersService(database: Database, bus?: UserChangeBus) {
       const hit = profiles.get(id)
       if (hit && now - hit.at < PROFILE_TTL_MS) return hit
       const row = await get(id)
-      const entry = { user: toUser(row), preferences: preferencesOf(row), at: now }
+      const user = toUser(row)
+      const entry = { user, preferences: preferencesOf(row), userJson: JSON.stringify(user), at: now }
       if (profiles.size >= 50_000) profiles.clear()
       profiles.set(id, entry)
       return entry
