@@ -199,6 +199,20 @@ eachDialect('gateway /v1 with the openai SDK', (dialect) => {
     })
   }
 
+  test('response_format, temperature, stop and unknown fields reach the upstream', async () => {
+    const before = s.fake.requests.length
+    await s.client.chat.completions.create({ model: 'gpt-fake', messages, response_format: { type: 'json_object' }, temperature: 0.2, stop: ['END'], seed: 7, max_completion_tokens: 50 })
+    expect(s.fake.requests[before]!.body).toMatchObject({ response_format: { type: 'json_object' }, temperature: 0.2, stop: ['END'], seed: 7, max_completion_tokens: 50 })
+    for (const model of ['claude-fake', 'gemini-fake']) {
+      const r = await s.client.chat.completions.create({ model, messages, response_format: { type: 'json_schema', json_schema: { name: 'answer', schema: { type: 'object', properties: { text: { type: 'string' } } } } }, temperature: 0.5, max_tokens: 30 })
+      expect(r.choices[0]!.finish_reason).toBe('stop')
+    }
+    const sent = JSON.stringify(s.fake.requests.slice(before + 1).map((r) => r.body))
+    expect(sent).toContain('0.5')
+    const tooMany = await s.client.chat.completions.create({ model: 'gpt-fake', messages, n: 2 }).catch((e) => e)
+    expect(tooMany.status).toBe(400)
+  })
+
   test('an upstream that never answers: 504 after the provider timeout', async () => {
     for (const model of ['gpt-hang', 'claude-hang']) {
       const started = Date.now()
