@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import OpenAI from 'openai'
 import { register, type Account } from './helpers/accounts.ts'
-import { createTestApp, type TestApp } from './helpers/app.ts'
+import { createSecondInstance, createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 
@@ -326,4 +326,33 @@ eachDialect('gateway credits', (dialect) => {
     expect(credits.balance).toBeCloseTo(credit - ok * perCall, 9)
     expect(credits.used).toBeCloseTo(ok * perCall, 9)
   })
+
+  if (dialect === 'postgres')
+    test('the same bound holds with the calls spread over two instances', async () => {
+      const b = await createSecondInstance(s.t, { HEARTH_CREDITS: 'on' })
+      const serverB = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: b.app.fetch })
+      try {
+        const clientB = new OpenAI({ baseURL: `http://127.0.0.1:${serverB.port}/v1`, apiKey: s.key, maxRetries: 0 })
+        const balance = async () => (await s.t.request('GET', '/api/v1/users/me/credits', { token: s.user.access })).body.balance as number
+        const start = await balance()
+        await s.t.request('PATCH', `/api/v1/admin/users/${s.user.id}`, { token: s.admin.access, body: { credits_delta: 3.5 - start } })
+        const results = await Promise.all(
+          Array.from({ length: 16 }, (_, i) =>
+            (i % 2 ? clientB : s.client).chat.completions.create({ model: 'gpt-fake', messages, max_tokens: 5 }).then(
+              () => 'ok',
+              (e) => (e.status === 402 ? 'quota' : `error ${e.status}`),
+            ),
+          ),
+        )
+        expect(results.filter((r) => r !== 'ok' && r !== 'quota')).toEqual([])
+        const ok = results.filter((r) => r === 'ok').length
+        expect(ok).toBeGreaterThanOrEqual(3)
+        expect(ok).toBeLessThanOrEqual(4)
+        await Bun.sleep(200)
+        expect(await balance()).toBeGreaterThanOrEqual(-1 - 1e-9)
+      } finally {
+        serverB.stop(true)
+        await b.close()
+      }
+    })
 })
