@@ -35,6 +35,15 @@ export function cleanupNow(): void {
 }
 
 /**
+ * A child started with Bun.spawn outside this module (e.g. one the benchmark talks to over stdin and
+ * stdout), SIGKILLed by cleanupNow() like the servers; it leaves the set by itself when it exits.
+ */
+export function trackProcess(proc: Subprocess): void {
+  liveProcesses.add(proc)
+  void proc.exited.then(() => liveProcesses.delete(proc))
+}
+
+/**
  * Make sure no child outlives the benchmark: cleanup on normal exit, on SIGINT/SIGTERM/SIGHUP and on an
  * uncaught error. Call once at the top of a benchmark script.
  */
