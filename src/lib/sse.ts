@@ -35,6 +35,51 @@ export function formatEvent(e: SseEvent): string {
   return `${e.id === undefined ? '' : `id: ${e.id}\n`}event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`
 }
 
+const CONNECTED = encoder.encode(': connected\n\n')
+const PING = encoder.encode(': ping\n\n')
+const SHUTDOWN = encoder.encode(formatEvent({ event: 'shutdown', data: { reason: 'server_shutdown' } }))
+
+/**
+ * One timer per ping interval and one listener per shutdown signal, shared by every open stream:
+ * with thousands of idle subscribers, a timer and a listener each would cost more than the streams.
+ */
+const pingGroups = new Map<number, { timer: Timer; streams: Set<() => void> }>()
+function onPing(ms: number, ping: () => void): () => void {
+  let group = pingGroups.get(ms)
+  if (!group) {
+    const streams = new Set<() => void>()
+    const timer = setInterval(() => {
+      for (const p of streams) p()
+    }, ms)
+    timer.unref?.()
+    pingGroups.set(ms, (group = { timer, streams }))
+  }
+  group.streams.add(ping)
+  const g = group
+  return () => {
+    g.streams.delete(ping)
+    if (g.streams.size === 0) {
+      clearInterval(g.timer)
+      pingGroups.delete(ms)
+    }
+  }
+}
+
+const shutdownGroups = new WeakMap<AbortSignal, Set<() => void>>()
+function onShutdown(signal: AbortSignal, close: () => void): () => void {
+  let group = shutdownGroups.get(signal)
+  if (!group) {
+    const streams = new Set<() => void>()
+    signal.addEventListener('abort', () => {
+      for (const c of [...streams]) c()
+    }, { once: true })
+    shutdownGroups.set(signal, (group = streams))
+  }
+  group.add(close)
+  const g = group
+  return () => void g.delete(close)
+}
+
 /**
  * Stream the events of `source` as an SSE Response. `source` gets a signal that aborts when the
  * stream ends for any reason (client gone, server shutdown), so a source blocked waiting for its
@@ -43,15 +88,14 @@ export function formatEvent(e: SseEvent): string {
 export function sseResponse(source: (signal: AbortSignal) => AsyncIterable<SseEvent>, opts: SseOptions = {}): Response {
   const ended = new AbortController()
   const iterator = source(ended.signal)[Symbol.asyncIterator]()
-  let ping: Timer | undefined
   let closed = false
-  let onShutdown: (() => void) | undefined
+  let unsubscribe: (() => void)[] = []
 
   const finish = () => {
     if (closed) return false
     closed = true
-    clearInterval(ping)
-    if (onShutdown) opts.shutdown?.removeEventListener('abort', onShutdown)
+    for (const u of unsubscribe) u()
+    unsubscribe = []
     ended.abort()
     void iterator.return?.()
     return true
@@ -59,27 +103,27 @@ export function sseResponse(source: (signal: AbortSignal) => AsyncIterable<SseEv
 
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
-      const write = (text: string) => {
-        if (!closed) controller.enqueue(encoder.encode(text))
+      const send = (bytes: Uint8Array) => {
+        if (!closed) controller.enqueue(bytes)
       }
-      write(': connected\n\n')
-      ping = setInterval(() => write(': ping\n\n'), opts.pingMs ?? 15_000)
-      onShutdown = () => {
-        write(formatEvent({ event: 'shutdown', data: { reason: 'server_shutdown' } }))
+      send(CONNECTED)
+      const shutdown = () => {
+        send(SHUTDOWN)
         if (finish()) controller.close()
       }
-      if (opts.shutdown?.aborted) return onShutdown()
-      opts.shutdown?.addEventListener('abort', onShutdown, { once: true })
+      if (opts.shutdown?.aborted) return shutdown()
+      unsubscribe.push(onPing(opts.pingMs ?? 15_000, () => send(PING)))
+      if (opts.shutdown) unsubscribe.push(onShutdown(opts.shutdown, shutdown))
       void (async () => {
         try {
           for (;;) {
             const next = await iterator.next()
             if (next.done || closed) break
-            write(formatEvent(next.value))
+            send(encoder.encode(formatEvent(next.value)))
           }
           if (finish()) controller.close()
         } catch (error) {
-          write(formatEvent({ event: 'error', data: { code: 'INTERNAL_ERROR', message: 'The stream failed' } }))
+          send(encoder.encode(formatEvent({ event: 'error', data: { code: 'INTERNAL_ERROR', message: 'The stream failed' } })))
           if (finish()) controller.close()
           throw error
         }
@@ -89,5 +133,5 @@ export function sseResponse(source: (signal: AbortSignal) => AsyncIterable<SseEv
       finish()
     },
   })
-  return new Response(stream, { headers: { ...SSE_HEADERS, ...opts.headers } })
+  return new Response(stream, { headers: opts.headers ? { ...SSE_HEADERS, ...opts.headers } : SSE_HEADERS })
 }

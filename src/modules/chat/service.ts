@@ -106,8 +106,7 @@ export function createChatService(deps: ChatDeps) {
 
   /** A model by catalogue id or by name. */
   async function resolveModel(p: Principal, ref: string): Promise<ResolvedModel> {
-    const byId = await providers.modelOf(p, ref).catch(() => undefined)
-    const found = byId ?? (await providers.resolve(p, ref))
+    const found = (await providers.resolve(p, ref)) ?? (await providers.modelOf(p, ref).catch(() => undefined))
     if (!found || !found.model.isAvailable) throw validationError(`No model '${ref}' you can use`, [{ path: 'model_id', message: 'unknown or unavailable model' }])
     return found
   }
@@ -116,10 +115,9 @@ export function createChatService(deps: ChatDeps) {
   async function pickModel(p: Principal, requested: string | undefined, conversation: ConversationRow, preset: PresetLike | undefined): Promise<ResolvedModel> {
     const ref = requested ?? conversation.modelId ?? preset?.modelId ?? (await users.profile(p.userId)).preferences.default_model_id
     if (ref) return resolveModel(p, ref)
-    const { rows } = await providers.listModels(p, { limit: 100, offset: 0 })
-    const fallback = rows.find((r) => r.model.isDefault && r.model.isAvailable) ?? rows.find((r) => r.model.isAvailable)
+    const fallback = await providers.defaultModel(p)
     if (!fallback) throw validationError('No model is configured: add a provider and a model first', [{ path: 'model_id', message: 'no model available' }])
-    return resolveModel(p, fallback.model.id)
+    return fallback
   }
 
   /** System prompt, memories and as much history as the user's preference and the model's window allow. */

@@ -30,6 +30,10 @@ export function createConfigsService(deps: { database: Database; secrets: Secret
   const { database, secrets } = deps
   const { db, t } = database
 
+  /** plain values read by the server itself (chat reads some on every send): kept 5 s, dropped on every write here */
+  const values = new Map<string, { value: string | null; at: number }>()
+  const VALUE_TTL_MS = 5_000
+
   const isSecret = (group: string, name: string, flag?: boolean) => KNOWN_CONFIGS[group]?.[name]?.secret ?? flag ?? false
 
   async function toDto(c: ConfigRow) {
@@ -76,6 +80,7 @@ export function createConfigsService(deps: { database: Database; secrets: Secret
           .insert(t.configs)
           .values({ configGroup: input.config_group, configName: input.config_name, isSecret: secret, configValue: input.config_value !== null && secret ? await secrets.encrypt(input.config_value) : input.config_value })
           .returning()
+        values.clear()
         return row!
       } catch (error) {
         if (isUniqueViolation(error)) throw conflict(`${input.config_group}.${input.config_name} is already set; change it with PUT`)
@@ -90,19 +95,25 @@ export function createConfigsService(deps: { database: Database; secrets: Secret
         .set({ configValue: value !== null && row.isSecret ? await secrets.encrypt(value) : value, updatedAt: new Date() })
         .where(eq(t.configs.id, id))
         .returning()
+      values.clear()
       return updated!
     },
 
     async remove(id: string) {
       await get(id)
       await db.delete(t.configs).where(eq(t.configs.id, id))
+      values.clear()
     },
 
     /** The plain value of a setting, for the server's own use (tools). */
     async value(group: string, name: string): Promise<string | null> {
+      const key = `${group}.${name}`
+      const hit = values.get(key)
+      if (hit && Date.now() - hit.at < VALUE_TTL_MS) return hit.value
       const [row] = await db.select().from(t.configs).where(and(eq(t.configs.configGroup, group), eq(t.configs.configName, name)))
-      if (!row || row.configValue === null) return null
-      return row.isSecret ? secrets.decrypt(row.configValue) : row.configValue
+      const value = !row || row.configValue === null ? null : row.isSecret ? await secrets.decrypt(row.configValue) : row.configValue
+      values.set(key, { value, at: Date.now() })
+      return value
     },
   }
 }

@@ -370,6 +370,22 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       return row
     },
 
+    /** The model used when nothing names one: a default model (the caller's own first), else the first available. Cached like resolve. */
+    async defaultModel(p: Principal): Promise<ResolvedModel | undefined> {
+      const key = `${p.userId}\0`
+      const hit = resolved.get(key)
+      if (hit && Date.now() - hit.at < RESOLVE_TTL_MS) return hit.value
+      const [row] = await db
+        .select({ model: t.models, provider: t.providers })
+        .from(t.models)
+        .innerJoin(t.providers, eq(t.providers.id, t.models.providerId))
+        .where(and(visible(p), eq(t.models.isAvailable, true)))
+        .orderBy(sql`CASE WHEN ${t.models.isDefault} THEN 0 ELSE 1 END`, sql`CASE WHEN ${t.providers.scope} = 'personal' THEN 0 ELSE 1 END`, asc(t.providers.createdAt), asc(t.models.createdAt))
+        .limit(1)
+      resolved.set(key, { value: row, at: Date.now() })
+      return row
+    },
+
     /** Every model name the caller can use (for /v1/models). */
     async usableModels(p: Principal) {
       return db
