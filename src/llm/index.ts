@@ -1,13 +1,15 @@
 /**
- * @module One streaming interface over the four provider types, on the Vercel AI SDK: text and
- * reasoning deltas, tool calls, usage and finish reason; abort by AbortSignal; an idle timeout that
- * also bounds the wait for the first byte. Plus the upstream model lists.
+ * @module One streaming interface over the four provider types — text and reasoning deltas, tool
+ * calls, usage and finish reason; abort by AbortSignal; an idle timeout that also bounds the wait
+ * for the first byte — on the Vercel AI SDK for Anthropic and Gemini, and on a direct reader of the
+ * chat-completions stream for OpenAI-type providers (openai-stream.ts). Plus the upstream model lists.
  */
 import { createAnthropic } from '@ai-sdk/anthropic'
 import { createGoogleGenerativeAI } from '@ai-sdk/google'
 import { createOpenAI } from '@ai-sdk/openai'
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
 import { APICallError, jsonSchema, Output, streamText, type LanguageModel, type ModelMessage, type ToolSet } from 'ai'
+import { streamOpenAI } from './openai-stream.ts'
 
 // The AI SDK would print warnings and failed request bodies (user content) to the console; we log our own.
 ;(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false
@@ -102,6 +104,7 @@ const FINISH: Record<string, FinishReason> = { stop: 'stop', length: 'length', '
  * provider fails or goes quiet for longer than its timeout; stops when `signal` aborts.
  */
 export async function* streamChat(c: ProviderConnection, req: ChatRequest, signal?: AbortSignal): AsyncGenerator<ChatEvent> {
+  if (c.type === 'openai' || c.type === 'openai_compatible') return yield* streamOpenAI(c, req, signal)
   const controller = new AbortController()
   let timedOut = false
   let watchdog: Timer | undefined
