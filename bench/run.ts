@@ -5,7 +5,8 @@
  * apt-get when missing; autocannon with a warning when it cannot be had). Prints one table and the
  * project's goal lines. Settings: BENCH_DURATION (seconds of measured load per row, default 5),
  * BENCH_CONNECTIONS (default 50), BENCH_LOADGEN=autocannon (skip wrk). Then the gateway benchmark
- * (bench/gateway.ts): its own table and goal lines. See bench/README.md.
+ * (bench/gateway.ts): its own table and goal lines; then the chat benchmark (bench/chat.ts): 10,000 idle
+ * SSE subscribers and 500 concurrent chats, two tables and their goal lines. See bench/README.md.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
@@ -27,6 +28,7 @@ import {
   type Row,
 } from './lib.ts'
 import { runGatewayBench } from './gateway.ts'
+import { runChatBench } from './chat.ts'
 
 installExitHandlers()
 
@@ -451,9 +453,11 @@ async function main(): Promise<number> {
 try {
   const code = await main()
   clearTimeout(budgetTimer)
-  // Then the gateway table (bench/gateway.ts, also `npm run bench:gateway`), unless a setting was bad.
+  // Then the gateway table (bench/gateway.ts, also `npm run bench:gateway`) and the chat tables
+  // (bench/chat.ts, also `npm run bench:chat`), unless a setting was bad.
   const gatewayCode = code === 2 ? 0 : await runGatewayBench()
-  process.exit(code || gatewayCode)
+  const chatCode = code === 2 ? 0 : await runChatBench()
+  process.exit(code || gatewayCode || chatCode)
 } catch (error) {
   process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
   process.exit(1)
