@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { formatEvent, sseResponse, type SseEvent } from '../src/lib/sse.ts'
+import { feedOf, formatEvent, sseResponse, type SseEvent } from '../src/lib/sse.ts'
 
 async function readAll(res: Response): Promise<string> {
   return await res.text()
@@ -11,7 +11,7 @@ describe('sse helper', () => {
       yield { id: 1, event: 'delta', data: { text: 'a\nb' } }
       yield { id: 2, event: 'done', data: { ok: true } }
     }
-    const res = sseResponse(() => gen())
+    const res = sseResponse(feedOf(() => gen()))
     expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8')
     expect(res.headers.get('cache-control')).toBe('no-store')
     expect(res.headers.get('x-accel-buffering')).toBe('no')
@@ -25,7 +25,7 @@ describe('sse helper', () => {
 
   test('pings while idle', async () => {
     const never = { [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<SseEvent>>(() => {}) }) }
-    const res = sseResponse(() => never, { pingMs: 20 })
+    const res = sseResponse(feedOf(() => never), { pingMs: 20 })
     const reader = res.body!.getReader()
     let text = ''
     while (!text.includes(': ping')) text += new TextDecoder().decode((await reader.read()).value)
@@ -45,7 +45,7 @@ describe('sse helper', () => {
         cleanedUp = true
       }
     }
-    const res = sseResponse(gen, { shutdown: shutdown.signal })
+    const res = sseResponse(feedOf(gen), { shutdown: shutdown.signal })
     setTimeout(() => shutdown.abort(), 20)
     const text = await readAll(res)
     expect(text).toEndWith('event: shutdown\ndata: {"reason":"server_shutdown"}\n\n')
@@ -66,7 +66,7 @@ describe('sse helper', () => {
         cleanedUp = true
       }
     }
-    const reader = sseResponse(gen).body!.getReader()
+    const reader = sseResponse(feedOf(gen)).body!.getReader()
     await reader.read()
     await reader.read()
     await reader.cancel()

@@ -81,57 +81,114 @@ function onShutdown(signal: AbortSignal, close: () => void): () => void {
 }
 
 /**
- * Stream the events of `source` as an SSE Response. `source` gets a signal that aborts when the
- * stream ends for any reason (client gone, server shutdown), so a source blocked waiting for its
- * next event can stop at once; its iterator is also closed.
+ * Where a stream's events come from. `read` is synchronous: the next event, `undefined` when none
+ * is ready yet, `null` when there will be no more; `wait` calls `wake` once more may be ready and
+ * returns a function that cancels the wait.
  */
-export function sseResponse(source: (signal: AbortSignal) => AsyncIterable<SseEvent>, opts: SseOptions = {}): Response {
-  const ended = new AbortController()
-  const iterator = source(ended.signal)[Symbol.asyncIterator]()
+export interface EventFeed {
+  read(): SseEvent | null | undefined
+  wait(wake: () => void): () => void
+  /** the client went away or the server is stopping */
+  close?(): void
+}
+
+/**
+ * The events of `feed` as an SSE Response. Pull-based: whatever is ready is written in one chunk,
+ * and an idle stream holds nothing but its Response and one waiting callback.
+ */
+export function sseResponse(feed: EventFeed, opts: SseOptions = {}): Response {
   let closed = false
   let unsubscribe: (() => void)[] = []
+  let cancelWait: (() => void) | undefined
+  let controllerRef: ReadableStreamDefaultController<Uint8Array> | undefined
 
   const finish = () => {
     if (closed) return false
     closed = true
     for (const u of unsubscribe) u()
     unsubscribe = []
-    ended.abort()
-    void iterator.return?.()
+    cancelWait?.()
+    feed.close?.()
     return true
   }
 
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
-      const send = (bytes: Uint8Array) => {
-        if (!closed) controller.enqueue(bytes)
-      }
-      send(CONNECTED)
+      controllerRef = controller
+      controller.enqueue(CONNECTED)
       const shutdown = () => {
-        send(SHUTDOWN)
-        if (finish()) controller.close()
+        if (closed) return
+        controller.enqueue(SHUTDOWN)
+        finish()
+        controller.close()
       }
       if (opts.shutdown?.aborted) return shutdown()
-      unsubscribe.push(onPing(opts.pingMs ?? 15_000, () => send(PING)))
+      unsubscribe.push(onPing(opts.pingMs ?? 15_000, () => !closed && controllerRef?.enqueue(PING)))
       if (opts.shutdown) unsubscribe.push(onShutdown(opts.shutdown, shutdown))
-      void (async () => {
-        try {
-          for (;;) {
-            const next = await iterator.next()
-            if (next.done || closed) break
-            send(encoder.encode(formatEvent(next.value)))
-          }
+    },
+    async pull(controller) {
+      for (;;) {
+        if (closed) return
+        let out = ''
+        let e: SseEvent | null | undefined
+        while ((e = feed.read())) out += formatEvent(e)
+        if (out) controller.enqueue(encoder.encode(out))
+        if (e === null) {
           if (finish()) controller.close()
-        } catch (error) {
-          send(encoder.encode(formatEvent({ event: 'error', data: { code: 'INTERNAL_ERROR', message: 'The stream failed' } })))
-          if (finish()) controller.close()
-          throw error
+          return
         }
-      })().catch(() => {})
+        if (out) return
+        await new Promise<void>((resolve) => {
+          cancelWait = feed.wait(() => {
+            cancelWait = undefined
+            resolve()
+          })
+        })
+      }
     },
     cancel() {
       finish()
     },
   })
   return new Response(stream, { headers: opts.headers ? { ...SSE_HEADERS, ...opts.headers } : SSE_HEADERS })
+}
+
+/** A feed over any async iterable (for sources that are not run logs). */
+export function feedOf(source: (signal: AbortSignal) => AsyncIterable<SseEvent>): EventFeed {
+  const ended = new AbortController()
+  const iterator = source(ended.signal)[Symbol.asyncIterator]()
+  const ready: SseEvent[] = []
+  let done = false
+  let failed = false
+  let wake: (() => void) | undefined
+  void (async () => {
+    try {
+      for (;;) {
+        const next = await iterator.next()
+        if (next.done) break
+        ready.push(next.value)
+        wake?.()
+      }
+    } catch {
+      failed = true
+      ready.push({ event: 'error', data: { code: 'INTERNAL_ERROR', message: 'The stream failed' } })
+    } finally {
+      done = true
+      wake?.()
+    }
+  })()
+  return {
+    read: () => ready.shift() ?? (done || failed ? null : undefined),
+    wait(w) {
+      wake = () => {
+        wake = undefined
+        w()
+      }
+      return () => void (wake = undefined)
+    },
+    close() {
+      ended.abort()
+      void iterator.return?.(undefined)
+    },
+  }
 }

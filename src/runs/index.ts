@@ -4,7 +4,7 @@
  * follow live. A client that goes away only ends its subscription; `stop` ends the run. Finished
  * runs stay replayable for a while, then only what was written to the database remains.
  */
-import type { SseEvent } from '../lib/sse.ts'
+import type { EventFeed } from '../lib/sse.ts'
 
 export interface RunEvent {
   id: number
@@ -21,7 +21,7 @@ export class Run {
   completed: Promise<void> = Promise.resolve()
   /** set on runs started here: every event is also handed to it (the cross-instance relay) */
   onEvent?: (e: RunEvent) => void
-  private wake: (() => void)[] = []
+  private wake = new Set<() => void>()
 
   constructor(
     readonly key: string,
@@ -59,34 +59,27 @@ export class Run {
   }
 
   private notify() {
+    if (!this.wake.size) return
     const waiting = this.wake
-    this.wake = []
+    this.wake = new Set()
     for (const resolve of waiting) resolve()
   }
 
-  /** Events after `afterId`, then live ones until the run ends or `signal` aborts. */
-  async *subscribe(afterId: number, signal: AbortSignal): AsyncGenerator<SseEvent> {
+  /** A feed of the events after `afterId`, then the live ones until the run ends. */
+  feed(afterId: number): EventFeed {
     let next = Math.max(0, afterId)
-    let waiting: (() => void) | undefined
-    const onAbort = () => waiting?.()
-    signal.addEventListener('abort', onAbort, { once: true })
-    try {
-      for (;;) {
-        while (next < this.events.length) yield this.events[next++]!
-        if (this.done || signal.aborted) return
-        await new Promise<void>((resolve) => {
-          waiting = resolve
-          this.wake.push(resolve)
-        })
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort)
+    return {
+      read: () => (next < this.events.length ? this.events[next++]! : this.done ? null : undefined),
+      wait: (wake) => {
+        this.wake.add(wake)
+        return () => void this.wake.delete(wake)
+      },
     }
   }
 
   /** Resolves when the run has ended. */
   async ended(): Promise<void> {
-    while (!this.done) await new Promise<void>((resolve) => this.wake.push(resolve))
+    while (!this.done) await new Promise<void>((resolve) => this.wake.add(resolve))
   }
 }
 

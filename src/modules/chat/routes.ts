@@ -48,7 +48,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
   /** A run as SSE from after `Last-Event-ID`. */
   const stream = (run: Run, request: Request) => {
     const last = Number(request.headers.get('last-event-id') ?? 0)
-    return sseResponse((signal) => run.subscribe(Number.isSafeInteger(last) && last > 0 ? last : 0, signal), { shutdown: deps.shutdown })
+    return sseResponse(run.feed(Number.isSafeInteger(last) && last > 0 ? last : 0), { shutdown: deps.shutdown })
   }
 
   const wantsStream = (request: Request) => request.headers.get('accept')?.includes('text/event-stream') ?? false
