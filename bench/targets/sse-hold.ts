@@ -3,7 +3,7 @@
  * of server-sent-event streams, as cheaply as Bun allows, with the traffic Hearth's idle subscribers get.
  *
  *   GET /stream   text/event-stream: `: connected` at once, `: ping` every 15 s (a setInterval per
- *                 stream, as src/lib/sse.ts does), and one shared event `id: N / event: tick / data: {}`
+ *                 stream, the plainest way), and one shared event `id: N / event: tick / data: {}`
  *                 a second to every open stream (Hearth's subscribers get one delta a second from the run)
  *   GET /health   200, for the harness to know it is up
  *

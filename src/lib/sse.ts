@@ -8,6 +8,8 @@ export interface SseEvent {
   id?: number | string
   event: string
   data: unknown
+  /** the event as wire text, kept after the first write so many subscribers share it */
+  wire?: string
 }
 
 export interface SseOptions {
@@ -131,7 +133,7 @@ export function sseResponse(feed: EventFeed, opts: SseOptions = {}): Response {
         if (closed) return
         let out = ''
         let e: SseEvent | null | undefined
-        while ((e = feed.read())) out += formatEvent(e)
+        while ((e = feed.read())) out += e.wire ??= formatEvent(e)
         if (out) controller.enqueue(encoder.encode(out))
         if (e === null) {
           if (finish()) controller.close()

@@ -10,6 +10,7 @@ export interface RunEvent {
   id: number
   event: string
   data: unknown
+  wire?: string
 }
 
 export class Run {
@@ -17,6 +18,8 @@ export class Run {
   readonly controller = new AbortController()
   done = false
   finishedAt = 0
+  /** who started it (runs started here): lets a re-attach skip the database ownership check */
+  ownerId?: string
   /** runs started here: settles when their producer is done, bookkeeping after `done` included */
   completed: Promise<void> = Promise.resolve()
   /** set on runs started here: every event is also handed to it (the cross-instance relay) */

@@ -331,6 +331,7 @@ export function createChatService(deps: ChatDeps) {
       return generate(p, r, { conversation, model, assistantId: assistant.id, request, temperature, maxTokens, held, userMessage })
     })
     if (!run) throw conflict('An answer is already being generated in this conversation; stop it or wait')
+    run.ownerId = p.userId
     return { run, userMessage, assistantId: assistant.id }
   }
 
@@ -433,8 +434,11 @@ export function createChatService(deps: ChatDeps) {
 
     /** The conversation's run, when one is going or finished moments ago. */
     async runOf(p: Principal, conversationId: string) {
+      const run = runs.get(conversationId)
+      // a run started here knows its owner: thousands of re-attaching clients cost no query
+      if (run?.ownerId === p.userId) return run
       await owned(p, conversationId)
-      return runs.get(conversationId)
+      return run
     },
 
     async share(p: Principal, conversationId: string) {
