@@ -16,6 +16,9 @@ import { openaiError } from '../../lib/errors.ts'
 import { chunkWriter, estimateInputTokens, openaiFinish, toChatRequest, usageObject, type ChatCompletionRequest } from './openai-format.ts'
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
+const EVENT_END = Buffer.from('\n\n')
+const DONE_MARK = Buffer.from('data: [DONE]')
+const USAGE_MARK = Buffer.from('"usage":{')
 const encoder = new TextEncoder()
 /** what a completion may cost at most when the request sets no max_tokens and the model no max output */
 const DEFAULT_MAX_OUTPUT = 4096
@@ -74,10 +77,6 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
     let timedOut = false
     const idle = setTimeout(() => ((timedOut = true), upstream.abort()), conn.timeoutMs)
     const rearm = () => idle.refresh()
-    // the client sees the model name it asked for, not the provider's id for it
-    const upstreamName = `"model":${JSON.stringify(resolved.model.modelId)}`
-    const clientName = `"model":${JSON.stringify(req.model)}`
-    const rename = (text: string) => (upstreamName === clientName ? text : text.replaceAll(upstreamName, clientName))
     const cleanup = () => {
       clearTimeout(idle)
       clientSignal.removeEventListener('abort', onClientGone)
@@ -117,13 +116,13 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       m.firstToken()
       const u = (JSON.parse(text) as { usage?: { prompt_tokens?: number; completion_tokens?: number } }).usage
       m.end('ok', { inputTokens: u?.prompt_tokens ?? 0, outputTokens: u?.completion_tokens ?? 0 })
-      return new Response(rename(text), { headers: JSON_HEADERS })
+      return new Response(text, { headers: JSON_HEADERS })
     }
 
-    // Streaming: pass each complete event through as received.
+    // Streaming: the upstream's bytes go out as they came, cut only at event boundaries; only an
+    // event carrying the usage is decoded (and dropped when the client did not ask for it).
     const reader = res.body!.getReader()
-    const decoder = new TextDecoder()
-    let pending = ''
+    let pending: Buffer = Buffer.alloc(0)
     let sawDone = false
     let counted: Usage = { inputTokens: 0, outputTokens: 0 }
     const stream = new ReadableStream<Uint8Array>({
@@ -134,13 +133,16 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
             if (done) break
             rearm()
             m.firstToken()
-            pending += decoder.decode(value, { stream: true })
-            const cut = pending.lastIndexOf('\n\n')
-            if (cut === -1) continue
-            const complete = pending.slice(0, cut + 2)
-            pending = pending.slice(cut + 2)
-            if (complete.includes('data: [DONE]')) sawDone = true
-            controller.enqueue(encoder.encode(rename(complete.includes('"usage":{') ? readUsage(complete) : complete)))
+            const bytes = pending.length ? Buffer.concat([pending, value]) : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+            const cut = bytes.lastIndexOf(EVENT_END)
+            if (cut === -1) {
+              pending = Buffer.from(bytes)
+              continue
+            }
+            const complete = bytes.subarray(0, cut + 2)
+            pending = cut + 2 < bytes.length ? Buffer.from(bytes.subarray(cut + 2)) : Buffer.alloc(0)
+            if (complete.includes(DONE_MARK)) sawDone = true
+            controller.enqueue(complete.includes(USAGE_MARK) ? encoder.encode(readUsage(complete.toString('utf8'))) : complete)
             return
           }
           cleanup()
