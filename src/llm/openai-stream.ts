@@ -120,6 +120,7 @@ export async function* streamOpenAI(c: ProviderConnection, req: ChatRequest, sig
         if (chunk.done) break
         watchdog.refresh()
         buffer += decoder.decode(chunk.value, { stream: true })
+        if (buffer.length > 4 * 1024 * 1024 && buffer.indexOf('\n') === -1) throw new UpstreamError('the provider sent a line longer than 4 MiB', undefined, 'network')
         let nl: number
         while ((nl = buffer.indexOf('\n')) !== -1) {
           const line = buffer.slice(0, nl).trim()

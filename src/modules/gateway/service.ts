@@ -19,6 +19,7 @@ const JSON_HEADERS = { 'content-type': 'application/json' }
 const EVENT_END = Buffer.from('\n\n')
 const DONE_MARK = Buffer.from('data: [DONE]')
 const USAGE_MARK = Buffer.from('"usage":{')
+const MAX_EVENT_BYTES = 4 * 1024 * 1024
 const encoder = new TextEncoder()
 /** what a completion may cost at most when the request sets no max_tokens and the model no max output */
 const DEFAULT_MAX_OUTPUT = 4096
@@ -136,6 +137,8 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
             const bytes = pending.length ? Buffer.concat([pending, value]) : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
             const cut = bytes.lastIndexOf(EVENT_END)
             if (cut === -1) {
+              // an upstream that never ends an event must not grow this buffer without bound
+              if (bytes.length > MAX_EVENT_BYTES) throw new Error('upstream event too large')
               pending = Buffer.from(bytes)
               continue
             }
