@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
 import { deriveKeyBytes } from '../src/lib/crypto.ts'
-import { login, register, setupCallers, unique, type CallersContext } from './helpers/accounts.ts'
+import { login, register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, TEST_SECRET, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { scenarios } from './helpers/scenarios.ts'
@@ -122,11 +122,7 @@ eachDialect('registration modes', (dialect) => {
 eachDialect('login and tokens', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
 
   test('by username or email, in any case, through either field', async () => {
     const { user } = ctx.accounts
@@ -305,11 +301,7 @@ eachDialect('every account endpoint, by caller', (dialect) => {
 eachDialect('API keys', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
 
   test('shown once, stored hashed, usable as a bearer token, revocable', async () => {
     const { user, other } = ctx.accounts
@@ -349,11 +341,7 @@ eachDialect('API keys', (dialect) => {
 eachDialect('users and admin', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
 
   describe('who may call what', () => {
     scenarios<CallersContext>(() => ctx, [

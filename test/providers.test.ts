@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
-import { register, setupCallers, unique, type CallersContext } from './helpers/accounts.ts'
+import { register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
@@ -153,11 +153,7 @@ eachDialect('providers and models: who may do what', (dialect) => {
 eachDialect('provider API keys and headers are write-only', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
 
   const KEY = 'sk-test-1234567890abcd'
   const HEADER_VALUE = 'hdr-secret-value-9876'
@@ -255,11 +251,7 @@ eachDialect('provider API keys and headers are write-only', (dialect) => {
 eachDialect('provider validation', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
 
   const ok = { name: 'Valid', type: 'openai_compatible', base_url: 'https://llm.example.com/v1' }
   const bad: [string, Json, string][] = [
@@ -337,11 +329,7 @@ eachDialect('provider validation', (dialect) => {
 eachDialect('providers against the fake upstream', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
 
   const kinds: { type: string; base: () => string; path: string; header: (key: string) => [string, string] }[] = [
     { type: 'openai_compatible', base: () => `${fake.url}/v1`, path: '/v1/models', header: (k) => ['authorization', `Bearer ${k}`] },
@@ -616,11 +604,7 @@ eachDialect('models CRUD', (dialect) => {
 eachDialect('default providers', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
 
   const isDefault = async (token: string, id: string) => {
     const res = await t.request('GET', `/api/v1/providers/${id}`, { token })

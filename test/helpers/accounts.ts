@@ -1,6 +1,7 @@
 /** Register users through the API and collect their tokens, for scenario tables. */
-import { expect } from 'bun:test'
-import type { TestApp } from './app.ts'
+import { afterAll, beforeAll, expect } from 'bun:test'
+import type { Dialect } from '../../src/db/index.ts'
+import { createTestApp, type TestApp } from './app.ts'
 import type { Caller, ScenarioContext } from './scenarios.ts'
 
 export interface Account {
@@ -40,4 +41,17 @@ export async function setupCallers(t: TestApp): Promise<CallersContext> {
   const user = await register(t, 'user')
   const other = await register(t, 'other')
   return { t, accounts: { admin, user, other }, tokens: { admin: admin.access, user: user.access, other: other.access } }
+}
+
+/**
+ * A test app with the three caller accounts for the enclosing describe block, closed after it:
+ * `useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))`.
+ */
+export function useCallers(dialect: Dialect, set: (t: TestApp, ctx: CallersContext) => void, env: Record<string, string> = {}) {
+  let app: TestApp | undefined
+  beforeAll(async () => {
+    app = await createTestApp(dialect, env)
+    set(app, await setupCallers(app))
+  })
+  afterAll(() => app?.close())
 }
