@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
-import { freePort, installExitHandlers, processCpuMs, runCommand, spawnServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
+import { HEARTH_BENCH_ENV, installExitHandlers, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
 import type { ChatClientResult } from './targets/chat-client.ts'
 import type { ProbeSample } from './targets/mem-probe.ts'
 import type { Ready, Report } from './targets/sse-client.ts'
@@ -34,7 +34,6 @@ const SSE_CLIENT = join(import.meta.dir, 'targets/sse-client.ts')
 const CHAT_CLIENT = join(import.meta.dir, 'targets/chat-client.ts')
 const MEM_PROBE = join(import.meta.dir, 'targets/mem-probe.ts')
 
-const HEARTH_ENV = { HEARTH_LOG: 'warn', HEARTH_RATE_LIMIT: '9999999/min', HEARTH_AUTH_RATE_LIMIT: '1000/min' }
 const BENCH_USER = { username: 'bench_user', email: 'bench@example.com', password: 'bench-password-1' }
 
 const TOKENS = 200
@@ -138,31 +137,16 @@ function openFilesProblem(need: number, what: string): string | undefined {
 
 /** Hearth from source on a free port with a fresh data dir; then bench_user (admin), the fake provider and its models. */
 async function startHearth(upstream: string, openFiles: number, probe?: Probe): Promise<{ server: RunningServer; token: string; stop(): Promise<void> }> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
-    const data = tempDir('hearth-bench-chat-')
-    let server: RunningServer
-    try {
-      const { cmd, env } = probed([bun, 'src/index.ts'], probe)
-      server = await spawnServer(withOpenFiles(cmd, openFiles), { PORT: String(port), HOST: '127.0.0.1', HEARTH_DATA_DIR: data.path, ...HEARTH_ENV, ...env }, `http://127.0.0.1:${port}/health`, { cwd: root })
-    } catch (error) {
-      data.remove()
-      if (attempt < 2 && /EADDRINUSE|in use/i.test(String(error))) continue
-      throw error
-    }
-    const running = server
-    const stop = async () => {
-      await running.stop()
-      data.remove()
-    }
-    try {
-      const token = await setUpHearth(running.url, upstream)
-      return { server: running, token, stop }
-    } catch (error) {
-      await stop()
-      throw new Error(`could not set up Hearth: ${message(error)}`)
-    }
-  }
+  const { server, value, stop } = await startHearthServer({
+    root,
+    prefix: 'hearth-bench-chat-',
+    command: (base: string[]) => {
+      const { cmd, env } = probed(base, probe)
+      return { cmd: withOpenFiles(cmd, openFiles), env }
+    },
+    setUp: (url: string) => setUpHearth(url, upstream),
+  })
+  return { server, token: value, stop }
 }
 
 async function api<T>(origin: string, method: string, path: string, token: string | undefined, body: unknown, status: number): Promise<T> {
@@ -731,7 +715,7 @@ export async function runChatBench(): Promise<number> {
   console.log('')
   console.log(
     `chat: ${cpuList.length} CPUs, ${platform()} ${arch()}, bun ${Bun.version}, load average ${loadavg()[0]!.toFixed(2)} now, commit ${git.exitCode === 0 ? git.stdout.toString().trim() : 'unknown'}; ` +
-      `open-file limit ${limits ? `${limits.soft}/${limits.hard}` : 'unknown'}; every Hearth process is bun src/index.ts with a fresh SQLite data dir and HEARTH_RATE_LIMIT=${HEARTH_ENV.HEARTH_RATE_LIMIT}`,
+      `open-file limit ${limits ? `${limits.soft}/${limits.hard}` : 'unknown'}; every Hearth process is bun src/index.ts with a fresh SQLite data dir and HEARTH_RATE_LIMIT=${HEARTH_BENCH_ENV.HEARTH_RATE_LIMIT}`,
   )
 
   if (doSse) {

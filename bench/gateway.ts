@@ -16,7 +16,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
-import { freePort, installExitHandlers, processCpuMs, runCommand, spawnServer, tempDir, type RunningServer } from './lib.ts'
+import { freePort, installExitHandlers, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
 import type { ClientResult } from './targets/stream-client.ts'
 
 const root = join(import.meta.dir, '..')
@@ -36,7 +36,6 @@ const TTFB_WARMUP = 50
 const TTFB_ROUND_WARMUP = 20
 const CLIENT_ENV = { BUN_CONFIG_MAX_HTTP_REQUESTS: '1024' }
 
-const HEARTH_ENV = { HEARTH_LOG: 'warn', HEARTH_RATE_LIMIT: '9999999/min', HEARTH_AUTH_RATE_LIMIT: '1000/min' }
 const BENCH_USER = { username: 'bench_user', email: 'bench@example.com', password: 'bench-password-1' }
 
 const DIRECT = 'direct (fake upstream)'
@@ -99,31 +98,8 @@ async function drive(target: Target, config: Record<string, unknown>, dir: strin
 
 /** Hearth on a free port with a fresh data dir; then an admin, a global provider for the fake upstream, a model and an API key. */
 async function startHearth(upstream: string): Promise<{ server: RunningServer; apiKey: string; stop(): Promise<void> }> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
-    const data = tempDir('hearth-bench-gateway-')
-    let server: RunningServer | undefined
-    try {
-      server = await spawnServer([bun, 'src/index.ts'], { PORT: String(port), HOST: '127.0.0.1', HEARTH_DATA_DIR: data.path, ...HEARTH_ENV }, `http://127.0.0.1:${port}/health`, { cwd: root })
-    } catch (error) {
-      data.remove()
-      // the free port can be taken between freePort() and the bind; then one more try with another port
-      if (attempt < 2 && /EADDRINUSE|in use/i.test(String(error))) continue
-      throw error
-    }
-    const running = server
-    const stop = async () => {
-      await running.stop()
-      data.remove()
-    }
-    try {
-      const apiKey = await setUpHearth(running.url, upstream)
-      return { server: running, apiKey, stop }
-    } catch (error) {
-      await stop()
-      throw new Error(`could not set up Hearth for the gateway: ${message(error)}`)
-    }
-  }
+  const { server, value, stop } = await startHearthServer({ root, prefix: 'hearth-bench-gateway-', setUp: (url: string) => setUpHearth(url, upstream) })
+  return { server, apiKey: value, stop }
 }
 
 async function setUpHearth(origin: string, upstream: string): Promise<string> {

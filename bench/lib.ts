@@ -604,3 +604,43 @@ export async function runCommand(cmd: string[], options: { cwd?: string; timeout
   await Promise.race([pumped, Bun.sleep(1_000)])
   return { code, timedOut, output: tail }
 }
+
+/** What every benchmarked Hearth runs with: quiet logs, and the per-user limit raised (the limiter still counts). */
+export const HEARTH_BENCH_ENV = { HEARTH_LOG: 'warn', HEARTH_RATE_LIMIT: '9999999/min', HEARTH_AUTH_RATE_LIMIT: '1000/min' }
+
+/**
+ * Hearth from source on a free port with a fresh data dir (one more try if the port was taken
+ * meanwhile), then `setUp(url)` against it; `stop()` ends it and removes the data dir.
+ */
+export async function startHearthServer<T>(opts: {
+  root: string
+  prefix: string
+  setUp: (url: string) => Promise<T>
+  /** wraps the command and adds env (memory probes, open-file limits) */
+  command?: (cmd: string[]) => { cmd: string[]; env?: Record<string, string> }
+}): Promise<{ server: RunningServer; value: T; stop(): Promise<void> }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const data = tempDir(opts.prefix)
+    let server: RunningServer
+    try {
+      const { cmd, env } = opts.command?.([process.execPath, 'src/index.ts']) ?? { cmd: [process.execPath, 'src/index.ts'] }
+      server = await spawnServer(cmd, { PORT: String(port), HOST: '127.0.0.1', HEARTH_DATA_DIR: data.path, ...HEARTH_BENCH_ENV, ...env }, `http://127.0.0.1:${port}/health`, { cwd: opts.root })
+    } catch (error) {
+      data.remove()
+      if (attempt < 2 && /EADDRINUSE|in use/i.test(String(error))) continue
+      throw error
+    }
+    const running = server
+    const stop = async () => {
+      await running.stop()
+      data.remove()
+    }
+    try {
+      return { server: running, value: await opts.setUp(running.url), stop }
+    } catch (error) {
+      await stop()
+      throw new Error(`could not set up Hearth: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  }
+}
