@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { MAX_MEMORIES_PER_USER } from '../src/modules/memories/service.ts'
-import { register, setupCallers, type CallersContext } from './helpers/accounts.ts'
+import { register, setupCallers, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
@@ -83,12 +83,7 @@ eachDialect('memories', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
   let user: string
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-    user = ctx.accounts.user.access
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers), (user = callers.accounts.user.access)))
 
   const post = (body: unknown, token = user) => t.request('POST', '/api/v1/memories', { token, body })
 

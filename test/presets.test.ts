@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { and, eq, isNull } from 'drizzle-orm'
 import { BUILTIN_PRESETS } from '../src/modules/presets/service.ts'
-import { register, setupCallers, unique, type Account, type CallersContext } from './helpers/accounts.ts'
+import { register, setupCallers, unique, type Account, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
@@ -109,12 +109,7 @@ eachDialect('presets', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
   let user: string
-  beforeAll(async () => {
-    t = await createTestApp(dialect)
-    ctx = await setupCallers(t)
-    user = ctx.accounts.user.access
-  })
-  afterAll(() => t.close())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers), (user = callers.accounts.user.access)))
 
   const post = (body: unknown, token = user) => t.request('POST', '/api/v1/presets', { token, body })
 
