@@ -23,6 +23,7 @@ const root = join(import.meta.dir, '..')
 const bun = process.execPath
 const CLIENT = join(import.meta.dir, 'targets/stream-client.ts')
 const FAKE = join(import.meta.dir, 'targets/fake-llm.ts')
+const BARE = join(import.meta.dir, 'targets/bare-relay.ts')
 const PORTKEY = join(root, 'node_modules/@portkey-ai/gateway/build/start-server.js')
 
 const TOKENS = 64
@@ -39,6 +40,7 @@ const CLIENT_ENV = { BUN_CONFIG_MAX_HTTP_REQUESTS: '1024' }
 const BENCH_USER = { username: 'bench_user', email: 'bench@example.com', password: 'bench-password-1' }
 
 const DIRECT = 'direct (fake upstream)'
+const BARE_NAME = 'bare Bun relay (floor)'
 const HEARTH = 'Hearth (bun src/index.ts)'
 const PORTKEY_NAME = 'Portkey (@portkey-ai/gateway)'
 
@@ -84,13 +86,25 @@ interface Target {
   requestsServed: number
   driverCpuMs: number
   driverSeconds: number
+  /** the load rounds with the gateway on a CPU of its own (see CPU layouts in bench/README.md) */
+  own: ClientResult[]
 }
 
-/** One run of the driver; its full result (with every TTFB) comes back through a temp file. */
-async function drive(target: Target, config: Record<string, unknown>, dir: string, timeoutMs: number): Promise<ClientResult> {
+/** CPU layouts: `shared` lets every process use every CPU; `own` gives the gateway the last CPU and the upstream and driver the others. */
+type Layout = 'shared' | 'own'
+
+/** Pin every thread of a running process to a CPU list such as "0" or "0-1" (taskset from util-linux). */
+function pin(pid: number, cpuList: string): void {
+  const run = Bun.spawnSync(['taskset', '-a', '-p', '-c', cpuList, String(pid)], { stdout: 'ignore', stderr: 'pipe' })
+  if (run.exitCode !== 0) throw new Error(`taskset -a -p -c ${cpuList} ${pid} failed: ${run.stderr.toString().trim()}`)
+}
+
+/** One run of the driver; its full result (with every TTFB) comes back through a temp file. `cpuList` pins it. */
+async function drive(target: Target, config: Record<string, unknown>, dir: string, timeoutMs: number, cpuList?: string): Promise<ClientResult> {
   const resultFile = join(dir, `result-${crypto.randomUUID()}.json`)
   const full = { url: target.url, headers: target.headers, body: target.body, tokens: TOKENS, resultFile, ...config }
-  const run = await runCommand([bun, CLIENT, JSON.stringify(full)], { cwd: root, timeoutMs, env: { ...process.env, ...CLIENT_ENV } })
+  const command = [bun, CLIENT, JSON.stringify(full)]
+  const run = await runCommand(cpuList === undefined ? command : ['taskset', '-c', cpuList, ...command], { cwd: root, timeoutMs, env: { ...process.env, ...CLIENT_ENV } })
   if (run.timedOut) throw new Error(`the load driver did not finish within ${Math.round(timeoutMs / 1000)} s`)
   if (run.code !== 0 || !existsSync(resultFile)) throw new Error(`the load driver failed (exit ${run.code}): ${run.output.trim().split('\n').slice(-3).join(' / ')}`)
   return JSON.parse(readFileSync(resultFile, 'utf8')) as ClientResult
@@ -133,17 +147,24 @@ function percentile(values: number[], p: number): number | undefined {
 
 interface Summary {
   rps?: number
+  ownRps?: number
   ttfbP50?: number
   ttfbP99?: number
   loadTtfbP50?: number
   errors: number
 }
 
+/** completions per second over a set of load rounds */
+function rateOf(runs: ClientResult[]): number | undefined {
+  const completions = runs.reduce((sum, run) => sum + run.completions, 0)
+  const seconds = runs.reduce((sum, run) => sum + run.seconds, 0)
+  return seconds > 0 ? completions / seconds : undefined
+}
+
 function summarize(target: Target): Summary {
-  const completions = target.load.reduce((sum, run) => sum + run.completions, 0)
-  const seconds = target.load.reduce((sum, run) => sum + run.seconds, 0)
   return {
-    rps: seconds > 0 && !target.failure ? completions / seconds : undefined,
+    rps: target.failure ? undefined : rateOf(target.load),
+    ownRps: target.failure ? undefined : rateOf(target.own),
     ttfbP50: percentile(target.ttfbSamples, 50),
     ttfbP99: percentile(target.ttfbSamples, 99),
     loadTtfbP50: percentile(target.loadSamples, 50),
@@ -213,6 +234,7 @@ export async function runGatewayBench(): Promise<number> {
     requestsServed: 0,
     driverCpuMs: 0,
     driverSeconds: 0,
+    own: [],
   })
   const fail = (target: Target, error: unknown) => {
     exitCode = 1
@@ -221,6 +243,10 @@ export async function runGatewayBench(): Promise<number> {
   }
 
   let upstreamPid: number | undefined
+  const cpuCount = cpus().length
+  const hasTaskset = Bun.which('taskset') !== null
+  const ownLayout = cpuCount >= 2 && hasTaskset ? { gateway: String(cpuCount - 1), others: cpuCount === 2 ? '0' : `0-${cpuCount - 2}` } : undefined
+  let ownSkipped = ownLayout ? undefined : cpuCount < 2 ? 'one CPU only' : 'taskset (util-linux) is not installed'
   let hearthReadyMs: number | undefined
   let portkeyReadyMs: number | undefined
   let portkeyVersion = 'unknown'
@@ -232,10 +258,21 @@ export async function runGatewayBench(): Promise<number> {
     upstreamPid = fake.pid
     const direct = newTarget(DIRECT, `${fake.url}/v1/chat/completions`, { authorization: 'Bearer x' }, UPSTREAM_MODEL)
     const hearth = newTarget(HEARTH, '', {}, HEARTH_MODEL)
+    const bare = newTarget(BARE_NAME, '', { authorization: 'Bearer x' }, UPSTREAM_MODEL)
     const portkey = newTarget(PORTKEY_NAME, '', { authorization: 'Bearer x', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${fake.url}/v1` }, UPSTREAM_MODEL)
-    targets.push(direct, hearth, portkey)
+    targets.push(direct, bare, hearth, portkey)
 
     await Promise.all([
+      (async () => {
+        try {
+          const server = await spawnServer([bun, BARE], { UPSTREAM: `${fake.url}/v1` }, (line) => (/^http:\/\/127\.0\.0\.1:\d+$/.test(line) ? `${line}/health` : undefined), { cwd: root })
+          stops.push(server.stop)
+          bare.url = `${server.url}/chat/completions`
+          bare.pid = server.pid
+        } catch (error) {
+          fail(bare, error)
+        }
+      })(),
       (async () => {
         try {
           const started = await startHearth(fake.url)
@@ -301,28 +338,55 @@ export async function runGatewayBench(): Promise<number> {
       }
     }
 
-    // Throughput under load, interleaved: A B C, B C A, C A B, …
-    progress(`${rounds} interleaved round(s) of ${+roundSec.toFixed(2)} s per target at ${connections} concurrent streams`)
-    for (let round = 0; round < rounds; round++) {
-      for (let i = 0; i < targets.length; i++) {
-        const target = targets[(round + i) % targets.length]!
-        if (target.failure) continue
-        try {
-          const gatewayBefore = target.pid === undefined ? undefined : processCpuMs(target.pid)
-          const upstreamBefore = upstreamPid === undefined ? undefined : processCpuMs(upstreamPid)
-          const run = await drive(target, { mode: 'load', connections, seconds: roundSec, warmupSeconds: ROUND_WARMUP_SEC }, work.path, (roundSec + ROUND_WARMUP_SEC + 60) * 1000)
-          const gatewayAfter = target.pid === undefined ? undefined : processCpuMs(target.pid)
-          const upstreamAfter = upstreamPid === undefined ? undefined : processCpuMs(upstreamPid)
-          if (gatewayBefore !== undefined && gatewayAfter !== undefined) target.gatewayCpuMs += gatewayAfter - gatewayBefore
-          if (upstreamBefore !== undefined && upstreamAfter !== undefined) target.upstreamCpuMs += upstreamAfter - upstreamBefore
-          target.requestsServed += run.requests_total
-          target.driverCpuMs += run.cpu_ms
-          target.driverSeconds += run.seconds + ROUND_WARMUP_SEC
-          target.load.push(run)
-          target.loadSamples.push(...(run.ttfb_ms ?? []))
-          noteErrors(target, run)
-        } catch (error) {
-          fail(target, error)
+    // Throughput under load, interleaved: A B C, B C A, C A B, …; in each CPU layout.
+    const loadRounds = async (layout: Layout) => {
+      const driverCpus = layout === 'own' ? ownLayout!.others : undefined
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < targets.length; i++) {
+          const target = targets[(round + i) % targets.length]!
+          if (target.failure) continue
+          try {
+            const gatewayBefore = target.pid === undefined ? undefined : processCpuMs(target.pid)
+            const upstreamBefore = upstreamPid === undefined ? undefined : processCpuMs(upstreamPid)
+            const run = await drive(target, { mode: 'load', connections, seconds: roundSec, warmupSeconds: ROUND_WARMUP_SEC }, work.path, (roundSec + ROUND_WARMUP_SEC + 60) * 1000, driverCpus)
+            noteErrors(target, run)
+            if (layout === 'own') {
+              target.own.push(run)
+              continue
+            }
+            const gatewayAfter = target.pid === undefined ? undefined : processCpuMs(target.pid)
+            const upstreamAfter = upstreamPid === undefined ? undefined : processCpuMs(upstreamPid)
+            if (gatewayBefore !== undefined && gatewayAfter !== undefined) target.gatewayCpuMs += gatewayAfter - gatewayBefore
+            if (upstreamBefore !== undefined && upstreamAfter !== undefined) target.upstreamCpuMs += upstreamAfter - upstreamBefore
+            target.requestsServed += run.requests_total
+            target.driverCpuMs += run.cpu_ms
+            target.driverSeconds += run.seconds + ROUND_WARMUP_SEC
+            target.load.push(run)
+            target.loadSamples.push(...(run.ttfb_ms ?? []))
+          } catch (error) {
+            fail(target, error)
+          }
+        }
+      }
+    }
+    progress(`${rounds} interleaved round(s) of ${+roundSec.toFixed(2)} s per target at ${connections} concurrent streams, every process on every CPU`)
+    await loadRounds('shared')
+    if (ownLayout) {
+      progress(`the same with each gateway on CPU ${ownLayout.gateway} and the upstream and the driver on CPU ${ownLayout.others}`)
+      const everyCpu = `0-${cpuCount - 1}`
+      const gatewayPids = targets.flatMap((t) => (t.pid === undefined || t.failure ? [] : [t.pid]))
+      try {
+        pin(upstreamPid!, ownLayout.others)
+        for (const pid of gatewayPids) pin(pid, ownLayout.gateway)
+        await loadRounds('own')
+      } catch (error) {
+        ownSkipped = message(error)
+        progress(`own-CPU layout not measured: ${ownSkipped}`)
+      } finally {
+        for (const pid of [upstreamPid!, ...gatewayPids]) {
+          try {
+            pin(pid, everyCpu)
+          } catch {}
         }
       }
     }
@@ -356,6 +420,7 @@ export async function runGatewayBench(): Promise<number> {
   // ─── report ───
   const summaries = new Map(targets.map((target) => [target.name, summarize(target)]))
   const directRps = summaries.get(DIRECT)?.rps
+  const directOwnRps = summaries.get(DIRECT)?.ownRps
   const cells = targets.map((target) => {
     const s = summaries.get(target.name)!
     const notes: string[] = []
@@ -376,6 +441,8 @@ export async function runGatewayBench(): Promise<number> {
       target.name,
       s.rps === undefined ? '-' : Math.round(s.rps).toLocaleString('en-US'),
       s.rps === undefined || !directRps ? '-' : `${(s.rps / directRps).toFixed(2)}x`,
+      s.ownRps === undefined ? '-' : Math.round(s.ownRps).toLocaleString('en-US'),
+      s.ownRps === undefined || !directOwnRps ? '-' : `${(s.ownRps / directOwnRps).toFixed(2)}x`,
       ms(s.ttfbP50),
       ms(s.ttfbP99),
       ms(s.loadTtfbP50),
@@ -395,7 +462,16 @@ export async function runGatewayBench(): Promise<number> {
       `c=1: ${perRoundTtfb * rounds} sequential requests per target in ${rounds} round(s) after ${TTFB_WARMUP} warm-up`,
   )
   console.log(
-    renderTable(['target', 'completions/s', 'vs direct', 'TTFB p50 ms (c=1)', 'TTFB p99 ms (c=1)', `TTFB p50 ms (c=${connections})`, 'errors', 'notes'], cells, new Set([1, 2, 3, 4, 5, 6])),
+    renderTable(
+      ['target', 'completions/s', 'vs direct', 'own CPU: completions/s', 'vs direct', 'TTFB p50 ms (c=1)', 'TTFB p99 ms (c=1)', `TTFB p50 ms (c=${connections})`, 'errors', 'notes'],
+      cells,
+      new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+    ),
+  )
+  console.log(
+    ownLayout && !ownSkipped
+      ? `CPU layouts: the first two columns with every process free to use every CPU; "own CPU" with each gateway pinned to CPU ${ownLayout.gateway} and the upstream and the driver to CPU ${ownLayout.others} (taskset), the direct row included.`
+      : `CPU layouts: every process free to use every CPU; the "own CPU" layout was not measured: ${ownSkipped}.`,
   )
 
   const h = summaries.get(HEARTH)
@@ -407,9 +483,23 @@ export async function runGatewayBench(): Promise<number> {
   const added = h?.ttfbP50 !== undefined && d?.ttfbP50 !== undefined ? h.ttfbP50 - d.ttfbP50 : undefined
   console.log(goal(`gateway added TTFB ≤ ${GOAL_ADDED_TTFB_MS} ms at the median`, why || added === undefined ? undefined : added <= GOAL_ADDED_TTFB_MS, why ?? (added === undefined ? 'not measured' : `${added.toFixed(2)} ms`)))
 
-  const share = h?.rps !== undefined && directRps ? h.rps / directRps : undefined
-  const sharePct = share === undefined ? '' : Math.round(share * 100) >= GOAL_SHARE_OF_DIRECT * 100 !== share >= GOAL_SHARE_OF_DIRECT ? (share * 100).toFixed(1) : String(Math.round(share * 100))
-  console.log(goal(`gateway streamed completions ≥ ${Math.round(GOAL_SHARE_OF_DIRECT * 100)}% of direct`, why || share === undefined ? undefined : share >= GOAL_SHARE_OF_DIRECT, why ?? (share === undefined ? 'not measured' : `${sharePct}%`)))
+  const pct = (share: number) =>
+    Math.round(share * 100) >= GOAL_SHARE_OF_DIRECT * 100 !== share >= GOAL_SHARE_OF_DIRECT ? (share * 100).toFixed(1) : String(Math.round(share * 100))
+  const shareGoal = (layout: string, share: number | undefined, extra = '') =>
+    console.log(
+      goal(
+        `gateway streamed completions ≥ ${Math.round(GOAL_SHARE_OF_DIRECT * 100)}% of direct, ${layout}`,
+        why || share === undefined ? undefined : share >= GOAL_SHARE_OF_DIRECT,
+        why ?? (share === undefined ? `not measured${ownSkipped && layout.startsWith('gateway on') ? `: ${ownSkipped}` : ''}` : `${pct(share)}%${extra}`),
+      ),
+    )
+  const floor = summaries.get(BARE_NAME)
+  shareGoal('gateway on its own CPU', h?.ownRps !== undefined && directOwnRps ? h.ownRps / directOwnRps : undefined)
+  shareGoal(
+    `all processes sharing ${cpuCount} CPUs`,
+    h?.rps !== undefined && directRps ? h.rps / directRps : undefined,
+    floor?.rps !== undefined && directRps ? `; the bare Bun relay: ${pct(floor.rps / directRps)}%` : '',
+  )
 
   const portkeyInvalid = targets.find((t) => t.name === PORTKEY_NAME && (t.failure || t.errorSamples.length))
   const versus = h?.rps !== undefined && p?.rps ? h.rps / p.rps : undefined
