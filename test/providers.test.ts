@@ -741,6 +741,34 @@ describe('usage', () => {
   })
 })
 
+eachDialect('usage settlement', (dialect) => {
+  test('records settled together are written as one batch; a record whose user is gone fails alone', async () => {
+    const t = await createTestApp(dialect, { HEARTH_CREDITS: 'on' })
+    const a = await register(t, 'settle_a')
+    const b = await register(t, 'settle_b')
+    const { db, t: tables } = t.deps.database
+    await db.update(tables.users).set({ creditBalance: 10 }).where(eq(tables.users.id, a.id))
+    const usage = t.deps.services.usage
+    const rec = (userId: string, model: string, cost: number) =>
+      ({ userId, providerId: null, model, source: 'gateway' as const, inputTokens: 3, outputTokens: 2, cost, latencyMs: 7, ttftMs: 1, status: 'ok' as const })
+    const held = await usage.reserve(a.id, 4)
+    await Promise.all([usage.settle(rec(a.id, 'batch-1', 1.5), held), usage.settle(rec('no-such-user', 'batch-2', 1), 0), usage.settle(rec(a.id, 'batch-3', 0.25), 0), usage.settle(rec(b.id, 'batch-4', 2), 0)])
+    const rows = await db.select().from(tables.usage)
+    expect(rows.map((r) => [r.model, r.userId, r.cost, r.latencyMs, r.status]).sort()).toEqual([
+      ['batch-1', a.id, 1.5, 7, 'ok'],
+      ['batch-3', a.id, 0.25, 7, 'ok'],
+      ['batch-4', b.id, 2, 7, 'ok'],
+    ])
+    expect(new Set(rows.map((r) => r.id)).size).toBe(3)
+    for (const r of rows) expect(Math.abs(r.createdAt.getTime() - Date.now())).toBeLessThan(10_000)
+    const [ua] = await db.select().from(tables.users).where(eq(tables.users.id, a.id))
+    const [ub] = await db.select().from(tables.users).where(eq(tables.users.id, b.id))
+    // a: held 4, used 1.5 + 0.25 → balance 10 - 1.75; b had no hold → balance 0 - 2
+    expect({ a: [ua!.creditBalance, ua!.creditUsed], b: [ub!.creditBalance, ub!.creditUsed] }).toEqual({ a: [8.25, 1.75], b: [-2, 2] })
+    await t.close()
+  })
+})
+
 eachDialect('private upstream addresses', (dialect) => {
   test('users may not aim personal providers at loopback or private addresses; admins may', async () => {
     const t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })

@@ -59,6 +59,9 @@ export function requestContextPlugin(deps: { logger: Logger }) {
 const isMultipart = (request: Request) => request.headers.get('content-type')?.startsWith('multipart/form-data') ?? false
 
 async function readLimited(request: Request, limit: number): Promise<string> {
+  // With a Content-Length (checked against the limit in onRequest) Bun reads the body natively;
+  // only a chunked body is counted chunk by chunk.
+  if (request.headers.has('content-length')) return request.text()
   if (!request.body) return ''
   const chunks: Uint8Array[] = []
   let size = 0

@@ -5,7 +5,9 @@
  * of instances can therefore overspend by at most the one call that was admitted last.
  */
 import { and, count, eq, gt, gte, lt, sql, type SQL } from 'drizzle-orm'
+import { writeBatch } from '../../db/batch.ts'
 import type { Database } from '../../db/index.ts'
+import { newId } from '../../lib/ids.ts'
 import { AppError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/logger.ts'
 
@@ -36,9 +38,34 @@ const BATCH_SIZE = 100
 export function createUsageService(deps: { database: Database; logger: Logger; enforced: boolean }) {
   const { database, logger, enforced } = deps
   const { db, t } = database
-  let queue: { rec: UsageRecord; held: number; done: () => void }[] = []
+  let queue: { rec: UsageRecord; at: Date; held: number; done: () => void }[] = []
   let timer: Timer | undefined
   let writing: Promise<void> = Promise.resolve()
+
+  const p = sql.placeholder
+  const insertUsage = db
+    .insert(t.usage)
+    .values({
+      id: p('id'),
+      userId: p('userId'),
+      providerId: p('providerId'),
+      model: p('model'),
+      source: p('source'),
+      inputTokens: p('inputTokens'),
+      outputTokens: p('outputTokens'),
+      cost: p('cost'),
+      latencyMs: p('latencyMs'),
+      ttftMs: p('ttftMs'),
+      status: p('status'),
+      createdAt: p('createdAt'),
+    })
+    .prepare('usage_insert')
+  // the real cost counts as used; with enforcement the hold minus the real cost goes back to the balance
+  const settleUser = db
+    .update(t.users)
+    .set({ creditUsed: sql`${t.users.creditUsed} + ${p('used')}`, ...(enforced ? { creditBalance: sql`${t.users.creditBalance} + ${p('refund')}` } : {}) })
+    .where(eq(t.users.id, p('userId')))
+    .prepare('usage_settle_user')
 
   /** Write the queued records: flushes run one after another, never two at once. */
   function flush(): Promise<void> {
@@ -49,25 +76,17 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
     if (!batch.length) return writing
     writing = writing.then(async () => {
       try {
-        await db
-          .insert(t.usage)
-          .values(batch.map((b) => b.rec))
-          .catch(async () => {
-            // one bad record (its user deleted meanwhile) must not lose the others
-            for (const b of batch) await db.insert(t.usage).values(b.rec).catch((error) => logger.error('could not record usage', { error, user_id: b.rec.userId }))
-          })
-        const perUser = new Map<string, { used: number; refund: number }>()
+        const perUser = new Map<string, { userId: string; used: number; refund: number }>()
         for (const { rec, held } of batch) {
-          const u = perUser.get(rec.userId) ?? { used: 0, refund: 0 }
+          const u = perUser.get(rec.userId) ?? { userId: rec.userId, used: 0, refund: 0 }
           u.used += rec.cost
           u.refund += held - rec.cost
           perUser.set(rec.userId, u)
         }
-        for (const [userId, u] of perUser)
-          await db
-            .update(t.users)
-            .set({ creditUsed: sql`${t.users.creditUsed} + ${u.used}`, ...(enforced ? { creditBalance: sql`${t.users.creditBalance} + ${u.refund}` } : {}) })
-            .where(eq(t.users.id, userId))
+        const writes = [...batch.map((b) => [insertUsage, { ...b.rec, id: newId(), createdAt: b.at }] as const), ...[...perUser.values()].map((u) => [settleUser, u] as const)]
+        // one bad record (its user deleted meanwhile) fails alone
+        const errors = await writeBatch(database, writes)
+        errors.forEach((error, i) => error && logger.error('could not record usage', { error, user_id: (writes[i]![1] as { userId: string }).userId }))
       } catch (error) {
         logger.error('could not record usage', { error, records: batch.length })
       } finally {
@@ -104,13 +123,13 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
 
     /**
      * Record a finished call and settle its credits (give back the hold, take the real cost).
-     * Records are written in batches — one multi-row insert and one update per user, every
-     * 50 ms or 100 records — so a busy gateway does not pay two statements per call; the promise
+     * Records are written in batches every 50 ms or 100 records (prepared statements, one transaction
+     * on SQLite, see db/batch.ts) so a busy gateway does not pay a commit per call; the promise
      * resolves once this record is written.
      */
     settle(rec: UsageRecord, held: number): Promise<void> {
       const { promise, resolve } = Promise.withResolvers<void>()
-      queue.push({ rec, held, done: resolve })
+      queue.push({ rec, at: new Date(), held, done: resolve })
       if (queue.length >= BATCH_SIZE) void flush()
       else timer ??= setTimeout(() => void flush(), BATCH_MS)
       return promise
