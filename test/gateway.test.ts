@@ -253,6 +253,21 @@ eachDialect('gateway /v1 with the openai SDK', (dialect) => {
     expect((await s.client.models.list()).data.map((m) => m.id)).not.toContain('private-model')
   })
 
+  test('relayed streams: the usage event is cut out unless asked for, and its tokens are recorded either way', async () => {
+    for (const wants of [false, true]) {
+      const seen = new Set((await s.t.deps.database.db.select().from(s.t.deps.database.t.usage)).map((r) => r.id))
+      const res = await s.client.chat.completions.create({ model: 'gpt-fake', messages, stream: true, ...(wants ? { stream_options: { include_usage: true } } : {}) }).asResponse()
+      const events = (await res.text()).split('\n\n').filter(Boolean)
+      expect(events.at(-1)).toBe('data: [DONE]')
+      expect(events.filter((e) => e.includes('"usage":{')).length).toBe(wants ? 1 : 0)
+      // every event came through whole and in order: content chunks, then the finish chunk
+      const deltas = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)) as OpenAI.ChatCompletionChunk)
+      expect(deltas.map((d) => d.choices[0]?.delta.content ?? '').join('')).toBe(FIVE)
+      const row = (await usageRows(s, seen.size + 1)).find((r) => !seen.has(r.id))!
+      expect({ status: row.status, output: row.outputTokens }).toEqual({ status: 'ok', output: 5 })
+    }
+  })
+
   test('usage is recorded for every call, with tokens, cost, latency and status', async () => {
     const rows = await usageRows(s, 1)
     const mine = rows.filter((r) => r.userId === s.user.id && r.source === 'gateway')

@@ -145,7 +145,9 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
             const complete = bytes.subarray(0, cut + 2)
             pending = cut + 2 < bytes.length ? Buffer.from(bytes.subarray(cut + 2)) : Buffer.alloc(0)
             if (complete.includes(DONE_MARK)) sawDone = true
-            controller.enqueue(complete.includes(USAGE_MARK) ? encoder.encode(readUsage(complete.toString('utf8'))) : complete)
+            const out = takeUsage(complete)
+            if (!out.length) continue
+            controller.enqueue(out)
             return
           }
           cleanup()
@@ -170,21 +172,34 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       },
     })
 
-    /** Take the usage from its chunk, and drop that chunk when the client did not ask for it. */
-    function readUsage(text: string): string {
-      let out = ''
-      for (const event of text.split('\n\n')) {
-        if (!event) continue
-        if (event.includes('"usage":{')) {
-          try {
-            const u = (JSON.parse(event.slice(event.indexOf('{'))) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage
-            counted = { inputTokens: u.prompt_tokens, outputTokens: u.completion_tokens }
-          } catch {}
-          if (!wantsUsage) continue
+    /**
+     * Read the usage from the event carrying it, and cut that event out when the client did not ask
+     * for it. Only that event is decoded; the rest stays the upstream's bytes. (`"usage":{` cannot
+     * occur inside a JSON string, where its quotes would be escaped.)
+     */
+    function takeUsage(bytes: Buffer): Buffer {
+      let at = bytes.indexOf(USAGE_MARK)
+      if (at === -1) return bytes
+      const kept: Buffer[] = []
+      let from = 0
+      while (at !== -1) {
+        const before = bytes.lastIndexOf(EVENT_END, at)
+        const start = before === -1 ? 0 : before + 2
+        const end = bytes.indexOf(EVENT_END, at) + 2
+        try {
+          const event = bytes.toString('utf8', start, end)
+          const u = (JSON.parse(event.slice(event.indexOf('{'))) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage
+          counted = { inputTokens: u.prompt_tokens, outputTokens: u.completion_tokens }
+        } catch {}
+        if (!wantsUsage) {
+          kept.push(bytes.subarray(from, start))
+          from = end
         }
-        out += event + '\n\n'
+        at = bytes.indexOf(USAGE_MARK, end)
       }
-      return out
+      if (wantsUsage) return bytes
+      kept.push(bytes.subarray(from))
+      return Buffer.concat(kept)
     }
 
     return new Response(stream, { headers: SSE_HEADERS })
