@@ -1,17 +1,21 @@
 /**
  * @module `npm run bench:gateway` (and the second table of `npm run bench`): streamed chat completions
- * through Hearth's OpenAI-compatible gateway and through Portkey's gateway (@portkey-ai/gateway), against
- * the same fake OpenAI upstream called directly, all measured in one run.
+ * through Hearth's OpenAI-compatible gateway, through a bare Bun relay (bench/targets/bare-relay.ts, the
+ * floor for any gateway on Bun) and through Portkey's gateway (@portkey-ai/gateway), against the same
+ * fake OpenAI upstream called directly, all measured in one run.
  *
  * Every process is separate: the fake upstream (bench/targets/fake-llm.ts, test/fakes/llm.ts streaming
- * 64 tokens with no delay), Hearth (`bun src/index.ts`), Portkey (its build/start-server.js under Bun) and
- * the load driver (bench/targets/stream-client.ts, one process per run). Throughput is measured with
- * BENCH_GATEWAY_CONNECTIONS concurrent streams, time to first byte also at concurrency 1 (no queueing),
- * both in interleaved rounds (direct, Hearth, Portkey; then Hearth, Portkey, direct; …) so a noisy moment
- * hits every target alike. Prints one table and three goal lines. See bench/README.md.
+ * 64 tokens with no delay), the bare relay, Hearth (`bun src/index.ts`), Portkey (its
+ * build/start-server.js under Bun) and the load driver (bench/targets/stream-client.ts, one process per
+ * run). Throughput is measured with BENCH_GATEWAY_CONNECTIONS concurrent streams in two CPU layouts —
+ * every process on every CPU, then each gateway pinned to a CPU of its own (taskset) — and time to first
+ * byte at concurrency 1 (no queueing), all in interleaved rounds (direct, bare, Hearth, Portkey; then
+ * bare, Hearth, Portkey, direct; …) so a noisy moment hits every target alike. Prints one table and the
+ * goal lines. See bench/README.md.
  *
- * Settings: BENCH_DURATION (seconds of measured load per target, default 5), BENCH_GATEWAY_CONNECTIONS
- * (default 32), BENCH_TTFB_REQUESTS (sequential requests per target for the c=1 columns, default 300).
+ * Settings: BENCH_DURATION (seconds of measured load per target and layout, default 5),
+ * BENCH_GATEWAY_CONNECTIONS (default 32), BENCH_TTFB_REQUESTS (sequential requests per target for the
+ * c=1 columns, default 300).
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
@@ -206,7 +210,7 @@ export async function runGatewayBench(): Promise<number> {
   const perRoundTtfb = Math.ceil(ttfbRequests! / rounds)
 
   // A hard stop whatever hangs: starts, setup, every driver run with its warm-ups, and the stops, with room to spare.
-  const budgetMs = 3 * 20_000 + 3 * (WARMUP_SEC + rounds * (roundSec + ROUND_WARMUP_SEC + 2) + rounds * 10) * 1000 + 60_000
+  const budgetMs = 4 * 20_000 + 4 * (WARMUP_SEC + 2 * rounds * (roundSec + ROUND_WARMUP_SEC + 2) + rounds * 10) * 1000 + 60_000
   const budget = setTimeout(() => {
     process.stderr.write(`bench gateway: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`)
     process.exit(1)
