@@ -92,6 +92,9 @@ interface Target {
   driverSeconds: number
   /** the load rounds with the gateway on a CPU of its own (see CPU layouts in bench/README.md) */
   own: ClientResult[]
+  /** in the own-CPU layout: the upstream's and the driver's CPU ms (what the other CPU spent) and the requests */
+  ownOthersCpuMs: number
+  ownRequests: number
 }
 
 /** CPU layouts: `shared` lets every process use every CPU; `own` gives the gateway the last CPU and the upstream and driver the others. */
@@ -239,6 +242,8 @@ export async function runGatewayBench(): Promise<number> {
     driverCpuMs: 0,
     driverSeconds: 0,
     own: [],
+    ownOthersCpuMs: 0,
+    ownRequests: 0,
   })
   const fail = (target: Target, error: unknown) => {
     exitCode = 1
@@ -354,12 +359,14 @@ export async function runGatewayBench(): Promise<number> {
             const upstreamBefore = upstreamPid === undefined ? undefined : processCpuMs(upstreamPid)
             const run = await drive(target, { mode: 'load', connections, seconds: roundSec, warmupSeconds: ROUND_WARMUP_SEC }, work.path, (roundSec + ROUND_WARMUP_SEC + 60) * 1000, driverCpus)
             noteErrors(target, run)
-            if (layout === 'own') {
-              target.own.push(run)
-              continue
-            }
             const gatewayAfter = target.pid === undefined ? undefined : processCpuMs(target.pid)
             const upstreamAfter = upstreamPid === undefined ? undefined : processCpuMs(upstreamPid)
+            if (layout === 'own') {
+              target.own.push(run)
+              if (upstreamBefore !== undefined && upstreamAfter !== undefined) target.ownOthersCpuMs += upstreamAfter - upstreamBefore + run.cpu_ms
+              target.ownRequests += run.requests_total
+              continue
+            }
             if (gatewayBefore !== undefined && gatewayAfter !== undefined) target.gatewayCpuMs += gatewayAfter - gatewayBefore
             if (upstreamBefore !== undefined && upstreamAfter !== undefined) target.upstreamCpuMs += upstreamAfter - upstreamBefore
             target.requestsServed += run.requests_total
@@ -434,6 +441,7 @@ export async function runGatewayBench(): Promise<number> {
       const per = (cpuMs: number) => `${Math.round((cpuMs * 1000) / target.requestsServed)} µs`
       notes.push(target.pid === undefined ? `upstream CPU ${per(target.upstreamCpuMs)}/completion` : `gateway CPU ${per(target.gatewayCpuMs)}/completion (upstream ${per(target.upstreamCpuMs)})`)
     }
+    if (target.ownRequests > 0) notes.push(`own CPU: upstream + driver ${Math.round((target.ownOthersCpuMs * 1000) / target.ownRequests)} µs/completion`)
     const perRound = target.load.map((run) => run.completions_per_s)
     if (perRound.length > 1) {
       const mean = perRound.reduce((a, b) => a + b, 0) / perRound.length
