@@ -20,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
-import { freePort, installExitHandlers, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
+import { freePort, installExitHandlers, postJson, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
 import type { ClientResult } from './targets/stream-client.ts'
 
 const root = join(import.meta.dir, '..')
@@ -124,17 +124,7 @@ async function startHearth(upstream: string): Promise<{ server: RunningServer; a
 }
 
 async function setUpHearth(origin: string, upstream: string): Promise<string> {
-  const post = async <T>(path: string, body: unknown, token?: string): Promise<T> => {
-    const response = await fetch(origin + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    })
-    const text = await response.text()
-    if (response.status !== 201) throw new Error(`POST ${path} answered ${response.status} (expected 201): ${text.slice(0, 300)}`)
-    return JSON.parse(text) as T
-  }
+  const post = <T>(path: string, body: unknown, token?: string) => postJson<T>(origin, path, body, 201, token)
   const { tokens } = await post<{ tokens: { access_token: string } }>('/api/v1/auth/register', BENCH_USER)
   const token = tokens.access_token
   const provider = await post<{ id: string }>('/api/v1/providers', { name: 'fake', type: 'openai_compatible', base_url: `${upstream}/v1`, api_key: 'x', scope: 'global' }, token)

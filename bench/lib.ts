@@ -644,3 +644,16 @@ export async function startHearthServer<T>(opts: {
     }
   }
 }
+
+/** POST a JSON body to a Hearth under test and return the parsed answer; any status but `status` is an error. */
+export async function postJson<T>(origin: string, path: string, body: unknown, status: number, token?: string): Promise<T> {
+  const response = await fetch(origin + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  })
+  const text = await response.text()
+  if (response.status !== status) throw new Error(`POST ${path} answered ${response.status} (expected ${status}): ${text.slice(0, 300)}`)
+  return JSON.parse(text) as T
+}

@@ -17,6 +17,7 @@ import {
   findLoadGenerator,
   freePort,
   installExitHandlers,
+  postJson,
   printTable,
   runCommand,
   runLoad,
@@ -164,17 +165,7 @@ interface BenchUser {
  * access token it returns.
  */
 async function registerBenchUser(origin: string): Promise<BenchUser> {
-  const post = async <T>(path: string, body: unknown, status: number, token?: string): Promise<T> => {
-    const response = await fetch(origin + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    })
-    const text = await response.text()
-    if (response.status !== status) throw new Error(`POST ${path} answered ${response.status} (expected ${status}): ${text.slice(0, 300)}`)
-    return JSON.parse(text) as T
-  }
+  const post = <T>(path: string, body: unknown, status: number, token?: string) => postJson<T>(origin, path, body, status, token)
   type Tokens = { tokens: { access_token: string; expires_in: number } }
   let tokens = (await post<Tokens>('/api/v1/auth/register', BENCH_USER, 201)).tokens
   let issuedAt = Date.now()
