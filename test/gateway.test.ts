@@ -253,13 +253,16 @@ eachDialect('gateway /v1 with the openai SDK', (dialect) => {
     expect((await s.client.models.list()).data.map((m) => m.id)).not.toContain('private-model')
   })
 
-  test('relayed streams: the usage event is cut out unless asked for, and its tokens are recorded either way', async () => {
+  test('relayed streams: the usage event and the "usage":null fields are cut out unless asked for, and the tokens are recorded either way', async () => {
     for (const wants of [false, true]) {
       const seen = new Set((await s.t.deps.database.db.select().from(s.t.deps.database.t.usage)).map((r) => r.id))
       const res = await s.client.chat.completions.create({ model: 'gpt-fake', messages, stream: true, ...(wants ? { stream_options: { include_usage: true } } : {}) }).asResponse()
       const events = (await res.text()).split('\n\n').filter(Boolean)
       expect(events.at(-1)).toBe('data: [DONE]')
       expect(events.filter((e) => e.includes('"usage":{')).length).toBe(wants ? 1 : 0)
+      // what OpenAI sends: "usage":null in every other chunk when asked for, no usage field at all when not
+      expect(events.filter((e) => e.includes('"usage":null')).length).toBe(wants ? events.length - 2 : 0)
+      if (!wants) expect(events.some((e) => e.includes('"usage"'))).toBe(false)
       // every event came through whole and in order: content chunks, then the finish chunk
       const deltas = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)) as OpenAI.ChatCompletionChunk)
       expect(deltas.map((d) => d.choices[0]?.delta.content ?? '').join('')).toBe(FIVE)

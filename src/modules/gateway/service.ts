@@ -1,7 +1,9 @@
 /**
  * @module The OpenAI-compatible gateway. OpenAI-type upstreams are relayed: the request goes out
  * as sent (model renamed, usage asked for), and the stream comes back event by event without being
- * rebuilt — only the usage chunk is read (and dropped when the client did not ask for it).
+ * rebuilt — only the usage chunk is read. When the client did not ask for usage, that chunk and the
+ * `"usage":null` the upstream then puts in every other chunk are cut out, so the client gets what
+ * the upstream would have sent it.
  * Anthropic and Gemini go through the provider-neutral stream and are written as OpenAI chunks.
  * Either way: usage recorded and credits settled; a failure before the first byte is a clean
  * OpenAI error, after it an error event and `[DONE]`; the client going away aborts the upstream.
@@ -19,6 +21,7 @@ const JSON_HEADERS = { 'content-type': 'application/json' }
 const EVENT_END = Buffer.from('\n\n')
 const DONE_MARK = Buffer.from('data: [DONE]')
 const USAGE_MARK = Buffer.from('"usage":{')
+const NULL_USAGE = Buffer.from(',"usage":null')
 const MAX_EVENT_BYTES = 4 * 1024 * 1024
 const encoder = new TextEncoder()
 /** what a completion may cost at most when the request sets no max_tokens and the model no max output */
@@ -121,7 +124,8 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
     }
 
     // Streaming: the upstream's bytes go out as they came, cut only at event boundaries; only an
-    // event carrying the usage is decoded (and dropped when the client did not ask for it).
+    // event carrying the usage is decoded. Unless the client asked for usage, that event and every
+    // `,"usage":null` are cut out.
     const reader = res.body!.getReader()
     let pending: Buffer = Buffer.alloc(0)
     let sawDone = false
@@ -145,7 +149,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
             const complete = bytes.subarray(0, cut + 2)
             pending = cut + 2 < bytes.length ? Buffer.from(bytes.subarray(cut + 2)) : Buffer.alloc(0)
             if (complete.includes(DONE_MARK)) sawDone = true
-            const out = takeUsage(complete)
+            const out = wantsUsage ? takeUsage(complete) : withoutNullUsage(takeUsage(complete))
             if (!out.length) continue
             controller.enqueue(out)
             return
@@ -340,6 +344,26 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       return { object: 'list' as const, data }
     },
   }
+}
+
+/**
+ * The bytes without `,"usage":null`, which an upstream asked for usage puts in every chunk and which
+ * OpenAI does not send a client that did not ask. (As with the usage mark, this cannot occur inside a
+ * JSON string.) One copy, only when there is something to cut.
+ */
+function withoutNullUsage(bytes: Buffer): Buffer {
+  let at = bytes.indexOf(NULL_USAGE)
+  if (at === -1) return bytes
+  const out = Buffer.allocUnsafe(bytes.length)
+  let length = 0
+  let from = 0
+  while (at !== -1) {
+    length += bytes.copy(out, length, from, at)
+    from = at + NULL_USAGE.length
+    at = bytes.indexOf(NULL_USAGE, from)
+  }
+  length += bytes.copy(out, length, from)
+  return out.subarray(0, length)
 }
 
 const errorEvent = (message: string) => `data: ${JSON.stringify(openaiError(message, 'upstream_error', 'upstream_error'))}\n\ndata: [DONE]\n\n`
