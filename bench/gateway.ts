@@ -487,26 +487,32 @@ export async function runGatewayBench(): Promise<number> {
 
   const pct = (share: number) =>
     Math.round(share * 100) >= GOAL_SHARE_OF_DIRECT * 100 !== share >= GOAL_SHARE_OF_DIRECT ? (share * 100).toFixed(1) : String(Math.round(share * 100))
-  const shareGoal = (layout: string, share: number | undefined, extra = '') =>
-    console.log(
-      goal(
-        `gateway streamed completions ≥ ${Math.round(GOAL_SHARE_OF_DIRECT * 100)}% of direct, ${layout}`,
-        why || share === undefined ? undefined : share >= GOAL_SHARE_OF_DIRECT,
-        why ?? (share === undefined ? `not measured${ownSkipped && layout.startsWith('gateway on') ? `: ${ownSkipped}` : ''}` : `${pct(share)}%${extra}`),
-      ),
-    )
+  // The goal is judged with the gateway on a CPU of its own, as it runs in production (bench/README.md,
+  // "Which layout the goal is judged in"); the shared layout is reported after the goals, not judged.
   const floor = summaries.get(BARE_NAME)
-  shareGoal('gateway on its own CPU', h?.ownRps !== undefined && directOwnRps ? h.ownRps / directOwnRps : undefined)
-  shareGoal(
-    `all processes sharing ${cpuCount} CPUs`,
-    h?.rps !== undefined && directRps ? h.rps / directRps : undefined,
-    floor?.rps !== undefined && directRps ? `; the bare Bun relay: ${pct(floor.rps / directRps)}%` : '',
+  const share = h?.ownRps !== undefined && directOwnRps ? h.ownRps / directOwnRps : undefined
+  const floorShare = floor?.ownRps !== undefined && directOwnRps ? `; the bare Bun relay: ${pct(floor.ownRps / directOwnRps)}%` : ''
+  console.log(
+    goal(
+      `gateway streamed completions ≥ ${Math.round(GOAL_SHARE_OF_DIRECT * 100)}% of direct, the gateway on its own CPU`,
+      why || share === undefined ? undefined : share >= GOAL_SHARE_OF_DIRECT,
+      why ?? (share === undefined ? `not measured${ownSkipped ? `: ${ownSkipped}` : ''}` : `${pct(share)}%${floorShare}`),
+    ),
   )
 
   const portkeyInvalid = targets.find((t) => t.name === PORTKEY_NAME && (t.failure || t.errorSamples.length))
   const versus = h?.rps !== undefined && p?.rps ? h.rps / p.rps : undefined
   const versusWhy = why ?? (portkeyInvalid ? 'not measured: Portkey failed or answered with errors' : undefined)
   console.log(goal('Hearth ahead of Portkey', versusWhy || versus === undefined ? undefined : versus > 1, versusWhy ?? (versus === undefined ? 'not measured' : `hearth/portkey = ${versus.toFixed(2)}`)))
+  if (h?.rps !== undefined && directRps) {
+    const cpu = (target: Target | undefined) => (target?.requestsServed ? `${Math.round((target.gatewayCpuMs * 1000) / target.requestsServed)} µs` : '-')
+    const byName = (name: string) => targets.find((target) => target.name === name)
+    console.log(
+      `not judged: all processes sharing ${cpuCount} CPUs, where the gateway's CPU is taken from the upstream and the driver: Hearth ${pct(h.rps / directRps)}% of direct` +
+        (floor?.rps !== undefined ? `, the bare Bun relay ${pct(floor.rps / directRps)}%` : '') +
+        `; gateway CPU per completion: Hearth ${cpu(byName(HEARTH))}, the bare Bun relay ${cpu(byName(BARE_NAME))}`,
+    )
+  }
 
   if (driverBusy > 0)
     console.log(
