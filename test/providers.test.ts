@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
+import { hostname } from 'node:os'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 import { register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
@@ -785,6 +786,70 @@ eachDialect('private upstream addresses', (dialect) => {
     const mine = await create(user.access, 'https://api.example.com/v1')
     expect((await t.request('PATCH', `/api/v1/providers/${mine.body.id}`, { token: user.access, body: { base_url: 'http://127.0.0.1:9/v1' } })).status).toBe(422)
     expect((await create(admin.access, 'http://127.0.0.1:11434/v1')).status).toBe(201)
+    // a host name is judged by what it resolves to: this machine's own name resolves to one of its addresses
+    const named = `http://${await privateName()}:9/v1`
+    expect((await create(user.access, named)).status).toBe(422)
+    expect((await t.request('PATCH', `/api/v1/providers/${mine.body.id}`, { token: user.access, body: { base_url: named } })).status).toBe(422)
+    expect((await create(admin.access, named)).status).toBe(201)
+    await t.close()
+  })
+
+  test("a user's provider whose name resolves to a private address later is refused before every call, and nothing is sent", async () => {
+    const t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
+    await register(t, 'ssrfadmin2')
+    const user = await register(t, 'ssrfuser2')
+    // as if the name had resolved to a public address when it was set, and was pointed at this machine since
+    const { db, t: tables } = t.deps.database
+    const [row] = await db.insert(tables.providers).values({ name: 'moved', type: 'openai_compatible', baseUrl: `http://${await privateName()}:${new URL(fake.url).port}/v1`, scope: 'personal', ownerId: user.id }).returning()
+    await createModel(t, user.access, { provider_id: row!.id, model_id: 'fake', name: 'moved-model' })
+    const key = (await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: 'k' } })).body.key as string
+    const before = fake.requests.length
+
+    const tested = await t.request('POST', `/api/v1/providers/${row!.id}/test`, { token: user.access })
+    expect(tested.body).toMatchObject({ ok: false, error: expect.stringContaining('private address') })
+    const sync = await t.request('POST', `/api/v1/providers/${row!.id}/sync-models`, { token: user.access })
+    expect({ status: sync.status, code: sync.body.code }).toEqual({ status: 502, code: 'UPSTREAM_ERROR' })
+    for (const stream of [false, true]) {
+      const res = await t.request('POST', '/v1/chat/completions', { token: key, body: { model: 'moved-model', messages: [{ role: 'user', content: 'hi' }], stream } })
+      expect({ status: res.status, code: res.body.error?.code }).toEqual({ status: 502, code: 'upstream_error' })
+      expect(res.body.error.message).toContain('private address')
+    }
+    expect(fake.requests.length).toBe(before)
+    await t.close()
+  })
+})
+
+/** This machine's own host name, which resolves (through /etc/hosts) to one of its loopback or private addresses. */
+async function privateName(): Promise<string> {
+  const name = hostname()
+  const addresses = (await Bun.dns.lookup(name)).map((a) => a.address)
+  // the tests above rely on this; a machine whose name resolves to a public address cannot run them
+  expect(addresses.some((a) => /^(127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|::1$|f[cd])/.test(a))).toBe(true)
+  return name
+}
+
+eachDialect('upstream redirects', (dialect) => {
+  test('a provider that redirects is an upstream error naming the redirect; the redirect is not followed', async () => {
+    const t = await createTestApp(dialect)
+    const admin = await register(t, 'rdadmin')
+    // answers every request with a 307 to the same path on the real fake
+    const redirector = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: (req) => new Response(null, { status: 307, headers: { location: fake.url + new URL(req.url).pathname } }) })
+    const base = `http://127.0.0.1:${redirector.port}/v1`
+    const key = (await t.request('POST', '/api/v1/api-keys', { token: admin.access, body: { name: 'k' } })).body.key as string
+    const before = fake.requests.length
+    for (const type of ['openai_compatible', 'anthropic'] as const) {
+      const provider = await createProvider(t, admin.access, { name: `rd-${type}`, type, base_url: base, api_key: 'k', scope: 'global' })
+      await createModel(t, admin.access, { provider_id: provider.id, model_id: 'fake', name: `rd-${type}` })
+      const tested = await t.request('POST', `/api/v1/providers/${provider.id}/test`, { token: admin.access })
+      expect(tested.body).toMatchObject({ ok: false, error: expect.stringContaining('307, a redirect, which is not followed') })
+      for (const stream of [false, true]) {
+        const res = await t.request('POST', '/v1/chat/completions', { token: key, body: { model: `rd-${type}`, messages: [{ role: 'user', content: 'hi' }], stream } })
+        expect({ type, stream, status: res.status, code: res.body.error?.code }).toEqual({ type, stream, status: 502, code: 'upstream_error' })
+        expect(res.body.error.message).toContain('a redirect, which is not followed')
+      }
+    }
+    expect(fake.requests.length).toBe(before)
+    await redirector.stop(true)
     await t.close()
   })
 })

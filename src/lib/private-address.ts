@@ -1,10 +1,12 @@
 /**
- * @module Whether a URL points at this machine or a private network, by its host as written
- * (`localhost`, or an IP literal in a loopback, private, link-local or shared range). Names that
- * resolve to such addresses are not caught: this stops the plain cases of a user aiming the server
- * at internal services, not DNS tricks.
+ * @module Whether a URL points at this machine or a private network: by its host as written
+ * (`localhost`, or an IP literal in a loopback, private, link-local or shared range), and, for a
+ * host name, by what it resolves to (any of its addresses). A name's answer is kept 30 s, like Bun's
+ * own DNS cache for fetch. A name that does not resolve is not private: a call to it fails anyway.
+ * What this cannot catch is a name whose answer changes between this check and the connection
+ * (DNS rebinding with a zero TTL).
  */
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIP, isIPv4, isIPv6 } from 'node:net'
 
 const V4_PRIVATE: [number, number][] = [
   [0x00000000, 8], // 0.0.0.0/8
@@ -21,15 +23,46 @@ function v4Private(ip: string): boolean {
   return V4_PRIVATE.some(([base, bits]) => (n & (bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0)) >>> 0 === base)
 }
 
-export function isPrivateUrl(url: string): boolean {
-  let host: string
+function hostOf(url: string): string | undefined {
   try {
-    host = new URL(url).hostname.toLowerCase()
+    const host = new URL(url).hostname.toLowerCase()
+    return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
   } catch {
-    return false
+    return undefined
   }
+}
+
+/** Whether the URL's host, as written, is this machine or a private address. */
+export function isPrivateUrl(url: string): boolean {
+  const host = hostOf(url)
+  return host !== undefined && isPrivateHost(host)
+}
+
+const RESOLVED_TTL_MS = 30_000
+const resolved = new Map<string, { private: boolean; until: number }>()
+
+/** Whether the URL's host is private as written or resolves to a private address. */
+export async function reachesPrivate(url: string): Promise<boolean> {
+  const host = hostOf(url)
+  if (host === undefined) return false
+  if (isPrivateHost(host)) return true
+  if (isIP(host)) return false
+  const now = Date.now()
+  const hit = resolved.get(host)
+  if (hit && hit.until > now) return hit.private
+  let answer: boolean
+  try {
+    answer = (await Bun.dns.lookup(host)).some((a) => isPrivateHost(a.address))
+  } catch {
+    return false // not kept: the name may resolve on the next call
+  }
+  if (resolved.size >= 1_000) resolved.clear()
+  resolved.set(host, { private: answer, until: now + RESOLVED_TTL_MS })
+  return answer
+}
+
+function isPrivateHost(host: string): boolean {
   if (host === 'localhost' || host.endsWith('.localhost')) return true
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1)
   if (isIPv4(host)) return v4Private(host)
   if (isIPv6(host)) {
     if (host === '::1' || host === '::') return true

@@ -82,18 +82,36 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * Every call to a provider is made with redirects not followed: a provider's base_url must be where
+ * it answers. Followed, a redirect could take the server to an address its user may not reach
+ * (loopback, the private network); a 3xx is an upstream error instead (upstreamStatusMessage).
+ */
+export const NO_REDIRECTS = 'manual' as const
+const fetchNoRedirects = ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, { ...init, redirect: NO_REDIRECTS })) as typeof fetch
+
+/** What to say of a provider's error answer: its own message when it sent one, else the status. Never request headers. */
+export function upstreamStatusMessage(status: number, body: string): string {
+  if (status >= 300 && status < 400) return `the provider answered ${status}, a redirect, which is not followed: set base_url to the address that answers`
+  try {
+    const parsed = JSON.parse(body) as { error?: { message?: string } | string; message?: string }
+    const msg = typeof parsed.error === 'string' ? parsed.error : (parsed.error?.message ?? parsed.message)
+    if (msg) return `the provider answered ${status}: ${msg}`
+  } catch {}
+  return `the provider answered ${status}`
+}
+
 export function languageModel(c: ProviderConnection, modelId: string): LanguageModel {
-  const baseURL = baseUrlOf(c)
-  const apiKey = c.apiKey ?? ''
+  const options = { baseURL: baseUrlOf(c), apiKey: c.apiKey ?? '', headers: c.headers, fetch: fetchNoRedirects }
   switch (c.type) {
     case 'openai':
-      return createOpenAI({ baseURL, apiKey, headers: c.headers }).chat(modelId)
+      return createOpenAI(options).chat(modelId)
     case 'openai_compatible':
-      return createOpenAICompatible({ name: 'upstream', baseURL, apiKey, headers: c.headers, includeUsage: true }).chatModel(modelId)
+      return createOpenAICompatible({ ...options, name: 'upstream', includeUsage: true }).chatModel(modelId)
     case 'anthropic':
-      return createAnthropic({ baseURL, apiKey, headers: c.headers })(modelId)
+      return createAnthropic(options)(modelId)
     case 'google':
-      return createGoogleGenerativeAI({ baseURL, apiKey, headers: c.headers })(modelId)
+      return createGoogleGenerativeAI(options)(modelId)
   }
 }
 
@@ -176,19 +194,9 @@ export async function* streamChat(c: ProviderConnection, req: ChatRequest, signa
 
 function toUpstreamError(error: unknown, timedOut: boolean, timeoutMs?: number): UpstreamError {
   if (timedOut) return new UpstreamError(`the provider sent nothing for ${timeoutMs ?? 0} ms`, undefined, 'timeout')
-  if (APICallError.isInstance(error)) return new UpstreamError(upstreamMessage(error), error.statusCode, 'http')
+  if (APICallError.isInstance(error)) return new UpstreamError(error.statusCode === undefined ? 'the provider answered with an error' : upstreamStatusMessage(error.statusCode, error.responseBody ?? ''), error.statusCode, 'http')
   const message = error instanceof Error ? error.message : String(error)
   return new UpstreamError(`the provider could not be reached: ${message}`, undefined, 'network')
-}
-
-/** The provider's own error message when it sent one, else the status. Never request headers. */
-function upstreamMessage(error: APICallError): string {
-  try {
-    const body = JSON.parse(error.responseBody ?? '') as { error?: { message?: string } | string; message?: string }
-    const msg = typeof body.error === 'string' ? body.error : (body.error?.message ?? body.message)
-    if (msg) return `the provider answered ${error.statusCode}: ${msg}`
-  } catch {}
-  return `the provider answered ${error.statusCode ?? 'with an error'}`
 }
 
 export interface UpstreamModel {
@@ -202,7 +210,7 @@ export async function listModels(c: ProviderConnection, signal?: AbortSignal): P
   const base = baseUrlOf(c)
   const key = c.apiKey ?? ''
   const timeout = AbortSignal.timeout(c.timeoutMs)
-  const init = (headers: Record<string, string>): RequestInit => ({ headers: { ...c.headers, ...headers }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout })
+  const init = (headers: Record<string, string>): RequestInit => ({ headers: { ...c.headers, ...headers }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout, redirect: NO_REDIRECTS })
   let res: Response
   try {
     if (c.type === 'anthropic') res = await fetch(`${base}/models?limit=1000`, init({ 'x-api-key': key, 'anthropic-version': '2023-06-01' }))
@@ -213,7 +221,7 @@ export async function listModels(c: ProviderConnection, signal?: AbortSignal): P
     throw new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network')
   }
   const text = await res.text()
-  if (!res.ok) throw new UpstreamError(upstreamMessage(new APICallError({ message: '', url: '', requestBodyValues: {}, statusCode: res.status, responseBody: text })), res.status)
+  if (!res.ok) throw new UpstreamError(upstreamStatusMessage(res.status, text), res.status)
   const body = JSON.parse(text) as {
     data?: { id: string; context_window?: number; context_length?: number }[]
     models?: { name: string; inputTokenLimit?: number; outputTokenLimit?: number }[]

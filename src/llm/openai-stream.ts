@@ -4,7 +4,7 @@
  * streamed token cost several times more CPU than the rest of the server's work on it.)
  */
 import type { ModelMessage } from 'ai'
-import { baseUrlOf, UpstreamError, type ChatEvent, type ChatRequest, type FinishReason, type ProviderConnection } from './index.ts'
+import { baseUrlOf, NO_REDIRECTS, UpstreamError, upstreamStatusMessage, type ChatEvent, type ChatRequest, type FinishReason, type ProviderConnection } from './index.ts'
 
 const FINISH: Record<string, FinishReason> = { stop: 'stop', length: 'length', tool_calls: 'tool_calls', function_call: 'tool_calls', content_filter: 'content_filter' }
 
@@ -83,6 +83,7 @@ export async function* streamOpenAI(c: ProviderConnection, req: ChatRequest, sig
         headers: { ...c.headers, 'content-type': 'application/json', ...(c.apiKey ? { authorization: `Bearer ${c.apiKey}` } : {}) },
         body: JSON.stringify(openAIBody(req)),
         signal: controller.signal,
+        redirect: NO_REDIRECTS,
       })
     } catch (error) {
       if (timedOut) throw timeout()
@@ -90,14 +91,7 @@ export async function* streamOpenAI(c: ProviderConnection, req: ChatRequest, sig
       throw new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network')
     }
     if (!res.ok) {
-      const text = await res.text().catch(() => '')
-      let message = `the provider answered ${res.status}`
-      try {
-        const e = (JSON.parse(text) as { error?: { message?: string } | string }).error
-        const m = typeof e === 'string' ? e : e?.message
-        if (m) message += `: ${m}`
-      } catch {}
-      throw new UpstreamError(message, res.status)
+      throw new UpstreamError(upstreamStatusMessage(res.status, await res.text().catch(() => '')), res.status)
     }
 
     const tools = new Map<number, { id: string; name: string; arguments: string }>()

@@ -188,7 +188,7 @@ export function createChatService(deps: ChatDeps) {
       }, FLUSH_MS)
 
       try {
-        const events = streamChat(await providers.connection(model.provider), { model: model.model.modelId, ...ctx.request, temperature: ctx.temperature, maxTokens: ctx.maxTokens }, run.signal)
+        const events = streamChat(await providers.connection(model.provider, p), { model: model.model.modelId, ...ctx.request, temperature: ctx.temperature, maxTokens: ctx.maxTokens }, run.signal)
         for await (const e of events) {
           ttft ??= Math.round(performance.now() - started)
           if (e.type === 'text') {
@@ -260,7 +260,7 @@ export function createChatService(deps: ChatDeps) {
       const titleRef = await configs.value('chat', 'title_model')
       const titleModel = titleRef ? await resolveModel(p, titleRef) : model
       const prompt = `Write a title of at most six words for this conversation. Reply with the title only.\n\nUser: ${question.slice(0, 2000)}\nAssistant: ${answer.slice(0, 2000)}`
-      for await (const e of streamChat(await providers.connection(titleModel.provider), { model: titleModel.model.modelId, messages: [{ role: 'user', content: prompt }], maxTokens: 24 })) if (e.type === 'text') title += e.text
+      for await (const e of streamChat(await providers.connection(titleModel.provider, p), { model: titleModel.model.modelId, messages: [{ role: 'user', content: prompt }], maxTokens: 24 })) if (e.type === 'text') title += e.text
     } catch {}
     title = title.replace(/^["'\s#*]+|["'\s*]+$/g, '').split('\n')[0]!.slice(0, 100)
     if (!title) title = firstWords(question)

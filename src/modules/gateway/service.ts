@@ -10,7 +10,7 @@
  */
 import { SSE_HEADERS } from '../../lib/sse.ts'
 import type { Logger } from '../../lib/logger.ts'
-import { baseUrlOf, streamChat, UpstreamError, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
+import { baseUrlOf, NO_REDIRECTS, streamChat, UpstreamError, upstreamStatusMessage, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
 import type { ProvidersService, ResolvedModel } from '../providers/service.ts'
 import { costOf, type UsageService } from '../usage/service.ts'
@@ -93,6 +93,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
         headers: { ...conn.headers, 'content-type': 'application/json', ...(conn.apiKey ? { authorization: `Bearer ${conn.apiKey}` } : {}) },
         body: JSON.stringify(body),
         signal: upstream.signal,
+        redirect: NO_REDIRECTS,
       })
     } catch (error) {
       cleanup()
@@ -104,7 +105,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       const text = await res.text().catch(() => '')
       cleanup()
       m.end('error', { inputTokens: 0, outputTokens: 0 })
-      return upstreamFailure(new UpstreamError(upstreamMessage(res.status, text), res.status))
+      return upstreamFailure(new UpstreamError(upstreamStatusMessage(res.status, text), res.status))
     }
 
     if (!req.stream) {
@@ -321,11 +322,12 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       }
       const m = meter(principal, resolved, held)
       try {
-        const conn = await providers.connection(resolved.provider)
+        const conn = await providers.connection(resolved.provider, principal)
         const openaiType = resolved.provider.type === 'openai' || resolved.provider.type === 'openai_compatible'
         return await (openaiType ? relay : translate)(req, resolved, conn, m, clientSignal)
       } catch (error) {
         m.end('error', { inputTokens: 0, outputTokens: 0 })
+        if (error instanceof UpstreamError) return upstreamFailure(error)
         logger.error('gateway failure', { error, model: req.model })
         return errorResponse(500, 'An unexpected error occurred', 'server_error', 'internal_error')
       }
@@ -369,14 +371,5 @@ function withoutNullUsage(bytes: Buffer): Buffer {
 const errorEvent = (message: string) => `data: ${JSON.stringify(openaiError(message, 'upstream_error', 'upstream_error'))}\n\ndata: [DONE]\n\n`
 
 const asUpstream = (error: unknown) => (error instanceof UpstreamError ? error : new UpstreamError('the provider failed', undefined, 'network'))
-
-function upstreamMessage(status: number, body: string): string {
-  try {
-    const parsed = JSON.parse(body) as { error?: { message?: string } | string; message?: string }
-    const msg = typeof parsed.error === 'string' ? parsed.error : (parsed.error?.message ?? parsed.message)
-    if (msg) return `the provider answered ${status}: ${msg}`
-  } catch {}
-  return `the provider answered ${status}`
-}
 
 export type Gateway = ReturnType<typeof createGateway>

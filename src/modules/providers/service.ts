@@ -9,8 +9,8 @@ import { isUniqueViolation } from '../../db/errors.ts'
 import { AppError, conflict, forbidden, notFound } from '../../lib/errors.ts'
 import type { SecretBox } from '../../lib/secrets.ts'
 import { secretHint } from '../../lib/secrets.ts'
-import { isPrivateUrl } from '../../lib/private-address.ts'
-import { listModels, streamChat, UpstreamError, type ProviderConnection, type ProviderType } from '../../llm/index.ts'
+import { reachesPrivate } from '../../lib/private-address.ts'
+import { baseUrlOf, listModels, streamChat, UpstreamError, type ProviderConnection, type ProviderType } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
 
 type ProviderRow = Database['t']['providers']['$inferSelect']
@@ -132,16 +132,24 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
     await q.update(t.providers).set({ isDefault: false }).where(and(eq(t.providers.scope, row.scope), owner, sql`${t.providers.id} <> ${row.id}`))
   }
 
-  /** Only admins may aim the server at loopback or private addresses (unless the instance allows it). */
-  const checkBaseUrl = (p: Principal, url: string | null | undefined) => {
-    if (url && p.role !== 'admin' && !deps.allowPrivateUpstreams && isPrivateUrl(url))
-      throw new AppError(422, 'VALIDATION_ERROR', 'Only admins may use loopback or private addresses', [{ path: 'base_url', message: 'loopback and private addresses are for admins' }])
+  /**
+   * Only admins may aim the server at loopback or private addresses, by IP or by a name that
+   * resolves to one (unless the instance allows it). Checked when a base_url is set, and again
+   * before every call to a user's own provider, since a name can be made to resolve elsewhere later.
+   */
+  const mayReachPrivate = (p: Principal) => p.role === 'admin' || deps.allowPrivateUpstreams
+  const checkBaseUrl = async (p: Principal, url: string | null | undefined) => {
+    if (url && !mayReachPrivate(p) && (await reachesPrivate(url)))
+      throw new AppError(422, 'VALIDATION_ERROR', 'Only admins may use loopback or private addresses', [{ path: 'base_url', message: 'loopback and private addresses (also by a name that resolves to one) are for admins' }])
   }
 
   const sealHeaders = async (headers: Record<string, string> | null | undefined) =>
     headers && Object.keys(headers).length ? secrets.encrypt(JSON.stringify(headers)) : null
 
-  async function connection(p: ProviderRow): Promise<ProviderConnection> {
+  /** How to call a provider, for `caller` (who can see it: its owner, or anyone for a global one). */
+  async function connection(p: ProviderRow, caller: Principal): Promise<ProviderConnection> {
+    if (p.scope === 'personal' && !mayReachPrivate(caller) && (await reachesPrivate(baseUrlOf(p))))
+      throw new UpstreamError('the provider is at a loopback or private address, which only admins may use', undefined, 'network')
     const cached = connections.get(p.id)
     if (cached && cached.updatedAt === p.updatedAt.getTime()) return cached.connection
     const c: ProviderConnection = {
@@ -186,7 +194,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
     async create(p: Principal, input: ProviderInput): Promise<ProviderRow> {
       const scope = input.scope ?? 'personal'
       if (scope === 'global' && p.role !== 'admin') throw forbidden('Only admins create global providers')
-      checkBaseUrl(p, input.base_url)
+      await checkBaseUrl(p, input.base_url)
       if (input.type === 'openai_compatible' && !input.base_url) throw new AppError(422, 'VALIDATION_ERROR', 'An openai_compatible provider needs a base_url', [{ path: 'base_url', message: 'required for openai_compatible' }])
       const [row] = await db
         .insert(t.providers)
@@ -210,7 +218,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
 
     async update(p: Principal, id: string, input: Partial<Omit<ProviderInput, 'scope' | 'type'>>): Promise<ProviderRow> {
       const before = await getWritable(p, id)
-      checkBaseUrl(p, input.base_url)
+      await checkBaseUrl(p, input.base_url)
       const values: Partial<Database['t']['providers']['$inferInsert']> = { updatedAt: new Date() }
       if (input.name !== undefined) values.name = input.name
       if (input.base_url !== undefined) values.baseUrl = input.base_url
@@ -241,7 +249,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       const row = await getVisible(p, id)
       const started = performance.now()
       try {
-        const found = await listModels(await connection(row))
+        const found = await listModels(await connection(row, p))
         return { ok: true, latency_ms: Math.round(performance.now() - started), models_found: found.length }
       } catch (error) {
         return { ok: false, latency_ms: Math.round(performance.now() - started), models_found: 0, error: error instanceof UpstreamError ? error.message : 'the provider could not be reached' }
@@ -253,7 +261,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       const row = await getWritable(p, id)
       let found
       try {
-        found = await listModels(await connection(row))
+        found = await listModels(await connection(row, p))
       } catch (error) {
         throw new AppError(502, 'UPSTREAM_ERROR', error instanceof UpstreamError ? error.message : 'the provider could not be reached')
       }
@@ -351,7 +359,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       const { model, provider } = await modelOf(p, id)
       const started = performance.now()
       try {
-        for await (const _ of streamChat(await connection(provider), { model: model.modelId, messages: [{ role: 'user', content: 'Reply with OK.' }], maxTokens: 5 })) void _
+        for await (const _ of streamChat(await connection(provider, p), { model: model.modelId, messages: [{ role: 'user', content: 'Reply with OK.' }], maxTokens: 5 })) void _
         return { ok: true, latency_ms: Math.round(performance.now() - started) }
       } catch (error) {
         return { ok: false, latency_ms: Math.round(performance.now() - started), error: error instanceof UpstreamError ? error.message : 'the model could not be called' }
