@@ -34,6 +34,21 @@ function build(db: TestDatabase) {
       const u = await createUser(db.database, body)
       return { id: u.id }
     }, { body: z.object({ username: z.string(), email: z.string(), password: z.string() }) })
+    // handlers that return a Response of their own: the request id must reach it too
+    .get('/raw', ({ set }) => {
+      set.headers['ratelimit-remaining'] = 7 as unknown as string
+      return new Response('{"raw":true}', { headers: { 'content-type': 'application/json', 'x-own': 'kept' } })
+    })
+    .get('/raw-stream', () => new Response(new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('data: 1\n\n')), c.close()) }), { headers: { 'content-type': 'text/event-stream' } }))
+    .get('/raw-created', ({ set }) => {
+      set.status = 201
+      return new Response('made')
+    })
+    .get('/raw-cookie', ({ set }) => {
+      set.headers['set-cookie'] = 'a=1; Path=/'
+      return new Response('with cookie')
+    })
+    .get('/raw-redirect', () => Response.redirect('http://example.com/elsewhere', 302))
   routes.load(a.routes)
   return a
 }
@@ -158,6 +173,20 @@ describe('request id and access log', () => {
     expect((await req('GET', '/forbidden', { headers: { 'x-request-id': 'abc-123' } })).headers.get('x-request-id')).toBe('abc-123')
     const replaced = (await req('GET', '/forbidden', { headers: { 'x-request-id': 'bad id\u0001' } })).headers.get('x-request-id')!
     expect(replaced).toMatch(/^[0-9a-f-]{23}-[0-9a-z]+$/)
+  })
+
+  test('a handler that returns its own Response gets the request id and the other set headers, its own headers kept', async () => {
+    const raw = await req('GET', '/raw', { headers: { 'x-request-id': 'raw-1' } })
+    expect({ status: raw.status, body: raw.body, id: raw.headers.get('x-request-id'), own: raw.headers.get('x-own'), limit: raw.headers.get('ratelimit-remaining') }).toEqual({ status: 200, body: { raw: true }, id: 'raw-1', own: 'kept', limit: '7' })
+    const stream = await req('GET', '/raw-stream', { headers: { 'x-request-id': 'raw-2' } })
+    expect({ text: stream.text, id: stream.headers.get('x-request-id'), type: stream.headers.get('content-type') }).toEqual({ text: 'data: 1\n\n', id: 'raw-2', type: 'text/event-stream' })
+    const created = await req('GET', '/raw-created', { headers: { 'x-request-id': 'raw-3' } })
+    expect({ status: created.status, text: created.text, id: created.headers.get('x-request-id') }).toEqual({ status: 201, text: 'made', id: 'raw-3' })
+    const cookie = await req('GET', '/raw-cookie', { headers: { 'x-request-id': 'raw-4' } })
+    expect({ text: cookie.text, id: cookie.headers.get('x-request-id'), cookie: cookie.headers.get('set-cookie') }).toEqual({ text: 'with cookie', id: 'raw-4', cookie: 'a=1; Path=/' })
+    // Response.redirect's headers cannot change: Elysia merges them as before
+    const moved = await req('GET', '/raw-redirect', { headers: { 'x-request-id': 'raw-5' } })
+    expect({ status: moved.status, location: moved.headers.get('location'), id: moved.headers.get('x-request-id') }).toEqual({ status: 302, location: 'http://example.com/elsewhere', id: 'raw-5' })
   })
 
   test('one JSON line per request: method, path without query, status, duration, request id; never tokens or bodies', async () => {

@@ -18,14 +18,15 @@ function createRequestIds() {
 }
 
 export function requestContextPlugin(deps: { logger: Logger }) {
-  const started = new WeakMap<Request, number>()
+  const started = new WeakMap<Request, { at: number; id: string }>()
   const nextId = createRequestIds()
   const accessLog = deps.logger.enabled('info')
   const plugin = new Elysia({ name: 'hearth.request-context' })
     .onRequest(({ request, set }) => {
-      if (accessLog) started.set(request, performance.now())
       const incoming = request.headers.get('x-request-id')
-      set.headers['x-request-id'] = incoming && REQUEST_ID.test(incoming) ? incoming : nextId()
+      const id = incoming && REQUEST_ID.test(incoming) ? incoming : nextId()
+      set.headers['x-request-id'] = id
+      if (accessLog) started.set(request, { at: performance.now(), id })
       const length = request.headers.get('content-length')
       if (length !== null && Number(length) > JSON_BODY_LIMIT && !isMultipart(request)) throw payloadTooLarge(JSON_BODY_LIMIT)
     })
@@ -40,18 +41,36 @@ export function requestContextPlugin(deps: { logger: Logger }) {
         throw new AppError(400, 'VALIDATION_ERROR', 'The request body is not valid JSON')
       }
     })
+    // A handler that returns a Response (the gateway, /auth/me, files) would have Elysia build a new
+    // one to merge `set.headers` (request id, rate limits) into a copy of its headers; measured, that
+    // is a visible part of such a request. The headers are moved onto the Response instead, which
+    // Elysia then passes on as it is. Cookies, and a Response whose headers cannot change, are left
+    // to Elysia. (The hook returns what it was given: on Elysia's error path what it returns
+    // replaces the response even when undefined.)
+    .mapResponse({ as: 'global' }, ({ response, set }) => {
+      if (!(response instanceof Response) || set.cookie) return response as Response // (typed as Response | void)
+      const headers = set.headers as Record<string, string | number>
+      if ('set-cookie' in headers) return response
+      try {
+        for (const name in headers) if (!response.headers.has(name)) response.headers.set(name, String(headers[name]))
+      } catch {
+        return response
+      }
+      set.headers = {}
+      return response
+    })
   // The access log hook costs on every request: only there when its lines are written.
   if (!accessLog) return plugin
   return plugin.onAfterResponse({ as: 'global' }, ({ request, set }) => {
-    const t0 = started.get(request)
+    const start = started.get(request)
     const url = request.url
     const q = url.indexOf('?', 8)
     deps.logger.info('request', {
       method: request.method,
       path: url.slice(url.indexOf('/', 8), q === -1 ? undefined : q),
       status: typeof set.status === 'number' ? set.status : 200,
-      duration_ms: t0 === undefined ? undefined : Math.round((performance.now() - t0) * 100) / 100,
-      request_id: set.headers['x-request-id'],
+      duration_ms: start === undefined ? undefined : Math.round((performance.now() - start.at) * 100) / 100,
+      request_id: start?.id,
     })
   })
 }
