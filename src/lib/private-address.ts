@@ -32,12 +32,6 @@ function hostOf(url: string): string | undefined {
   }
 }
 
-/** Whether the URL's host, as written, is this machine or a private address. */
-export function isPrivateUrl(url: string): boolean {
-  const host = hostOf(url)
-  return host !== undefined && isPrivateHost(host)
-}
-
 const RESOLVED_TTL_MS = 30_000
 const resolved = new Map<string, { private: boolean; until: number }>()
 
