@@ -847,6 +847,10 @@ eachDialect('upstream redirects', (dialect) => {
         expect({ type, stream, status: res.status, code: res.body.error?.code }).toEqual({ type, stream, status: 502, code: 'upstream_error' })
         expect(res.body.error.message).toContain('a redirect, which is not followed')
       }
+      const conversation = (await t.request('POST', '/api/v1/conversations', { token: admin.access, body: {} })).body.id
+      const chat = await t.request('POST', `/api/v1/conversations/${conversation}/messages`, { token: admin.access, body: { content: 'hi', model_id: `rd-${type}` } })
+      expect({ type, status: chat.status, code: chat.body.code }).toEqual({ type, status: 502, code: 'UPSTREAM_ERROR' })
+      expect(chat.body.detail).toContain('a redirect, which is not followed')
     }
     expect(fake.requests.length).toBe(before)
     await redirector.stop(true)
