@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
-import { HEARTH_BENCH_ENV, installExitHandlers, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
+import { HEARTH_BENCH_ENV, runAsScript, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
 import type { ChatClientResult } from './targets/chat-client.ts'
 import type { ProbeSample } from './targets/mem-probe.ts'
 import type { Ready, Report } from './targets/sse-client.ts'
@@ -765,12 +765,4 @@ export async function runChatBench(): Promise<number> {
   return exitCode
 }
 
-if (import.meta.main) {
-  installExitHandlers()
-  try {
-    process.exit(await runChatBench())
-  } catch (error) {
-    process.stderr.write(`bench chat: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
-    process.exit(1)
-  }
-}
+if (import.meta.main) await runAsScript('bench chat', runChatBench)

@@ -20,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
-import { freePort, installExitHandlers, postJson, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
+import { freePort, runAsScript, postJson, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
 import type { ClientResult } from './targets/stream-client.ts'
 
 const root = join(import.meta.dir, '..')
@@ -524,12 +524,4 @@ export async function runGatewayBench(): Promise<number> {
   return exitCode
 }
 
-if (import.meta.main) {
-  installExitHandlers()
-  try {
-    process.exit(await runGatewayBench())
-  } catch (error) {
-    process.stderr.write(`bench gateway: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
-    process.exit(1)
-  }
-}
+if (import.meta.main) await runAsScript('bench gateway', runGatewayBench)

@@ -65,6 +65,17 @@ export function installExitHandlers(): void {
   })
 }
 
+/** A benchmark script's entry point: exit handlers, then exit with what `run` returns, or 1 (with the stack) when it throws. */
+export async function runAsScript(name: string, run: () => Promise<number>): Promise<never> {
+  installExitHandlers()
+  try {
+    process.exit(await run())
+  } catch (error) {
+    process.stderr.write(`${name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    process.exit(1)
+  }
+}
+
 /** A fresh directory under the OS temp dir, deleted by `remove()` or at exit at the latest. */
 export function tempDir(prefix = 'hearth-bench-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix))
