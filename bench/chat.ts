@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
-import { HEARTH_BENCH_ENV, runAsScript, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
+import { HEARTH_BENCH_ENV, formatMs, renderTable, hardStop, runAsScript, samplePercentile, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
 import type { ChatClientResult } from './targets/chat-client.ts'
 import type { ProbeSample } from './targets/mem-probe.ts'
 import type { Ready, Report } from './targets/sse-client.ts'
@@ -518,23 +518,6 @@ async function runChats(upstream: { url: string; pid: number }, chats: number, r
 
 // ─── output ─────────────────────────────────────────────────────────────────────────────────────
 
-function percentile(values: number[], p: number): number | undefined {
-  if (!values.length) return undefined
-  const sorted = Float64Array.from(values).sort()
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
-}
-
-function renderTable(header: string[], cells: string[][], numeric: Set<number>): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)))
-  const render = (line: string[]) =>
-    line
-      .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
-      .join(' │ ')
-      .trimEnd()
-  return [render(header), widths.map((width) => '─'.repeat(width)).join('─┼─'), ...cells.map(render)].join('\n')
-}
-
-const ms = (value: number | undefined) => (value === undefined ? '-' : value < 10 ? value.toFixed(2) : value.toFixed(1))
 const mb = (bytes: number | undefined) => (bytes === undefined ? '-' : (bytes / MB).toFixed(1))
 const count = (n: number) => n.toLocaleString('en-US')
 
@@ -611,8 +594,8 @@ function summarizeChats(row: ChatRow): ChatSummary {
   return {
     rate: wall > 0 && !row.failure ? chats / (wall / 1000) : undefined,
     wallMedian: walls.length ? walls[Math.floor((walls.length - 1) / 2)] : undefined,
-    p50: percentile(row.ttfd, 50),
-    p99: percentile(row.ttfd, 99),
+    p50: samplePercentile(row.ttfd, 50),
+    p99: samplePercentile(row.ttfd, 99),
   }
 }
 
@@ -642,8 +625,8 @@ function chatTable(rows: ChatRow[], readyMs: number | undefined): string {
       row.name,
       s.rate === undefined ? '-' : s.rate.toFixed(1),
       s.rate === undefined || !directRate ? '-' : `${(s.rate / directRate).toFixed(2)}x`,
-      ms(s.p50),
-      ms(s.p99),
+      formatMs(s.p50),
+      formatMs(s.p99),
       s.wallMedian === undefined ? '-' : (s.wallMedian / 1000).toFixed(2),
       count(row.errors),
       notes.join('; '),
@@ -676,11 +659,7 @@ export async function runChatBench(): Promise<number> {
   const sseBudget = doSse ? 2 * (30_000 + SETTLE_MS + 60_000 + subscribers! * 10 + 30_000 + holdSec! * 1000 + 60_000 + 20_000) : 0
   const chatBudget = doChats ? 60_000 + chats! * (rounds! + 1) * 100 + (rounds! * 2 + 2) * 200_000 : 0
   const budgetMs = 30_000 + sseBudget + chatBudget
-  const budget = setTimeout(() => {
-    process.stderr.write(`bench chat: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`)
-    process.exit(1)
-  }, budgetMs)
-  budget.unref()
+  const budget = hardStop('bench chat', budgetMs)
 
   const work = tempDir('hearth-bench-chat-results-')
   let exitCode = 0

@@ -20,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
-import { freePort, runAsScript, postJson, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
+import { freePort, formatMs, renderTable, hardStop, runAsScript, samplePercentile, postJson, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
 import type { ClientResult } from './targets/stream-client.ts'
 
 const root = join(import.meta.dir, '..')
@@ -136,12 +136,6 @@ async function setUpHearth(origin: string, upstream: string): Promise<string> {
 
 // ─── statistics and output ──────────────────────────────────────────────────────────────────────
 
-function percentile(values: number[], p: number): number | undefined {
-  if (!values.length) return undefined
-  const sorted = Float64Array.from(values).sort()
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
-}
-
 interface Summary {
   rps?: number
   ownRps?: number
@@ -162,23 +156,11 @@ function summarize(target: Target): Summary {
   return {
     rps: target.failure ? undefined : rateOf(target.load),
     ownRps: target.failure ? undefined : rateOf(target.own),
-    ttfbP50: percentile(target.ttfbSamples, 50),
-    ttfbP99: percentile(target.ttfbSamples, 99),
-    loadTtfbP50: percentile(target.loadSamples, 50),
+    ttfbP50: samplePercentile(target.ttfbSamples, 50),
+    ttfbP99: samplePercentile(target.ttfbSamples, 99),
+    loadTtfbP50: samplePercentile(target.loadSamples, 50),
     errors: target.errorCount,
   }
-}
-
-const ms = (value: number | undefined) => (value === undefined ? '-' : value < 10 ? value.toFixed(2) : value.toFixed(1))
-
-function renderTable(header: string[], cells: string[][], numeric: Set<number>): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)))
-  const render = (line: string[]) =>
-    line
-      .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
-      .join(' │ ')
-      .trimEnd()
-  return [render(header), widths.map((width) => '─'.repeat(width)).join('─┼─'), ...cells.map(render)].join('\n')
 }
 
 /** PASS/FAIL with the number, never a rounded number that seems to contradict the verdict. */
@@ -204,11 +186,7 @@ export async function runGatewayBench(): Promise<number> {
 
   // A hard stop whatever hangs: starts, setup, every driver run with its warm-ups, and the stops, with room to spare.
   const budgetMs = 4 * 20_000 + 4 * (WARMUP_SEC + 2 * rounds * (roundSec + ROUND_WARMUP_SEC + 2) + rounds * 10) * 1000 + 60_000
-  const budget = setTimeout(() => {
-    process.stderr.write(`bench gateway: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`)
-    process.exit(1)
-  }, budgetMs)
-  budget.unref()
+  const budget = hardStop('bench gateway', budgetMs)
 
   const work = tempDir('hearth-bench-gateway-results-')
   const stops: (() => Promise<void>)[] = []
@@ -445,9 +423,9 @@ export async function runGatewayBench(): Promise<number> {
       s.rps === undefined || !directRps ? '-' : `${(s.rps / directRps).toFixed(2)}x`,
       s.ownRps === undefined ? '-' : Math.round(s.ownRps).toLocaleString('en-US'),
       s.ownRps === undefined || !directOwnRps ? '-' : `${(s.ownRps / directOwnRps).toFixed(2)}x`,
-      ms(s.ttfbP50),
-      ms(s.ttfbP99),
-      ms(s.loadTtfbP50),
+      formatMs(s.ttfbP50),
+      formatMs(s.ttfbP99),
+      formatMs(s.loadTtfbP50),
       String(s.errors),
       notes.join('; '),
     ]

@@ -76,6 +76,16 @@ export async function runAsScript(name: string, run: () => Promise<number>): Pro
   }
 }
 
+/** A hard stop for a benchmark that hangs: after `ms` it says so and exits 1 (the exit handlers stop the children). Clear it to disarm. */
+export function hardStop(name: string, ms: number): ReturnType<typeof setTimeout> {
+  const timer = setTimeout(() => {
+    process.stderr.write(`${name}: still running after ${Math.round(ms / 1000)} s; giving up\n`)
+    process.exit(1)
+  }, ms)
+  timer.unref()
+  return timer
+}
+
 /** A fresh directory under the OS temp dir, deleted by `remove()` or at exit at the latest. */
 export function tempDir(prefix = 'hearth-bench-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix))
@@ -571,20 +581,13 @@ export function printTable(rows: Row[], options: { baseline?: string; print?: (t
     row.cpuUsPerRequest === undefined ? '-' : row.cpuUsPerRequest.toFixed(1),
     row.note ?? '',
   ])
-  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)))
-  const numeric = new Set([1, 2, 3, 4, 5])
-  const render = (line: string[]) =>
-    line
-      .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
-      .join(' │ ')
-      .trimEnd()
-  const rule = widths.map((width) => '─'.repeat(width)).join('─┼─')
-  const text = [render(header), rule, ...cells.map(render)].join('\n')
+  const text = renderTable(header, cells, new Set([1, 2, 3, 4, 5]))
   ;(options.print ?? console.log)(text)
   return text
 }
 
-function formatMs(ms: number | undefined): string {
+/** Milliseconds for a table cell: two decimals under 10, one above, `-` when not measured. */
+export function formatMs(ms: number | undefined): string {
   if (ms === undefined || Number.isNaN(ms)) return '-'
   return ms < 10 ? ms.toFixed(2) : ms.toFixed(1)
 }
@@ -667,4 +670,22 @@ export async function postJson<T>(origin: string, path: string, body: unknown, s
   const text = await response.text()
   if (response.status !== status) throw new Error(`POST ${path} answered ${response.status} (expected ${status}): ${text.slice(0, 300)}`)
   return JSON.parse(text) as T
+}
+
+/** Nearest-rank percentile of raw samples; undefined when there are none. */
+export function samplePercentile(values: number[], p: number): number | undefined {
+  if (!values.length) return undefined
+  const sorted = Float64Array.from(values).sort()
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
+}
+
+/** A plain-text table: columns padded to their widest cell, `numeric` columns right-aligned. */
+export function renderTable(header: string[], cells: string[][], numeric: Set<number>): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)))
+  const render = (line: string[]) =>
+    line
+      .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+      .join(' │ ')
+      .trimEnd()
+  return [render(header), widths.map((width) => '─'.repeat(width)).join('─┼─'), ...cells.map(render)].join('\n')
 }

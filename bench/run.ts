@@ -16,6 +16,7 @@ import {
   combineLoads,
   findLoadGenerator,
   freePort,
+  hardStop,
   installExitHandlers,
   postJson,
   printTable,
@@ -297,11 +298,7 @@ async function main(): Promise<number> {
 
   // A hard stop, whatever hangs (the install and build above have their own timeouts): every row's load, starts and stops, with room to spare.
   const budgetMs = targets.length * ((rounds * roundSec + WARMUP_SEC) * 1000 + 60_000) + BINARY_STARTS * 30_000 + 60_000
-  budgetTimer = setTimeout(() => {
-    process.stderr.write(`bench: still running after ${Math.round(budgetMs / 1000)} s; giving up\n`)
-    process.exit(1)
-  }, budgetMs)
-  budgetTimer.unref()
+  budgetTimer = hardStop('bench', budgetMs)
 
   // Every target is started and warmed up first; the measured load then runs in interleaved rounds of
   // about a second (A B C, B C A, C A B, …), so a busy moment on the machine is shared by all rows
