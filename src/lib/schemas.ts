@@ -13,15 +13,29 @@ export const problemSchema = z
   })
   .meta({ id: 'Problem', description: 'RFC 9457 problem details' })
 
+/** The `{id}` of a resource path. */
+export const idParams = z.object({ id: z.string().min(1).max(64) })
+
+/**
+ * The problem answers a route can give, by status — `problems(401, 404, 429)` — so that each route
+ * lists the statuses it can really answer with, in its OpenAPI document and its Eden type.
+ * (Any route with a JSON body can also answer 400 for unparseable JSON and 413 for a body over
+ * 1 MiB; docs/api.md §1 says so once instead of every route.)
+ */
+export const problems = <S extends number>(...statuses: S[]) => Object.fromEntries(statuses.map((s) => [s, problemSchema])) as { [K in S]: typeof problemSchema }
+
 export const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   offset: z.coerce.number().int().min(0).default(0),
 })
 
-/** The list envelope of API.md §1 for one page of `rows` out of `total`. */
+/** The list envelope (docs/api.md §1) for one page of `items` out of `total`. */
 export const pageOf = <T>(items: T[], total: number, q: { limit: number; offset: number }) => ({ items, total, limit: q.limit, offset: q.offset, has_more: q.offset + items.length < total })
 
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ items: z.array(item), total: z.number().int(), limit: z.number().int(), offset: z.number().int(), has_more: z.boolean() })
 
 export const isoDate = z.string().meta({ format: 'date-time' })
+
+/** The list envelope of a list that is never cut into pages (sessions, API keys): every item, one page. */
+export const wholePage = <T>(items: T[]) => pageOf(items, items.length, { limit: items.length, offset: 0 })

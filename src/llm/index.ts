@@ -82,6 +82,9 @@ export class UpstreamError extends Error {
   }
 }
 
+/** A provider that went quiet for longer than its timeout (before the first byte or between two chunks). */
+export const upstreamTimeout = (timeoutMs: number) => new UpstreamError(`the provider sent nothing for ${timeoutMs} ms`, undefined, 'timeout')
+
 /**
  * Every call to a provider is made with redirects not followed: a provider's base_url must be where
  * it answers. Followed, a redirect could take the server to an address its user may not reach
@@ -169,9 +172,9 @@ export async function* streamChat(c: ProviderConnection, req: ChatRequest, signa
           yield { type: 'tool_call', id: part.toolCallId, name: part.toolName, arguments: JSON.stringify(part.input ?? {}) }
           break
         case 'error':
-          throw toUpstreamError(part.error, timedOut)
+          throw toUpstreamError(part.error, timedOut, c.timeoutMs)
         case 'abort':
-          if (timedOut) throw new UpstreamError(`the provider sent nothing for ${c.timeoutMs} ms`, undefined, 'timeout')
+          if (timedOut) throw upstreamTimeout(c.timeoutMs)
           return
         case 'finish':
           yield {
@@ -192,8 +195,8 @@ export async function* streamChat(c: ProviderConnection, req: ChatRequest, signa
   }
 }
 
-function toUpstreamError(error: unknown, timedOut: boolean, timeoutMs?: number): UpstreamError {
-  if (timedOut) return new UpstreamError(`the provider sent nothing for ${timeoutMs ?? 0} ms`, undefined, 'timeout')
+function toUpstreamError(error: unknown, timedOut: boolean, timeoutMs: number): UpstreamError {
+  if (timedOut) return upstreamTimeout(timeoutMs)
   if (APICallError.isInstance(error)) return new UpstreamError(error.statusCode === undefined ? 'the provider answered with an error' : upstreamStatusMessage(error.statusCode, error.responseBody ?? ''), error.statusCode, 'http')
   const message = error instanceof Error ? error.message : String(error)
   return new UpstreamError(`the provider could not be reached: ${message}`, undefined, 'network')
@@ -217,7 +220,7 @@ export async function listModels(c: ProviderConnection, signal?: AbortSignal): P
     else if (c.type === 'google') res = await fetch(`${base}/models?pageSize=1000`, init({ 'x-goog-api-key': key }))
     else res = await fetch(`${base}/models`, init(key ? { authorization: `Bearer ${key}` } : {}))
   } catch (error) {
-    if (timeout.aborted) throw new UpstreamError(`the provider sent nothing for ${c.timeoutMs} ms`, undefined, 'timeout')
+    if (timeout.aborted) throw upstreamTimeout(c.timeoutMs)
     throw new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network')
   }
   const text = await res.text()

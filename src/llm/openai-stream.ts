@@ -4,7 +4,7 @@
  * streamed token cost several times more CPU than the rest of the server's work on it.)
  */
 import type { ModelMessage } from 'ai'
-import { baseUrlOf, NO_REDIRECTS, UpstreamError, upstreamStatusMessage, type ChatEvent, type ChatRequest, type FinishReason, type ProviderConnection } from './index.ts'
+import { baseUrlOf, NO_REDIRECTS, UpstreamError, upstreamStatusMessage, upstreamTimeout, type ChatEvent, type ChatRequest, type FinishReason, type ProviderConnection } from './index.ts'
 
 const FINISH: Record<string, FinishReason> = { stop: 'stop', length: 'length', tool_calls: 'tool_calls', function_call: 'tool_calls', content_filter: 'content_filter' }
 
@@ -74,7 +74,7 @@ export async function* streamOpenAI(c: ProviderConnection, req: ChatRequest, sig
   }, c.timeoutMs)
   const onAbort = () => controller.abort()
   signal?.addEventListener('abort', onAbort, { once: true })
-  const timeout = () => new UpstreamError(`the provider sent nothing for ${c.timeoutMs} ms`, undefined, 'timeout')
+  const timeout = () => upstreamTimeout(c.timeoutMs)
   try {
     let res: Response
     try {

@@ -10,7 +10,7 @@
  */
 import { SSE_HEADERS } from '../../lib/sse.ts'
 import type { Logger } from '../../lib/logger.ts'
-import { baseUrlOf, NO_REDIRECTS, streamChat, UpstreamError, upstreamStatusMessage, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
+import { baseUrlOf, NO_REDIRECTS, streamChat, UpstreamError, upstreamStatusMessage, upstreamTimeout, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
 import type { ProvidersService, ResolvedModel } from '../providers/service.ts'
 import { costOf, type UsageService } from '../usage/service.ts'
@@ -98,7 +98,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
     } catch (error) {
       cleanup()
       m.end(clientSignal.aborted ? 'aborted' : 'error', { inputTokens: 0, outputTokens: 0 })
-      if (timedOut) return upstreamFailure(new UpstreamError(`the provider sent nothing for ${conn.timeoutMs} ms`, undefined, 'timeout'))
+      if (timedOut) return upstreamFailure(upstreamTimeout(conn.timeoutMs))
       return upstreamFailure(new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network'))
     }
     if (!res.ok) {
@@ -115,7 +115,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       } catch {
         cleanup()
         m.end(clientSignal.aborted ? 'aborted' : 'error', { inputTokens: 0, outputTokens: 0 })
-        return timedOut ? upstreamFailure(new UpstreamError(`the provider sent nothing for ${conn.timeoutMs} ms`, undefined, 'timeout')) : errorResponse(502, 'the provider broke off its answer', 'upstream_error', 'upstream_error')
+        return timedOut ? upstreamFailure(upstreamTimeout(conn.timeoutMs)) : errorResponse(502, 'the provider broke off its answer', 'upstream_error', 'upstream_error')
       }
       cleanup()
       m.firstToken()
@@ -165,7 +165,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
           cleanup()
           m.end(clientSignal.aborted ? 'aborted' : 'error', counted)
           if (!clientSignal.aborted) {
-            controller.enqueue(encoder.encode(errorEvent(timedOut ? `the provider sent nothing for ${conn.timeoutMs} ms` : 'the provider broke off the stream')))
+            controller.enqueue(encoder.encode(errorEvent(timedOut ? upstreamTimeout(conn.timeoutMs).message : 'the provider broke off the stream')))
             controller.close()
           }
         }
