@@ -1,5 +1,6 @@
 /** @module The long-lived services behind the routes, built once per process from the base dependencies. */
 import type { Config } from './config.ts'
+import { createBus } from './db/bus.ts'
 import type { Database } from './db/index.ts'
 import { deriveKeyBytes } from './lib/crypto.ts'
 import type { Logger } from './lib/logger.ts'
@@ -7,7 +8,7 @@ import { createMailer, type Mailer } from './lib/mailer.ts'
 import { createRateLimiter } from './lib/rate-limiter.ts'
 import { createInvites } from './modules/admin/invites.ts'
 import { createApiKeys } from './modules/auth/api-keys.ts'
-import { createRevocations } from './modules/auth/revocations.ts'
+import { createRevocationsService } from './modules/auth/revocations.ts'
 import { createAuthService } from './modules/auth/service.ts'
 import { createAccessTokens } from './modules/auth/tokens.ts'
 import { createUsersService } from './modules/users/service.ts'
@@ -43,7 +44,8 @@ export async function createServices(deps: BaseDeps) {
   const [jwtKey, codeKey] = await Promise.all([deriveKeyBytes(deps.secret, 'jwt'), deriveKeyBytes(deps.secret, 'email-codes')])
   const mailer = deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, logger })
   const limiter = createRateLimiter({ database, logger })
-  const revocations = createRevocations({ database, logger, ttlMs: ACCESS_TTL_SECONDS * 1000 })
+  const bus = createBus({ database, logger })
+  const revocations = createRevocationsService({ database, bus, logger, ttlMs: ACCESS_TTL_SECONDS * 1000 })
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
   const users = createUsersService(database, revocations)
   const apiKeys = createApiKeys({ database, revocations, logger })
@@ -74,11 +76,14 @@ export async function createServices(deps: BaseDeps) {
   await presets.seedBuiltins()
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
-  const relay = database.client.kind === 'postgres' ? await startRunRelay(runs, database.client.sql, logger) : undefined
+  // on SQLite this process is the only server: runs have no one else to reach
+  const relay = database.dialect === 'postgres' ? startRunRelay({ runs, bus, logger }) : undefined
+  await bus.ready()
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), STALE_STREAMING_MS / 2) : undefined
   recovery?.unref?.()
 
   return {
+    bus,
     mailer,
     limiter,
     revocations,
@@ -101,7 +106,9 @@ export async function createServices(deps: BaseDeps) {
       await runs.stopAll(runGraceMs)
       await relay?.close()
       await usage.flush()
-      await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close(), revocations.close()])
+      revocations.close()
+      await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close()])
+      await bus.close()
     },
   }
 }

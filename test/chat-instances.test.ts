@@ -53,6 +53,23 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       expect(stored.status).toBe('complete')
     })
 
+    test('a 100,000-character message reaches B whole: re-attaching there replays message.created and every event', async () => {
+      const c = (await a.request('POST', '/api/v1/conversations', { token: user.access, body: {} })).body.id
+      const content = 'long question '.repeat(7143).slice(0, 100_000)
+      const res = await fetch(`${url(0)}/conversations/${c}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${user.access}`, accept: 'text/event-stream', 'content-type': 'application/json' },
+        body: JSON.stringify({ content }),
+      })
+      const onA = await readEvents(res)
+      expect(onA.at(-1)!.event).toBe('done')
+      const replay = await fetch(`${url(1)}/conversations/${c}/stream`, { headers: { authorization: `Bearer ${user.access}`, 'last-event-id': '0' } })
+      expect(replay.status).toBe(200)
+      const onB = await readEvents(replay)
+      expect(onB.map((e) => [e.id, e.event])).toEqual(onA.map((e) => [e.id, e.event]))
+      expect(onB[0]!.data.user_message.content).toBe(content)
+    })
+
     test('B refuses a second send while A runs one (409), and B can stop it', async () => {
       const c = (await a.request('POST', '/api/v1/conversations', { token: user.access, body: {} })).body.id
       const running = readEvents(await start(c), (e) => e.event === 'done')

@@ -292,3 +292,15 @@ export const memories = table(
   },
   (t) => [index('memories_user_idx').on(t.userId)],
 )
+
+/** Bus messages too large for a NOTIFY payload: the notification carries only the row id (src/db/bus.ts). Swept after a minute. */
+export const busPayloads = table(
+  'bus_payloads',
+  {
+    id: id(),
+    channel: text('channel').notNull(),
+    payload: text('payload').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('bus_payloads_created_at_idx').on(t.createdAt)],
+)

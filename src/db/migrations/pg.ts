@@ -93,5 +93,13 @@ export default [
     "statements": [
       "-- Full-text search over message text: a GIN index on the text's tsvector ('simple': no stemming, any language).\nCREATE INDEX \"messages_search_idx\" ON \"messages\" USING gin (to_tsvector('simple', \"content\"));"
     ]
+  },
+  {
+    "tag": "0005_bus",
+    "hash": "93a0febc93480f1a7eccbf6562bd37dd7bdb9a0169777e670a64853e3a5f83dd",
+    "statements": [
+      "CREATE TABLE \"bus_payloads\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"channel\" text NOT NULL,\n\t\"payload\" text NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE INDEX \"bus_payloads_created_at_idx\" ON \"bus_payloads\" USING btree (\"created_at\");"
+    ]
   }
 ] satisfies EmbeddedMigration[]

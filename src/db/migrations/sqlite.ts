@@ -81,5 +81,13 @@ export default [
       "CREATE TRIGGER `messages_fts_ad` AFTER DELETE ON `messages` BEGIN\n  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);\nEND;",
       "CREATE TRIGGER `messages_fts_au` AFTER UPDATE OF content ON `messages` BEGIN\n  INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);\n  INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content);\nEND;"
     ]
+  },
+  {
+    "tag": "0005_bus",
+    "hash": "03fb73eb893477adc115594297c2ea3b439ef2d01b37d3f113e78942a6714127",
+    "statements": [
+      "CREATE TABLE `bus_payloads` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`channel` text NOT NULL,\n\t`payload` text NOT NULL,\n\t`created_at` integer NOT NULL\n);",
+      "CREATE INDEX `bus_payloads_created_at_idx` ON `bus_payloads` (`created_at`);"
+    ]
   }
 ] satisfies EmbeddedMigration[]

@@ -1,15 +1,14 @@
 /**
  * @module What makes a still-unexpired access token stop working at once: revoked sessions and
  * per-user cut-offs (role change, disable). Kept in memory for one access-token lifetime, loaded
- * from the database at start, and — on Postgres — spread to every instance with LISTEN/NOTIFY,
- * re-loaded whenever the listening connection (re)connects, so a missed notification is recovered.
+ * from the database at start, spread to every instance on the bus's `auth` channel, and re-loaded
+ * when the bus may have missed messages, so a lost notification is recovered.
  */
 import { and, gt, isNotNull } from 'drizzle-orm'
+import { defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { AccessClaims } from './tokens.ts'
-
-const CHANNEL = 'hearth_auth'
 
 export type Invalidation =
   | { kind: 'session'; id: string }
@@ -18,14 +17,16 @@ export type Invalidation =
   /** a user's profile or preferences changed: drop cached copies */
   | { kind: 'user_changed'; id: string }
 
-export function createRevocations(deps: { database: Database; logger: Logger; ttlMs: number }) {
-  const { database, logger, ttlMs } = deps
+export const authChannel = defineChannel<Invalidation>('auth')
+
+export function createRevocationsService(deps: { database: Database; bus: Bus; logger: Logger; ttlMs: number }) {
+  const { database, bus, logger, ttlMs } = deps
   /** session id → when the entry can be forgotten (every token it had has expired) */
   const sessions = new Map<string, number>()
   /** user id → tokens issued before this ms are refused */
   const userCutoffs = new Map<string, number>()
   const listeners: ((inv: Invalidation) => void)[] = []
-  let unlisten: (() => Promise<void>) | undefined
+  let unsubscribe: (() => void) | undefined
   let pruneTimer: Timer | undefined
 
   const apply = (inv: Invalidation) => {
@@ -58,12 +59,9 @@ export function createRevocations(deps: { database: Database; logger: Logger; tt
       return 'ok'
     },
 
-    /** Apply here and tell every other instance. */
+    /** Apply here and on every other instance. */
     async publish(...invalidations: Invalidation[]) {
-      for (const inv of invalidations) apply(inv)
-      const { client } = database
-      if (client.kind !== 'postgres') return
-      for (const inv of invalidations) await client.sql.notify(CHANNEL, JSON.stringify(inv))
+      await Promise.all(invalidations.map((inv) => bus.publish(authChannel, inv)))
     },
 
     onInvalidate(listener: (inv: Invalidation) => void) {
@@ -78,27 +76,16 @@ export function createRevocations(deps: { database: Database; logger: Logger; tt
         for (const [id, after] of userCutoffs) if (after + ttlMs <= now) userCutoffs.delete(id)
       }, 60_000)
       pruneTimer.unref?.()
-      const { client } = database
-      if (client.kind !== 'postgres') return
-      const sub = await client.sql.listen(
-        CHANNEL,
-        (payload) => {
-          try {
-            apply(JSON.parse(payload) as Invalidation)
-          } catch (error) {
-            logger.warn('bad auth notification', { error })
-          }
-        },
-        () => void loadRecent().catch((error) => logger.error('could not reload revocations', { error })),
-      )
-      unlisten = sub.unlisten
+      unsubscribe = bus.subscribe(authChannel, apply, { onResync: () => void loadRecent().catch((error) => logger.error('could not reload revocations', { error })) })
     },
 
-    async close() {
+    close() {
       clearInterval(pruneTimer)
-      await unlisten?.().catch(() => {})
+      unsubscribe?.()
     },
   }
 }
 
-export type Revocations = ReturnType<typeof createRevocations>
+export type RevocationsService = ReturnType<typeof createRevocationsService>
+/** @deprecated until the accounts modules are merged: use RevocationsService */
+export type Revocations = RevocationsService
