@@ -19,7 +19,10 @@ import { createGateway } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
-import { createChatService, STALE_STREAMING_MS } from './modules/chat/service.ts'
+import { createChatService } from './modules/chat/service.ts'
+import { STALE_STREAMING_MS } from './modules/chat/turns.ts'
+import { createModelTurns } from './generation/model-turn.ts'
+import { unlessNotFound } from './lib/errors.ts'
 import { createRunRegistry } from './runs/index.ts'
 import { startRunRelay } from './runs/relay.ts'
 
@@ -59,15 +62,15 @@ export async function createServices(deps: BaseDeps) {
   const presets = createPresetsService(database)
   const memories = createMemoriesService(database)
   const runs = createRunRegistry()
+  const turns = createModelTurns({ providers, usage, logger })
   const chat = createChatService({
     database,
     logger,
     runs,
-    providers,
-    usage,
+    turns,
     users,
     configs,
-    presetOf: (p, id) => presets.get(p, id).catch(() => undefined),
+    presetOf: (p, id) => presets.get(p, id).catch(unlessNotFound),
     memoriesOf: (userId) => memories.contextFor(userId),
   })
 
@@ -99,6 +102,7 @@ export async function createServices(deps: BaseDeps) {
     presets,
     memories,
     runs,
+    turns,
     chat,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {

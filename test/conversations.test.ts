@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
-import { firstWords } from '../src/modules/chat/service.ts'
+import { firstWords } from '../src/modules/chat/turns.ts'
 import { register, setupCallers, type Account, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'

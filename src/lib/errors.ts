@@ -69,6 +69,12 @@ export const unauthorized = (detail = 'Authentication required') => new AppError
 export const validationError = (detail: string, errors?: FieldProblem[]) => new AppError(422, 'VALIDATION_ERROR', detail, errors)
 export const payloadTooLarge = (limit: number) => new AppError(413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes`)
 
+/** For `.catch(unlessNotFound)`: a 404 becomes `undefined`; any other failure (a database outage) stays a failure. */
+export function unlessNotFound(error: unknown): undefined {
+  if (error instanceof AppError && error.status === 404) return undefined
+  throw error
+}
+
 export function toProblem(status: number, code: ErrorCode, detail: string, errors?: FieldProblem[], requestId?: string): Problem {
   const problem: Problem = { type: `urn:hearth:problem:${code.toLowerCase().replaceAll('_', '-')}`, title: TITLES[code], status, code, detail }
   if (errors?.length) problem.errors = errors

@@ -6,12 +6,17 @@ import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
 import { AppError } from '../../lib/errors.ts'
 import { problemSchema } from '../../lib/schemas.ts'
+import { finishDocument } from '../../plugins/openapi-document.ts'
 
 const SCALAR_PATH = '/docs/assets/scalar.js'
 
 export function serviceRoutes(deps: { database: Database; version: string }) {
   const scalar = lazyAsset(scalarBundlePath)
   return new Elysia({ name: 'hearth.service', detail: { tags: ['Service'] } })
+    // applies to the plugin's document route, which is registered after it
+    .onAfterHandle(({ path, response }) => {
+      if (path === '/openapi.json') finishDocument(response as Parameters<typeof finishDocument>[0])
+    })
     .use(
       openapi({
         path: '/docs',

@@ -1,0 +1,80 @@
+/** @module The chat module's wire: request and response schemas, and the mapping of rows to them (docs/api.md §7). */
+import { z } from 'zod'
+import type { Database } from '../../db/index.ts'
+import { isoDate } from '../../lib/schemas.ts'
+
+export type ConversationRow = Database['t']['conversations']['$inferSelect']
+export type MessageRow = Database['t']['messages']['$inferSelect']
+
+export const conversationSchema = z
+  .object({ id: z.string(), title: z.string().nullable(), model_id: z.string().nullable(), preset_id: z.string().nullable(), system_prompt: z.string().nullable(), is_favorite: z.boolean(), message_count: z.number().int(), created_at: isoDate, updated_at: isoDate })
+  .meta({ id: 'Conversation' })
+
+export const messageSchema = z
+  .object({
+    id: z.string(),
+    conversation_id: z.string(),
+    parent_id: z.string().nullable(),
+    role: z.enum(['system', 'user', 'assistant', 'tool']),
+    content: z.string(),
+    parts: z.array(z.unknown()).optional(),
+    status: z.enum(['complete', 'streaming', 'stopped', 'error']),
+    metadata: z.record(z.string(), z.unknown()),
+    created_at: isoDate,
+  })
+  .meta({ id: 'Message' })
+
+export const conversationWithMessages = conversationSchema.extend({ messages: z.array(messageSchema) })
+export const turnSchema = z.object({ user_message: messageSchema, assistant_message: messageSchema })
+export const sharedSchema = z.object({ title: z.string().nullable(), messages: z.array(z.object({ role: z.string(), content: z.string(), created_at: isoDate })), created_at: isoDate })
+
+const optText = (max: number) => z.string().max(max).nullable().optional()
+export const conversationBody = z.object({ title: optText(200), model_id: optText(200), preset_id: optText(64), system_prompt: optText(20_000) })
+export const conversationPatch = z.object({ title: optText(200), is_favorite: z.boolean().optional(), model_id: optText(200), system_prompt: optText(20_000) })
+export const sendBody = z.object({
+  content: z.string().trim().min(1).max(200_000),
+  model_id: z.string().max(200).optional(),
+  parent_id: z.string().max(64).nullable().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  max_tokens: z.number().int().min(1).max(1_000_000).optional(),
+})
+export const regenerateBody = sendBody.omit({ content: true, parent_id: true }).optional()
+export const messageParams = z.object({ id: z.string().min(1).max(64), message_id: z.string().min(1).max(64) })
+export const listConversationsQuery = { q: z.string().max(200).optional(), favorites: z.enum(['true', 'false']).optional() }
+export const chatStreamQuery = z.object({ query: z.string().trim().min(1).max(20_000), model: z.string().max(200).optional(), conversation_id: z.string().max(64).optional(), language: z.enum(['zh', 'en']).optional() })
+
+export function toConversationDto(c: ConversationRow) {
+  return {
+    id: c.id,
+    title: c.title,
+    model_id: c.modelId,
+    preset_id: c.presetId,
+    system_prompt: c.systemPrompt,
+    is_favorite: c.isFavorite,
+    message_count: c.messageCount,
+    created_at: c.createdAt.toISOString(),
+    updated_at: c.updatedAt.toISOString(),
+  }
+}
+
+/** A message on the wire — in responses and in the `message.created` event of a run. */
+export function toMessageDto(m: MessageRow) {
+  return {
+    id: m.id,
+    conversation_id: m.conversationId,
+    parent_id: m.parentId,
+    role: m.role,
+    content: m.content,
+    parts: m.parts ?? undefined,
+    status: m.status,
+    metadata: m.metadata,
+    created_at: m.createdAt.toISOString(),
+  }
+}
+
+/** Camel-case inputs from the bodies above. */
+export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens })
+export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, systemPrompt: b.system_prompt, isFavorite: b.is_favorite })
+
+/** The chat events of a run, as docs/api.md §7 lists them. */
+export const CHAT_EVENTS = 'message.created, delta, reasoning, tool_call, usage, error, done'

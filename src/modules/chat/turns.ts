@@ -1,0 +1,232 @@
+/**
+ * @module A chat turn: the user message and a `streaming` assistant placeholder are stored under the
+ * conversation's lock (one answer at a time, across instances), credits are held, and a run
+ * (src/runs) streams the model turn (src/generation) into the placeholder and out to the run's
+ * subscribers as chat events. The first exchange titles an untitled conversation.
+ */
+import { and, eq, lt, sql } from 'drizzle-orm'
+import type { Database } from '../../db/index.ts'
+import { isUniqueViolation } from '../../db/errors.ts'
+import { withLock } from '../../db/lock.ts'
+import type { ModelTurns, TurnResult } from '../../generation/model-turn.ts'
+import type { Logger } from '../../lib/logger.ts'
+import type { Run, RunRegistry } from '../../runs/index.ts'
+import type { Principal } from '../auth/service.ts'
+import type { ConfigsService } from '../configs/service.ts'
+import type { ResolvedModel } from '../providers/service.ts'
+import type { UsersService } from '../users/service.ts'
+import { branchOf, buildContext } from './context.ts'
+import { answerInProgress, parentNotInConversation } from './errors.ts'
+import { toMessageDto, type ConversationRow, type MessageRow } from './model.ts'
+
+/** A streaming message not written for this long belongs to a run that died (live runs write at least every 10 s). */
+export const STALE_STREAMING_MS = 20_000
+
+/** What a conversation's preset contributes to its answers. */
+export interface PresetLike {
+  systemPrompt: string | null
+  modelId: string | null
+  temperature: number | null
+  maxTokens: number | null
+}
+
+export interface ChatTurnDeps {
+  database: Database
+  logger: Logger
+  runs: RunRegistry
+  turns: ModelTurns
+  users: UsersService
+  configs: ConfigsService
+  /** the preset a conversation names, if the caller may see it */
+  presetOf: (p: Principal, id: string) => Promise<PresetLike | undefined>
+  /** the user's remembered facts, oldest first */
+  memoriesOf: (userId: string) => Promise<string[]>
+}
+
+export interface TurnInput {
+  /** the new user message; absent when regenerating */
+  content?: string
+  /** where the new message goes in the tree; undefined: after the active leaf */
+  parentId?: string | null
+  /** regenerate: a new answer to this user message */
+  regenerateOf?: MessageRow
+  modelId?: string
+  temperature?: number
+  maxTokens?: number
+  language?: 'zh' | 'en'
+}
+
+/** The message metadata of an answer (stored as a JSON document and shown as is). */
+function answerMetadata(result: TurnResult, model: ResolvedModel) {
+  return {
+    model: model.model.name,
+    provider_id: model.provider.id,
+    input_tokens: result.usage.inputTokens,
+    output_tokens: result.usage.outputTokens,
+    cost: result.cost,
+    latency_ms: result.latencyMs,
+    ttft_ms: result.ttftMs,
+    finish_reason: result.finishReason,
+    ...(result.reasoning ? { reasoning: result.reasoning } : {}),
+    ...(result.toolCalls.length ? { tool_calls: result.toolCalls } : {}),
+    ...(result.error ? { error: result.error.message } : {}),
+  }
+}
+
+export function createChatTurns(deps: ChatTurnDeps) {
+  const { database, logger, runs, turns, users, configs } = deps
+  const { db, t } = database
+
+  const messagesOf = (conversationId: string) => db.select().from(t.messages).where(eq(t.messages.conversationId, conversationId)).orderBy(t.messages.createdAt, t.messages.id)
+
+  /** Which model a new answer uses: the request's, the conversation's, its preset's, the user's default, the default. */
+  async function pickModel(p: Principal, requested: string | undefined, conversation: ConversationRow, preset: PresetLike | undefined): Promise<ResolvedModel> {
+    const ref = requested ?? conversation.modelId ?? preset?.modelId ?? (await users.profile(p.userId)).preferences.default_model_id
+    return ref ? turns.model(p, ref) : turns.defaultModel(p)
+  }
+
+  /** Insert the user message (unless regenerating) and the streaming assistant placeholder; 409 when a run is going. */
+  async function openTurn(conversation: ConversationRow, userContent: string | null, parentId: string | null, regenerateOf: MessageRow | null, modelName: string) {
+    try {
+      return await withLock(database, `conversation:${conversation.id}`, async (q) => {
+        const [busy] = await q.select({ id: t.messages.id, updatedAt: t.messages.updatedAt }).from(t.messages).where(and(eq(t.messages.conversationId, conversation.id), eq(t.messages.status, 'streaming')))
+        if (busy) {
+          // an answer whose run died with its process: close it here rather than wait for the sweep
+          if (Date.now() - busy.updatedAt.getTime() < STALE_STREAMING_MS) throw answerInProgress()
+          await q.update(t.messages).set({ status: 'error', updatedAt: new Date() }).where(eq(t.messages.id, busy.id))
+        }
+        const now = Date.now()
+        let userMessage: MessageRow
+        if (regenerateOf) userMessage = regenerateOf
+        else {
+          const [u] = await q.insert(t.messages).values({ conversationId: conversation.id, parentId, role: 'user', content: userContent!, status: 'complete', createdAt: new Date(now), updatedAt: new Date(now) }).returning()
+          userMessage = u!
+        }
+        const [assistant] = await q
+          .insert(t.messages)
+          .values({ conversationId: conversation.id, parentId: userMessage.id, role: 'assistant', content: '', status: 'streaming', metadata: { model: modelName }, createdAt: new Date(now + 1), updatedAt: new Date(now + 1) })
+          .returning()
+        await q
+          .update(t.conversations)
+          .set({ activeLeafId: assistant!.id, messageCount: sql`${t.conversations.messageCount} + ${regenerateOf ? 1 : 2}`, updatedAt: new Date(now) })
+          .where(eq(t.conversations.id, conversation.id))
+        return { userMessage, assistant: assistant! }
+      })
+    } catch (error) {
+      if (isUniqueViolation(error)) throw answerInProgress()
+      throw error
+    }
+  }
+
+  /** The model turn of an answer, streamed into the placeholder row and the run; then usage, `done` and a title. */
+  async function answer(p: Principal, run: Run, ctx: { conversation: ConversationRow; model: ResolvedModel; assistantId: string; request: Parameters<ModelTurns['run']>[0]['request']; held: number; question: string }) {
+    const { conversation, model, assistantId } = ctx
+    const result = await turns.run({
+      principal: p,
+      model,
+      request: ctx.request,
+      source: 'chat',
+      held: ctx.held,
+      signal: run.signal,
+      logFields: { conversation_id: conversation.id },
+      sink: {
+        text: (text) => run.emit('delta', { text }),
+        reasoning: (text) => run.emit('reasoning', { text }),
+        toolCall: (call) => run.emit('tool_call', call),
+        persist: (content) => db.update(t.messages).set({ content, updatedAt: new Date() }).where(eq(t.messages.id, assistantId)),
+      },
+    })
+    await db.update(t.messages).set({ content: result.text, status: result.status, metadata: answerMetadata(result, model), updatedAt: new Date() }).where(eq(t.messages.id, assistantId))
+    await db.update(t.conversations).set({ updatedAt: new Date() }).where(eq(t.conversations.id, conversation.id))
+    const { inputTokens, outputTokens } = result.usage
+    if (inputTokens || outputTokens) run.emit('usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost: result.cost })
+    if (result.error) run.emit('error', result.error)
+    run.emit('done', { conversation_id: conversation.id, message_id: assistantId, finish_reason: result.finishReason })
+    // the run ends (and a waiting JSON request answers) once usage is written too
+    await result.settled
+    if (!conversation.title && result.status === 'complete') void giveTitle(p, conversation.id, ctx.question, result.text, model).catch((error) => logger.warn('could not title the conversation', { error }))
+  }
+
+  /** A short title from the model (the configured title model, else the conversation's), else the first words of the question. */
+  async function giveTitle(p: Principal, conversationId: string, question: string, answerText: string, model: ResolvedModel) {
+    let title = ''
+    try {
+      const titleRef = await configs.value('chat', 'title_model')
+      const titleModel = titleRef ? await turns.model(p, titleRef) : model
+      const prompt = `Write a title of at most six words for this conversation. Reply with the title only.\n\nUser: ${question.slice(0, 2000)}\nAssistant: ${answerText.slice(0, 2000)}`
+      const result = await turns.run({ principal: p, model: titleModel, request: { messages: [{ role: 'user', content: prompt }], maxTokens: 24 }, source: 'chat', held: 0, signal: new AbortController().signal, sink: {}, record: false })
+      if (result.status === 'complete') title = result.text
+    } catch {}
+    title = title.replace(/^["'\s#*]+|["'\s*]+$/g, '').split('\n')[0]!.slice(0, 100)
+    if (!title) title = firstWords(question)
+    await db.update(t.conversations).set({ title }).where(and(eq(t.conversations.id, conversationId), sql`${t.conversations.title} IS NULL`))
+  }
+
+  return {
+    messagesOf,
+
+    /** Start a turn: pick the model, hold credits, store the messages, start the run. 409 while another answer is being generated. */
+    async start(p: Principal, conversation: ConversationRow, input: TurnInput) {
+      const preset = conversation.presetId ? await deps.presetOf(p, conversation.presetId) : undefined
+      const model = await pickModel(p, input.modelId, conversation, preset)
+      const maxTokens = input.maxTokens ?? preset?.maxTokens ?? undefined
+      const temperature = input.temperature ?? preset?.temperature ?? undefined
+      const all = await messagesOf(conversation.id)
+      let parentId: string | null
+      if (input.regenerateOf) parentId = input.regenerateOf.id
+      else {
+        parentId = input.parentId === undefined ? (conversation.activeLeafId ?? null) : input.parentId
+        if (parentId && !all.some((m) => m.id === parentId)) throw parentNotInConversation()
+      }
+      const historyBefore = parentId ? branchOf(all, parentId) : []
+      const inputChars = historyBefore.reduce((n, m) => n + m.content.length, 0) + (input.content?.length ?? 0)
+      const held = await turns.reserve(p, model, { inputChars, maxTokens })
+      let opened
+      try {
+        opened = await openTurn(conversation, input.content ?? null, input.regenerateOf ? null : parentId, input.regenerateOf ?? null, model.model.name)
+      } catch (error) {
+        await turns.release(p, held)
+        throw error
+      }
+      const { userMessage, assistant } = opened
+      const history = input.regenerateOf ? branchOf(all, input.regenerateOf.id) : [...historyBefore, userMessage]
+      const { preferences } = await users.profile(p.userId)
+      const context = buildContext({
+        basePrompt: conversation.systemPrompt ?? preset?.systemPrompt ?? (await configs.value('chat', 'default_system_prompt')),
+        memories: preferences.memory_enabled ? await deps.memoriesOf(p.userId) : [],
+        language: input.language,
+        history,
+        contextRounds: preferences.context_rounds,
+        model,
+        maxTokens,
+      })
+      const request = { ...context, temperature, maxTokens }
+      const run = runs.start(conversation.id, (r) => {
+        r.emit('message.created', { conversation_id: conversation.id, user_message: toMessageDto(userMessage), assistant_message_id: assistant.id })
+        return answer(p, r, { conversation, model, assistantId: assistant.id, request, held, question: userMessage.content })
+      })
+      if (!run) throw answerInProgress()
+      run.ownerId = p.userId
+      return { run, userMessage, assistantId: assistant.id }
+    },
+
+    /** Answers left `streaming` by a process that died: marked `error`, their text kept. */
+    async recoverInterrupted(all: boolean) {
+      const cutoff = new Date(Date.now() - STALE_STREAMING_MS)
+      const rows = await db
+        .update(t.messages)
+        .set({ status: 'error', updatedAt: new Date() })
+        .where(and(eq(t.messages.status, 'streaming'), all ? undefined : lt(t.messages.updatedAt, cutoff)))
+        .returning({ id: t.messages.id })
+      if (rows.length) logger.warn('answers interrupted by a stop were marked error', { count: rows.length })
+      return rows.length
+    },
+  }
+}
+
+export type ChatTurns = ReturnType<typeof createChatTurns>
+
+export const firstWords = (text: string) => {
+  const words = text.trim().replace(/\s+/g, ' ').slice(0, 60)
+  return words.length < text.trim().length ? words.replace(/\s\S*$/, '') + '…' : words || 'New conversation'
+}
