@@ -4,7 +4,7 @@
  * host name, by what it resolves to (any of its addresses). A name's answer is kept 30 s, like Bun's
  * own DNS cache for fetch. A name that does not resolve is not private: a call to it fails anyway.
  * What this cannot catch is a name whose answer changes between this check and the connection
- * (DNS rebinding with a zero TTL).
+ * (DNS rebinding with a zero TTL). Who may reach such addresses anyway: address-policy.ts.
  */
 import { isIP, isIPv4, isIPv6 } from 'node:net'
 
