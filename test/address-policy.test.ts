@@ -10,7 +10,7 @@ const user = { role: 'user' }
 const admin = { role: 'admin' }
 const strict = createAddressPolicy({ allowPrivate: false })
 
-const PRIVATE = ['http://127.0.0.1:11434/v1', 'http://10.1.2.3/v1', 'http://192.168.1.5/v1', 'http://169.254.169.254/latest', 'http://[::1]:8080/v1', 'http://localhost:8000/v1', 'http://api.localhost/v1']
+const PRIVATE = ['http://127.0.0.1:11434/v1', 'http://10.1.2.3/v1', 'http://192.168.1.5/v1', 'http://169.254.169.254/latest', 'http://[::1]:8080/v1', 'http://localhost:8000/v1', 'http://api.localhost/v1', 'http://localhost.:8000/v1', 'http://api.localhost./v1']
 const PUBLIC = ['http://172.32.0.1/v1', 'https://93.184.216.34/v1', 'http://[2606:4700::1111]/v1']
 
 /** The 422 that names the field (the same for every caller of the policy). */
@@ -30,6 +30,8 @@ describe('address policy: a user, private addresses not allowed', () => {
   test('a host name is judged by what it resolves to', async () => {
     const url = `http://${await privateName()}:9/v1`
     expect(await strict.isRefused(user, url)).toBe(true)
+    // written fully qualified, it is the same name
+    expect(await strict.isRefused(user, `http://${await privateName()}.:9/v1`)).toBe(true)
     await expect(strict.assertAllowed(user, url, 'server_url')).rejects.toMatchObject(refusal('server_url'))
   })
 

@@ -26,7 +26,9 @@ function v4Private(ip: string): boolean {
 function hostOf(url: string): string | undefined {
   try {
     const host = new URL(url).hostname.toLowerCase()
-    return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+    if (host.startsWith('[') && host.endsWith(']')) return host.slice(1, -1)
+    // `localhost.` is localhost: fetch connects to it, though a lookup of it fails
+    return host.replace(/\.+$/, '')
   } catch {
     return undefined
   }
