@@ -13,6 +13,7 @@ import { createAuthService } from './modules/auth/service.ts'
 import { createAccessTokens } from './modules/auth/tokens.ts'
 import { createUsersService } from './modules/users/service.ts'
 import { createSecretBox } from './lib/secrets.ts'
+import { createAddressPolicy } from './lib/address-policy.ts'
 import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
 import { createGateway } from './modules/gateway/service.ts'
@@ -55,7 +56,7 @@ export async function createServices(deps: BaseDeps) {
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
   const invites = createInvites(database)
   const secrets = await createSecretBox(deps.secret)
-  const providers = createProvidersService({ database, secrets, allowPrivateUpstreams: config.allowPrivateUpstreams })
+  const providers = createProvidersService({ database, secrets, addressPolicy: createAddressPolicy({ allowPrivate: config.allowPrivateUpstreams }) })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGateway({ providers, usage, logger })
   const configs = createConfigsService({ database, secrets })

@@ -4,7 +4,7 @@
  * host name, by what it resolves to (any of its addresses). A name's answer is kept 30 s, like Bun's
  * own DNS cache for fetch. A name that does not resolve is not private: a call to it fails anyway.
  * What this cannot catch is a name whose answer changes between this check and the connection
- * (DNS rebinding with a zero TTL).
+ * (DNS rebinding with a zero TTL). Who may reach such addresses anyway: address-policy.ts.
  */
 import { isIP, isIPv4, isIPv6 } from 'node:net'
 
@@ -26,7 +26,9 @@ function v4Private(ip: string): boolean {
 function hostOf(url: string): string | undefined {
   try {
     const host = new URL(url).hostname.toLowerCase()
-    return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+    if (host.startsWith('[') && host.endsWith(']')) return host.slice(1, -1)
+    // `localhost.` is localhost: fetch connects to it, though a lookup of it fails
+    return host.replace(/\.+$/, '')
   } catch {
     return undefined
   }

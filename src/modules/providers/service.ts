@@ -1,17 +1,28 @@
 /**
- * @module Providers and their models. Global providers are the admin's and usable by everyone;
- * personal ones belong to one user and are invisible (404) to everyone else. API keys and extra
- * headers are encrypted at rest and never leave the server.
+ * @module Providers and their models (docs/api.md §7). Global providers are the admin's and usable
+ * by everyone; personal ones belong to one user and are invisible (404) to everyone else. API keys
+ * and extra headers are encrypted at rest and never leave the server.
  */
 import { and, asc, count, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
-import { AppError, conflict, forbidden, notFound } from '../../lib/errors.ts'
+import { containsText, pageOfTable, pageWithTotal, type Page, type PageRequest } from '../../db/query.ts'
+import type { AddressPolicy } from '../../lib/address-policy.ts'
 import type { SecretBox } from '../../lib/secrets.ts'
 import { secretHint } from '../../lib/secrets.ts'
-import { reachesPrivate } from '../../lib/private-address.ts'
 import { baseUrlOf, listModels, streamChat, UpstreamError, type ProviderConnection, type ProviderType } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
+import {
+  baseUrlRequired,
+  globalModelAdminOnly,
+  globalProviderAdminOnly,
+  globalProviderCreateAdminOnly,
+  modelIdTaken,
+  modelListFailed,
+  modelNotFound,
+  privateUpstreamRefused,
+  providerNotFound,
+} from './errors.ts'
 
 type ProviderRow = Database['t']['providers']['$inferSelect']
 type ModelRow = Database['t']['models']['$inferSelect']
@@ -19,28 +30,53 @@ type ModelRow = Database['t']['models']['$inferSelect']
 export interface ProviderInput {
   name: string
   type: ProviderType
-  base_url?: string | null
-  api_key?: string | null
+  baseUrl?: string | null
+  /** `null` on a change removes the key */
+  apiKey?: string | null
   scope?: 'global' | 'personal'
-  is_default?: boolean
-  timeout_ms?: number
+  isDefault?: boolean
+  timeoutMs?: number
+  /** extra request headers; `null` on a change removes them */
   headers?: Record<string, string> | null
 }
 
+/** What a change may set; type and scope are fixed at creation. */
+export type ProviderChanges = Partial<Omit<ProviderInput, 'scope' | 'type'>>
+
 export interface ModelInput {
-  provider_id: string
+  providerId: string
+  /** what clients ask for; default: modelId */
   name?: string
-  model_id: string
-  context_window?: number | null
-  max_output_tokens?: number | null
-  supports_stream?: boolean
-  supports_tools?: boolean
-  supports_vision?: boolean
-  input_price?: number
-  output_price?: number
-  is_default?: boolean
-  is_available?: boolean
+  /** the upstream's name */
+  modelId: string
+  contextWindow?: number | null
+  maxOutputTokens?: number | null
+  supportsStream?: boolean
+  supportsTools?: boolean
+  supportsVision?: boolean
+  inputPrice?: number
+  outputPrice?: number
+  isDefault?: boolean
+  isAvailable?: boolean
 }
+
+export type ModelChanges = Partial<Omit<ModelInput, 'providerId'>>
+
+/** What a model change may set, named as its columns are. */
+const MODEL_FIELDS = ['name', 'modelId', 'contextWindow', 'maxOutputTokens', 'supportsStream', 'supportsTools', 'supportsVision', 'inputPrice', 'outputPrice', 'isDefault', 'isAvailable'] as const satisfies readonly (keyof ModelChanges & keyof ModelRow)[]
+
+/** A connection test: a failing upstream is `ok: false` with a readable error, never a thrown one. */
+export interface ProviderTestResult {
+  ok: boolean
+  latencyMs: number
+  modelsFound: number
+  error?: string
+}
+
+export type ModelTestResult = Omit<ProviderTestResult, 'modelsFound'>
+
+/** The readable message of a failed upstream call; anything else is not shown. */
+const failureOf = (error: unknown, fallback: string) => (error instanceof UpstreamError ? error.message : fallback)
 
 /** A model the caller may use, with everything needed to call it. */
 export interface ResolvedModel {
@@ -48,43 +84,8 @@ export interface ResolvedModel {
   provider: ProviderRow
 }
 
-export function toProvider(p: ProviderRow) {
-  return {
-    id: p.id,
-    name: p.name,
-    type: p.type,
-    base_url: p.baseUrl,
-    api_key_hint: p.apiKeyHint,
-    scope: p.scope,
-    is_default: p.isDefault,
-    timeout_ms: p.timeoutMs,
-    created_at: p.createdAt.toISOString(),
-  }
-}
-
-export function toModel(m: ModelRow, providerName: string) {
-  return {
-    id: m.id,
-    provider_id: m.providerId,
-    provider_name: providerName,
-    name: m.name,
-    model_id: m.modelId,
-    context_window: m.contextWindow,
-    max_output_tokens: m.maxOutputTokens,
-    supports_stream: m.supportsStream,
-    supports_tools: m.supportsTools,
-    supports_vision: m.supportsVision,
-    input_price: m.inputPrice,
-    output_price: m.outputPrice,
-    is_default: m.isDefault,
-    is_available: m.isAvailable,
-  }
-}
-
-const escapeLike = (q: string) => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`
-
-export function createProvidersService(deps: { database: Database; secrets: SecretBox; allowPrivateUpstreams: boolean }) {
-  const { database, secrets } = deps
+export function createProvidersService(deps: { database: Database; secrets: SecretBox; addressPolicy: AddressPolicy }) {
+  const { database, secrets, addressPolicy } = deps
   const { db, t } = database
 
   /** providers the principal can see */
@@ -115,41 +116,35 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
 
   async function getVisible(p: Principal, id: string): Promise<ProviderRow> {
     const [row] = await db.select().from(t.providers).where(and(eq(t.providers.id, id), visible(p)))
-    if (!row) throw notFound('Provider')
+    if (!row) throw providerNotFound()
     return row
   }
 
   /** visible and changeable by p: personal ones by their owner, global ones by admins */
   async function getWritable(p: Principal, id: string): Promise<ProviderRow> {
     const row = await getVisible(p, id)
-    if (row.scope === 'global' && p.role !== 'admin') throw forbidden('Only admins change global providers')
+    if (row.scope === 'global' && p.role !== 'admin') throw globalProviderAdminOnly()
     return row
   }
 
   /** Only one default per owner (or among global providers). */
-  async function clearOtherDefaults(q: typeof db, row: Pick<ProviderRow, 'id' | 'scope' | 'ownerId'>) {
+  async function clearOtherDefaultProviders(row: Pick<ProviderRow, 'id' | 'scope' | 'ownerId'>) {
     const owner = row.scope === 'global' ? isNull(t.providers.ownerId) : eq(t.providers.ownerId, row.ownerId!)
-    await q.update(t.providers).set({ isDefault: false }).where(and(eq(t.providers.scope, row.scope), owner, sql`${t.providers.id} <> ${row.id}`))
+    await db.update(t.providers).set({ isDefault: false }).where(and(eq(t.providers.scope, row.scope), owner, sql`${t.providers.id} <> ${row.id}`))
   }
 
-  /**
-   * Only admins may aim the server at loopback or private addresses, by IP or by a name that
-   * resolves to one (unless the instance allows it). Checked when a base_url is set, and again
-   * before every call to a user's own provider, since a name can be made to resolve elsewhere later.
-   */
-  const mayReachPrivate = (p: Principal) => p.role === 'admin' || deps.allowPrivateUpstreams
-  const checkBaseUrl = async (p: Principal, url: string | null | undefined) => {
-    if (url && !mayReachPrivate(p) && (await reachesPrivate(url)))
-      throw new AppError(422, 'VALIDATION_ERROR', 'Only admins may use loopback or private addresses', [{ path: 'base_url', message: 'loopback and private addresses (also by a name that resolves to one) are for admins' }])
-  }
+  /** a base URL at a private address is for admins (lib/address-policy.ts) */
+  const checkBaseUrl = (p: Principal, url: string | null | undefined) => addressPolicy.assertAllowed(p, url, 'base_url')
 
   const sealHeaders = async (headers: Record<string, string> | null | undefined) =>
     headers && Object.keys(headers).length ? secrets.encrypt(JSON.stringify(headers)) : null
 
-  /** How to call a provider, for `caller` (who can see it: its owner, or anyone for a global one). */
+  /**
+   * How to call a provider, for `caller` (who can see it: its owner, or anyone for a global one).
+   * A user's own provider is checked again before every call: its name may resolve elsewhere since it was set.
+   */
   async function connection(p: ProviderRow, caller: Principal): Promise<ProviderConnection> {
-    if (p.scope === 'personal' && !mayReachPrivate(caller) && (await reachesPrivate(baseUrlOf(p))))
-      throw new UpstreamError('the provider is at a loopback or private address, which only admins may use', undefined, 'network')
+    if (p.scope === 'personal' && (await addressPolicy.isRefused(caller, baseUrlOf(p)))) throw privateUpstreamRefused()
     const cached = connections.get(p.id)
     if (cached && cached.updatedAt === p.updatedAt.getTime()) return cached.connection
     const c: ProviderConnection = {
@@ -165,73 +160,74 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
 
   async function modelOf(p: Principal, id: string): Promise<ResolvedModel> {
     const [row] = await db.select({ model: t.models, provider: t.providers }).from(t.models).innerJoin(t.providers, eq(t.providers.id, t.models.providerId)).where(and(eq(t.models.id, id), visible(p)))
-    if (!row) throw notFound('Model')
+    if (!row) throw modelNotFound()
     return row
   }
 
-  const namesTaken = (error: unknown) => {
-    if (isUniqueViolation(error)) return conflict('This provider already has that model')
-    return error
+  const asModelIdTaken = (error: unknown) => (isUniqueViolation(error) ? modelIdTaken() : error)
+
+  /** Only admins change the models of global providers. */
+  const assertModelWritable = (p: Principal, provider: ProviderRow) => {
+    if (provider.scope === 'global' && p.role !== 'admin') throw globalModelAdminOnly()
   }
+
+  /** Only one default model per provider. */
+  const clearOtherDefaultModels = (providerId: string, id: string) =>
+    db.update(t.models).set({ isDefault: false }).where(and(eq(t.models.providerId, providerId), sql`${t.models.id} <> ${id}`))
 
   return {
     connection,
 
-    async list(p: Principal, filter: { q?: string; scope?: 'global' | 'personal'; limit: number; offset: number }) {
+    list(p: Principal, filter: PageRequest & { q?: string; scope?: 'global' | 'personal' }): Promise<Page<ProviderRow>> {
       const conditions: SQL[] = [visible(p)]
       if (filter.scope) conditions.push(eq(t.providers.scope, filter.scope))
-      if (filter.q) conditions.push(sql`lower(${t.providers.name}) LIKE ${escapeLike(filter.q)} ESCAPE '\\'`)
-      const where = and(...conditions)
-      const [rows, [total]] = await Promise.all([
-        db.select().from(t.providers).where(where).orderBy(asc(t.providers.createdAt), asc(t.providers.id)).limit(filter.limit).offset(filter.offset),
-        db.select({ n: count() }).from(t.providers).where(where),
-      ])
-      return { rows, total: Number(total?.n ?? 0) }
+      if (filter.q) conditions.push(containsText(t.providers.name, filter.q))
+      return pageOfTable(db, t.providers, and(...conditions), [asc(t.providers.createdAt), asc(t.providers.id)], filter)
     },
 
     get: getVisible,
 
     async create(p: Principal, input: ProviderInput): Promise<ProviderRow> {
       const scope = input.scope ?? 'personal'
-      if (scope === 'global' && p.role !== 'admin') throw forbidden('Only admins create global providers')
-      await checkBaseUrl(p, input.base_url)
-      if (input.type === 'openai_compatible' && !input.base_url) throw new AppError(422, 'VALIDATION_ERROR', 'An openai_compatible provider needs a base_url', [{ path: 'base_url', message: 'required for openai_compatible' }])
+      if (scope === 'global' && p.role !== 'admin') throw globalProviderCreateAdminOnly()
+      await checkBaseUrl(p, input.baseUrl)
+      if (input.type === 'openai_compatible' && !input.baseUrl) throw baseUrlRequired()
       const [row] = await db
         .insert(t.providers)
         .values({
           name: input.name,
           type: input.type,
-          baseUrl: input.base_url ?? null,
-          apiKeyEnc: input.api_key ? await secrets.encrypt(input.api_key) : null,
-          apiKeyHint: input.api_key ? secretHint(input.api_key) : null,
+          baseUrl: input.baseUrl ?? null,
+          apiKeyEnc: input.apiKey ? await secrets.encrypt(input.apiKey) : null,
+          apiKeyHint: input.apiKey ? secretHint(input.apiKey) : null,
           headersEnc: await sealHeaders(input.headers),
           scope,
           ownerId: scope === 'personal' ? p.userId : null,
-          isDefault: input.is_default ?? false,
-          timeoutMs: input.timeout_ms ?? 120_000,
+          isDefault: input.isDefault ?? false,
+          timeoutMs: input.timeoutMs ?? 120_000,
         })
         .returning()
-      if (row!.isDefault) await clearOtherDefaults(db, row!)
+      if (row!.isDefault) await clearOtherDefaultProviders(row!)
       catalogueChanged()
       return row!
     },
 
-    async update(p: Principal, id: string, input: Partial<Omit<ProviderInput, 'scope' | 'type'>>): Promise<ProviderRow> {
+    async update(p: Principal, id: string, input: ProviderChanges): Promise<ProviderRow> {
       const before = await getWritable(p, id)
-      await checkBaseUrl(p, input.base_url)
+      await checkBaseUrl(p, input.baseUrl)
       const values: Partial<Database['t']['providers']['$inferInsert']> = { updatedAt: new Date() }
       if (input.name !== undefined) values.name = input.name
-      if (input.base_url !== undefined) values.baseUrl = input.base_url
-      if (input.timeout_ms !== undefined) values.timeoutMs = input.timeout_ms
-      if (input.is_default !== undefined) values.isDefault = input.is_default
-      if (input.api_key !== undefined) {
-        values.apiKeyEnc = input.api_key ? await secrets.encrypt(input.api_key) : null
-        values.apiKeyHint = input.api_key ? secretHint(input.api_key) : null
+      if (input.baseUrl !== undefined) values.baseUrl = input.baseUrl
+      if (input.timeoutMs !== undefined) values.timeoutMs = input.timeoutMs
+      if (input.isDefault !== undefined) values.isDefault = input.isDefault
+      if (input.apiKey !== undefined) {
+        values.apiKeyEnc = input.apiKey ? await secrets.encrypt(input.apiKey) : null
+        values.apiKeyHint = input.apiKey ? secretHint(input.apiKey) : null
       }
       if (input.headers !== undefined) values.headersEnc = await sealHeaders(input.headers)
-      if (before.type === 'openai_compatible' && values.baseUrl === null) throw new AppError(422, 'VALIDATION_ERROR', 'An openai_compatible provider needs a base_url', [{ path: 'base_url', message: 'required for openai_compatible' }])
+      if (before.type === 'openai_compatible' && values.baseUrl === null) throw baseUrlRequired()
       const [row] = await db.update(t.providers).set(values).where(eq(t.providers.id, id)).returning()
-      if (input.is_default) await clearOtherDefaults(db, row!)
+      if (input.isDefault) await clearOtherDefaultProviders(row!)
       connections.delete(id)
       catalogueChanged()
       return row!
@@ -245,25 +241,25 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
     },
 
     /** Ask the provider for its model list: a failing upstream is `ok: false`, never an error. */
-    async test(p: Principal, id: string) {
+    async test(p: Principal, id: string): Promise<ProviderTestResult> {
       const row = await getVisible(p, id)
       const started = performance.now()
       try {
         const found = await listModels(await connection(row, p))
-        return { ok: true, latency_ms: Math.round(performance.now() - started), models_found: found.length }
+        return { ok: true, latencyMs: Math.round(performance.now() - started), modelsFound: found.length }
       } catch (error) {
-        return { ok: false, latency_ms: Math.round(performance.now() - started), models_found: 0, error: error instanceof UpstreamError ? error.message : 'the provider could not be reached' }
+        return { ok: false, latencyMs: Math.round(performance.now() - started), modelsFound: 0, error: failureOf(error, 'the provider could not be reached') }
       }
     },
 
     /** Add the provider's models that are not in the catalogue yet; existing ones are kept as they are. */
-    async syncModels(p: Principal, id: string) {
+    async syncModels(p: Principal, id: string): Promise<{ added: number; total: number }> {
       const row = await getWritable(p, id)
       let found
       try {
         found = await listModels(await connection(row, p))
       } catch (error) {
-        throw new AppError(502, 'UPSTREAM_ERROR', error instanceof UpstreamError ? error.message : 'the provider could not be reached')
+        throw modelListFailed(failureOf(error, 'the provider could not be reached'))
       }
       const added = found.length
         ? await db
@@ -273,18 +269,18 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
             .returning({ id: t.models.id })
         : []
       if (added.length) catalogueChanged()
-      const [total] = await db.select({ n: sql<number>`count(*)` }).from(t.models).where(eq(t.models.providerId, row.id))
+      const [total] = await db.select({ n: count() }).from(t.models).where(eq(t.models.providerId, row.id))
       return { added: added.length, total: Number(total?.n ?? 0) }
     },
 
     // ---- models ----
 
-    async listModels(p: Principal, filter: { providerId?: string; q?: string; limit: number; offset: number }) {
+    listModels(p: Principal, filter: PageRequest & { providerId?: string; q?: string }): Promise<Page<{ model: ModelRow; providerName: string }>> {
       const conditions: SQL[] = [visible(p)]
       if (filter.providerId) conditions.push(eq(t.models.providerId, filter.providerId))
-      if (filter.q) conditions.push(or(sql`lower(${t.models.name}) LIKE ${escapeLike(filter.q)} ESCAPE '\\'`, sql`lower(${t.models.modelId}) LIKE ${escapeLike(filter.q)} ESCAPE '\\'`)!)
+      if (filter.q) conditions.push(or(containsText(t.models.name, filter.q), containsText(t.models.modelId, filter.q))!)
       const where = and(...conditions)
-      const [rows, [total]] = await Promise.all([
+      return pageWithTotal(
         db
           .select({ model: t.models, providerName: t.providers.name })
           .from(t.models)
@@ -294,75 +290,70 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
           .limit(filter.limit)
           .offset(filter.offset),
         db.select({ n: count() }).from(t.models).innerJoin(t.providers, eq(t.providers.id, t.models.providerId)).where(where),
-      ])
-      return { rows, total: Number(total?.n ?? 0) }
+      )
     },
 
     modelOf,
 
-    async createModel(p: Principal, input: ModelInput) {
-      const provider = await getWritable(p, input.provider_id)
+    async createModel(p: Principal, input: ModelInput): Promise<ResolvedModel> {
+      const provider = await getWritable(p, input.providerId)
       try {
         const [row] = await db
           .insert(t.models)
           .values({
             providerId: provider.id,
-            name: input.name ?? input.model_id,
-            modelId: input.model_id,
-            contextWindow: input.context_window ?? null,
-            maxOutputTokens: input.max_output_tokens ?? null,
-            supportsStream: input.supports_stream ?? true,
-            supportsTools: input.supports_tools ?? false,
-            supportsVision: input.supports_vision ?? false,
-            inputPrice: input.input_price ?? 0,
-            outputPrice: input.output_price ?? 0,
-            isDefault: input.is_default ?? false,
-            isAvailable: input.is_available ?? true,
+            name: input.name ?? input.modelId,
+            modelId: input.modelId,
+            contextWindow: input.contextWindow ?? null,
+            maxOutputTokens: input.maxOutputTokens ?? null,
+            supportsStream: input.supportsStream ?? true,
+            supportsTools: input.supportsTools ?? false,
+            supportsVision: input.supportsVision ?? false,
+            inputPrice: input.inputPrice ?? 0,
+            outputPrice: input.outputPrice ?? 0,
+            isDefault: input.isDefault ?? false,
+            isAvailable: input.isAvailable ?? true,
           })
           .returning()
-        if (row!.isDefault) await db.update(t.models).set({ isDefault: false }).where(and(eq(t.models.providerId, provider.id), sql`${t.models.id} <> ${row!.id}`))
+        if (row!.isDefault) await clearOtherDefaultModels(provider.id, row!.id)
         catalogueChanged()
         return { model: row!, provider }
       } catch (error) {
-        throw namesTaken(error)
+        throw asModelIdTaken(error)
       }
     },
 
-    async updateModel(p: Principal, id: string, input: Partial<Omit<ModelInput, 'provider_id'>>) {
+    async updateModel(p: Principal, id: string, input: ModelChanges): Promise<ResolvedModel> {
       const { provider } = await modelOf(p, id)
-      if (provider.scope === 'global' && p.role !== 'admin') throw forbidden('Only admins change models of global providers')
-      const map: Record<string, keyof ModelRow> = {
-        name: 'name', model_id: 'modelId', context_window: 'contextWindow', max_output_tokens: 'maxOutputTokens', supports_stream: 'supportsStream', supports_tools: 'supportsTools',
-        supports_vision: 'supportsVision', input_price: 'inputPrice', output_price: 'outputPrice', is_default: 'isDefault', is_available: 'isAvailable',
-      }
+      assertModelWritable(p, provider)
       const values: Record<string, unknown> = { updatedAt: new Date() }
-      for (const [k, v] of Object.entries(input)) if (v !== undefined && map[k]) values[map[k]] = v
+      for (const k of MODEL_FIELDS) if (input[k] !== undefined) values[k] = input[k]
       try {
         const [row] = await db.update(t.models).set(values).where(eq(t.models.id, id)).returning()
-        if (input.is_default) await db.update(t.models).set({ isDefault: false }).where(and(eq(t.models.providerId, provider.id), sql`${t.models.id} <> ${id}`))
+        if (input.isDefault) await clearOtherDefaultModels(provider.id, id)
         catalogueChanged()
         return { model: row!, provider }
       } catch (error) {
-        throw namesTaken(error)
+        throw asModelIdTaken(error)
       }
     },
 
     async removeModel(p: Principal, id: string) {
       const { provider } = await modelOf(p, id)
-      if (provider.scope === 'global' && p.role !== 'admin') throw forbidden('Only admins change models of global providers')
+      assertModelWritable(p, provider)
       await db.delete(t.models).where(eq(t.models.id, id))
       catalogueChanged()
     },
 
     /** A one-token call through the real streaming path. */
-    async testModel(p: Principal, id: string) {
+    async testModel(p: Principal, id: string): Promise<ModelTestResult> {
       const { model, provider } = await modelOf(p, id)
       const started = performance.now()
       try {
         for await (const _ of streamChat(await connection(provider, p), { model: model.modelId, messages: [{ role: 'user', content: 'Reply with OK.' }], maxTokens: 5 })) void _
-        return { ok: true, latency_ms: Math.round(performance.now() - started) }
+        return { ok: true, latencyMs: Math.round(performance.now() - started) }
       } catch (error) {
-        return { ok: false, latency_ms: Math.round(performance.now() - started), error: error instanceof UpstreamError ? error.message : 'the model could not be called' }
+        return { ok: false, latencyMs: Math.round(performance.now() - started), error: failureOf(error, 'the model could not be called') }
       }
     },
 
