@@ -56,7 +56,7 @@ export async function createServices(deps: BaseDeps) {
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
   const invites = createInvites(database)
   const secrets = await createSecretBox(deps.secret)
-  const providers = createProvidersService({ database, secrets, addressPolicy: createAddressPolicy({ allowPrivate: config.allowPrivateUpstreams }) })
+  const providers = createProvidersService({ database, bus, secrets, addressPolicy: createAddressPolicy({ allowPrivate: config.allowPrivateUpstreams }) })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGateway({ providers, usage, logger })
   const configs = createConfigsService({ database, secrets })

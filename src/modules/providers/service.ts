@@ -4,6 +4,7 @@
  * and extra headers are encrypted at rest and never leave the server.
  */
 import { and, asc, count, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
+import { defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { containsText, pageOfTable, pageWithTotal, type Page, type PageRequest } from '../../db/query.ts'
@@ -84,7 +85,10 @@ export interface ResolvedModel {
   provider: ProviderRow
 }
 
-export function createProvidersService(deps: { database: Database; secrets: SecretBox; addressPolicy: AddressPolicy }) {
+/** Something in the model catalogue changed (a provider or model added, changed or removed): drop cached lookups. */
+const catalogueChannel = defineChannel<Record<string, never>>('catalogue')
+
+export function createProvidersService(deps: { database: Database; bus: Bus; secrets: SecretBox; addressPolicy: AddressPolicy }) {
   const { database, secrets, addressPolicy } = deps
   const { db, t } = database
 
@@ -109,10 +113,24 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
 
   /** decrypted connections, keyed by provider id and its last update */
   const connections = new Map<string, { updatedAt: number; connection: ProviderConnection }>()
-  /** model-name lookups of the hot path, per caller; emptied by every catalogue change made here, else kept 5 s */
-  const resolved = new Map<string, { value: ResolvedModel | undefined; at: number }>()
-  const RESOLVE_TTL_MS = 5_000
-  const catalogueChanged = () => resolved.clear()
+  /**
+   * Model lookups of the hot path, per caller, kept until the catalogue changes on any instance
+   * (the bus's `catalogue` channel) or the bus may have missed a change. A lookup that was running
+   * while the catalogue changed is not kept (`generation`).
+   */
+  const resolved = new Map<string, ResolvedModel | undefined>()
+  let generation = 0
+  const forget = () => {
+    generation++
+    resolved.clear()
+  }
+  deps.bus.subscribe(catalogueChannel, forget, { onResync: forget })
+  const catalogueChanged = () => deps.bus.publish(catalogueChannel, {})
+  const remember = (key: string, value: ResolvedModel | undefined, seen: number) => {
+    if (seen !== generation) return
+    if (resolved.size >= 10_000) resolved.clear()
+    resolved.set(key, value)
+  }
 
   async function getVisible(p: Principal, id: string): Promise<ProviderRow> {
     const [row] = await db.select().from(t.providers).where(and(eq(t.providers.id, id), visible(p)))
@@ -208,7 +226,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
         })
         .returning()
       if (row!.isDefault) await clearOtherDefaultProviders(row!)
-      catalogueChanged()
+      await catalogueChanged()
       return row!
     },
 
@@ -229,7 +247,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       const [row] = await db.update(t.providers).set(values).where(eq(t.providers.id, id)).returning()
       if (input.isDefault) await clearOtherDefaultProviders(row!)
       connections.delete(id)
-      catalogueChanged()
+      await catalogueChanged()
       return row!
     },
 
@@ -237,7 +255,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       await getWritable(p, id)
       await db.delete(t.providers).where(eq(t.providers.id, id))
       connections.delete(id)
-      catalogueChanged()
+      await catalogueChanged()
     },
 
     /** Ask the provider for its model list: a failing upstream is `ok: false`, never an error. */
@@ -268,7 +286,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
             .onConflictDoNothing({ target: [t.models.providerId, t.models.modelId] })
             .returning({ id: t.models.id })
         : []
-      if (added.length) catalogueChanged()
+      if (added.length) await catalogueChanged()
       const [total] = await db.select({ n: count() }).from(t.models).where(eq(t.models.providerId, row.id))
       return { added: added.length, total: Number(total?.n ?? 0) }
     },
@@ -316,7 +334,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
           })
           .returning()
         if (row!.isDefault) await clearOtherDefaultModels(provider.id, row!.id)
-        catalogueChanged()
+        await catalogueChanged()
         return { model: row!, provider }
       } catch (error) {
         throw asModelIdTaken(error)
@@ -331,7 +349,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       try {
         const [row] = await db.update(t.models).set(values).where(eq(t.models.id, id)).returning()
         if (input.isDefault) await clearOtherDefaultModels(provider.id, id)
-        catalogueChanged()
+        await catalogueChanged()
         return { model: row!, provider }
       } catch (error) {
         throw asModelIdTaken(error)
@@ -342,7 +360,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
       const { provider } = await modelOf(p, id)
       assertModelWritable(p, provider)
       await db.delete(t.models).where(eq(t.models.id, id))
-      catalogueChanged()
+      await catalogueChanged()
     },
 
     /** A one-token call through the real streaming path. */
@@ -360,20 +378,18 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
     /** The model a caller means by `name` (gateway and chat): their own providers' first. */
     async resolve(p: Principal, name: string): Promise<ResolvedModel | undefined> {
       const key = `${p.userId}\0${name}`
-      const now = Date.now()
-      const hit = resolved.get(key)
-      if (hit && now - hit.at < RESOLVE_TTL_MS) return hit.value
+      if (resolved.has(key)) return resolved.get(key)
+      const seen = generation
       const [row] = await modelByName.execute({ name, user: p.userId })
-      if (resolved.size >= 10_000) resolved.clear()
-      resolved.set(key, { value: row, at: now })
+      remember(key, row, seen)
       return row
     },
 
     /** The model used when nothing names one: a default model (the caller's own first), else the first available. Cached like resolve. */
     async defaultModel(p: Principal): Promise<ResolvedModel | undefined> {
       const key = `${p.userId}\0`
-      const hit = resolved.get(key)
-      if (hit && Date.now() - hit.at < RESOLVE_TTL_MS) return hit.value
+      if (resolved.has(key)) return resolved.get(key)
+      const seen = generation
       const [row] = await db
         .select({ model: t.models, provider: t.providers })
         .from(t.models)
@@ -381,7 +397,7 @@ export function createProvidersService(deps: { database: Database; secrets: Secr
         .where(and(visible(p), eq(t.models.isAvailable, true)))
         .orderBy(sql`CASE WHEN ${t.models.isDefault} THEN 0 ELSE 1 END`, sql`CASE WHEN ${t.providers.scope} = 'personal' THEN 0 ELSE 1 END`, asc(t.providers.createdAt), asc(t.models.createdAt))
         .limit(1)
-      resolved.set(key, { value: row, at: Date.now() })
+      remember(key, row, seen)
       return row
     },
 
