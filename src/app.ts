@@ -23,6 +23,7 @@ export function createApp(deps: AppDeps) {
   const { config, services } = deps
   const routes = createRouteIndex()
   const auth = authPlugin({ auth: services.auth, limiter: services.limiter, config })
+  const counters = [{ countsOf: services.chat.countsOf, totals: services.chat.totals }]
   const app = new Elysia({ name: 'hearth' })
     .use(requestContextPlugin(deps))
     .use(errorsPlugin({ logger: deps.logger, routes }))
@@ -31,8 +32,8 @@ export function createApp(deps: AppDeps) {
     .use(serviceRoutes(deps))
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
     .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
-    .use(userRoutes({ users: services.users, usage: services.usage, countsOf: services.chat.countsOf, authPlugin: auth }))
-    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, invites: services.invites, usage: services.usage, totals: services.chat.totals, version: deps.version, authPlugin: auth }))
+    .use(userRoutes({ users: services.users, usage: services.usage, counters, authPlugin: auth }))
+    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, invites: services.invites, usage: services.usage, counters, version: deps.version, authPlugin: auth }))
     .use(providerRoutes({ providers: services.providers, authPlugin: auth }))
     .use(configRoutes({ configs: services.configs, authPlugin: auth }))
     .use(gatewayRoutes({ gateway: services.gateway, authPlugin: auth }))

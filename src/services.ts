@@ -6,8 +6,8 @@ import { deriveKeyBytes } from './lib/crypto.ts'
 import type { Logger } from './lib/logger.ts'
 import { createMailer, type Mailer } from './lib/mailer.ts'
 import { createRateLimiter } from './lib/rate-limiter.ts'
-import { createInvites } from './modules/admin/invites.ts'
-import { createApiKeys } from './modules/auth/api-keys.ts'
+import { createInvitesService } from './modules/admin/invites.ts'
+import { createApiKeysService } from './modules/auth/api-keys.ts'
 import { createRevocationsService } from './modules/auth/revocations.ts'
 import { createAuthService } from './modules/auth/service.ts'
 import { createAccessTokens } from './modules/auth/tokens.ts'
@@ -51,10 +51,10 @@ export async function createServices(deps: BaseDeps) {
   const bus = createBus({ database, logger })
   const revocations = createRevocationsService({ database, bus, logger, ttlMs: ACCESS_TTL_SECONDS * 1000 })
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
-  const users = createUsersService(database, revocations)
-  const apiKeys = createApiKeys({ database, revocations, logger })
+  const users = createUsersService({ database, bus })
+  const apiKeys = createApiKeysService({ database, revocations, logger })
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
-  const invites = createInvites(database)
+  const invites = createInvitesService({ database })
   const secrets = await createSecretBox(deps.secret)
   const providers = createProvidersService({ database, bus, secrets, addressPolicy: createAddressPolicy({ allowPrivate: config.allowPrivateUpstreams }) })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })

@@ -1,5 +1,5 @@
 /**
- * Email-code flows end to end (API.md §3) over the real mail path: the app sends through nodemailer
+ * Email-code flows end to end (docs/api.md §4) over the real mail path: the app sends through nodemailer
  * to a real SMTP server started here on 127.0.0.1, and the tests read the code out of the message.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'

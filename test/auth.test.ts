@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
 import { deriveKeyBytes } from '../src/lib/crypto.ts'
+import { sumCounts } from '../src/modules/users/activity.ts'
 import { login, register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, TEST_SECRET, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
@@ -425,6 +426,26 @@ eachDialect('users and admin', (dialect) => {
     expect((await solo.request('PATCH', `/api/v1/admin/users/${b.id}`, { token: a.access, body: { role: 'admin' } })).status).toBe(200)
     expect((await solo.request('PATCH', `/api/v1/admin/users/${a.id}`, { token: a.access, body: { role: 'user' } })).status).toBe(200)
     await solo.close()
+  })
+
+  test('stats and status count what each module counts: conversations and messages from chat, tasks 0 while no module counts them', async () => {
+    const app = await createTestApp(dialect)
+    const [a, b] = [await register(app, 'counted'), await register(app, 'counted')]
+    const { db, t: tables } = app.deps.database
+    for (const owner of [a, a, b]) {
+      const c = await app.request('POST', '/api/v1/conversations', { token: owner.access, body: { title: 'counted' } })
+      expect(c.status).toBe(201)
+      await db.insert(tables.messages).values([{ conversationId: c.body.id, role: 'user', content: 'hi' }, { conversationId: c.body.id, role: 'assistant', content: 'hello' }])
+    }
+    expect((await app.request('GET', '/api/v1/users/me/stats', { token: a.access })).body).toEqual({ conversations: 2, messages: 4, tasks: 0, input_tokens: 0, output_tokens: 0, cost: 0 })
+    expect((await app.request('GET', '/api/v1/users/me/stats', { token: b.access })).body).toMatchObject({ conversations: 1, messages: 2, tasks: 0 })
+    expect((await app.request('GET', '/api/v1/system/status', { token: a.access })).body.counts).toEqual({ users: 2, conversations: 3, messages: 6, tasks: 0 })
+    await app.close()
+  })
+
+  test('counts from several counters add up; a kind none of them gives is 0', async () => {
+    expect(await sumCounts([Promise.resolve({ conversations: 2, messages: 5 }), Promise.resolve({ tasks: 3, messages: 1 })])).toEqual({ conversations: 2, messages: 6, tasks: 3 })
+    expect(await sumCounts([])).toEqual({ conversations: 0, messages: 0, tasks: 0 })
   })
 
   test('deleting a user: 204, their tokens stop working', async () => {

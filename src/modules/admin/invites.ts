@@ -1,41 +1,33 @@
 /** @module Invite codes for `HEARTH_REGISTRATION=invite`: single use, optional expiry, shown once, stored hashed. */
-import { and, count, desc, eq } from 'drizzle-orm'
+import { desc, eq } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
+import { pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
 import { randomToken, sha256 } from '../../lib/crypto.ts'
-import { notFound } from '../../lib/errors.ts'
+import { inviteNotFound } from './errors.ts'
 
-export function createInvites(database: Database) {
-  const { db, t } = database
-  const toDto = (i: Database['t']['invites']['$inferSelect']) => ({
-    id: i.id,
-    prefix: i.prefix,
-    note: i.note,
-    created_at: i.createdAt.toISOString(),
-    expires_at: i.expiresAt?.toISOString() ?? null,
-    used_at: i.usedAt?.toISOString() ?? null,
-    used_by: i.usedBy,
-  })
+export type InviteRow = Database['t']['invites']['$inferSelect']
+
+export function createInvitesService(deps: { database: Database }) {
+  const { db, t } = deps.database
   return {
-    async create(createdBy: string, input: { note?: string | null; expiresAt?: Date | null }) {
+    /** A new invite and its code: the only time the code is known. */
+    async create(createdBy: string, input: { note?: string | null; expiresAt?: Date | null }): Promise<InviteRow & { code: string }> {
       const code = `inv_${randomToken(18)}`
       const [row] = await db
         .insert(t.invites)
         .values({ prefix: code.slice(0, 8), codeHash: sha256(code), note: input.note ?? null, createdBy, expiresAt: input.expiresAt ?? null })
         .returning()
-      return { ...toDto(row!), code }
+      return { ...row!, code }
     },
-    async list(limit: number, offset: number) {
-      const [rows, [total]] = await Promise.all([
-        db.select().from(t.invites).orderBy(desc(t.invites.createdAt)).limit(limit).offset(offset),
-        db.select({ n: count() }).from(t.invites),
-      ])
-      return { items: rows.map(toDto), total: Number(total?.n ?? 0) }
-    },
+
+    /** Newest first. */
+    list: (page: PageRequest): Promise<Page<InviteRow>> => pageOfTable(db, t.invites, undefined, [desc(t.invites.createdAt)], page),
+
     async remove(id: string) {
-      const rows = await db.delete(t.invites).where(and(eq(t.invites.id, id))).returning({ id: t.invites.id })
-      if (!rows.length) throw notFound('Invite')
+      const rows = await db.delete(t.invites).where(eq(t.invites.id, id)).returning({ id: t.invites.id })
+      if (!rows.length) throw inviteNotFound()
     },
   }
 }
 
-export type Invites = ReturnType<typeof createInvites>
+export type InvitesService = ReturnType<typeof createInvitesService>

@@ -1,53 +1,53 @@
-/** @module Admin-only: users, invites and system status (API.md §2, §4). */
-import { count } from 'drizzle-orm'
+/** @module Admin-only: users and system status (docs/api.md §5), invites (§4), usage (§9). */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
-import { isoDate, listQuery, page, pageOf, problemSchema } from '../../lib/schemas.ts'
+import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
-import { idParams, userSchema } from '../auth/model.ts'
 import type { AuthService } from '../auth/service.ts'
-import { toUser, type UsersService } from '../users/service.ts'
-import type { Invites } from './invites.ts'
+import { sumCounts, type Counter } from '../users/activity.ts'
+import type { UsersService } from '../users/service.ts'
 import type { UsageService } from '../usage/service.ts'
+import type { InvitesService } from './invites.ts'
+import * as m from './model.ts'
 
-const inviteSchema = z.object({ id: z.string(), prefix: z.string(), note: z.string().nullable(), created_at: isoDate, expires_at: isoDate.nullable(), used_at: isoDate.nullable(), used_by: z.string().nullable() }).meta({ id: 'Invite' })
-const adminUserSchema = userSchema.extend({ credits: z.object({ balance: z.number(), used: z.number() }) })
-const problems = { 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema }
-
-export function adminRoutes(deps: { database: Database; users: UsersService; auth: AuthService; invites: Invites; usage: UsageService; totals: () => Promise<{ conversations: number; messages: number }>; version: string; authPlugin: ReturnType<typeof authPlugin> }) {
-  const { database, users, auth, invites } = deps
+export function adminRoutes(deps: {
+  database: Database
+  users: UsersService
+  auth: AuthService
+  invites: InvitesService
+  usage: UsageService
+  /** what each module counts, summed in the status */
+  counters: Counter[]
+  version: string
+  authPlugin: ReturnType<typeof authPlugin>
+}) {
+  const { database, users, auth, invites, usage, counters } = deps
   const startedAt = Date.now()
-  const withCredits = (u: Awaited<ReturnType<UsersService['get']>>) => ({ ...toUser(u), credits: { balance: u.creditBalance, used: u.creditUsed } })
 
   return new Elysia({ name: 'hearth.routes.admin', prefix: '/api/v1', detail: { tags: ['Admin'] } })
     .use(deps.authPlugin)
     .get(
       '/admin/users',
       async ({ query }) => {
-        const { rows, total } = await users.list({ q: query.q, role: query.role, isActive: query.is_active === undefined ? undefined : query.is_active === 'true', limit: query.limit, offset: query.offset })
-        return pageOf(rows.map(withCredits), total, query)
+        const { rows, total } = await users.list(m.fromUserListQuery(query), query)
+        return pageOf(rows.map(m.toAdminUserDto), total, query)
       },
-      {
-        auth: 'admin',
-        query: listQuery.extend({ q: z.string().max(100).optional(), role: z.enum(['user', 'admin']).optional(), is_active: z.enum(['true', 'false']).optional() }),
-        response: { 200: page(adminUserSchema), ...problems },
-        detail: { summary: 'List and search users' },
-      },
+      { auth: 'admin', query: m.userListQuery, response: { 200: page(m.adminUserSchema), ...problems(401, 403, 422, 429) }, detail: { summary: 'List and search users' } },
     )
     .patch(
       '/admin/users/:id',
       async ({ params, body }) => {
-        const { user, disabled, roleChanged } = await users.adminUpdate(params.id, { role: body.role, isActive: body.is_active, creditsDelta: body.credits_delta })
+        const { user, disabled, roleChanged } = await users.adminUpdate(params.id, m.fromUserPatchBody(body))
         if (disabled) await auth.revokeEverything(user.id)
         else if (roleChanged) await auth.cutOffAccessTokens(user.id)
-        return withCredits(user)
+        return m.toAdminUserDto(user)
       },
       {
         auth: 'admin',
         params: idParams,
-        body: z.object({ role: z.enum(['user', 'admin']).optional(), is_active: z.boolean().optional(), credits_delta: z.number().finite().min(-1e12).max(1e12).optional() }),
-        response: { 200: adminUserSchema, ...problems },
+        body: m.userPatchBody,
+        response: { 200: m.adminUserSchema, ...problems(401, 403, 404, 409, 422, 429) },
         detail: { summary: "Change a user's role, active flag or credits; disabling revokes their sessions and API keys at once" },
       },
     )
@@ -59,30 +59,25 @@ export function adminRoutes(deps: { database: Database; users: UsersService; aut
         await auth.cutOffAccessTokens(params.id)
         set.status = 204
       },
-      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems }, detail: { summary: 'Delete a user and everything they own' } },
+      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 409, 422, 429) }, detail: { summary: 'Delete a user and everything they own' } },
     )
     .post(
       '/admin/invites',
       async ({ principal, body, set }) => {
-        const invite = await invites.create(principal.userId, { note: body.note, expiresAt: body.expires_at ? new Date(body.expires_at) : null })
+        const invite = await invites.create(principal.userId, m.fromInviteCreateBody(body))
         set.status = 201
         set.headers.location = `/api/v1/admin/invites/${invite.id}`
-        return invite
+        return m.toInviteCreatedDto(invite)
       },
-      {
-        auth: 'admin',
-        body: z.object({ note: z.string().max(200).nullable().optional(), expires_at: z.iso.datetime({ offset: true }).nullable().optional() }),
-        response: { 201: inviteSchema.extend({ code: z.string() }), ...problems },
-        detail: { summary: 'Create a single-use invite code (shown only now)' },
-      },
+      { auth: 'admin', body: m.inviteCreateBody, response: { 201: m.inviteCreated, ...problems(401, 403, 422, 429) }, detail: { summary: 'Create a single-use invite code (shown only now)' } },
     )
     .get(
       '/admin/invites',
       async ({ query }) => {
-        const { items, total } = await invites.list(query.limit, query.offset)
-        return pageOf(items, total, query)
+        const { rows, total } = await invites.list(query)
+        return pageOf(rows.map(m.toInviteDto), total, query)
       },
-      { auth: 'admin', query: listQuery, response: { 200: page(inviteSchema), ...problems }, detail: { summary: 'Invite codes (without the codes)' } },
+      { auth: 'admin', query: listQuery, response: { 200: page(m.inviteSchema), ...problems(401, 403, 422, 429) }, detail: { summary: 'Invite codes (without the codes)' } },
     )
     .delete(
       '/admin/invites/:id',
@@ -90,43 +85,33 @@ export function adminRoutes(deps: { database: Database; users: UsersService; aut
         await invites.remove(params.id)
         set.status = 204
       },
-      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems }, detail: { summary: 'Withdraw an invite code' } },
+      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Withdraw an invite code' } },
     )
     .get(
       '/admin/usage',
       async ({ query }) => {
-        const { items, total } = await deps.usage.aggregate({ from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : undefined, userId: query.user_id, model: query.model, limit: query.limit, offset: query.offset })
-        return pageOf(items, total, query)
+        const { rows, total } = await usage.aggregate(m.fromUsageQuery(query), query)
+        return pageOf(rows.map(m.toUsageGroupDto), total, query)
       },
       {
         auth: 'admin',
-        query: listQuery.extend({ from: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(), to: z.iso.datetime({ offset: true }).or(z.iso.date()).optional(), user_id: z.string().max(64).optional(), model: z.string().max(200).optional() }),
-        response: {
-          200: page(z.object({ day: z.string(), user_id: z.string().nullable(), username: z.string().nullable(), model: z.string(), calls: z.number().int(), input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number(), errors: z.number().int() })),
-          ...problems,
-        },
+        query: m.usageQuery,
+        response: { 200: page(m.usageGroupSchema), ...problems(401, 403, 422, 429) },
         detail: { summary: 'Model usage by day (UTC), user and model; `from` inclusive, `to` exclusive' },
       },
     )
     .get(
       '/system/status',
       async () => {
-        const [[usersCount], totals] = await Promise.all([database.db.select({ n: count() }).from(database.t.users), deps.totals()])
+        const [usersCount, activity] = await Promise.all([users.count(), sumCounts(counters.map((c) => c.totals()))])
         return {
           version: deps.version,
           uptime_s: Math.floor((Date.now() - startedAt) / 1000),
           database: database.dialect,
-          counts: { users: Number(usersCount?.n ?? 0), ...totals, tasks: 0 },
+          counts: { users: usersCount, ...activity },
           memory: { rss_bytes: process.memoryUsage.rss() },
         }
       },
-      {
-        auth: 'admin',
-        response: {
-          200: z.object({ version: z.string(), uptime_s: z.number().int(), database: z.enum(['sqlite', 'postgres']), counts: z.object({ users: z.number().int(), conversations: z.number().int(), messages: z.number().int(), tasks: z.number().int() }), memory: z.object({ rss_bytes: z.number().int() }) }),
-          ...problems,
-        },
-        detail: { summary: 'Version, uptime, database and counts' },
-      },
+      { auth: 'admin', response: { 200: m.statusSchema, ...problems(401, 403, 429) }, detail: { summary: 'Version, uptime, database and counts' } },
     )
 }

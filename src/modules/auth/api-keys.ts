@@ -1,19 +1,22 @@
 /**
  * @module API keys (`hk_…`): shown once, stored as SHA-256, usable wherever an access token is.
  * Lookups are cached for a minute; deleting a key, or disabling or re-roling its owner, drops the
- * cache entry at once on every instance (Revocations). `last_used_at` is written in a batch a minute.
+ * cache entry at once on every instance (the revocations service). `last_used_at` is written in a batch a minute.
  */
 import { and, desc, eq, sql } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { randomToken, sha256 } from '../../lib/crypto.ts'
-import { notFound, unauthorized } from '../../lib/errors.ts'
 import { createLastUsed } from '../../lib/last-used.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { Role } from '../users/service.ts'
+import { apiKeyExpired, apiKeyInvalid, apiKeyNotFound } from './errors.ts'
 import type { Principal } from './service.ts'
-import type { Revocations } from './revocations.ts'
+import type { RevocationsService } from './revocations.ts'
 
 const CACHE_TTL_MS = 60_000
+
+/** An API key as its owner sees it (never the key itself, nor its hash). */
+export type ApiKey = Omit<Database['t']['apiKeys']['$inferSelect'], 'keyHash'>
 
 interface CachedKey {
   id: string
@@ -23,7 +26,7 @@ interface CachedKey {
   cachedAt: number
 }
 
-export function createApiKeys(deps: { database: Database; revocations: Revocations; logger: Logger }) {
+export function createApiKeysService(deps: { database: Database; revocations: RevocationsService; logger: Logger }) {
   const { database, revocations, logger } = deps
   const { db, t } = database
   const cache = new Map<string, CachedKey>()
@@ -41,34 +44,29 @@ export function createApiKeys(deps: { database: Database; revocations: Revocatio
     else if (inv.kind === 'user') for (const [hash, k] of cache) if (k.userId === inv.id) cache.delete(hash)
   })
 
-
-  const toDto = (k: Database['t']['apiKeys']['$inferSelect']) => ({
-    id: k.id,
-    name: k.name,
-    prefix: k.prefix,
-    created_at: k.createdAt.toISOString(),
-    last_used_at: (lastUsed.get(k.id) ?? k.lastUsedAt)?.toISOString() ?? null,
-    expires_at: k.expiresAt?.toISOString() ?? null,
-  })
+  /** `lastUsedAt` includes the uses not yet written */
+  const visible = ({ keyHash: _, ...k }: Database['t']['apiKeys']['$inferSelect']): ApiKey => ({ ...k, lastUsedAt: lastUsed.get(k.id) ?? k.lastUsedAt })
 
   return {
-    async create(userId: string, input: { name: string; expiresAt?: Date | null }) {
+    /** A new key, with the key itself: the only time it is known. */
+    async create(userId: string, input: { name: string; expiresAt?: Date | null }): Promise<ApiKey & { key: string }> {
       const key = `hk_${randomToken(32)}`
       const [row] = await db
         .insert(t.apiKeys)
         .values({ userId, name: input.name, prefix: key.slice(0, 11), keyHash: sha256(key), expiresAt: input.expiresAt ?? null })
         .returning()
-      return { ...toDto(row!), key }
+      return { ...visible(row!), key }
     },
 
-    async list(userId: string) {
+    /** Newest first. */
+    async list(userId: string): Promise<ApiKey[]> {
       const rows = await db.select().from(t.apiKeys).where(eq(t.apiKeys.userId, userId)).orderBy(desc(t.apiKeys.createdAt))
-      return rows.map(toDto)
+      return rows.map(visible)
     },
 
     async remove(userId: string, id: string) {
       const [row] = await db.delete(t.apiKeys).where(and(eq(t.apiKeys.id, id), eq(t.apiKeys.userId, userId))).returning({ hash: t.apiKeys.keyHash })
-      if (!row) throw notFound('API key')
+      if (!row) throw apiKeyNotFound()
       await revocations.publish({ kind: 'api_key', hash: row.hash })
     },
 
@@ -85,13 +83,13 @@ export function createApiKeys(deps: { database: Database; revocations: Revocatio
         const [row] = await byHash.execute({ hash })
         if (!row || !row.isActive) {
           cache.delete(hash)
-          throw unauthorized('The API key is not valid')
+          throw apiKeyInvalid()
         }
         entry = { id: row.id, userId: row.userId, role: row.role, expiresAt: row.expiresAt?.getTime() ?? null, cachedAt: now }
         if (cache.size > 10_000) cache.clear()
         cache.set(hash, entry)
       }
-      if (entry.expiresAt !== null && entry.expiresAt <= now) throw unauthorized('The API key has expired')
+      if (entry.expiresAt !== null && entry.expiresAt <= now) throw apiKeyExpired()
       lastUsed.mark(entry.id, now)
       return { userId: entry.userId, role: entry.role, sessionId: null, apiKeyId: entry.id }
     },
@@ -100,4 +98,4 @@ export function createApiKeys(deps: { database: Database; revocations: Revocatio
   }
 }
 
-export type ApiKeys = ReturnType<typeof createApiKeys>
+export type ApiKeysService = ReturnType<typeof createApiKeysService>

@@ -14,8 +14,6 @@ export type Invalidation =
   | { kind: 'session'; id: string }
   | { kind: 'user'; id: string; after: number }
   | { kind: 'api_key'; hash: string }
-  /** a user's profile or preferences changed: drop cached copies */
-  | { kind: 'user_changed'; id: string }
 
 export const authChannel = defineChannel<Invalidation>('auth')
 
@@ -87,5 +85,3 @@ export function createRevocationsService(deps: { database: Database; bus: Bus; l
 }
 
 export type RevocationsService = ReturnType<typeof createRevocationsService>
-/** @deprecated until the accounts modules are merged: use RevocationsService */
-export type Revocations = RevocationsService

@@ -1,18 +1,18 @@
-/** @module /api/v1/auth and /api/v1/api-keys (API.md §3). */
+/** @module /api/v1/auth and /api/v1/api-keys (docs/api.md §4). */
 import { Elysia, type Cookie } from 'elysia'
 import { z } from 'zod'
 import type { Config } from '../../config.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
-import { page, problemSchema } from '../../lib/schemas.ts'
+import { idParams, page, problems, wholePage } from '../../lib/schemas.ts'
 import { ACCESS_COOKIE, applyLimitHeaders, createClientInfo, rateLimited, REFRESH_COOKIE, type authPlugin } from '../../plugins/auth.ts'
-import { unauthorized } from '../../lib/errors.ts'
-import type { ApiKeys } from './api-keys.ts'
+import { toUserDto, userSchema } from '../users/model.ts'
+import type { Profile, UsersService } from '../users/service.ts'
+import type { ApiKeysService } from './api-keys.ts'
+import { refreshTokenRequired } from './errors.ts'
 import * as m from './model.ts'
-import { REFRESH_TTL_MS, type AuthService, type IssuedTokens } from './service.ts'
-import type { UsersService } from '../users/service.ts'
+import { REFRESH_TTL_MS, type AuthService, type IssuedTokens, type SignedIn } from './service.ts'
 
 const AUTH_PATH = '/api/v1/auth'
-const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema, 422: problemSchema, 429: problemSchema }
 
 type Cookies = Record<string, Cookie<unknown>>
 
@@ -25,8 +25,8 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
   /** Browsers get the same tokens as httpOnly cookies; the refresh cookie only travels to the auth path. */
   function setCookies(cookie: Cookies, request: Request, tokens: IssuedTokens) {
     const secure = isHttps(request)
-    cookie[ACCESS_COOKIE]!.set({ value: tokens.access_token, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: tokens.expires_in })
-    cookie[REFRESH_COOKIE]!.set({ value: tokens.refresh_token, httpOnly: true, sameSite: 'lax', secure, path: AUTH_PATH, maxAge: REFRESH_TTL_MS / 1000 })
+    cookie[ACCESS_COOKIE]!.set({ value: tokens.accessToken, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: tokens.expiresIn })
+    cookie[REFRESH_COOKIE]!.set({ value: tokens.refreshToken, httpOnly: true, sameSite: 'lax', secure, path: AUTH_PATH, maxAge: REFRESH_TTL_MS / 1000 })
   }
   function clearCookies(cookie: Cookies) {
     cookie[ACCESS_COOKIE]!.set({ value: '', httpOnly: true, sameSite: 'lax', path: '/', maxAge: 0 })
@@ -34,11 +34,22 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
   }
 
   /** A new account: 201, Location, and its tokens as cookies too. */
-  function created<R extends { tokens: IssuedTokens }>(result: R, ctx: { request: Request; set: { status?: number | string; headers: Record<string, string | number> }; cookie: Cookies }): R {
+  function created(result: SignedIn, ctx: { request: Request; set: { status?: number | string; headers: Record<string, string | number> }; cookie: Cookies }) {
     setCookies(ctx.cookie, ctx.request, result.tokens)
     ctx.set.status = 201
     ctx.set.headers.location = '/api/v1/users/me'
-    return result
+    return m.toAuthResultDto(result)
+  }
+
+  /** GET /me is the hottest read: each cached profile's JSON is made once, and kept as long as the entry is (a change replaces the entry). */
+  const meJson = new WeakMap<Profile, string>()
+  const jsonOf = (profile: Profile) => {
+    let json = meJson.get(profile)
+    if (json === undefined) {
+      json = JSON.stringify(toUserDto(profile.user))
+      meJson.set(profile, json)
+    }
+    return json
   }
 
   /** login, registration and code endpoints: a tighter limit per client IP, exact across instances */
@@ -54,9 +65,9 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
       '/register',
       async ({ body, request, server, set, cookie }) => {
         await limitAuth(request, server, set.headers)
-        return created(await auth.register(body, clientInfo(request, server)), { request, set, cookie })
+        return created(await auth.register(m.fromRegisterBody(body), clientInfo(request, server)), { request, set, cookie })
       },
-      { body: m.registerBody, response: { 201: m.authResult, ...problems }, detail: { summary: 'Create an account; the first user becomes admin' } },
+      { body: m.registerBody, response: { 201: m.authResult, ...problems(403, 409, 422, 429) }, detail: { summary: 'Create an account; the first user becomes admin' } },
     )
     .post(
       '/login',
@@ -64,21 +75,21 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await limitAuth(request, server, set.headers)
         const result = await auth.login({ login: (body.username ?? body.email)!, password: body.password }, clientInfo(request, server))
         setCookies(cookie, request, result.tokens)
-        return result
+        return m.toAuthResultDto(result)
       },
-      { body: m.loginBody, response: { 200: m.authResult, ...problems }, detail: { summary: 'Log in with username or email' } },
+      { body: m.loginBody, response: { 200: m.authResult, ...problems(401, 403, 422, 429) }, detail: { summary: 'Log in with username or email' } },
     )
     .post(
       '/refresh',
       async ({ body, request, server, set, cookie }) => {
         await limitAuth(request, server, set.headers)
         const token = body?.refresh_token ?? (cookie[REFRESH_COOKIE]?.value as string | undefined)
-        if (!token) throw unauthorized('A refresh token is required')
+        if (!token) throw refreshTokenRequired()
         const tokens = await auth.refresh(token, clientInfo(request, server))
         setCookies(cookie, request, tokens)
-        return { tokens }
+        return { tokens: m.toTokensDto(tokens) }
       },
-      { body: m.refreshBody, response: { 200: z.object({ tokens: m.tokensSchema }), ...problems }, detail: { summary: 'Rotate the refresh token (body or cookie)' } },
+      { body: m.refreshBody, response: { 200: m.refreshResult, ...problems(401, 422, 429) }, detail: { summary: 'Rotate the refresh token (body or cookie)' } },
     )
     .post(
       '/logout',
@@ -87,12 +98,11 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         clearCookies(cookie)
         set.status = 204
       },
-      { auth: true, response: { 204: z.void(), 401: problemSchema }, detail: { summary: "Revoke the current session's tokens" } },
+      { auth: true, response: { 204: z.void(), ...problems(401, 429) }, detail: { summary: "Revoke the current session's tokens" } },
     )
-    // the hottest read: the cached profile's JSON goes out as it is, without serialising it again
-    .get('/me', async ({ principal }) => new Response((await users.profile(principal.userId)).userJson, { headers: { 'content-type': 'application/json' } }), {
+    .get('/me', async ({ principal }) => new Response(jsonOf(await users.profile(principal.userId)), { headers: { 'content-type': 'application/json' } }), {
       auth: true,
-      response: { 200: m.userSchema, 401: problemSchema, 404: problemSchema },
+      response: { 200: userSchema, ...problems(401, 404, 429) },
       detail: { summary: 'The current user' },
     })
     .put(
@@ -101,15 +111,12 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.changePassword(principal, body.old_password, body.new_password)
         set.status = 204
       },
-      { auth: true, body: m.passwordBody, response: { 204: z.void(), ...problems }, detail: { summary: 'Change the password; other sessions are revoked' } },
+      { auth: true, body: m.passwordBody, response: { 204: z.void(), ...problems(401, 404, 422, 429) }, detail: { summary: 'Change the password; other sessions are revoked' } },
     )
     .get(
       '/sessions',
-      async ({ principal }) => {
-        const items = await auth.listSessions(principal)
-        return { items, total: items.length, limit: items.length, offset: 0, has_more: false }
-      },
-      { auth: true, response: { 200: page(m.sessionSchema), 401: problemSchema }, detail: { summary: 'Active sessions' } },
+      async ({ principal }) => wholePage((await auth.listSessions(principal)).map(m.toSessionDto)),
+      { auth: true, response: { 200: page(m.sessionSchema), ...problems(401, 429) }, detail: { summary: 'Active sessions' } },
     )
     .delete(
       '/sessions/:id',
@@ -117,15 +124,15 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.revokeSession(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: m.idParams, response: { 204: z.void(), 401: problemSchema, 404: problemSchema }, detail: { summary: 'Revoke a session' } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 404, 422, 429) }, detail: { summary: 'Revoke a session' } },
     )
     .post(
       '/send-code',
       async ({ body, request, server, set }) => {
         await limitAuth(request, server, set.headers)
-        return auth.sendCode(body.email, body.code_type, languageOf(request))
+        return m.toCodeSentDto(await auth.sendCode(body.email, body.code_type, languageOf(request)))
       },
-      { body: m.sendCodeBody, response: { 200: m.sendCodeResult, ...problems }, detail: { summary: 'Email a 6-digit code' } },
+      { body: m.sendCodeBody, response: { 200: m.sendCodeResult, ...problems(422, 429) }, detail: { summary: 'Email a 6-digit code' } },
     )
     .post(
       '/verify-code',
@@ -134,23 +141,23 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.verifyCode(body.email, body.code_type, body.code)
         return { is_valid: true as const }
       },
-      { body: m.verifyCodeBody, response: { 200: z.object({ is_valid: z.literal(true) }), ...problems }, detail: { summary: 'Check a code without using it up' } },
+      { body: m.verifyCodeBody, response: { 200: m.verifyCodeResult, ...problems(422, 429) }, detail: { summary: 'Check a code without using it up' } },
     )
     .post(
       '/verify-register',
       async ({ body, request, server, set, cookie }) => {
         await limitAuth(request, server, set.headers)
-        return created(await auth.verifyRegister(body, clientInfo(request, server)), { request, set, cookie })
+        return created(await auth.verifyRegister(m.fromRegisterBody(body), clientInfo(request, server)), { request, set, cookie })
       },
-      { body: m.verifyRegisterBody, response: { 201: m.authResult, ...problems }, detail: { summary: 'Create an account with an emailed code' } },
+      { body: m.verifyRegisterBody, response: { 201: m.authResult, ...problems(403, 409, 422, 429) }, detail: { summary: 'Create an account with an emailed code' } },
     )
     .post(
       '/password/send-code',
       async ({ body, request, server, set }) => {
         await limitAuth(request, server, set.headers)
-        return auth.sendCode(body.email, 'password_reset', languageOf(request))
+        return m.toCodeSentDto(await auth.sendCode(body.email, 'password_reset', languageOf(request)))
       },
-      { body: m.passwordSendCodeBody, response: { 200: m.sendCodeResult, ...problems }, detail: { summary: 'Email a password reset code (same answer whether or not the address is registered)' } },
+      { body: m.passwordSendCodeBody, response: { 200: m.sendCodeResult, ...problems(422, 429) }, detail: { summary: 'Email a password reset code (same answer whether or not the address is registered)' } },
     )
     .post(
       '/password/reset',
@@ -159,31 +166,28 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.resetPassword(body.email, body.code, body.new_password)
         set.status = 204
       },
-      { body: m.passwordResetBody, response: { 204: z.void(), ...problems }, detail: { summary: 'Set a new password with an emailed code; all sessions are revoked' } },
+      { body: m.passwordResetBody, response: { 204: z.void(), ...problems(422, 429) }, detail: { summary: 'Set a new password with an emailed code; all sessions are revoked' } },
     )
 }
 
-export function apiKeyRoutes(deps: { apiKeys: ApiKeys; authPlugin: ReturnType<typeof authPlugin> }) {
+export function apiKeyRoutes(deps: { apiKeys: ApiKeysService; authPlugin: ReturnType<typeof authPlugin> }) {
   const { apiKeys } = deps
   return new Elysia({ name: 'hearth.routes.api-keys', prefix: '/api/v1/api-keys', detail: { tags: ['API keys'] } })
     .use(deps.authPlugin)
     .get(
       '/',
-      async ({ principal }) => {
-        const items = await apiKeys.list(principal.userId)
-        return { items, total: items.length, limit: items.length, offset: 0, has_more: false }
-      },
-      { auth: true, response: { 200: page(m.apiKeySchema), 401: problemSchema }, detail: { summary: 'Your API keys (never the key itself)' } },
+      async ({ principal }) => wholePage((await apiKeys.list(principal.userId)).map(m.toApiKeyDto)),
+      { auth: true, response: { 200: page(m.apiKeySchema), ...problems(401, 429) }, detail: { summary: 'Your API keys (never the key itself)' } },
     )
     .post(
       '/',
       async ({ principal, body, set }) => {
-        const created = await apiKeys.create(principal.userId, { name: body.name, expiresAt: body.expires_at ? new Date(body.expires_at) : null })
+        const created = await apiKeys.create(principal.userId, m.fromApiKeyCreateBody(body))
         set.status = 201
         set.headers.location = `/api/v1/api-keys/${created.id}`
-        return created
+        return m.toApiKeyCreatedDto(created)
       },
-      { auth: true, body: m.apiKeyCreateBody, response: { 201: m.apiKeyCreated, 401: problemSchema, 422: problemSchema }, detail: { summary: 'Create an API key: the only time `key` is shown' } },
+      { auth: true, body: m.apiKeyCreateBody, response: { 201: m.apiKeyCreated, ...problems(401, 422, 429) }, detail: { summary: 'Create an API key: the only time `key` is shown' } },
     )
     .delete(
       '/:id',
@@ -191,7 +195,7 @@ export function apiKeyRoutes(deps: { apiKeys: ApiKeys; authPlugin: ReturnType<ty
         await apiKeys.remove(principal.userId, params.id)
         set.status = 204
       },
-      { auth: true, params: m.idParams, response: { 204: z.void(), 401: problemSchema, 404: problemSchema }, detail: { summary: 'Revoke an API key' } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 404, 422, 429) }, detail: { summary: 'Revoke an API key' } },
     )
 }
 

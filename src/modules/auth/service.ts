@@ -7,17 +7,34 @@ import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm'
 import type { Config } from '../../config.ts'
 import type { Database } from '../../db/index.ts'
 import { randomDigits, randomToken, sha256 } from '../../lib/crypto.ts'
-import { AppError, forbidden, notFound, unauthorized, validationError } from '../../lib/errors.ts'
 import { createLastUsed } from '../../lib/last-used.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { Mailer } from '../../lib/mailer.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
 import { withLock } from '../../db/lock.ts'
-import { createUser, hashPassword, preferencesOf, toUser, type Role, type UserRow, type UsersService } from '../users/service.ts'
-import type { ApiKeys } from './api-keys.ts'
+import { createUser, hashPassword, preferencesOf, type Role, type UserRow, type UsersService } from '../users/service.ts'
+import type { ApiKeysService } from './api-keys.ts'
+import {
+  accountDisabled,
+  badCode,
+  codeCooldown,
+  codeDailyCapReached,
+  invalidCredentials,
+  inviteInvalid,
+  inviteRequired,
+  loginLocked,
+  refreshTokenInvalid,
+  refreshTokenReused,
+  registrationClosed,
+  registrationNeedsVerifiedEmail,
+  sessionEnded,
+  sessionNotFound,
+  sessionRevoked,
+  tokenExpired,
+} from './errors.ts'
 import { codeMail } from './mail.ts'
-import type { Revocations } from './revocations.ts'
-import { tokenExpired, type AccessTokens } from './tokens.ts'
+import type { RevocationsService } from './revocations.ts'
+import type { AccessTokens } from './tokens.ts'
 
 export const REFRESH_TTL_MS = 30 * 24 * 3600_000
 const CODE_TTL_MS = 10 * 60_000
@@ -25,9 +42,7 @@ const CODE_COOLDOWN_MS = 60_000
 const CODE_DAILY_CAP = 10
 const CODE_MAX_ATTEMPTS = 5
 /** failed logins for one account before it is locked for the rest of the window */
-export const LOGIN_FAILURE_LIMIT = { limit: 5, windowMs: 15 * 60_000 }
-/** login, registration and code endpoints, per client IP */
-export const AUTH_IP_LIMIT = { limit: 10, windowMs: 60_000 }
+const LOGIN_FAILURE_LIMIT = { limit: 5, windowMs: 15 * 60_000 }
 
 export type CodeType = 'register' | 'password_reset'
 
@@ -44,16 +59,47 @@ export interface ClientInfo {
   userAgent: string | null
 }
 
+/** A bearer access token and the refresh token that replaces it; `expiresIn` in seconds. */
 export interface IssuedTokens {
-  access_token: string
-  refresh_token: string
-  token_type: 'bearer'
-  expires_in: number
+  accessToken: string
+  refreshToken: string
+  expiresIn: number
 }
 
-export const invalidCredentials = () => new AppError(401, 'INVALID_CREDENTIALS', 'The username, email or password is wrong')
-const badCode = () => validationError('The code is wrong, expired or already used', [{ path: 'code', message: 'wrong, expired or already used' }])
-const disabled = () => forbidden('This account is disabled')
+export interface NewAccount {
+  username: string
+  email: string
+  password: string
+  displayName?: string | null
+  /** needed when registration is by invite */
+  inviteCode?: string
+}
+
+/** A new account or a login: the user and their first tokens. */
+export interface SignedIn {
+  user: UserRow
+  tokens: IssuedTokens
+}
+
+/** An active session as its user sees it. */
+export interface Session {
+  id: string
+  userAgent: string | null
+  ip: string | null
+  createdAt: Date
+  lastUsedAt: Date
+  /** the session of the request that asked */
+  current: boolean
+}
+
+/** What a send-code request did, the same whether or not the address has an account. */
+export interface CodeSent {
+  email: string
+  codeType: CodeType
+  cooldownSeconds: number
+  remainingDailySends: number
+  expireMinutes: number
+}
 
 export function createAuthService(deps: {
   database: Database
@@ -61,9 +107,9 @@ export function createAuthService(deps: {
   logger: Logger
   mailer: Mailer
   tokens: AccessTokens
-  revocations: Revocations
+  revocations: RevocationsService
   limiter: RateLimiter
-  apiKeys: ApiKeys
+  apiKeys: ApiKeysService
   users: UsersService
   /** HMAC key for email codes (codes have only 10^6 values, so a plain hash would be reversible) */
   codeKey: Uint8Array
@@ -103,7 +149,7 @@ export function createAuthService(deps: {
   async function issue(user: Pick<UserRow, 'id' | 'role'>, sessionId: string): Promise<IssuedTokens> {
     const refresh = `hrt_${randomToken(32)}`
     await db.insert(t.refreshTokens).values({ sessionId, tokenHash: sha256(refresh), expiresAt: new Date(Date.now() + REFRESH_TTL_MS) })
-    return { access_token: await tokens.sign({ sub: user.id, sid: sessionId, role: user.role }), refresh_token: refresh, token_type: 'bearer', expires_in: tokens.ttlSeconds }
+    return { accessToken: await tokens.sign({ sub: user.id, sid: sessionId, role: user.role }), refreshToken: refresh, expiresIn: tokens.ttlSeconds }
   }
 
   async function revokeSessions(where: ReturnType<typeof and>) {
@@ -115,15 +161,15 @@ export function createAuthService(deps: {
   /** Register-mode gate and invite check, before any work is done. */
   async function checkRegistration(inviteCode: string | undefined, viaVerifiedEmail: boolean) {
     const mode = config.registration
-    if (mode === 'closed') throw forbidden('Registration is closed')
-    if (mode === 'verify' && !viaVerifiedEmail) throw forbidden('Registration needs a verified email: use /api/v1/auth/send-code and /api/v1/auth/verify-register')
+    if (mode === 'closed') throw registrationClosed()
+    if (mode === 'verify' && !viaVerifiedEmail) throw registrationNeedsVerifiedEmail()
     if (mode === 'invite') {
-      if (!inviteCode) throw forbidden('Registration needs an invite code')
+      if (!inviteCode) throw inviteRequired()
       const [invite] = await db
         .select({ id: t.invites.id })
         .from(t.invites)
         .where(and(eq(t.invites.codeHash, sha256(inviteCode)), isNull(t.invites.usedAt), or(isNull(t.invites.expiresAt), gt(t.invites.expiresAt, new Date()))))
-      if (!invite) throw forbidden('The invite code is not valid')
+      if (!invite) throw inviteInvalid()
     }
   }
 
@@ -137,7 +183,7 @@ export function createAuthService(deps: {
       .returning({ id: t.invites.id })
     if (!used.length) {
       await db.delete(t.users).where(eq(t.users.id, user.id))
-      throw forbidden('The invite code is not valid')
+      throw inviteInvalid()
     }
   }
 
@@ -173,43 +219,43 @@ export function createAuthService(deps: {
   }
 
   return {
-    async register(input: { username: string; email: string; password: string; display_name?: string | null; invite_code?: string }, client: ClientInfo) {
-      await checkRegistration(input.invite_code, false)
-      const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.display_name })
-      await consumeInvite(input.invite_code, user)
+    async register(input: NewAccount, client: ClientInfo): Promise<SignedIn> {
+      await checkRegistration(input.inviteCode, false)
+      const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.displayName })
+      await consumeInvite(input.inviteCode, user)
       const { tokens: issued } = await startSession(user, client)
       logger.info('user registered', { user_id: user.id, role: user.role })
-      return { user: toUser(user), tokens: issued }
+      return { user, tokens: issued }
     },
 
-    async verifyRegister(input: { username: string; email: string; password: string; code: string; display_name?: string | null; invite_code?: string }, client: ClientInfo) {
-      await checkRegistration(input.invite_code, true)
+    async verifyRegister(input: NewAccount & { code: string }, client: ClientInfo): Promise<SignedIn> {
+      await checkRegistration(input.inviteCode, true)
       const codeId = await checkCode(input.email, 'register', input.code)
       // the code is used up only once the user exists: a taken username leaves it usable for a retry
-      const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.display_name, emailVerified: true })
+      const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.displayName, emailVerified: true })
       if (!(await useCode(codeId))) {
         await db.delete(t.users).where(eq(t.users.id, user.id))
         throw badCode()
       }
-      await consumeInvite(input.invite_code, user)
+      await consumeInvite(input.inviteCode, user)
       const { tokens: issued } = await startSession(user, client)
-      return { user: toUser(user), tokens: issued }
+      return { user, tokens: issued }
     },
 
     /** Login by username or email. Locked for a while after repeated failures on one account. */
-    async login(input: { login: string; password: string }, client: ClientInfo) {
+    async login(input: { login: string; password: string }, client: ClientInfo): Promise<SignedIn> {
       const accountKey = `login-fail:${input.login.toLowerCase()}`
       const lock = await limiter.peek(accountKey, LOGIN_FAILURE_LIMIT)
-      if (!lock.allowed) throw new AppError(429, 'RATE_LIMITED', 'Too many failed logins for this account; try again later', undefined, { 'retry-after': String(lock.resetSeconds) })
+      if (!lock.allowed) throw loginLocked(lock.resetSeconds)
       const [user] = await byLogin.execute({ login: input.login })
       const ok = await verifyPassword(input.password, user?.passwordHash)
       if (!ok || !user) {
         await limiter.consume(accountKey, LOGIN_FAILURE_LIMIT)
         throw invalidCredentials()
       }
-      if (!user.isActive) throw disabled()
+      if (!user.isActive) throw accountDisabled()
       const { tokens: issued } = await startSession(user, client)
-      return { user: toUser(user), tokens: issued }
+      return { user, tokens: issued }
     },
 
     /** Rotate a refresh token. A token presented twice is reuse: the whole session dies. */
@@ -220,17 +266,17 @@ export function createAuthService(deps: {
         .innerJoin(t.sessions, eq(t.sessions.id, t.refreshTokens.sessionId))
         .innerJoin(t.users, eq(t.users.id, t.sessions.userId))
         .where(eq(t.refreshTokens.tokenHash, sha256(refreshToken)))
-      if (!row) throw unauthorized('The refresh token is not valid')
+      if (!row) throw refreshTokenInvalid()
       const { token, session, user } = row
       const now = new Date()
-      if (session.revokedAt || session.expiresAt <= now || token.expiresAt <= now || !user.isActive) throw unauthorized('The session has ended; log in again')
+      if (session.revokedAt || session.expiresAt <= now || token.expiresAt <= now || !user.isActive) throw sessionEnded()
       const rotated = token.usedAt
         ? []
         : await db.update(t.refreshTokens).set({ usedAt: now }).where(and(eq(t.refreshTokens.id, token.id), isNull(t.refreshTokens.usedAt))).returning({ id: t.refreshTokens.id })
       if (!rotated.length) {
         await revokeSessions(eq(t.sessions.id, session.id))
         logger.warn('refresh token reuse: session revoked', { user_id: user.id, session_id: session.id, ip: client.ip })
-        throw unauthorized('The refresh token was already used; the session has been revoked')
+        throw refreshTokenReused()
       }
       await db.update(t.sessions).set({ lastUsedAt: now, expiresAt: new Date(now.getTime() + REFRESH_TTL_MS), ip: client.ip }).where(eq(t.sessions.id, session.id))
       return issue(user, session.id)
@@ -248,7 +294,8 @@ export function createAuthService(deps: {
       await revokeSessions(principal.sessionId ? and(eq(t.sessions.userId, user.id), ne(t.sessions.id, principal.sessionId)) : eq(t.sessions.userId, user.id))
     },
 
-    async listSessions(principal: Principal) {
+    /** Most recently used first. */
+    async listSessions(principal: Principal): Promise<Session[]> {
       const rows = await db
         .select()
         .from(t.sessions)
@@ -256,17 +303,17 @@ export function createAuthService(deps: {
         .orderBy(desc(t.sessions.lastUsedAt))
       return rows.map((s) => ({
         id: s.id,
-        user_agent: s.userAgent,
+        userAgent: s.userAgent,
         ip: s.ip,
-        created_at: s.createdAt.toISOString(),
-        last_used_at: (sessionLastUsed.get(s.id) ?? s.lastUsedAt).toISOString(),
+        createdAt: s.createdAt,
+        lastUsedAt: sessionLastUsed.get(s.id) ?? s.lastUsedAt,
         current: s.id === principal.sessionId,
       }))
     },
 
     async revokeSession(principal: Principal, id: string) {
       const n = await revokeSessions(and(eq(t.sessions.id, id), eq(t.sessions.userId, principal.userId)))
-      if (!n) throw notFound('Session')
+      if (!n) throw sessionNotFound()
     },
 
     /** Revoke every session and API key of a user (when an admin disables them) and cut off their access tokens. */
@@ -280,7 +327,7 @@ export function createAuthService(deps: {
      * Send a 6-digit code. Cooldown and daily cap apply per email whether or not an account exists,
      * and a code row is written either way, so the answer tells nothing about who is registered.
      */
-    async sendCode(emailRaw: string, type: CodeType, language?: 'zh' | 'en') {
+    async sendCode(emailRaw: string, type: CodeType, language?: 'zh' | 'en'): Promise<CodeSent> {
       const email = emailRaw.toLowerCase()
       const [existing] = await byLogin.execute({ login: email })
       // register: no mail to an address that already has an account; reset: only to one that has
@@ -293,12 +340,11 @@ export function createAuthService(deps: {
         const recent = await q.select({ createdAt: c.createdAt }).from(c).where(and(eq(c.email, email), gt(c.createdAt, new Date(now - 24 * 3600_000)))).orderBy(desc(c.createdAt))
         const last = recent[0]?.createdAt.getTime()
         if (last !== undefined && now - last < CODE_COOLDOWN_MS) {
-          const wait = Math.ceil((CODE_COOLDOWN_MS - (now - last)) / 1000)
-          throw new AppError(429, 'RATE_LIMITED', `A code was sent to this address moments ago; wait ${wait} s`, undefined, { 'retry-after': String(wait) })
+          throw codeCooldown(Math.ceil((CODE_COOLDOWN_MS - (now - last)) / 1000))
         }
         if (recent.length >= CODE_DAILY_CAP) {
           const wait = Math.ceil((recent[CODE_DAILY_CAP - 1]!.createdAt.getTime() + 24 * 3600_000 - now) / 1000)
-          throw new AppError(429, 'RATE_LIMITED', 'The daily limit of codes for this address is reached', undefined, { 'retry-after': String(Math.max(1, wait)) })
+          throw codeDailyCapReached(Math.max(1, wait))
         }
         await q.update(c).set({ consumedAt: new Date(now) }).where(and(eq(c.email, email), eq(c.codeType, type), isNull(c.consumedAt)))
         await q.insert(c).values({ email, codeType: type, codeHash: codeHash(email, type, deliver ? code : randomToken(16)), createdAt: new Date(now), expiresAt: new Date(now + CODE_TTL_MS) })
@@ -309,7 +355,7 @@ export function createAuthService(deps: {
         // Sent in the background: the answer must not take longer when an account exists.
         void mailer.send({ ...codeMail(lang, type, code, CODE_TTL_MS / 60_000), to: email, logFields: { code_type: type, code } }).catch((error) => logger.error('could not send mail', { error, code_type: type }))
       }
-      return { email, code_type: type, cooldown_seconds: CODE_COOLDOWN_MS / 1000, remaining_daily_sends: CODE_DAILY_CAP - sentBefore - 1, expire_minutes: CODE_TTL_MS / 60_000 }
+      return { email, codeType: type, cooldownSeconds: CODE_COOLDOWN_MS / 1000, remainingDailySends: CODE_DAILY_CAP - sentBefore - 1, expireMinutes: CODE_TTL_MS / 60_000 }
     },
 
     async verifyCode(email: string, type: CodeType, code: string) {
@@ -331,7 +377,7 @@ export function createAuthService(deps: {
       if (token.startsWith('hk_')) return apiKeys.authenticate(token)
       const claims = await tokens.verify(token)
       const state = revocations.check(claims)
-      if (state === 'session_revoked') throw unauthorized('The session has been revoked')
+      if (state === 'session_revoked') throw sessionRevoked()
       if (state === 'cut_off') throw tokenExpired()
       sessionLastUsed.mark(claims.sid)
       return { userId: claims.sub, role: claims.role, sessionId: claims.sid, apiKeyId: null }

@@ -4,8 +4,8 @@
  * with a known token costs a Map lookup instead of an HMAC.
  */
 import { errors, jwtVerify, SignJWT } from 'jose'
-import { AppError } from '../../lib/errors.ts'
 import type { Role } from '../users/service.ts'
+import { badToken, tokenExpired } from './errors.ts'
 
 export interface AccessClaims {
   sub: string
@@ -16,9 +16,6 @@ export interface AccessClaims {
   /** issued at, ms since the epoch */
   ims: number
 }
-
-export const tokenExpired = () => new AppError(401, 'TOKEN_EXPIRED', 'The access token has expired; refresh it')
-export const badToken = () => new AppError(401, 'UNAUTHORIZED', 'The access token is not valid')
 
 const CACHE_LIMIT = 50_000
 

@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { isoDate, listQuery, page, pageOf, problemSchema } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
-import { idParams } from '../auth/model.ts'
+import { idParams } from '../../lib/schemas.ts'
 import type { ConfigsService } from './service.ts'
 
 const key = z.string().min(1).max(100).regex(/^[a-z0-9_.-]+$/, 'lower-case letters, digits, _ . -')

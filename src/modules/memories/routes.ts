@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { isoDate, listQuery, page, pageOf, problemSchema } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
-import { idParams } from '../auth/model.ts'
+import { idParams } from '../../lib/schemas.ts'
 import { MAX_MEMORIES_PER_USER, MAX_MEMORY_LENGTH, toMemory, type MemoriesService } from './service.ts'
 
 const memorySchema = z.object({ id: z.string(), content: z.string(), created_at: isoDate, updated_at: isoDate }).meta({ id: 'Memory' })

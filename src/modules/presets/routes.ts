@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { isoDate, listQuery, page, pageOf, problemSchema } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
-import { idParams } from '../auth/model.ts'
+import { idParams } from '../../lib/schemas.ts'
 import { toPreset, type PresetsService } from './service.ts'
 
 const presetSchema = z

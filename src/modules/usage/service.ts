@@ -7,9 +7,10 @@
 import { and, count, eq, gt, gte, lt, sql, type SQL } from 'drizzle-orm'
 import { writeBatch } from '../../db/batch.ts'
 import type { Database } from '../../db/index.ts'
+import { pageWithTotal, type Page, type PageRequest } from '../../db/query.ts'
 import { newId } from '../../lib/ids.ts'
-import { AppError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/logger.ts'
+import { quotaExceeded } from './errors.ts'
 
 export type UsageSource = 'chat' | 'gateway' | 'task'
 
@@ -26,7 +27,25 @@ export interface UsageRecord {
   status: 'ok' | 'error' | 'aborted'
 }
 
-export const quotaExceeded = () => new AppError(402, 'QUOTA_EXCEEDED', 'Your credit balance is used up')
+/** A user's usage, summed over every call. */
+export interface UsageStats {
+  inputTokens: number
+  outputTokens: number
+  cost: number
+}
+
+/** Usage of one day (UTC, YYYY-MM-DD), user and model. */
+export interface UsageGroup {
+  day: string
+  userId: string | null
+  username: string | null
+  model: string
+  calls: number
+  inputTokens: number
+  outputTokens: number
+  cost: number
+  errors: number
+}
 
 /** Price per million tokens → the cost of one call. */
 export const costOf = (inputTokens: number, outputTokens: number, price: { inputPrice: number; outputPrice: number }) =>
@@ -138,16 +157,16 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
     /** Write what is queued (shutdown). */
     flush: () => flush(),
 
-    async statsOf(userId: string) {
+    async statsOf(userId: string): Promise<UsageStats> {
       const [row] = await db
         .select({ input: sql<number>`coalesce(sum(${t.usage.inputTokens}), 0)`, output: sql<number>`coalesce(sum(${t.usage.outputTokens}), 0)`, cost: sql<number>`coalesce(sum(${t.usage.cost}), 0)` })
         .from(t.usage)
         .where(eq(t.usage.userId, userId))
-      return { input_tokens: Number(row?.input ?? 0), output_tokens: Number(row?.output ?? 0), cost: Number(row?.cost ?? 0) }
+      return { inputTokens: Number(row?.input ?? 0), outputTokens: Number(row?.output ?? 0), cost: Number(row?.cost ?? 0) }
     },
 
     /** Usage by day, user and model (admin). */
-    async aggregate(filter: { from?: Date; to?: Date; userId?: string; model?: string; limit: number; offset: number }) {
+    aggregate(filter: { from?: Date; to?: Date; userId?: string; model?: string }, page: PageRequest): Promise<Page<UsageGroup>> {
       const conditions: SQL[] = []
       if (filter.from) conditions.push(gte(t.usage.createdAt, filter.from))
       if (filter.to) conditions.push(lt(t.usage.createdAt, filter.to))
@@ -156,8 +175,7 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
       const day = dayOf(t.usage.createdAt)
       const where = conditions.length ? and(...conditions) : undefined
       const groups = db.select({ day, userId: t.usage.userId, model: t.usage.model }).from(t.usage).where(where).groupBy(day, t.usage.userId, t.usage.model).as('groups')
-      const [counted] = await db.select({ n: count() }).from(groups)
-      const rows = await db
+      const rows = db
         .select({
           day,
           userId: t.usage.userId,
@@ -174,20 +192,11 @@ export function createUsageService(deps: { database: Database; logger: Logger; e
         .where(where)
         .groupBy(day, t.usage.userId, t.users.username, t.usage.model)
         .orderBy(day, t.usage.model, t.usage.userId)
-        .limit(filter.limit)
-        .offset(filter.offset)
-      const items = rows.map((r) => ({
-        day: r.day,
-        user_id: r.userId,
-        username: r.username,
-        model: r.model,
-        calls: Number(r.calls),
-        input_tokens: Number(r.inputTokens),
-        output_tokens: Number(r.outputTokens),
-        cost: Number(r.cost),
-        errors: Number(r.errors),
-      }))
-      return { items, total: Number(counted?.n ?? 0) }
+        .limit(page.limit)
+        .offset(page.offset)
+      // sums come back as strings on Postgres
+      const numeric = rows.then((rs) => rs.map((r) => ({ ...r, calls: Number(r.calls), inputTokens: Number(r.inputTokens), outputTokens: Number(r.outputTokens), cost: Number(r.cost), errors: Number(r.errors) })))
+      return pageWithTotal(numeric, db.select({ n: count() }).from(groups))
     },
   }
 }

@@ -1,9 +1,11 @@
 /** @module Users: creation, lookup, profile, preferences, credits and the admin's user management. No HTTP types here. */
 import { and, asc, count, eq, or, sql, type SQL } from 'drizzle-orm'
+import { defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database, Db } from '../../db/index.ts'
 import { withLock } from '../../db/lock.ts'
 import { isUniqueViolation, violatedConstraint } from '../../db/errors.ts'
-import { AppError, conflict, notFound } from '../../lib/errors.ts'
+import { containsText, pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
+import { lastActiveAdmin, userNotFound, usernameOrEmailTaken } from './errors.ts'
 
 export type Role = 'user' | 'admin'
 export type UserRow = Database['t']['users']['$inferSelect']
@@ -21,23 +23,7 @@ export interface NewUser {
 /** Argon2id with OWASP's recommended minimum (19 MiB, 2 passes): ~35 ms here, off the event loop. */
 export const hashPassword = (password: string) => Bun.password.hash(password, { algorithm: 'argon2id', memoryCost: 19456, timeCost: 2 })
 
-/** The user object of API.md §3. */
-export function toUser(u: UserRow) {
-  return {
-    id: u.id,
-    username: u.username,
-    email: u.email,
-    display_name: u.displayName,
-    avatar_url: u.avatarUrl,
-    role: u.role,
-    is_active: u.isActive,
-    email_verified: u.emailVerified,
-    created_at: u.createdAt.toISOString(),
-  }
-}
-export type UserDto = ReturnType<typeof toUser>
-
-export const PREFERENCE_DEFAULTS = {
+const PREFERENCE_DEFAULTS = {
   language: 'en' as 'zh' | 'en',
   theme: 'system' as 'light' | 'dark' | 'system',
   default_model_id: null as string | null,
@@ -76,39 +62,56 @@ export async function createUser(database: Database, input: NewUser): Promise<Us
     return row!
   } catch (error) {
     if (isUniqueViolation(error)) {
-      const which = violatedConstraint(error)?.includes('email') ? 'email' : 'username'
-      throw conflict(`That ${which} is already taken`)
+      throw usernameOrEmailTaken(violatedConstraint(error)?.includes('email') ? 'email' : 'username')
     }
     throw error
   }
 }
 
-/** Where user changes are announced to every instance (the auth invalidation channel). */
-export interface UserChangeBus {
-  publish(...invalidations: ({ kind: 'user_changed'; id: string } | { kind: 'user'; id: string; after: number })[]): Promise<void>
-  onInvalidate(listener: (inv: { kind: string; id?: string }) => void): void
+/** A user's row or preferences changed: every instance drops its cached profile. */
+const usersChannel = defineChannel<{ id: string }>('users')
+
+/**
+ * A cached profile. An entry is never changed, only replaced, so callers may memoise what they
+ * derive from one (its JSON, say) per entry object.
+ */
+export interface Profile {
+  user: UserRow
+  preferences: Preferences
 }
 
-/** How long a cached profile may be served at most, should a change notice ever be missed. */
-const PROFILE_TTL_MS = 5_000
-
-export function createUsersService(database: Database, bus?: UserChangeBus) {
+export function createUsersService(deps: { database: Database; bus: Bus }) {
+  const { database, bus } = deps
   const { db, t } = database
-  /** user id → the user object and preferences, for the hot reads (/auth/me, /users/me) */
-  const profiles = new Map<string, { user: UserDto; preferences: Preferences; userJson: string; at: number }>()
-  bus?.onInvalidate((inv) => {
-    if ((inv.kind === 'user' || inv.kind === 'user_changed') && inv.id) profiles.delete(inv.id)
-  })
-  const changed = async (id: string) => {
-    profiles.delete(id)
-    await bus?.publish({ kind: 'user_changed', id })
-  }
+  /**
+   * user id → the user and preferences, for the hot reads (/auth/me, /users/me), kept until the
+   * user changes on any instance or the bus may have missed a change. A read that was running
+   * while a change came is not kept (`generation`).
+   */
+  const profiles = new Map<string, Profile>()
+  let generation = 0
+  bus.subscribe(
+    usersChannel,
+    ({ id }) => {
+      generation++
+      profiles.delete(id)
+    },
+    {
+      onResync: () => {
+        generation++
+        profiles.clear()
+      },
+    },
+  )
+  const changed = (id: string) => bus.publish(usersChannel, { id })
   // Lookups by a unique key carry no LIMIT: Drizzle binds it as a parameter, which makes bun:sqlite ~2.5× slower here.
   const byId = db.select().from(t.users).where(eq(t.users.id, sql.placeholder('id'))).prepare('users_by_id')
+  /** true while an active admin other than `id` exists: the guard that keeps the last one */
+  const anotherActiveAdmin = (id: string) => sql`(SELECT count(*) FROM ${t.users} WHERE ${t.users.role} = 'admin' AND ${t.users.isActive} = ${true} AND ${t.users.id} <> ${id}) > 0`
 
   async function get(id: string): Promise<UserRow> {
     const [row] = await byId.execute({ id })
-    if (!row) throw notFound('User')
+    if (!row) throw userNotFound()
     return row
   }
 
@@ -118,7 +121,7 @@ export function createUsersService(database: Database, bus?: UserChangeBus) {
       .set({ ...values, updatedAt: new Date() })
       .where(eq(t.users.id, id))
       .returning()
-    if (!row) throw notFound('User')
+    if (!row) throw userNotFound()
     await changed(id)
     return row
   }
@@ -126,26 +129,18 @@ export function createUsersService(database: Database, bus?: UserChangeBus) {
   return {
     get,
 
-    /**
-     * The user object and preferences, served from memory: writes here drop the entry on every
-     * instance at once; the TTL bounds staleness should a notice be missed.
-     */
-    async profile(id: string) {
-      const now = Date.now()
+    /** The user and preferences, served from memory: a change drops the entry on every instance at once. */
+    async profile(id: string): Promise<Profile> {
       const hit = profiles.get(id)
-      if (hit && now - hit.at < PROFILE_TTL_MS) return hit
-      const row = await get(id)
-      const user = toUser(row)
-      const entry = { user, preferences: preferencesOf(row), userJson: JSON.stringify(user), at: now }
-      if (profiles.size >= 50_000) profiles.clear()
-      profiles.set(id, entry)
+      if (hit) return hit
+      const seen = generation
+      const user = await get(id)
+      const entry: Profile = { user, preferences: preferencesOf(user) }
+      if (seen === generation) {
+        if (profiles.size >= 50_000) profiles.clear()
+        profiles.set(id, entry)
+      }
       return entry
-    },
-
-    /** undefined when there is no such user (hot path: prepared) */
-    async find(id: string): Promise<UserRow | undefined> {
-      const [row] = await byId.execute({ id })
-      return row
     },
 
     updateProfile: (id: string, patch: { displayName?: string | null; avatarUrl?: string | null }) => update(id, patch),
@@ -157,20 +152,13 @@ export function createUsersService(database: Database, bus?: UserChangeBus) {
       return next
     },
 
-    async list(filter: { q?: string; role?: Role; isActive?: boolean; limit: number; offset: number }) {
-      const conditions: SQL[] = []
-      if (filter.q) {
-        const like = `%${filter.q.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`
-        conditions.push(or(sql`lower(${t.users.username}) LIKE ${like} ESCAPE '\\'`, sql`${t.users.email} LIKE ${like} ESCAPE '\\'`, sql`lower(coalesce(${t.users.displayName}, '')) LIKE ${like} ESCAPE '\\'`)!)
-      }
+    /** Users matching the filter, oldest first; `q` is a case-insensitive substring of username, email or display name. */
+    list(filter: { q?: string; role?: Role; isActive?: boolean }, page: PageRequest): Promise<Page<UserRow>> {
+      const conditions: (SQL | undefined)[] = []
+      if (filter.q) conditions.push(or(containsText(t.users.username, filter.q), containsText(t.users.email, filter.q), containsText(t.users.displayName, filter.q)))
       if (filter.role) conditions.push(eq(t.users.role, filter.role))
       if (filter.isActive !== undefined) conditions.push(eq(t.users.isActive, filter.isActive))
-      const where = conditions.length ? and(...conditions) : undefined
-      const [rows, [total]] = await Promise.all([
-        db.select().from(t.users).where(where).orderBy(asc(t.users.createdAt), asc(t.users.id)).limit(filter.limit).offset(filter.offset),
-        db.select({ n: count() }).from(t.users).where(where),
-      ])
-      return { rows, total: Number(total?.n ?? 0) }
+      return pageOfTable(db, t.users, and(...conditions), [asc(t.users.createdAt), asc(t.users.id)], page)
     },
 
     /**
@@ -187,18 +175,23 @@ export function createUsersService(database: Database, bus?: UserChangeBus) {
       const roleChanged = patch.role !== undefined && patch.role !== before.role
       const disabled = patch.isActive === false && before.isActive
       if (roleChanged || disabled) values.tokensValidAfter = new Date()
-      const guard = losesAdmin ? sql`(SELECT count(*) FROM ${t.users} WHERE ${t.users.role} = 'admin' AND ${t.users.isActive} = ${true} AND ${t.users.id} <> ${id}) > 0` : undefined
-      const [row] = await db.update(t.users).set(values).where(and(eq(t.users.id, id), guard)).returning()
-      if (!row) throw lastAdmin()
+      const [row] = await db
+        .update(t.users)
+        .set(values)
+        .where(and(eq(t.users.id, id), losesAdmin ? anotherActiveAdmin(id) : undefined))
+        .returning()
+      if (!row) throw lastActiveAdmin()
       await changed(id)
       return { user: row, roleChanged, disabled }
     },
 
     async remove(id: string): Promise<void> {
       const before = await get(id)
-      const guard = before.role === 'admin' && before.isActive ? sql`(SELECT count(*) FROM ${t.users} WHERE ${t.users.role} = 'admin' AND ${t.users.isActive} = ${true} AND ${t.users.id} <> ${id}) > 0` : undefined
-      const deleted = await db.delete(t.users).where(and(eq(t.users.id, id), guard)).returning({ id: t.users.id })
-      if (!deleted.length) throw lastAdmin()
+      const deleted = await db
+        .delete(t.users)
+        .where(and(eq(t.users.id, id), before.role === 'admin' && before.isActive ? anotherActiveAdmin(id) : undefined))
+        .returning({ id: t.users.id })
+      if (!deleted.length) throw lastActiveAdmin()
       await changed(id)
     },
 
@@ -208,7 +201,5 @@ export function createUsersService(database: Database, bus?: UserChangeBus) {
     },
   }
 }
-
-const lastAdmin = () => new AppError(409, 'CONFLICT', 'This is the last active admin: make another user admin first')
 
 export type UsersService = ReturnType<typeof createUsersService>
