@@ -156,12 +156,6 @@ export function createRunRegistry(opts: { retentionMs?: number } = {}) {
       relay = r
     },
 
-    get active() {
-      let n = 0
-      for (const run of runs.values()) if (!run.done && run.local) n++
-      return n
-    },
-
     /**
      * Server shutdown: let running generations finish for up to `graceMs`, then stop the rest
      * (their producers write what they have, as `stopped`).
