@@ -55,7 +55,7 @@ export async function createServices(deps: BaseDeps) {
   const gateway = createGateway({ providers, usage, logger })
   const configs = createConfigsService({ database, secrets })
   const presets = createPresetsService(database)
-  const memories = createMemoriesService(database)
+  const memories = createMemoriesService({ database })
   const runs = createRunRegistry()
   const chat = createChatService({
     database,

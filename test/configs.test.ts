@@ -5,19 +5,15 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { setupCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
+import { createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
 
 type Json = Record<string, any>
 
 const GOOGLE_KEY = 'AIzaSyTest-google-key-0123456789'
 const EXA_KEY = 'exa-secret-key-abcdef-987654'
-
-function expectProblem(res: TestResponse, status: number, code: string) {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code })
-  expect(res.headers.get('content-type')).toStartWith('application/problem+json')
-}
 
 async function configRow(t: TestApp, id: string) {
   const { db, t: tables } = t.deps.database

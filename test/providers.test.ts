@@ -10,6 +10,7 @@ import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 import { register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
 
 let fake: FakeLlm
@@ -33,11 +34,6 @@ async function created(res: TestResponse, prefix: string): Promise<Json> {
 const createProvider = async (t: TestApp, token: string, body: Json) => created(await t.request('POST', '/api/v1/providers', { token, body }), '/api/v1/providers')
 const createModel = async (t: TestApp, token: string, body: Json) => created(await t.request('POST', '/api/v1/models', { token, body }), '/api/v1/models')
 const ids = (r: TestResponse) => (r.body.items as Json[]).map((i) => i.id as string)
-
-function expectProblem(res: TestResponse, status: number, code: string) {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code })
-  expect(res.headers.get('content-type')).toStartWith('application/problem+json')
-}
 
 async function providerRow(t: TestApp, id: string) {
   const { db, t: tables } = t.deps.database
