@@ -54,7 +54,7 @@ export async function createServices(deps: BaseDeps) {
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGateway({ providers, usage, logger })
   const configs = createConfigsService({ database, secrets })
-  const presets = createPresetsService(database)
+  const presets = createPresetsService({ database })
   const memories = createMemoriesService({ database })
   const runs = createRunRegistry()
   const chat = createChatService({

@@ -1,5 +1,5 @@
 /**
- * Presets (API.md §8): built-ins seeded at start, listed for everyone and read-only for everyone
+ * Presets (docs/api.md §12): built-ins seeded at start, listed for everyone and read-only for everyone
  * (admins included); each user's own presets invisible (404) to everyone else; validation; pages.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
