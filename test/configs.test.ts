@@ -1,5 +1,5 @@
 /**
- * Configs (API.md §8): admin-only grouped key/values; known secret keys are encrypted at rest and
+ * Configs (docs/api.md §10): admin-only grouped key/values; known secret keys are encrypted at rest and
  * only ever shown as a hint; the server itself reads the plain value.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
