@@ -14,7 +14,7 @@ import { createUsersService } from './modules/users/service.ts'
 import { createSecretBox } from './lib/secrets.ts'
 import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
-import { createGateway } from './modules/gateway/service.ts'
+import { createGatewayService } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
@@ -52,7 +52,7 @@ export async function createServices(deps: BaseDeps) {
   const secrets = await createSecretBox(deps.secret)
   const providers = createProvidersService({ database, secrets, allowPrivateUpstreams: config.allowPrivateUpstreams })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
-  const gateway = createGateway({ providers, usage, logger })
+  const gateway = createGatewayService({ providers, usage, logger })
   const configs = createConfigsService({ database, secrets })
   const presets = createPresetsService({ database })
   const memories = createMemoriesService({ database })
