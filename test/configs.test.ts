@@ -180,7 +180,7 @@ eachDialect('configs', (dialect) => {
     expectProblem(await t.request('GET', '/api/v1/configs?config_group=Bad%20Group', { token: admin }), 422, 'VALIDATION_ERROR')
   })
 
-  // API.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
+  // docs/api.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
   test('GET /api/v1/configs is a §1 list page: limit and offset are honoured, limit out of range is 422', async () => {
     for (const n of ['a', 'b', 'c']) await post({ config_group: 'paged', config_name: n, config_value: n })
     const all = await t.request('GET', '/api/v1/configs?config_group=paged', { token: admin })

@@ -149,7 +149,7 @@ eachDialect('memories', (dialect) => {
     await memories.remove(ctx.accounts.user.id, m.id)
   })
 
-  // API.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
+  // docs/api.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
   test('GET /api/v1/memories is a §1 list page, oldest first', async () => {
     const a = await register(t, 'pager')
     await insertMemories(t, a.id, 5, 'paged')

@@ -242,7 +242,7 @@ eachDialect('presets', (dialect) => {
     expect(low.body).toMatchObject({ temperature: 0, max_tokens: 1 })
   })
 
-  // API.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
+  // docs/api.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
   test('GET /api/v1/presets is a §1 list page', async () => {
     const a: Account = await register(t, 'pager')
     const tag = unique('pg')

@@ -45,7 +45,7 @@ export const chatCompletionRequest = z.looseObject({
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequest>
 
-export const openaiErrorSchema = z
+const openaiErrorSchema = z
   .object({ error: z.object({ message: z.string(), type: z.string(), param: z.null(), code: z.string().nullable() }) })
   .meta({ id: 'OpenAIError', description: "OpenAI's error shape" })
 
