@@ -4,8 +4,8 @@ import scalarBundlePath from '@scalar/api-reference/browser/standalone.js' with 
 import { Elysia, type InternalRoute } from 'elysia'
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
-import { AppError } from '../../lib/errors.ts'
 import { problems } from '../../lib/schemas.ts'
+import { databaseUnavailable } from './errors.ts'
 
 const SCALAR_PATH = '/docs/assets/scalar.js'
 
@@ -24,7 +24,7 @@ export function serviceRoutes(deps: { database: Database; version: string }) {
         try {
           await deps.database.ping()
         } catch {
-          throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The database does not answer')
+          throw databaseUnavailable()
         }
         return { status: 'ready' as const, database: deps.database.dialect }
       },
