@@ -16,7 +16,7 @@ import { createSecretBox } from './lib/secrets.ts'
 import { createAddressPolicy } from './lib/address-policy.ts'
 import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
-import { createGateway } from './modules/gateway/service.ts'
+import { createGatewayService } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
@@ -58,10 +58,10 @@ export async function createServices(deps: BaseDeps) {
   const secrets = await createSecretBox(deps.secret)
   const providers = createProvidersService({ database, bus, secrets, addressPolicy: createAddressPolicy({ allowPrivate: config.allowPrivateUpstreams }) })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
-  const gateway = createGateway({ providers, usage, logger })
-  const configs = createConfigsService({ database, secrets })
-  const presets = createPresetsService(database)
-  const memories = createMemoriesService(database)
+  const gateway = createGatewayService({ providers, usage, logger })
+  const configs = createConfigsService({ database, bus, secrets })
+  const presets = createPresetsService({ database })
+  const memories = createMemoriesService({ database })
   const runs = createRunRegistry()
   const turns = createModelTurns({ providers, usage, logger })
   const chat = createChatService({

@@ -6,8 +6,9 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import type { AddressInfo } from 'node:net'
 import { eq } from 'drizzle-orm'
 import { SMTPServer } from 'smtp-server'
-import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
+import { createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { expectProblem } from './helpers/problems.ts'
 
 // ---------------------------------------------------------------- a real SMTP server and a small MIME reader
 
@@ -178,13 +179,6 @@ function codeOf(mail: ReceivedMail): string {
 
 let seq = 0
 const uniq = () => `${Date.now().toString(36)}${(seq++).toString(36)}${Math.random().toString(36).slice(2, 6)}`
-
-function expectProblem(res: TestResponse, status: number, code?: string) {
-  expect({ status: res.status, body: res.body }).toMatchObject({ status })
-  expect(res.headers.get('content-type')).toStartWith('application/problem+json')
-  expect(res.body.status).toBe(status)
-  if (code) expect(res.body.code).toBe(code)
-}
 
 const PASSWORD = 'correct horse battery 1'
 

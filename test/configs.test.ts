@@ -1,23 +1,19 @@
 /**
- * Configs (API.md §8): admin-only grouped key/values; known secret keys are encrypted at rest and
+ * Configs (docs/api.md §10): admin-only grouped key/values; known secret keys are encrypted at rest and
  * only ever shown as a hint; the server itself reads the plain value.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { setupCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
+import { createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
 
 type Json = Record<string, any>
 
 const GOOGLE_KEY = 'AIzaSyTest-google-key-0123456789'
 const EXA_KEY = 'exa-secret-key-abcdef-987654'
-
-function expectProblem(res: TestResponse, status: number, code: string) {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code })
-  expect(res.headers.get('content-type')).toStartWith('application/problem+json')
-}
 
 async function configRow(t: TestApp, id: string) {
   const { db, t: tables } = t.deps.database
@@ -184,7 +180,7 @@ eachDialect('configs', (dialect) => {
     expectProblem(await t.request('GET', '/api/v1/configs?config_group=Bad%20Group', { token: admin }), 422, 'VALIDATION_ERROR')
   })
 
-  // API.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
+  // docs/api.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
   test('GET /api/v1/configs is a §1 list page: limit and offset are honoured, limit out of range is 422', async () => {
     for (const n of ['a', 'b', 'c']) await post({ config_group: 'paged', config_name: n, config_value: n })
     const all = await t.request('GET', '/api/v1/configs?config_group=paged', { token: admin })

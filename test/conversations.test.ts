@@ -9,6 +9,7 @@ import { firstWords } from '../src/modules/chat/turns.ts'
 import { register, setupCallers, type Account, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Caller, type Scenario } from './helpers/scenarios.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 
@@ -21,11 +22,6 @@ const ANSWER5 = 'tok0 tok1 tok2 tok3 tok4 '
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
 const ids = (r: TestResponse) => (r.body.items as Json[]).map((i) => i.id as string)
-
-function expectProblem(res: TestResponse, status: number, code: string) {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code })
-  expect(res.headers.get('content-type')).toStartWith('application/problem+json')
-}
 
 interface Ctx extends CallersContext {
   fake: FakeLlm

@@ -3,10 +3,14 @@
  * speak OpenAI, Anthropic and Gemini on loopback.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { treaty } from '@elysiajs/eden'
 import OpenAI from 'openai'
+import type { App } from '../src/client.ts'
+import type { Database } from '../src/db/index.ts'
 import { register, type Account } from './helpers/accounts.ts'
-import { createSecondInstance, createTestApp, type TestApp } from './helpers/app.ts'
+import { createSecondInstance, createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { scenarios, type ScenarioContext } from './helpers/scenarios.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 
 interface Setup {
@@ -77,6 +81,96 @@ async function usageRows(s: Setup, count: number) {
   }
   throw new Error(`fewer than ${count} usage rows`)
 }
+
+/**
+ * While `during` runs, every UPDATE of a user's credit balance fails inside the database (a trigger
+ * raises), as it would with the database failing under the server; nothing else is touched.
+ */
+async function failingCreditUpdates(database: Database, during: () => Promise<void>) {
+  const { client } = database
+  if (client.kind === 'sqlite') client.sqlite.run("CREATE TRIGGER fail_credit_updates BEFORE UPDATE OF credit_balance ON users BEGIN SELECT RAISE(ABORT, 'simulated database failure'); END")
+  else {
+    await client.sql.unsafe("CREATE FUNCTION fail_credit_updates() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated database failure'; END $$")
+    await client.sql.unsafe('CREATE TRIGGER fail_credit_updates BEFORE UPDATE OF credit_balance ON users FOR EACH ROW EXECUTE FUNCTION fail_credit_updates()')
+  }
+  try {
+    await during()
+  } finally {
+    if (client.kind === 'sqlite') client.sqlite.run('DROP TRIGGER fail_credit_updates')
+    else await client.sql.unsafe('DROP TRIGGER fail_credit_updates ON users; DROP FUNCTION fail_credit_updates()')
+  }
+}
+
+eachDialect('gateway /v1: who may call what', (dialect) => {
+  let s: Setup
+  let ctx: ScenarioContext
+  beforeAll(async () => {
+    s = await setup(dialect)
+    const other = await register(s.t, 'gwother')
+    const p = await s.t.request('POST', '/api/v1/providers', { token: other.access, body: { name: 'theirs', type: 'openai_compatible', base_url: `${s.fake.url}/v1`, api_key: 'k' } })
+    expect(p.status).toBe(201)
+    expect((await s.t.request('POST', '/api/v1/models', { token: other.access, body: { provider_id: p.body.id, name: 'their-model', model_id: 'fake:tokens=2' } })).status).toBe(201)
+    ctx = { t: s.t, tokens: { admin: s.admin.access, user: s.user.access, other: other.access } }
+  })
+  afterAll(() => teardown(s))
+
+  const ask = (model: string, content = 'hi') => ({ model, messages: [{ role: 'user' as const, content }] })
+  const isCompletion = (r: TestResponse) => expect(r.body).toMatchObject({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: expect.any(String) } }] })
+  const completions = '/v1/chat/completions'
+  scenarios(() => ctx, [
+    { name: 'needs a key', as: 'guest', method: 'GET', path: '/v1/models', status: 401, code: 'unauthorized' },
+    { name: 'needs a key', as: 'guest', method: 'POST', path: completions, body: ask('gpt-fake'), status: 401, code: 'unauthorized' },
+    { name: 'the global models, not another user’s own', as: 'user', method: 'GET', path: '/v1/models', status: 200, contains: ['"gpt-fake"'], notContains: ['their-model'] },
+    { name: 'the global models and their own', as: 'other', method: 'GET', path: '/v1/models', status: 200, contains: ['"gpt-fake"', '"their-model"'] },
+    { name: 'a global model', as: 'user', method: 'POST', path: completions, body: ask('gpt-fake'), status: 200, check: isCompletion },
+    { name: 'a global model', as: 'admin', method: 'POST', path: completions, body: ask('claude-fake'), status: 200, check: isCompletion },
+    { name: 'a model of their own provider', as: 'other', method: 'POST', path: completions, body: ask('their-model'), status: 200, check: isCompletion },
+    { name: 'another user’s personal model does not exist for them', as: 'user', method: 'POST', path: completions, body: ask('their-model'), status: 404, code: 'model_not_found' },
+    { name: 'nor for an admin', as: 'admin', method: 'POST', path: completions, body: ask('their-model'), status: 404, code: 'model_not_found' },
+    { name: 'an unknown model', as: 'user', method: 'POST', path: completions, body: ask('no-such-model'), status: 404, code: 'model_not_found' },
+    { name: 'a body without messages', as: 'user', method: 'POST', path: completions, body: { model: 'gpt-fake' }, status: 400, code: 'validation_error', contains: ['messages'] },
+    { name: 'a body that is not JSON', as: 'user', method: 'POST', path: completions, raw: '{"model":', headers: { 'content-type': 'application/json' }, status: 400, code: 'validation_error' },
+    { name: 'a body over 1 MiB', as: 'user', method: 'POST', path: completions, raw: JSON.stringify(ask('gpt-fake', 'x'.repeat(1_100_000))), headers: { 'content-type': 'application/json' }, status: 413, code: 'payload_too_large' },
+    { name: 'a method the path does not take', as: 'user', method: 'PUT', path: '/v1/models', status: 405, code: 'method_not_allowed' },
+    { name: 'an unknown path', as: 'user', method: 'GET', path: '/v1/nothing-here', status: 404, code: 'not_found' },
+  ])
+
+  test('/openapi.json: a completion answers JSON or an event stream, and each error in OpenAI’s shape', async () => {
+    const { body } = await s.t.request('GET', '/openapi.json')
+    const op = body.paths['/v1/chat/completions'].post
+    expect(Object.keys(op.responses)).toEqual(['200', '400', '401', '402', '404', '413', '422', '429', '500', '502', '504'])
+    const ok = op.responses['200']
+    expect(Object.keys(ok.content).sort()).toEqual(['application/json', 'text/event-stream'])
+    expect(ok.description).toContain('chat.completion.chunk')
+    expect(ok.content['text/event-stream'].schema).toMatchObject({ type: 'string', description: expect.stringContaining('data: [DONE]') })
+    const completion = ok.content['application/json'].schema.$defs.ChatCompletion
+    expect(completion.properties.object).toMatchObject({ const: 'chat.completion' })
+    expect(completion.required).toEqual(['id', 'object', 'created', 'model', 'choices', 'usage'])
+    const choice = completion.properties.choices.items
+    expect(Object.keys(choice.properties)).toEqual(['index', 'message', 'logprobs', 'finish_reason'])
+    expect(Object.keys(choice.properties.message.properties)).toEqual(['role', 'content', 'tool_calls', 'reasoning_content', 'refusal'])
+    expect(Object.keys(completion.properties.usage.properties)).toEqual(['prompt_tokens', 'completion_tokens', 'total_tokens'])
+    for (const status of ['400', '401', '402', '404', '413', '422', '429', '500', '502', '504']) {
+      const schema = op.responses[status].content['application/json'].schema
+      expect({ status, error: Object.keys(schema.$defs.OpenAIError.properties.error.properties) }).toEqual({ status, error: ['message', 'type', 'param', 'code'] })
+    }
+    expect(op.responses['402'].description).toContain('insufficient_quota')
+    expect(Object.keys(body.paths['/v1/models'].get.responses)).toEqual(['200', '401', '429'])
+  })
+
+  test('Eden: the completion and its errors are typed, though the handler answers with a Response of its own', async () => {
+    const api = treaty<App>(s.t.app, { headers: { authorization: `Bearer ${s.key}` } })
+    const { data, status } = await api.v1.chat.completions.post(ask('gpt-fake'))
+    expect(status).toBe(200)
+    const content: string | null | undefined = data?.choices[0]?.message.content
+    const total: number | undefined = data?.usage.total_tokens
+    expect({ content, total: total! > 0 }).toEqual({ content: FIVE, total: true })
+    const missing = await api.v1.chat.completions.post(ask('no-such-model'))
+    if (missing.error?.status !== 404) throw new Error(`expected a 404, got ${missing.status}`)
+    const code: string | null = missing.error.value.error.code
+    expect(code).toBe('model_not_found')
+  })
+})
 
 eachDialect('gateway /v1 with the openai SDK', (dialect) => {
   let s: Setup
@@ -374,4 +468,25 @@ eachDialect('gateway credits', (dialect) => {
         await b.close()
       }
     })
+
+  test('a hold that fails for a database reason is a logged 500 server_error, not a 402; no credit is still a 402', async () => {
+    await s.t.request('PATCH', `/api/v1/admin/users/${s.user.id}`, { token: s.admin.access, body: { credits_delta: 100 } })
+    const broke = await register(s.t, 'broke')
+    await s.t.deps.services.usage.flush() // nothing pending touches a balance while the trigger is there
+    await failingCreditUpdates(s.t.deps.database, async () => {
+      const failed = await s.client.chat.completions.create({ model: 'gpt-fake', messages }).catch((e) => e)
+      expect({ status: failed.status, error: failed.error }).toMatchObject({ status: 500, error: { type: 'server_error', code: 'internal_error' } })
+      expect(JSON.stringify(failed.error)).not.toContain('simulated')
+      // the hold matches no row of a user with no credit, so nothing fails: the quota answer as ever
+      const poor = new OpenAI({ baseURL: s.client.baseURL, apiKey: broke.access, maxRetries: 0 })
+      const refused = await poor.chat.completions.create({ model: 'gpt-fake', messages }).catch((e) => e)
+      expect({ status: refused.status, code: refused.code, type: refused.error?.type }).toEqual({ status: 402, code: 'insufficient_quota', type: 'insufficient_quota' })
+    })
+    // logged with the request id (Drizzle on Postgres names the failed query, not the database's message)
+    const logged = s.t.logs.filter((l) => l.level === 'error' && l.path === '/v1/chat/completions')
+    expect(logged).toEqual([expect.objectContaining({ msg: 'unhandled error', request_id: expect.any(String) })])
+    expect((logged[0]!.error as { message: string }).message).toMatch(dialect === 'sqlite' ? /simulated database failure/ : /update "users" set "credit_balance"/)
+    // and once the database is well again, the same call goes through
+    expect((await s.client.chat.completions.create({ model: 'gpt-fake', messages, max_tokens: 5 })).object).toBe('chat.completion')
+  })
 })

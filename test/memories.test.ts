@@ -8,14 +8,10 @@ import { MAX_MEMORIES_PER_USER } from '../src/modules/memories/service.ts'
 import { register, setupCallers, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
 
 type Json = Record<string, any>
-
-function expectProblem(res: TestResponse, status: number, code: string) {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code })
-  expect(res.headers.get('content-type')).toStartWith('application/problem+json')
-}
 
 async function created(res: TestResponse): Promise<Json> {
   expect({ status: res.status, body: res.body }).toMatchObject({ status: 201 })
@@ -153,7 +149,7 @@ eachDialect('memories', (dialect) => {
     await memories.remove(ctx.accounts.user.id, m.id)
   })
 
-  // API.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
+  // docs/api.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
   test('GET /api/v1/memories is a §1 list page, oldest first', async () => {
     const a = await register(t, 'pager')
     await insertMemories(t, a.id, 5, 'paged')

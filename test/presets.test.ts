@@ -1,5 +1,5 @@
 /**
- * Presets (API.md §8): built-ins seeded at start, listed for everyone and read-only for everyone
+ * Presets (docs/api.md §12): built-ins seeded at start, listed for everyone and read-only for everyone
  * (admins included); each user's own presets invisible (404) to everyone else; validation; pages.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
@@ -8,16 +8,12 @@ import { BUILTIN_PRESETS } from '../src/modules/presets/service.ts'
 import { register, setupCallers, unique, type Account, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
 
 type Json = Record<string, any>
 
 const BUILTIN_NAMES = ['General assistant', 'Translator', 'Code reviewer', 'Summarizer']
-
-function expectProblem(res: TestResponse, status: number, code: string) {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code })
-  expect(res.headers.get('content-type')).toStartWith('application/problem+json')
-}
 
 async function created(res: TestResponse): Promise<Json> {
   expect({ status: res.status, body: res.body }).toMatchObject({ status: 201 })
@@ -246,7 +242,7 @@ eachDialect('presets', (dialect) => {
     expect(low.body).toMatchObject({ temperature: 0, max_tokens: 1 })
   })
 
-  // API.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
+  // docs/api.md §1: every list takes ?limit (1–100, default 50) and ?offset and says so in its page
   test('GET /api/v1/presets is a §1 list page', async () => {
     const a: Account = await register(t, 'pager')
     const tag = unique('pg')

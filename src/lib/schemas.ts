@@ -22,7 +22,10 @@ export const idParams = z.object({ id: z.string().min(1).max(64) })
  * (Any route with a JSON body can also answer 400 for unparseable JSON and 413 for a body over
  * 1 MiB; docs/api.md §1 says so once instead of every route.)
  */
-export const problems = <S extends number>(...statuses: S[]) => Object.fromEntries(statuses.map((s) => [s, problemSchema])) as { [K in S]: typeof problemSchema }
+export const problems = <S extends number>(...statuses: S[]) => responsesOf(problemSchema, statuses)
+
+/** One error schema for each of these statuses (the /v1 gateway's answers use OpenAI's shape instead of problems). */
+export const responsesOf = <T extends z.ZodType, S extends number>(schema: T, statuses: S[]) => Object.fromEntries(statuses.map((s) => [s, schema])) as { [K in S]: T }
 
 export const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),

@@ -1,34 +1,39 @@
 /**
- * @module What the OpenAPI plugin cannot say on its own, added to its document once:
- * - responses a route's `response` map cannot hold — a `text/event-stream` 200 beside a JSON 201,
- *   a download in two formats — declared with `extraResponses(...)` in the route's `detail`;
- * - problem answers as `application/problem+json` (the plugin writes every schema as JSON);
+ * @module What the OpenAPI plugin's document cannot say on its own, added once per document:
+ * - a route's `detail.responses` beside its `response` schemas (the plugin drops them): a
+ *   `text/event-stream` 200 beside a JSON 201, a download in two formats, a description;
+ * - problem answers of the native API as `application/problem+json` (the plugin writes every schema
+ *   as JSON; the /v1 gateway's OpenAI errors stay `application/json`);
  * - a 204 without a body.
  */
+import type { InternalRoute } from 'elysia'
 
-type ResponseObject = { description: string; content?: Record<string, { schema: unknown }> }
-type Operation = { responses?: Record<string, ResponseObject>; [EXTRA]?: Record<string, ResponseObject> }
+interface ResponseObject {
+  description?: string
+  content?: Record<string, unknown>
+}
+export type OpenAPIDocument = { paths: Record<string, Record<string, { responses?: Record<string, ResponseObject> }>> }
 
-const EXTRA = 'x-hearth-responses'
 const PROBLEM_REF = '#/$defs/Problem'
 
-/** `detail: { summary, ...extraResponses({ 200: { description, content: { 'text/event-stream': … } } }) }` */
-export const extraResponses = (responses: Record<number, ResponseObject>) => ({ [EXTRA]: responses }) as Record<string, unknown>
-
-const finished = new WeakSet<object>()
-
-/** Apply the additions to the plugin's document (cached by the plugin: done once per document object). */
-export function finishDocument(doc: { paths?: Record<string, Record<string, Operation>> }) {
-  if (finished.has(doc)) return doc
-  finished.add(doc)
-  for (const ops of Object.values(doc.paths ?? {}))
+export function finishDocument(doc: OpenAPIDocument, routes: InternalRoute[]) {
+  for (const route of routes) {
+    const declared = (route.hooks.detail as { responses?: Record<string, ResponseObject> } | undefined)?.responses
+    if (!declared || !route.hooks.response) continue
+    const operation = doc.paths[route.path.replace(/:([^/]+)/g, '{$1}')]?.[route.method.toLowerCase()]
+    if (!operation?.responses) continue
+    for (const [status, extra] of Object.entries(declared)) {
+      const generated = operation.responses[status]
+      operation.responses[status] = { ...generated, ...extra, content: { ...generated?.content, ...extra.content } }
+    }
+  }
+  for (const [path, ops] of Object.entries(doc.paths))
     for (const op of Object.values(ops)) {
-      const responses = { ...op[EXTRA], ...op.responses }
-      delete op[EXTRA]
+      const responses = op.responses ?? {}
       for (const [status, response] of Object.entries(responses)) {
-        if (status === '204') responses[status] = { description: response.description.startsWith('Response for') ? 'No content' : response.description }
+        if (status === '204') responses[status] = { description: response.description?.startsWith('Response for') ? 'No content' : response.description }
         const json = response.content?.['application/json'] as { schema?: { $ref?: string } } | undefined
-        if (json?.schema?.$ref === PROBLEM_REF) response.content = { 'application/problem+json': json as { schema: unknown } }
+        if (path.startsWith('/api/') && json?.schema?.$ref === PROBLEM_REF) response.content = { 'application/problem+json': json }
       }
       op.responses = Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)))
     }

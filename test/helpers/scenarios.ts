@@ -1,9 +1,11 @@
 /**
  * Table-driven API scenarios, one row per caller kind (PocketBase's ApiScenario): each row names
- * who calls, the request, the expected status and what the body must and must not contain.
+ * who calls, the request, the expected status and what the body must and must not contain. An error
+ * answer must be a problem+json, or under /v1/ OpenAI's error shape.
  */
 import { expect, test } from 'bun:test'
 import type { RequestOptions, TestApp, TestResponse } from './app.ts'
+import { expectOpenAIError, expectProblem } from './problems.ts'
 
 export type Caller = 'guest' | 'user' | 'other' | 'admin'
 
@@ -16,7 +18,7 @@ export interface Scenario<C> {
   raw?: string
   headers?: Record<string, string>
   status: number
-  /** problem `code` expected in the body */
+  /** the problem's `code` expected in the body; under /v1/, the OpenAI `error.code` */
   code?: string
   /** substrings the response text must contain */
   contains?: string[]
@@ -41,8 +43,8 @@ export function scenarios<C extends ScenarioContext>(getCtx: () => C, rows: Scen
       const path = typeof row.path === 'function' ? row.path(ctx) : row.path
       const res = await ctx.t.request(row.method, path, init)
       expect({ status: res.status, body: res.body }).toMatchObject({ status: row.status })
-      if (row.code) expect(res.body.code).toBe(row.code)
-      if (row.status >= 400) expect(res.headers.get('content-type')).toStartWith('application/problem+json')
+      if (row.status >= 400) (path.startsWith('/v1/') ? expectOpenAIError : expectProblem)(res, row.status, row.code)
+      else if (row.code) expect(res.body.code).toBe(row.code)
       for (const s of row.contains ?? []) expect(res.text).toContain(s)
       const never = typeof row.notContains === 'function' ? row.notContains(ctx) : (row.notContains ?? [])
       for (const s of never) expect(res.text).not.toContain(s)

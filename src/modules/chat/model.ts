@@ -1,4 +1,4 @@
-/** @module The chat module's wire: request and response schemas, and the mapping of rows to them (docs/api.md §7). */
+/** @module The chat module's wire: request and response schemas, and the mapping of rows to them (docs/api.md §11). */
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
 import { isoDate } from '../../lib/schemas.ts'
@@ -76,5 +76,5 @@ export function toMessageDto(m: MessageRow) {
 export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens })
 export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, systemPrompt: b.system_prompt, isFavorite: b.is_favorite })
 
-/** The chat events of a run, as docs/api.md §7 lists them. */
+/** The chat events of a run, as docs/api.md §11 lists them. */
 export const CHAT_EVENTS = 'message.created, delta, reasoning, tool_call, usage, error, done'

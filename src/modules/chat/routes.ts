@@ -1,19 +1,18 @@
-/** @module /api/v1/conversations, /api/v1/chat and /api/v1/share (docs/api.md §7). */
+/** @module /api/v1/conversations, /api/v1/chat and /api/v1/share (docs/api.md §11). */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
 import { sseResponse } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
-import { extraResponses } from '../../plugins/openapi-document.ts'
 import type { Run } from '../../runs/index.ts'
 import { answerFailed } from './errors.ts'
 import * as m from './model.ts'
 import type { ChatService } from './service.ts'
 
 /** The OpenAPI entry of a 200 that is a stream of chat events. */
-const chatEventStream = extraResponses({
-  200: { description: `text/event-stream of chat events (docs/api.md §7): ${m.CHAT_EVENTS}`, content: { 'text/event-stream': { schema: { type: 'string' } } } },
-})
+const chatEventStream = {
+  responses: { 200: { description: `text/event-stream of chat events (docs/api.md §11): ${m.CHAT_EVENTS}`, content: { 'text/event-stream': { schema: { type: 'string' as const } } } } },
+}
 /** Sending: SSE with `Accept: text/event-stream`, else JSON once the answer is complete. */
 const turnResponses = { 201: m.turnSchema, ...problems(401, 402, 404, 409, 422, 429, 502) }
 
@@ -183,12 +182,12 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         response: problems(401, 404, 422, 429),
         detail: {
           summary: 'Export the active branch as JSON or Markdown (a download)',
-          ...extraResponses({
+          responses: {
             200: {
               description: 'The conversation as a download: JSON (`format=json`, the conversation with its messages) or Markdown (`format=markdown`)',
-              content: { 'application/json': { schema: z.toJSONSchema(m.conversationWithMessages, { unrepresentable: 'any' }) }, 'text/markdown': { schema: { type: 'string' } } },
+              content: { 'application/json': { schema: z.toJSONSchema(m.conversationWithMessages, { unrepresentable: 'any' }) as { type: 'object' } }, 'text/markdown': { schema: { type: 'string' as const } } },
             },
-          }),
+          },
         },
       },
     )

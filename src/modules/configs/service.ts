@@ -2,14 +2,16 @@
  * @module Instance settings as grouped key/values (e.g. search API keys for tools). Known keys are
  * described; secret values are encrypted at rest and only ever shown as a hint.
  */
-import { and, asc, count, eq } from 'drizzle-orm'
+import { and, asc, eq } from 'drizzle-orm'
+import { defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
-import { conflict, notFound } from '../../lib/errors.ts'
+import { pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
 import { secretHint, type SecretBox } from '../../lib/secrets.ts'
+import { configAlreadySet, configNotFound } from './errors.ts'
 
 /** The keys Hearth knows about, by group. Others may be stored too. */
-export const KNOWN_CONFIGS: Record<string, Record<string, { description: string; secret: boolean }>> = {
+const KNOWN_CONFIGS: Record<string, Record<string, { description: string; secret: boolean }>> = {
   search: {
     google_api_key: { description: 'Google Programmable Search API key, for the web search tool', secret: true },
     google_cse_id: { description: 'Google Programmable Search engine id (cx)', secret: false },
@@ -26,93 +28,104 @@ export const KNOWN_CONFIGS: Record<string, Record<string, { description: string;
 
 type ConfigRow = Database['t']['configs']['$inferSelect']
 
-export function createConfigsService(deps: { database: Database; secrets: SecretBox }) {
+/** A setting as admins see it: the row, and `shownValue` — the value itself, or only a hint of a secret one. */
+export type ShownConfig = ConfigRow & { shownValue: string | null }
+
+export interface ConfigInput {
+  group: string
+  name: string
+  value: string | null
+  /** asked for; a name Hearth knows as secret is stored as a secret whatever this says */
+  isSecret?: boolean
+}
+
+/** A setting was created, changed or deleted: every instance drops its cached values. */
+const configsChannel = defineChannel<Record<string, never>>('configs')
+
+export function createConfigsService(deps: { database: Database; bus: Bus; secrets: SecretBox }) {
   const { database, secrets } = deps
   const { db, t } = database
 
-  /** plain values read by the server itself (chat reads some on every send): kept 5 s, dropped on every write here */
-  const values = new Map<string, { value: string | null; at: number }>()
-  const VALUE_TTL_MS = 5_000
+  /**
+   * Plain values read by the server itself (chat reads some on every send), kept until a setting
+   * changes on any instance or the bus may have missed a change; a read racing a change is not kept.
+   */
+  const values = new Map<string, string | null>()
+  let generation = 0
+  const forget = () => {
+    generation++
+    values.clear()
+  }
+  deps.bus.subscribe(configsChannel, forget, { onResync: forget })
+  const changed = () => deps.bus.publish(configsChannel, {})
 
   const isSecret = (group: string, name: string, flag?: boolean) => KNOWN_CONFIGS[group]?.[name]?.secret ?? flag ?? false
 
-  async function toDto(c: ConfigRow) {
-    return {
-      id: c.id,
-      config_group: c.configGroup,
-      config_name: c.configName,
-      config_value: c.configValue === null ? null : c.isSecret ? secretHint(await secrets.decrypt(c.configValue)) : c.configValue,
-      is_secret: c.isSecret,
-      created_at: c.createdAt.toISOString(),
-      updated_at: c.updatedAt.toISOString(),
-    }
+  async function shown(c: ConfigRow): Promise<ShownConfig> {
+    return { ...c, shownValue: c.configValue === null ? null : c.isSecret ? secretHint(await secrets.decrypt(c.configValue)) : c.configValue }
   }
 
-  async function get(id: string) {
+  async function find(id: string): Promise<ConfigRow> {
     const [row] = await db.select().from(t.configs).where(eq(t.configs.id, id))
-    if (!row) throw notFound('Config')
+    if (!row) throw configNotFound()
     return row
   }
 
   return {
-    toDto,
+    /** the known groups and names */
     info: () =>
       Object.entries(KNOWN_CONFIGS).map(([group, names]) => ({
-        config_group: group,
-        names: Object.entries(names).map(([name, v]) => ({ config_name: name, ...v })),
+        group,
+        names: Object.entries(names).map(([name, v]) => ({ name, ...v })),
       })),
 
-    async list(filter: { group?: string; limit: number; offset: number }) {
+    async list(filter: PageRequest & { group?: string }): Promise<Page<ShownConfig>> {
       const where = filter.group ? eq(t.configs.configGroup, filter.group) : undefined
-      const [rows, [total]] = await Promise.all([
-        db.select().from(t.configs).where(where).orderBy(asc(t.configs.configGroup), asc(t.configs.configName)).limit(filter.limit).offset(filter.offset),
-        db.select({ n: count() }).from(t.configs).where(where),
-      ])
-      return { rows, total: Number(total?.n ?? 0) }
+      const { rows, total } = await pageOfTable(db, t.configs, where, [asc(t.configs.configGroup), asc(t.configs.configName)], filter)
+      return { rows: await Promise.all(rows.map(shown)), total }
     },
 
-    get,
+    get: async (id: string): Promise<ShownConfig> => shown(await find(id)),
 
-    async create(input: { config_group: string; config_name: string; config_value: string | null; is_secret?: boolean }) {
-      const secret = isSecret(input.config_group, input.config_name, input.is_secret)
-      try {
-        const [row] = await db
-          .insert(t.configs)
-          .values({ configGroup: input.config_group, configName: input.config_name, isSecret: secret, configValue: input.config_value !== null && secret ? await secrets.encrypt(input.config_value) : input.config_value })
-          .returning()
-        values.clear()
-        return row!
-      } catch (error) {
-        if (isUniqueViolation(error)) throw conflict(`${input.config_group}.${input.config_name} is already set; change it with PUT`)
-        throw error
-      }
+    async create(input: ConfigInput): Promise<ShownConfig> {
+      const secret = isSecret(input.group, input.name, input.isSecret)
+      const configValue = input.value !== null && secret ? await secrets.encrypt(input.value) : input.value
+      const [row] = await db
+        .insert(t.configs)
+        .values({ configGroup: input.group, configName: input.name, isSecret: secret, configValue })
+        .returning()
+        .catch((error) => {
+          throw isUniqueViolation(error) ? configAlreadySet(input.group, input.name) : error
+        })
+      await changed()
+      return shown(row!)
     },
 
-    async update(id: string, value: string | null) {
-      const row = await get(id)
+    async update(id: string, value: string | null): Promise<ShownConfig> {
+      const row = await find(id)
       const [updated] = await db
         .update(t.configs)
         .set({ configValue: value !== null && row.isSecret ? await secrets.encrypt(value) : value, updatedAt: new Date() })
         .where(eq(t.configs.id, id))
         .returning()
-      values.clear()
-      return updated!
+      await changed()
+      return shown(updated!)
     },
 
     async remove(id: string) {
-      await get(id)
+      await find(id)
       await db.delete(t.configs).where(eq(t.configs.id, id))
-      values.clear()
+      await changed()
     },
 
     /** The plain value of a setting, for the server's own use (tools). */
     async value(group: string, name: string): Promise<string | null> {
       const key = `${group}.${name}`
-      const hit = values.get(key)
-      if (hit && Date.now() - hit.at < VALUE_TTL_MS) return hit.value
+      if (values.has(key)) return values.get(key)!
+      const seen = generation
       const [row] = await db.select().from(t.configs).where(and(eq(t.configs.configGroup, group), eq(t.configs.configName, name)))
       const value = !row || row.configValue === null ? null : row.isSecret ? await secrets.decrypt(row.configValue) : row.configValue
-      values.set(key, { value, at: Date.now() })
+      if (seen === generation) values.set(key, value)
       return value
     },
   }

@@ -1,27 +1,41 @@
-/** @module The OpenAI-compatible gateway at /v1 (API.md §6). */
+/** @module The OpenAI-compatible gateway at /v1 (docs/api.md §8). */
 import { Elysia } from 'elysia'
-import { z } from 'zod'
 import type { authPlugin } from '../../plugins/auth.ts'
-import { chatCompletionRequest } from './openai-format.ts'
-import type { Gateway } from './service.ts'
+import { chatCompletionRequest, chatCompletionSchema, modelListSchema, openaiErrors, toModelListDto } from './model.ts'
+import type { GatewayService } from './service.ts'
 
-const openaiErrorSchema = z.object({ error: z.object({ message: z.string(), type: z.string(), param: z.null(), code: z.string().nullable() }) }).meta({ id: 'OpenAIError' })
+/** What each status of a completion means (docs/api.md §8), and the streamed 200 beside the JSON one, for the OpenAPI document. */
+const completionResponses = {
+  200: {
+    description: '`chat.completion` (JSON); with `stream: true`, a text/event-stream of `chat.completion.chunk` events',
+    content: { 'text/event-stream': { schema: { type: 'string' as const, description: 'Events `data: {chat.completion.chunk}`, ending in `data: [DONE]`' } } },
+  },
+  400: { description: '`validation_error`: the body is not valid; or `upstream_rejected`' },
+  401: { description: '`unauthorized`: no or bad key' },
+  402: { description: '`insufficient_quota`: credits used up' },
+  404: { description: '`model_not_found`: unknown model, or one the caller may not use; or `upstream_rejected`' },
+  413: { description: '`payload_too_large`: the body is over 1 MiB; or `upstream_rejected`' },
+  422: { description: '`upstream_rejected`: the upstream refused the request' },
+  429: { description: '`rate_limited` (Hearth\'s own limit) or `upstream_rate_limited`' },
+  500: { description: '`internal_error`: a failure in Hearth, such as its database' },
+  502: { description: '`upstream_error`: the upstream failed or could not be reached' },
+  504: { description: '`upstream_timeout`: the upstream sent nothing within the provider\'s timeout' },
+}
 
-export function gatewayRoutes(deps: { gateway: Gateway; authPlugin: ReturnType<typeof authPlugin> }) {
+export function gatewayRoutes(deps: { gateway: GatewayService; authPlugin: ReturnType<typeof authPlugin> }) {
   const { gateway } = deps
   return new Elysia({ name: 'hearth.routes.gateway', prefix: '/v1', detail: { tags: ['OpenAI-compatible gateway'] } })
     .use(deps.authPlugin)
-    .get('/models', ({ principal }) => gateway.models(principal), {
+    .get('/models', async ({ principal }) => toModelListDto(await gateway.models(principal)), {
       auth: true,
-      response: { 200: z.object({ object: z.literal('list'), data: z.array(z.object({ id: z.string(), object: z.literal('model'), created: z.number().int(), owned_by: z.string() })) }), 401: openaiErrorSchema },
+      response: { 200: modelListSchema, ...openaiErrors(401, 429) },
       detail: { summary: 'Models you can use, by name' },
     })
+    // The service answers with a Response of its own (relayed bytes, or a stream): the schemas document it and type it for Eden.
     .post('/chat/completions', ({ principal, body, request }) => gateway.complete(principal, body, request.signal), {
       auth: true,
       body: chatCompletionRequest,
-      detail: {
-        summary: 'OpenAI chat completions: JSON, or `chat.completion.chunk` SSE ending in `data: [DONE]` with `stream: true`',
-        responses: { 200: { description: 'chat.completion (JSON) or text/event-stream of chat.completion.chunk' }, 400: { description: 'OpenAI error' }, 401: { description: 'OpenAI error' }, 402: { description: 'insufficient_quota' }, 404: { description: 'model_not_found' }, 502: { description: 'upstream_error' }, 504: { description: 'upstream_timeout' } },
-      },
+      response: { 200: chatCompletionSchema, ...openaiErrors(400, 401, 402, 404, 413, 422, 429, 500, 502, 504) },
+      detail: { summary: 'OpenAI chat completions: JSON, or `chat.completion.chunk` SSE ending in `data: [DONE]` with `stream: true`', responses: completionResponses },
     })
 }

@@ -8,14 +8,15 @@
  * Either way: usage recorded and credits settled; a failure before the first byte is a clean
  * OpenAI error, after it an error event and `[DONE]`; the client going away aborts the upstream.
  */
-import { SSE_HEADERS } from '../../lib/sse.ts'
+import { AppError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/logger.ts'
+import { SSE_HEADERS } from '../../lib/sse.ts'
 import { baseUrlOf, NO_REDIRECTS, streamChat, UpstreamError, upstreamStatusMessage, upstreamTimeout, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
 import type { ProvidersService, ResolvedModel } from '../providers/service.ts'
 import { costOf, type UsageService } from '../usage/service.ts'
-import { openaiError } from '../../lib/errors.ts'
-import { chunkWriter, estimateInputTokens, openaiFinish, toChatRequest, usageObject, type ChatCompletionRequest } from './openai-format.ts'
+import { errorEvent, insufficientQuota, modelNotFound, serverError, upstreamBrokeOff, upstreamFailure } from './errors.ts'
+import { chatCompletion, chunkWriter, estimateInputTokens, toChatRequest, type ChatCompletionRequest, type ToolCallOut } from './model.ts'
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
 const EVENT_END = Buffer.from('\n\n')
@@ -27,19 +28,8 @@ const encoder = new TextEncoder()
 /** what a completion may cost at most when the request sets no max_tokens and the model no max output */
 const DEFAULT_MAX_OUTPUT = 4096
 
-export function createGateway(deps: { providers: ProvidersService; usage: UsageService; logger: Logger }) {
+export function createGatewayService(deps: { providers: ProvidersService; usage: UsageService; logger: Logger }) {
   const { providers, usage, logger } = deps
-
-  const errorResponse = (status: number, message: string, type: string, code: string | null) => Response.json(openaiError(message, type, code), { status })
-
-  /** An upstream failure before anything was sent: the client's fault passes through, the rest is 502/504. */
-  function upstreamFailure(error: UpstreamError): Response {
-    if (error.kind === 'timeout') return errorResponse(504, error.message, 'upstream_error', 'upstream_timeout')
-    const s = error.status
-    if (s === 400 || s === 404 || s === 413 || s === 422) return errorResponse(s, error.message, 'invalid_request_error', 'upstream_rejected')
-    if (s === 429) return errorResponse(429, error.message, 'rate_limit_error', 'upstream_rate_limited')
-    return errorResponse(502, error.message, 'upstream_error', 'upstream_error')
-  }
 
   /** Everything one call needs to record its usage when it ends, whichever way it ends. */
   function meter(principal: Principal, resolved: ResolvedModel, held: number) {
@@ -115,7 +105,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       } catch {
         cleanup()
         m.end(clientSignal.aborted ? 'aborted' : 'error', { inputTokens: 0, outputTokens: 0 })
-        return timedOut ? upstreamFailure(upstreamTimeout(conn.timeoutMs)) : errorResponse(502, 'the provider broke off its answer', 'upstream_error', 'upstream_error')
+        return timedOut ? upstreamFailure(upstreamTimeout(conn.timeoutMs)) : upstreamBrokeOff()
       }
       cleanup()
       m.firstToken()
@@ -220,7 +210,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
     if (!req.stream) {
       let text = ''
       let reasoning = ''
-      const toolCalls: { id: string; type: 'function'; function: { name: string; arguments: string } }[] = []
+      const toolCalls: ToolCallOut[] = []
       try {
         for await (const e of events) {
           m.firstToken()
@@ -235,15 +225,7 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
       }
       const u = finish?.usage ?? { inputTokens: 0, outputTokens: 0 }
       m.end('ok', u)
-      const w = chunkWriter(name)
-      return Response.json({
-        id: w.id,
-        object: 'chat.completion',
-        created: w.created,
-        model: name,
-        choices: [{ index: 0, message: { role: 'assistant', content: text || (toolCalls.length ? null : ''), ...(reasoning ? { reasoning_content: reasoning } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}), refusal: null }, logprobs: null, finish_reason: openaiFinish(finish?.reason ?? 'stop') }],
-        usage: usageObject(u),
-      })
+      return Response.json(chatCompletion(name, { text, reasoning, toolCalls, finish: finish?.reason ?? 'stop', usage: u }))
     }
 
     // Wait for the first event before answering, so an early failure is still a clean error response.
@@ -312,13 +294,16 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
     /** POST /v1/chat/completions */
     async complete(principal: Principal, req: ChatCompletionRequest, clientSignal: AbortSignal): Promise<Response> {
       const resolved = await providers.resolve(principal, req.model)
-      if (!resolved) return errorResponse(404, `The model '${req.model}' does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found')
+      if (!resolved) return modelNotFound(req.model)
       const maxOut = req.max_completion_tokens ?? req.max_tokens ?? resolved.model.maxOutputTokens ?? DEFAULT_MAX_OUTPUT
       let held: number
       try {
         held = await usage.reserve(principal.userId, costOf(estimateInputTokens(req), maxOut, resolved.model))
-      } catch {
-        return errorResponse(402, 'You exceeded your current quota: your credit balance is used up.', 'insufficient_quota', 'insufficient_quota')
+      } catch (error) {
+        // A refused hold is the caller's quota. Anything else (the database failing) is ours: a 500,
+        // logged with the request id by the error mapper, as when resolve() fails.
+        if (error instanceof AppError && error.code === 'QUOTA_EXCEEDED') return insufficientQuota()
+        throw error
       }
       const m = meter(principal, resolved, held)
       try {
@@ -329,21 +314,18 @@ export function createGateway(deps: { providers: ProvidersService; usage: UsageS
         m.end('error', { inputTokens: 0, outputTokens: 0 })
         if (error instanceof UpstreamError) return upstreamFailure(error)
         logger.error('gateway failure', { error, model: req.model })
-        return errorResponse(500, 'An unexpected error occurred', 'server_error', 'internal_error')
+        return serverError()
       }
     },
 
-    /** GET /v1/models */
+    /** GET /v1/models: the models the caller can use, each name once */
     async models(principal: Principal) {
-      const rows = await providers.usableModels(principal)
       const seen = new Set<string>()
-      const data = []
-      for (const r of rows) {
-        if (seen.has(r.name)) continue
+      return (await providers.usableModels(principal)).filter((r) => {
+        if (seen.has(r.name)) return false
         seen.add(r.name)
-        data.push({ id: r.name, object: 'model' as const, created: Math.floor(r.createdAt.getTime() / 1000), owned_by: r.providerName })
-      }
-      return { object: 'list' as const, data }
+        return true
+      })
     },
   }
 }
@@ -368,8 +350,6 @@ function withoutNullUsage(bytes: Buffer): Buffer {
   return out.subarray(0, length)
 }
 
-const errorEvent = (message: string) => `data: ${JSON.stringify(openaiError(message, 'upstream_error', 'upstream_error'))}\n\ndata: [DONE]\n\n`
-
 const asUpstream = (error: unknown) => (error instanceof UpstreamError ? error : new UpstreamError('the provider failed', undefined, 'network'))
 
-export type Gateway = ReturnType<typeof createGateway>
+export type GatewayService = ReturnType<typeof createGatewayService>

@@ -1,14 +1,10 @@
-/** @module /api/v1/memories: each user's own memories, added to their conversations' system prompt. */
+/** @module /api/v1/memories (docs/api.md §12): each user's own memories, added to their conversations' system prompt. */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
-import { isoDate, listQuery, page, pageOf, problemSchema } from '../../lib/schemas.ts'
+import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
-import { idParams } from '../../lib/schemas.ts'
-import { MAX_MEMORIES_PER_USER, MAX_MEMORY_LENGTH, toMemory, type MemoriesService } from './service.ts'
-
-const memorySchema = z.object({ id: z.string(), content: z.string(), created_at: isoDate, updated_at: isoDate }).meta({ id: 'Memory' })
-const memoryBody = z.object({ content: z.string().trim().min(1).max(MAX_MEMORY_LENGTH) })
-const problems = { 401: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema }
+import { memoryBody, memorySchema, toMemoryDto } from './model.ts'
+import { MAX_MEMORIES_PER_USER, MAX_MEMORY_LENGTH, type MemoriesService } from './service.ts'
 
 export function memoryRoutes(deps: { memories: MemoriesService; authPlugin: ReturnType<typeof authPlugin> }) {
   const { memories } = deps
@@ -18,9 +14,9 @@ export function memoryRoutes(deps: { memories: MemoriesService; authPlugin: Retu
       '/memories',
       async ({ principal, query }) => {
         const { rows, total } = await memories.list(principal.userId, query)
-        return pageOf(rows.map(toMemory), total, query)
+        return pageOf(rows.map(toMemoryDto), total, query)
       },
-      { auth: true, query: listQuery, response: { 200: page(memorySchema), ...problems }, detail: { summary: 'Your memories, oldest first' } },
+      { auth: true, query: listQuery, response: { 200: page(memorySchema), ...problems(401, 422, 429) }, detail: { summary: 'Your memories, oldest first' } },
     )
     .post(
       '/memories',
@@ -28,26 +24,26 @@ export function memoryRoutes(deps: { memories: MemoriesService; authPlugin: Retu
         const row = await memories.create(principal.userId, body.content)
         set.status = 201
         set.headers.location = `/api/v1/memories/${row.id}`
-        return toMemory(row)
+        return toMemoryDto(row)
       },
       {
         auth: true,
         body: memoryBody,
-        response: { 201: memorySchema, ...problems },
+        response: { 201: memorySchema, ...problems(401, 409, 422, 429) },
         detail: { summary: `Remember something (1–${MAX_MEMORY_LENGTH} characters, at most ${MAX_MEMORIES_PER_USER} memories: 409 beyond)` },
       },
     )
-    .get('/memories/:id', async ({ principal, params }) => toMemory(await memories.get(principal.userId, params.id)), {
+    .get('/memories/:id', async ({ principal, params }) => toMemoryDto(await memories.get(principal.userId, params.id)), {
       auth: true,
       params: idParams,
-      response: { 200: memorySchema, ...problems },
+      response: { 200: memorySchema, ...problems(401, 404, 422, 429) },
       detail: { summary: 'One of your memories' },
     })
-    .patch('/memories/:id', async ({ principal, params, body }) => toMemory(await memories.update(principal.userId, params.id, body.content)), {
+    .patch('/memories/:id', async ({ principal, params, body }) => toMemoryDto(await memories.update(principal.userId, params.id, body.content)), {
       auth: true,
       params: idParams,
       body: memoryBody,
-      response: { 200: memorySchema, ...problems },
+      response: { 200: memorySchema, ...problems(401, 404, 422, 429) },
       detail: { summary: 'Rewrite one of your memories' },
     })
     .delete(
@@ -56,6 +52,6 @@ export function memoryRoutes(deps: { memories: MemoriesService; authPlugin: Retu
         await memories.remove(principal.userId, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems }, detail: { summary: 'Forget one of your memories' } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 404, 422, 429) }, detail: { summary: 'Forget one of your memories' } },
     )
 }

@@ -3,49 +3,34 @@
  * presets (no owner) are seeded at start, shown to everyone and changed by no one, admins included;
  * a user's own presets are invisible (404) to everyone else.
  */
-import { and, asc, count, desc, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, isNull, or, type SQL } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { withLock } from '../../db/lock.ts'
-import { forbidden, notFound } from '../../lib/errors.ts'
+import { containsText, pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
 import type { Principal } from '../auth/service.ts'
+import { builtinPresetReadOnly, presetNotFound } from './errors.ts'
 
 export type PresetRow = Database['t']['presets']['$inferSelect']
 
 export interface PresetInput {
   name: string
   description?: string | null
-  system_prompt?: string | null
-  model_id?: string | null
+  systemPrompt?: string | null
+  modelId?: string | null
   temperature?: number | null
-  max_tokens?: number | null
+  maxTokens?: number | null
   tools?: string[]
 }
 
 /** Only the owner matters: an admin has no more rights over presets than any user. */
 type Caller = Pick<Principal, 'userId'>
 
-export function toPreset(p: PresetRow) {
-  return {
-    id: p.id,
-    name: p.name,
-    description: p.description,
-    system_prompt: p.systemPrompt,
-    model_id: p.modelId,
-    temperature: p.temperature,
-    max_tokens: p.maxTokens,
-    tools: p.tools ?? [],
-    is_builtin: p.isBuiltin,
-    created_at: p.createdAt.toISOString(),
-    updated_at: p.updatedAt.toISOString(),
-  }
-}
-
 /** The presets every instance starts with. Seeded by name, only when missing: an admin's later edits to the table are kept. */
-export const BUILTIN_PRESETS: readonly (PresetInput & { name: string })[] = [
+export const BUILTIN_PRESETS: readonly PresetInput[] = [
   {
     name: 'General assistant',
     description: 'A helpful, honest assistant for everyday questions and tasks.',
-    system_prompt: [
+    systemPrompt: [
       'You are a helpful, knowledgeable and honest assistant.',
       "Answer in the language the user writes in, unless they ask for another.",
       'Be clear and concise: lead with the answer, then add the detail that helps. Use Markdown (lists, tables, code blocks) when it makes the answer easier to read.',
@@ -55,7 +40,7 @@ export const BUILTIN_PRESETS: readonly (PresetInput & { name: string })[] = [
   {
     name: 'Translator',
     description: 'Translates between Chinese and English (中文 ⇄ English), keeping meaning, tone and formatting.',
-    system_prompt: [
+    systemPrompt: [
       'You are a professional translator between Chinese and English.',
       'If the text is in Chinese, translate it into natural, idiomatic English. If it is in English (or any other language), translate it into natural, fluent Simplified Chinese (简体中文).',
       'Preserve the meaning, tone, register and formatting (Markdown, line breaks, lists, code, links, placeholders such as {name} or %s). Do not translate code, URLs or proper nouns that are usually left as they are.',
@@ -66,7 +51,7 @@ export const BUILTIN_PRESETS: readonly (PresetInput & { name: string })[] = [
   {
     name: 'Code reviewer',
     description: 'Reviews code for bugs, security problems, performance and readability, with concrete fixes.',
-    system_prompt: [
+    systemPrompt: [
       'You are a senior software engineer doing a careful code review.',
       'Look for, in this order: correctness bugs and edge cases; security problems (injection, unsafe input handling, secrets, authorization); concurrency and resource leaks; performance; then readability, naming and tests.',
       'For each finding give the location, why it matters and a concrete fix (a short code snippet when useful). Rank findings by severity (critical, major, minor, nit) and do not pad the review with praise or restate the code.',
@@ -77,7 +62,7 @@ export const BUILTIN_PRESETS: readonly (PresetInput & { name: string })[] = [
   {
     name: 'Summarizer',
     description: 'Condenses long text into a faithful summary with the key points.',
-    system_prompt: [
+    systemPrompt: [
       'You summarize text faithfully and concisely.',
       'Start with a one or two sentence overview, then list the key points as bullets; end with any decisions, action items, numbers or dates the text contains.',
       'Keep only what the text says: add no facts, opinions or advice of your own, and keep names, figures and quotations exact.',
@@ -87,9 +72,22 @@ export const BUILTIN_PRESETS: readonly (PresetInput & { name: string })[] = [
   },
 ]
 
-const escapeLike = (q: string) => `%${q.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`
+/** the same tool once, in the order given */
+const uniqueTools = (tools: string[]) => [...new Set(tools)]
 
-export function createPresetsService(database: Database) {
+/** The columns of a new preset: what the input leaves out is empty. */
+const newPresetValues = (input: PresetInput) => ({
+  name: input.name,
+  description: input.description ?? null,
+  systemPrompt: input.systemPrompt ?? null,
+  modelId: input.modelId ?? null,
+  temperature: input.temperature ?? null,
+  maxTokens: input.maxTokens ?? null,
+  tools: uniqueTools(input.tools ?? []),
+})
+
+export function createPresetsService(deps: { database: Database }) {
+  const { database } = deps
   const { db, t } = database
 
   /** built-ins and the caller's own */
@@ -97,31 +95,22 @@ export function createPresetsService(database: Database) {
 
   async function get(p: Caller, id: string): Promise<PresetRow> {
     const [row] = await db.select().from(t.presets).where(and(eq(t.presets.id, id), visible(p)))
-    if (!row) throw notFound('Preset')
+    if (!row) throw presetNotFound()
     return row
   }
 
   /** visible and changeable: built-ins are read-only for everyone, admins included */
   async function getWritable(p: Caller, id: string): Promise<PresetRow> {
     const row = await get(p, id)
-    if (row.isBuiltin || row.userId === null) throw forbidden('Built-in presets cannot be changed; create your own preset instead')
+    if (row.isBuiltin || row.userId === null) throw builtinPresetReadOnly()
     return row
   }
 
-  /** the same tool once, in the order given */
-  const uniqueTools = (tools: string[]) => [...new Set(tools)]
-
   return {
-    async list(p: Caller, filter: { q?: string; limit: number; offset: number }) {
-      const conditions: SQL[] = [visible(p)]
-      if (filter.q) conditions.push(sql`lower(${t.presets.name}) LIKE ${escapeLike(filter.q)} ESCAPE '\\'`)
-      const where = and(...conditions)
-      const [rows, [total]] = await Promise.all([
-        // built-ins first, then the caller's own, oldest first
-        db.select().from(t.presets).where(where).orderBy(desc(t.presets.isBuiltin), asc(t.presets.createdAt), asc(t.presets.id)).limit(filter.limit).offset(filter.offset),
-        db.select({ n: count() }).from(t.presets).where(where),
-      ])
-      return { rows, total: Number(total?.n ?? 0) }
+    /** built-ins first, then the caller's own, oldest first; `q` searches names */
+    list(p: Caller, filter: PageRequest & { q?: string }): Promise<Page<PresetRow>> {
+      const where = and(visible(p), filter.q ? containsText(t.presets.name, filter.q) : undefined)
+      return pageOfTable(db, t.presets, where, [desc(t.presets.isBuiltin), asc(t.presets.createdAt), asc(t.presets.id)], filter)
     },
 
     /** A preset the caller may use (built-in or their own); 404 otherwise. The chat module reads its prompt and settings. */
@@ -130,32 +119,29 @@ export function createPresetsService(database: Database) {
     async create(p: Caller, input: PresetInput): Promise<PresetRow> {
       const [row] = await db
         .insert(t.presets)
-        .values({
-          userId: p.userId,
-          name: input.name,
-          description: input.description ?? null,
-          systemPrompt: input.system_prompt ?? null,
-          modelId: input.model_id ?? null,
-          temperature: input.temperature ?? null,
-          maxTokens: input.max_tokens ?? null,
-          tools: uniqueTools(input.tools ?? []),
-          isBuiltin: false,
-        })
+        .values({ ...newPresetValues(input), userId: p.userId, isBuiltin: false })
         .returning()
       return row!
     },
 
+    /** Changes the fields `input` names (`null` clears one); an `undefined` field is left as it is. */
     async update(p: Caller, id: string, input: Partial<PresetInput>): Promise<PresetRow> {
       await getWritable(p, id)
-      const values: Partial<Database['t']['presets']['$inferInsert']> = { updatedAt: new Date() }
-      if (input.name !== undefined) values.name = input.name
-      if (input.description !== undefined) values.description = input.description
-      if (input.system_prompt !== undefined) values.systemPrompt = input.system_prompt
-      if (input.model_id !== undefined) values.modelId = input.model_id
-      if (input.temperature !== undefined) values.temperature = input.temperature
-      if (input.max_tokens !== undefined) values.maxTokens = input.max_tokens
-      if (input.tools !== undefined) values.tools = uniqueTools(input.tools)
-      const [row] = await db.update(t.presets).set(values).where(eq(t.presets.id, id)).returning()
+      const [row] = await db
+        .update(t.presets)
+        // Drizzle leaves out the columns set to undefined
+        .set({
+          name: input.name,
+          description: input.description,
+          systemPrompt: input.systemPrompt,
+          modelId: input.modelId,
+          temperature: input.temperature,
+          maxTokens: input.maxTokens,
+          tools: input.tools && uniqueTools(input.tools),
+          updatedAt: new Date(),
+        })
+        .where(eq(t.presets.id, id))
+        .returning()
       return row!
     },
 
@@ -179,19 +165,7 @@ export function createPresetsService(database: Database) {
         await q.insert(t.presets).values(
           missing.map((b, i) => {
             const at = new Date(base + i)
-            return {
-              userId: null,
-              name: b.name,
-              description: b.description ?? null,
-              systemPrompt: b.system_prompt ?? null,
-              modelId: null,
-              temperature: b.temperature ?? null,
-              maxTokens: b.max_tokens ?? null,
-              tools: b.tools ?? [],
-              isBuiltin: true,
-              createdAt: at,
-              updatedAt: at,
-            }
+            return { ...newPresetValues(b), userId: null, isBuiltin: true, createdAt: at, updatedAt: at }
           }),
         )
         return missing.map((b) => b.name)

@@ -1,40 +1,19 @@
-/** @module Service endpoints: /health, /ready, the OpenAPI document and the offline /docs page. */
+/** @module Service endpoints (docs/api.md §3): /health, /ready, the OpenAPI document and the offline /docs page. */
 import { openapi } from '@elysiajs/openapi'
 import scalarBundlePath from '@scalar/api-reference/browser/standalone.js' with { type: 'file' }
-import { Elysia } from 'elysia'
+import { Elysia, type InternalRoute } from 'elysia'
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
-import { AppError } from '../../lib/errors.ts'
-import { problemSchema } from '../../lib/schemas.ts'
-import { finishDocument } from '../../plugins/openapi-document.ts'
+import { problems } from '../../lib/schemas.ts'
+import { databaseUnavailable } from './errors.ts'
+import { finishDocument, type OpenAPIDocument } from '../../plugins/openapi-document.ts'
 
 const SCALAR_PATH = '/docs/assets/scalar.js'
 
 export function serviceRoutes(deps: { database: Database; version: string }) {
   const scalar = lazyAsset(scalarBundlePath)
   return new Elysia({ name: 'hearth.service', detail: { tags: ['Service'] } })
-    // applies to the plugin's document route, which is registered after it
-    .onAfterHandle(({ path, response }) => {
-      if (path === '/openapi.json') finishDocument(response as Parameters<typeof finishDocument>[0])
-    })
-    .use(
-      openapi({
-        path: '/docs',
-        specPath: '/openapi.json',
-        documentation: {
-          info: { title: 'Hearth API', version: deps.version, description: 'Accounts, model providers, streaming chat, tasks, tools and files for AI applications. Guide: docs/api.md in the repository.' },
-          components: {
-            securitySchemes: {
-              bearer: { type: 'http', scheme: 'bearer', description: 'An access JWT or an API key (hk_…)' },
-              cookie: { type: 'apiKey', in: 'cookie', name: 'hearth_access' },
-            },
-          },
-        },
-        mapJsonSchema: { zod: (schema: z.ZodType) => toJsonSchema(schema) },
-        // The page's script is served by Hearth itself, so /docs works with no internet.
-        scalar: { url: '/openapi.json', cdn: SCALAR_PATH, withDefaultFonts: false, hideClientButton: true, telemetry: false, agent: { disabled: true } } as never,
-      }),
-    )
+    .use(openapiDocs(deps.version))
     .get(SCALAR_PATH, ({ request }) => scalar(request), { detail: { hide: true } })
     .get('/health', () => ({ status: 'healthy' as const }), {
       response: { 200: z.object({ status: z.literal('healthy') }) },
@@ -46,14 +25,47 @@ export function serviceRoutes(deps: { database: Database; version: string }) {
         try {
           await deps.database.ping()
         } catch {
-          throw new AppError(503, 'SERVICE_UNAVAILABLE', 'The database does not answer')
+          throw databaseUnavailable()
         }
         return { status: 'ready' as const, database: deps.database.dialect }
       },
       {
-        response: { 200: z.object({ status: z.literal('ready'), database: z.enum(['sqlite', 'postgres']) }), 503: problemSchema },
+        response: { 200: z.object({ status: z.literal('ready'), database: z.enum(['sqlite', 'postgres']) }), ...problems(503) },
         detail: { summary: 'The database answers' },
       },
+    )
+}
+
+/** /openapi.json and the /docs page, the document finished by plugins/openapi-document.ts. */
+function openapiDocs(version: string) {
+  const docs = new Elysia({ name: 'hearth.openapi' })
+  // the routes of the whole app, as the OpenAPI plugin reads them (the method is protected in Elysia's types)
+  const routes = () => (docs as unknown as { getGlobalRoutes(): InternalRoute[] }).getGlobalRoutes()
+  const merged = new WeakSet<object>()
+  return docs
+    .onAfterHandle(({ response }) => {
+      if (response && typeof response === 'object' && 'paths' in response && !merged.has(response)) {
+        finishDocument(response as OpenAPIDocument, routes())
+        merged.add(response)
+      }
+    })
+    .use(
+      openapi({
+        path: '/docs',
+        specPath: '/openapi.json',
+        documentation: {
+          info: { title: 'Hearth API', version, description: 'Accounts, model providers, streaming chat, tasks, tools and files for AI applications. Guide: docs/api.md in the repository.' },
+          components: {
+            securitySchemes: {
+              bearer: { type: 'http', scheme: 'bearer', description: 'An access JWT or an API key (hk_…)' },
+              cookie: { type: 'apiKey', in: 'cookie', name: 'hearth_access' },
+            },
+          },
+        },
+        mapJsonSchema: { zod: (schema: z.ZodType) => toJsonSchema(schema) },
+        // The page's script is served by Hearth itself, so /docs works with no internet.
+        scalar: { url: '/openapi.json', cdn: SCALAR_PATH, withDefaultFonts: false, hideClientButton: true, telemetry: false, agent: { disabled: true } } as never,
+      }),
     )
 }
 

@@ -1,16 +1,18 @@
 /**
- * @module OpenAI chat-completions shapes: the request schema, converting its messages and tools to
- * the provider-neutral request, and building `chat.completion` / `chat.completion.chunk` objects
- * from provider-neutral events (for Anthropic and Gemini behind the gateway).
+ * @module The gateway's wire, OpenAI's chat-completions shapes: the request schema, the answer and
+ * error schemas (for the OpenAPI document and Eden), converting a request's messages and tools to the
+ * provider-neutral request, and building `chat.completion` / `chat.completion.chunk` objects from
+ * provider-neutral events (for Anthropic and Gemini behind the gateway).
  */
 import type { ModelMessage } from 'ai'
 import { z } from 'zod'
 import type { ChatRequest, FinishReason, ToolSpec, Usage } from '../../llm/index.ts'
+import { responsesOf } from '../../lib/schemas.ts'
 
 const contentPart = z.looseObject({ type: z.string(), text: z.string().optional(), image_url: z.union([z.string(), z.looseObject({ url: z.string() })]).optional() })
 const toolCall = z.looseObject({ id: z.string(), type: z.literal('function').optional(), function: z.looseObject({ name: z.string(), arguments: z.string() }) })
 
-export const chatMessage = z.looseObject({
+const chatMessage = z.looseObject({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
   content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
   name: z.string().optional(),
@@ -42,6 +44,48 @@ export const chatCompletionRequest = z.looseObject({
 })
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequest>
+
+const openaiErrorSchema = z
+  .object({ error: z.object({ message: z.string(), type: z.string(), param: z.null(), code: z.string().nullable() }) })
+  .meta({ id: 'OpenAIError', description: "OpenAI's error shape" })
+
+/** The error answers a /v1 route can give, by status, all in OpenAI's shape. */
+export const openaiErrors = <S extends number>(...statuses: S[]) => responsesOf(openaiErrorSchema, statuses)
+
+export const modelListSchema = z.object({ object: z.literal('list'), data: z.array(z.object({ id: z.string(), object: z.literal('model'), created: z.number().int(), owned_by: z.string() })) })
+
+const usageSchema = z.object({ prompt_tokens: z.number().int(), completion_tokens: z.number().int(), total_tokens: z.number().int() })
+
+/** A non-streamed answer. Relayed answers are the upstream's own and may carry more fields. */
+export const chatCompletionSchema = z
+  .looseObject({
+    id: z.string(),
+    object: z.literal('chat.completion'),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(
+      z.looseObject({
+        index: z.number().int(),
+        message: z.looseObject({
+          role: z.literal('assistant'),
+          content: z.string().nullable(),
+          tool_calls: z.array(z.object({ id: z.string(), type: z.literal('function'), function: z.object({ name: z.string(), arguments: z.string() }) })).optional(),
+          reasoning_content: z.string().optional(),
+          refusal: z.string().nullable().optional(),
+        }),
+        logprobs: z.looseObject({}).nullable(),
+        finish_reason: z.enum(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']),
+      }),
+    ),
+    usage: usageSchema,
+  })
+  .meta({ id: 'ChatCompletion' })
+
+/** Models by name, once each: the first the caller can use. */
+export const toModelListDto = (models: { name: string; createdAt: Date; providerName: string }[]): z.infer<typeof modelListSchema> => ({
+  object: 'list',
+  data: models.map((m) => ({ id: m.name, object: 'model', created: Math.floor(m.createdAt.getTime() / 1000), owned_by: m.providerName })),
+})
 
 const textOf = (content: z.infer<typeof chatMessage>['content']): string =>
   typeof content === 'string' ? content : (content ?? []).map((p) => (p.type === 'text' ? (p.text ?? '') : '')).join('')
@@ -105,20 +149,41 @@ function parseArguments(text: string): unknown {
   }
 }
 
-export const openaiFinish = (r: FinishReason): string => (r === 'tool_calls' ? 'tool_calls' : r === 'length' ? 'length' : r === 'content_filter' ? 'content_filter' : 'stop')
+const openaiFinish = (r: FinishReason) => (r === 'tool_calls' ? 'tool_calls' : r === 'length' ? 'length' : r === 'content_filter' ? 'content_filter' : 'stop')
 
-export const usageObject = (u: Usage) => ({ prompt_tokens: u.inputTokens, completion_tokens: u.outputTokens, total_tokens: u.inputTokens + u.outputTokens })
+const usageObject = (u: Usage) => ({ prompt_tokens: u.inputTokens, completion_tokens: u.outputTokens, total_tokens: u.inputTokens + u.outputTokens })
+
+const completionId = () => `chatcmpl-${crypto.randomUUID().replaceAll('-', '')}`
+
+export type ToolCallOut = { id: string; type: 'function'; function: { name: string; arguments: string } }
+
+/** The `chat.completion` of a translated answer (a relayed one is the upstream's own). */
+export function chatCompletion(model: string, a: { text: string; reasoning: string; toolCalls: ToolCallOut[]; finish: FinishReason; usage: Usage }): z.infer<typeof chatCompletionSchema> {
+  return {
+    id: completionId(),
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: a.text || (a.toolCalls.length ? null : ''), ...(a.reasoning ? { reasoning_content: a.reasoning } : {}), ...(a.toolCalls.length ? { tool_calls: a.toolCalls } : {}), refusal: null },
+        logprobs: null,
+        finish_reason: openaiFinish(a.finish),
+      },
+    ],
+    usage: usageObject(a.usage),
+  }
+}
 
 /** Builds the chunks of one streamed completion. */
 export function chunkWriter(model: string) {
-  const id = `chatcmpl-${crypto.randomUUID().replaceAll('-', '')}`
+  const id = completionId()
   const created = Math.floor(Date.now() / 1000)
   let toolIndex = 0
   const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
     `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`
   return {
-    id,
-    created,
     start: () => chunk({ role: 'assistant', content: '' }),
     text: (text: string) => chunk({ content: text }),
     reasoning: (text: string) => chunk({ reasoning_content: text }),
