@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { count } from 'drizzle-orm'
-import { createBus, defineChannel, MAX_INLINE_BYTES, type Bus } from '../src/db/bus.ts'
+import { createBus, createChannelCache, defineChannel, MAX_INLINE_BYTES, type Bus } from '../src/db/bus.ts'
 import { createDb, type Database } from '../src/db/index.ts'
 import { createLogger } from '../src/lib/logger.ts'
 import { DIALECTS, eachDialect, createTestDatabase, type TestDatabase } from './helpers/db.ts'
@@ -61,6 +61,25 @@ eachDialect('bus on one instance', (dialect) => {
     off()
     await bus.publish(notes, { n: 3 })
     expect(got.length).toBe(2)
+  })
+
+  test('a channel cache: a change drops the keys it names (or all); a load racing a change is not kept', async () => {
+    const cache = createChannelCache<string, number, { id?: string }>(bus, defineChannel('test_cache'), { maxSize: 10, staleKeys: (m) => (m.id ? [m.id] : []) })
+    let reads = 0
+    const read = (v: number) => async () => (reads++, v)
+    expect(await cache.load('a', read(1))).toBe(1)
+    expect(await cache.load('b', read(2))).toBe(2)
+    expect(await cache.load('a', read(99))).toBe(1) // kept
+    expect(reads).toBe(2)
+    await cache.changed({ id: 'a' })
+    expect([cache.has('a'), cache.has('b')]).toEqual([false, true])
+    // a load that was running when a change came answers its value but does not keep it
+    const { promise: gate, resolve: open } = Promise.withResolvers<void>()
+    const racing = cache.load('c', async () => (await gate, 3))
+    await cache.changed({ id: 'other' })
+    open()
+    expect(await racing).toBe(3)
+    expect(cache.has('c')).toBe(false)
   })
 
   test('a failing subscriber does not keep the message from the others', async () => {

@@ -168,3 +168,44 @@ export function createBus(deps: { database: Database; logger: Logger }): Bus {
     },
   }
 }
+
+/**
+ * A map kept until a channel says it is stale: on every instance, a message on `channel` drops the
+ * keys `staleKeys` names (all of them by default), and a resync drops everything. A load that was
+ * running while something was dropped is not kept, so a value read before a change never
+ * outlives it. `changed(message)` announces a change (here at once, elsewhere through the bus).
+ */
+export function createChannelCache<K, V, M>(bus: Bus, channel: ChannelDef<M>, opts: { maxSize: number; staleKeys?: (message: M) => K[] }) {
+  const entries = new Map<K, V>()
+  let generation = 0
+  const dropAll = () => {
+    generation++
+    entries.clear()
+  }
+  bus.subscribe(
+    channel,
+    (message) => {
+      if (!opts.staleKeys) return dropAll()
+      generation++
+      for (const key of opts.staleKeys(message)) entries.delete(key)
+    },
+    { onResync: dropAll },
+  )
+  return {
+    has: (key: K) => entries.has(key),
+    /** the kept value (check `has` first: a kept value may be undefined) */
+    get: (key: K) => entries.get(key) as V,
+    /** the value of `key`, loaded (and kept) when it is not kept yet */
+    async load(key: K, read: () => Promise<V>): Promise<V> {
+      if (entries.has(key)) return entries.get(key) as V
+      const seen = generation
+      const value = await read()
+      if (seen === generation) {
+        if (entries.size >= opts.maxSize) entries.clear()
+        entries.set(key, value)
+      }
+      return value
+    },
+    changed: (message: M) => bus.publish(channel, message),
+  }
+}

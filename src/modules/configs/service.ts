@@ -3,7 +3,7 @@
  * described; secret values are encrypted at rest and only ever shown as a hint.
  */
 import { and, asc, eq } from 'drizzle-orm'
-import { defineChannel, type Bus } from '../../db/bus.ts'
+import { createChannelCache, defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
@@ -46,18 +46,9 @@ export function createConfigsService(deps: { database: Database; bus: Bus; secre
   const { database, secrets } = deps
   const { db, t } = database
 
-  /**
-   * Plain values read by the server itself (chat reads some on every send), kept until a setting
-   * changes on any instance or the bus may have missed a change; a read racing a change is not kept.
-   */
-  const values = new Map<string, string | null>()
-  let generation = 0
-  const forget = () => {
-    generation++
-    values.clear()
-  }
-  deps.bus.subscribe(configsChannel, forget, { onResync: forget })
-  const changed = () => deps.bus.publish(configsChannel, {})
+  /** plain values read by the server itself (chat reads some on every send), kept until a setting changes on any instance */
+  const values = createChannelCache<string, string | null, Record<string, never>>(deps.bus, configsChannel, { maxSize: 1_000 })
+  const changed = () => values.changed({})
 
   const isSecret = (group: string, name: string, flag?: boolean) => KNOWN_CONFIGS[group]?.[name]?.secret ?? flag ?? false
 
@@ -120,13 +111,10 @@ export function createConfigsService(deps: { database: Database; bus: Bus; secre
 
     /** The plain value of a setting, for the server's own use (tools). */
     async value(group: string, name: string): Promise<string | null> {
-      const key = `${group}.${name}`
-      if (values.has(key)) return values.get(key)!
-      const seen = generation
-      const [row] = await db.select().from(t.configs).where(and(eq(t.configs.configGroup, group), eq(t.configs.configName, name)))
-      const value = !row || row.configValue === null ? null : row.isSecret ? await secrets.decrypt(row.configValue) : row.configValue
-      if (seen === generation) values.set(key, value)
-      return value
+      return values.load(`${group}.${name}`, async () => {
+        const [row] = await db.select().from(t.configs).where(and(eq(t.configs.configGroup, group), eq(t.configs.configName, name)))
+        return !row || row.configValue === null ? null : row.isSecret ? await secrets.decrypt(row.configValue) : row.configValue
+      })
     },
   }
 }

@@ -4,7 +4,7 @@
  * and extra headers are encrypted at rest and never leave the server.
  */
 import { and, asc, count, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
-import { defineChannel, type Bus } from '../../db/bus.ts'
+import { createChannelCache, defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { containsText, pageOfTable, pageWithTotal, type Page, type PageRequest } from '../../db/query.ts'
@@ -113,24 +113,9 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
 
   /** decrypted connections, keyed by provider id and its last update */
   const connections = new Map<string, { updatedAt: number; connection: ProviderConnection }>()
-  /**
-   * Model lookups of the hot path, per caller, kept until the catalogue changes on any instance
-   * (the bus's `catalogue` channel) or the bus may have missed a change. A lookup that was running
-   * while the catalogue changed is not kept (`generation`).
-   */
-  const resolved = new Map<string, ResolvedModel | undefined>()
-  let generation = 0
-  const forget = () => {
-    generation++
-    resolved.clear()
-  }
-  deps.bus.subscribe(catalogueChannel, forget, { onResync: forget })
-  const catalogueChanged = () => deps.bus.publish(catalogueChannel, {})
-  const remember = (key: string, value: ResolvedModel | undefined, seen: number) => {
-    if (seen !== generation) return
-    if (resolved.size >= 10_000) resolved.clear()
-    resolved.set(key, value)
-  }
+  /** model lookups of the hot path, per caller, kept until the catalogue changes on any instance */
+  const resolved = createChannelCache<string, ResolvedModel | undefined, Record<string, never>>(deps.bus, catalogueChannel, { maxSize: 10_000 })
+  const catalogueChanged = () => resolved.changed({})
 
   async function getVisible(p: Principal, id: string): Promise<ProviderRow> {
     const [row] = await db.select().from(t.providers).where(and(eq(t.providers.id, id), visible(p)))
@@ -379,26 +364,23 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
     async resolve(p: Principal, name: string): Promise<ResolvedModel | undefined> {
       const key = `${p.userId}\0${name}`
       if (resolved.has(key)) return resolved.get(key)
-      const seen = generation
-      const [row] = await modelByName.execute({ name, user: p.userId })
-      remember(key, row, seen)
-      return row
+      return resolved.load(key, async () => (await modelByName.execute({ name, user: p.userId }))[0])
     },
 
     /** The model used when nothing names one: a default model (the caller's own first), else the first available. Cached like resolve. */
     async defaultModel(p: Principal): Promise<ResolvedModel | undefined> {
       const key = `${p.userId}\0`
       if (resolved.has(key)) return resolved.get(key)
-      const seen = generation
-      const [row] = await db
-        .select({ model: t.models, provider: t.providers })
-        .from(t.models)
-        .innerJoin(t.providers, eq(t.providers.id, t.models.providerId))
-        .where(and(visible(p), eq(t.models.isAvailable, true)))
-        .orderBy(sql`CASE WHEN ${t.models.isDefault} THEN 0 ELSE 1 END`, sql`CASE WHEN ${t.providers.scope} = 'personal' THEN 0 ELSE 1 END`, asc(t.providers.createdAt), asc(t.models.createdAt))
-        .limit(1)
-      remember(key, row, seen)
-      return row
+      return resolved.load(key, async () => {
+        const [row] = await db
+          .select({ model: t.models, provider: t.providers })
+          .from(t.models)
+          .innerJoin(t.providers, eq(t.providers.id, t.models.providerId))
+          .where(and(visible(p), eq(t.models.isAvailable, true)))
+          .orderBy(sql`CASE WHEN ${t.models.isDefault} THEN 0 ELSE 1 END`, sql`CASE WHEN ${t.providers.scope} = 'personal' THEN 0 ELSE 1 END`, asc(t.providers.createdAt), asc(t.models.createdAt))
+          .limit(1)
+        return row
+      })
     },
 
     /** Every model name the caller can use (for /v1/models). */
