@@ -16,7 +16,7 @@ import { costOf, type UsageService, type UsageSource } from '../modules/usage/se
 /** How often a growing answer is handed to `persist`. */
 const FLUSH_MS = 250
 /** The longest a running turn goes without `persist`, so that a silent row means a dead run. */
-export const HEARTBEAT_MS = 10_000
+const HEARTBEAT_MS = 10_000
 /** What a turn may cost at most when neither the request nor the model sets a maximum output. */
 export const DEFAULT_MAX_OUTPUT = 4096
 
@@ -65,8 +65,8 @@ export interface TurnResult {
   settled: Promise<void>
 }
 
-export const noSuchModel = (ref: string) => validationError(`No model '${ref}' you can use`, [{ path: 'model_id', message: 'unknown or unavailable model' }])
-export const noModelConfigured = () => validationError('No model is configured: add a provider and a model first', [{ path: 'model_id', message: 'no model available' }])
+const noSuchModel = (ref: string) => validationError(`No model '${ref}' you can use`, [{ path: 'model_id', message: 'unknown or unavailable model' }])
+const noModelConfigured = () => validationError('No model is configured: add a provider and a model first', [{ path: 'model_id', message: 'no model available' }])
 
 export function createModelTurns(deps: { providers: ProvidersService; usage: UsageService; logger: Logger }) {
   const { providers, usage, logger } = deps

@@ -11,7 +11,7 @@ import type { RunEvent, RunRegistry } from './index.ts'
 const BATCH_MS = 25
 
 type RunMessage = { k: string; e: [id: number, event: string, data: unknown][] } | { k: string; stop: true }
-export const runsChannel = defineChannel<RunMessage>('runs')
+const runsChannel = defineChannel<RunMessage>('runs')
 
 export function startRunRelay(deps: { runs: RunRegistry; bus: Bus; logger: Logger }) {
   const { runs, bus, logger } = deps

@@ -15,7 +15,7 @@ export type Invalidation =
   | { kind: 'user'; id: string; after: number }
   | { kind: 'api_key'; hash: string }
 
-export const authChannel = defineChannel<Invalidation>('auth')
+const authChannel = defineChannel<Invalidation>('auth')
 
 export function createRevocationsService(deps: { database: Database; bus: Bus; logger: Logger; ttlMs: number }) {
   const { database, bus, logger, ttlMs } = deps

@@ -224,8 +224,6 @@ export function createChatTurns(deps: ChatTurnDeps) {
   }
 }
 
-export type ChatTurns = ReturnType<typeof createChatTurns>
-
 export const firstWords = (text: string) => {
   const words = text.trim().replace(/\s+/g, ' ').slice(0, 60)
   return words.length < text.trim().length ? words.replace(/\s\S*$/, '') + '…' : words || 'New conversation'
