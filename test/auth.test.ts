@@ -4,6 +4,7 @@ import { deriveKeyBytes } from '../src/lib/crypto.ts'
 import { login, register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, TEST_SECRET, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { inOneWindow } from './helpers/windows.ts'
 import { scenarios } from './helpers/scenarios.ts'
 
 const me = (t: TestApp, token: string) => t.request('GET', '/api/v1/auth/me', { token })
@@ -340,6 +341,7 @@ eachDialect('API keys', (dialect) => {
 
 eachDialect('rate limits', (dialect) => {
   test('per user: RateLimit-* headers, then 429 with Retry-After', async () => {
+    await inOneWindow(10_000) // the requests below must be counted in one minute's window
     const t = await createTestApp(dialect, { HEARTH_RATE_LIMIT: '3/min' })
     const a = await register(t, 'limited')
     const statuses: number[] = []
@@ -357,6 +359,7 @@ eachDialect('rate limits', (dialect) => {
   })
 
   test('anonymous requests per IP; login/registration per IP on the tighter limit', async () => {
+    await inOneWindow(10_000) // the requests below must be counted in one minute's window
     const t = await createTestApp(dialect, { HEARTH_RATE_LIMIT: '5/min', HEARTH_AUTH_RATE_LIMIT: '2/min', HEARTH_TRUST_PROXY: 'true' })
     const from = (ip: string) => ({ 'x-forwarded-for': ip })
     const attempt = (ip: string) => t.request('POST', '/api/v1/auth/login', { headers: from(ip), body: { username: 'nobody', password: 'nothing-here' } })
@@ -371,6 +374,7 @@ eachDialect('rate limits', (dialect) => {
   })
 
   test('counters are shared through the database', async () => {
+    await inOneWindow(10_000) // the requests below must be counted in one minute's window
     const t = await createTestApp(dialect, { HEARTH_AUTH_RATE_LIMIT: '2/min', HEARTH_TRUST_PROXY: 'true' })
     await t.deps.services.limiter.consume('auth-ip:10.9.9.9', { limit: 2, windowMs: 60_000 }, 2)
     const res = await t.request('POST', '/api/v1/auth/login', { headers: { 'x-forwarded-for': '10.9.9.9' }, body: { username: 'x', password: 'y' } })
