@@ -356,7 +356,7 @@ eachDialect('rate limits', (dialect) => {
     expect(Number(last!.headers.get('retry-after'))).toBeGreaterThan(0)
     expect(last!.headers.get('ratelimit-remaining')).toBe('0')
     await t.close()
-  })
+  }, 20_000) // may wait out a minute window (up to 10 s)
 
   test('anonymous requests per IP; login/registration per IP on the tighter limit', async () => {
     await inOneWindow(10_000) // the requests below must be counted in one minute's window
@@ -371,7 +371,7 @@ eachDialect('rate limits', (dialect) => {
     // probes are never limited
     for (let i = 0; i < 8; i++) expect((await t.request('GET', '/health', { headers: from('10.0.0.3') })).status).toBe(200)
     await t.close()
-  })
+  }, 20_000)
 
   test('counters are shared through the database', async () => {
     await inOneWindow(10_000) // the requests below must be counted in one minute's window
@@ -382,5 +382,5 @@ eachDialect('rate limits', (dialect) => {
     const rows = await t.deps.database.db.select().from(t.deps.database.t.rateLimits)
     expect(rows.find((r) => r.key.startsWith('auth-ip:10.9.9.9'))?.count).toBe(3)
     await t.close()
-  })
+  }, 20_000)
 })
