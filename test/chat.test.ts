@@ -201,6 +201,34 @@ eachDialect('streaming chat', (dialect) => {
     expect(sent.messages![0]!.content).toContain('Answer in English.')
   })
 
+  test('GET /chat/stream with Last-Event-ID (an EventSource reconnecting) re-attaches or is 204, never a new run', async () => {
+    const total = async (token = a.access) => (await t.request('GET', '/api/v1/conversations', { token })).body.total as number
+    const open = (query: string, lastId?: string, token = a.access) =>
+      fetch(`${base}/chat/stream?query=${encodeURIComponent(query)}&model=paced`, { headers: { cookie: `hearth_access=${token}`, accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) } })
+    const before = await total()
+    const calls = fake.requests.length
+    // nothing was asked with this text: three reconnects are three 204s and no conversation
+    for (let i = 0; i < 3; i++) expect((await open('never asked', '8')).status).toBe(204)
+    expect(await total()).toBe(before)
+    // a drop mid-stream: the reconnect gets the rest of the same run
+    const controller = new AbortController()
+    const first = await readEvents(await fetch(`${base}/chat/stream?query=${encodeURIComponent('reconnect me')}&model=paced`, { headers: { cookie: `hearth_access=${a.access}` }, signal: controller.signal }), (e) => e.id === 3)
+    controller.abort()
+    const rest = await readEvents(await open('reconnect me', '3'))
+    expect(rest.map((e) => e.id)).toEqual(rest.map((_, i) => i + 4))
+    expect(rest.at(-1)).toMatchObject({ event: 'done', data: { conversation_id: first[0]!.data.conversation_id } })
+    // after done: 204, also with the conversation named; another user asking the same never finds it
+    expect((await open('reconnect me', String(rest.at(-1)!.id))).status).toBe(204)
+    const named = await fetch(`${base}/chat/stream?query=${encodeURIComponent('reconnect me')}&conversation_id=${first[0]!.data.conversation_id}`, { headers: { cookie: `hearth_access=${a.access}`, 'last-event-id': '2' } })
+    expect(named.status).toBe(200) // the finished run is still replayable: from event 3 on
+    expect((await readEvents(named))[0]!.id).toBe(3)
+    const other = await register(t, 'reconnector')
+    expect((await open('reconnect me', '1', other.access)).status).toBe(204)
+    expect(await total(other.access)).toBe(0)
+    expect(await total()).toBe(before + 1)
+    expect(fake.requests.slice(calls).filter((r) => (r.body as { messages?: { content: string }[] }).messages?.at(-1)?.content === 'reconnect me')).toHaveLength(1)
+  })
+
   test('usage is recorded for chat, with cost at the model prices', async () => {
     const c = await newConversation({ model_id: 'small' })
     await t.request('POST', `/api/v1/conversations/${c}/messages`, { token: a.access, body: { content: 'price me' } })

@@ -16,14 +16,20 @@ const chatEventStream = {
 /** Sending: SSE with `Accept: text/event-stream`, else JSON once the answer is complete. */
 const turnResponses = { 201: m.turnSchema, ...problems(401, 402, 404, 409, 422, 429, 502) }
 
+/** The event id a reconnecting client saw last (0: none). */
+function lastEventId(request: Request) {
+  const last = Number(request.headers.get('last-event-id') ?? 0)
+  return Number.isSafeInteger(last) && last > 0 ? last : 0
+}
+
+/** Whether `run` is the answer to the user message `messageId` (its first event names the question). */
+const startedBy = (run: Run, messageId: string) => (run.events[0]?.data as { user_message?: { id?: string } } | undefined)?.user_message?.id === messageId
+
 export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typeof authPlugin>; shutdown: AbortSignal }) {
   const { chat } = deps
 
   /** A run as SSE from after `Last-Event-ID`. */
-  const stream = (run: Run, request: Request) => {
-    const last = Number(request.headers.get('last-event-id') ?? 0)
-    return sseResponse(run.feed(Number.isSafeInteger(last) && last > 0 ? last : 0), { shutdown: deps.shutdown })
-  }
+  const stream = (run: Run, request: Request) => sseResponse(run.feed(lastEventId(request)), { shutdown: deps.shutdown })
 
   const wantsStream = (request: Request) => request.headers.get('accept')?.includes('text/event-stream') ?? false
 
@@ -120,8 +126,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
       '/conversations/:id/stream',
       async ({ principal, params, request, set }) => {
         const run = await chat.runOf(principal, params.id)
-        const last = Number(request.headers.get('last-event-id') ?? 0)
-        if (!run || (run.done && last >= run.events.length)) {
+        if (!run || (run.done && lastEventId(request) >= run.events.length)) {
           set.status = 204
           return
         }
@@ -193,7 +198,19 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
     )
     .get(
       '/chat/stream',
-      async ({ principal, query, request }) => {
+      async ({ principal, query, request, set }) => {
+        // An EventSource reconnects by itself (with Last-Event-ID) after the stream ends or drops:
+        // that re-attaches to the run its question started, or is a 204 (which makes it stop) —
+        // never a second run.
+        if (request.headers.has('last-event-id')) {
+          const asked = await chat.recentQuestion(principal, query.query, query.conversation_id)
+          const run = asked && (await chat.runOf(principal, asked.conversationId))
+          if (!run || !startedBy(run, asked.messageId) || (run.done && lastEventId(request) >= run.events.length)) {
+            set.status = 204
+            return
+          }
+          return stream(run, request)
+        }
         const conversationId = query.conversation_id ?? (await chat.create(principal, {})).id
         const started = await chat.send(principal, conversationId, { content: query.query, modelId: query.model, language: query.language })
         return stream(started.run, request)
@@ -201,8 +218,12 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
       {
         auth: true,
         query: m.chatStreamQuery,
-        response: problems(401, 402, 404, 409, 422, 429),
-        detail: { summary: 'Chat SSE for EventSource clients (GET, cookie auth); creates a conversation when none is given', ...chatEventStream },
+        response: { 204: z.void(), ...problems(401, 402, 404, 409, 422, 429) },
+        detail: {
+          summary: 'Chat SSE for EventSource clients (GET, cookie auth); creates a conversation when none is given',
+          description: 'A request with `Last-Event-ID` (an EventSource reconnecting) never starts a run: it re-attaches to the run of the same question asked in the last 15 minutes, or answers 204 once that run is over (which makes EventSource stop).',
+          ...chatEventStream,
+        },
       },
     )
     .post('/chat/stop', async ({ principal, body }) => ({ stopped: await chat.stop(principal, body.conversation_id) }), {

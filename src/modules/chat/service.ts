@@ -4,7 +4,7 @@
  * subscribe to the run's events. Search is in search.ts, what the model is sent in context.ts,
  * shared snapshots in shares.ts.
  */
-import { and, count, desc, eq, inArray, type SQL } from 'drizzle-orm'
+import { and, count, desc, eq, gt, inArray, type SQL } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { pageWithTotal, type PageRequest } from '../../db/query.ts'
 import type { Principal } from '../auth/service.ts'
@@ -31,6 +31,9 @@ export interface SendInput {
   maxTokens?: number
   language?: 'zh' | 'en'
 }
+
+/** How long after a question an EventSource reconnect can still find its run (longer runs are rare; a miss only means a 204). */
+const RECONNECT_WINDOW_MS = 15 * 60_000
 
 export function createChatService(deps: ChatTurnDeps) {
   const { database, runs, turns } = deps
@@ -131,6 +134,25 @@ export function createChatService(deps: ChatTurnDeps) {
       const [busy] = await db.select({ id: t.messages.id }).from(t.messages).where(and(eq(t.messages.conversationId, conversationId), eq(t.messages.status, 'streaming')))
       if (busy) await runs.stopElsewhere(conversationId)
       return !!busy
+    },
+
+    /**
+     * The caller's latest question with exactly this text, asked in the last `RECONNECT_WINDOW_MS`
+     * (in `conversationId` when given): what an EventSource reconnecting to `GET /chat/stream`
+     * asked, so the reconnect re-attaches to that run instead of starting another.
+     */
+    async recentQuestion(p: Principal, content: string, conversationId?: string) {
+      const since = new Date(Date.now() - RECONNECT_WINDOW_MS)
+      const conditions = [eq(t.conversations.userId, p.userId), gt(t.conversations.updatedAt, since), eq(t.messages.role, 'user'), eq(t.messages.content, content), gt(t.messages.createdAt, since)]
+      if (conversationId) conditions.push(eq(t.conversations.id, conversationId))
+      const [row] = await db
+        .select({ conversationId: t.messages.conversationId, messageId: t.messages.id })
+        .from(t.messages)
+        .innerJoin(t.conversations, eq(t.conversations.id, t.messages.conversationId))
+        .where(and(...conditions))
+        .orderBy(desc(t.messages.createdAt))
+        .limit(1)
+      return row
     },
 
     /** The conversation's run, when one is going or finished moments ago. */
