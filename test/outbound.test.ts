@@ -231,6 +231,14 @@ describe('outbound guard: names', () => {
     expect(tried).toEqual(['93.184.216.34', '[2606:4700::1111]'])
   })
 
+  test('a lookup that hangs is given up when the request is aborted', async () => {
+    const { guard, sent } = watched({ resolve: () => new Promise<string[]>(() => {}) })
+    const started = performance.now()
+    await expect(guard.fetchFor(user)('http://slow-dns.example/', { signal: AbortSignal.timeout(50) })).rejects.toMatchObject({ name: 'TimeoutError' })
+    expect(performance.now() - started).toBeLessThan(1000)
+    expect(sent).toEqual([])
+  })
+
   test('a failed lookup is not kept', async () => {
     let n = 0
     const { guard } = watched({

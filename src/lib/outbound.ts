@@ -76,6 +76,17 @@ export function sendTo(address: string, input: string | URL | Request, init: Bun
 const mayRetry = (error: unknown, input: string | URL | Request, init: RequestInit | undefined) =>
   NOT_CONNECTED.has((error as { code?: string } | undefined)?.code ?? '') && !(input instanceof Request && input.body) && !(init?.body instanceof ReadableStream)
 
+/** `work`, or the signal's reason as soon as it aborts (a lookup cannot be cancelled, only no longer waited for). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | null | undefined): Promise<T> {
+  if (!signal) return work
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
 export function createOutboundGuard(options: OutboundOptions) {
   const resolve = options.resolve ?? systemResolve
   const transport = options.transport ?? fetch
@@ -96,8 +107,8 @@ export function createOutboundGuard(options: OutboundOptions) {
     return addresses
   }
 
-  /** Where a guarded request to `url` may connect (IPv4 first), or why it may not. */
-  async function vet(url: URL): Promise<Vetted> {
+  /** Where a guarded request to `url` may connect (IPv4 first), or why it may not. A lookup is given up when `signal` aborts. */
+  async function vet(url: URL, signal?: AbortSignal | null): Promise<Vetted> {
     const host = hostOf(url)
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return { host, refusal: 'scheme' }
     if (isIP(host)) return isGlobalUnicast(host) ? { host, addresses: [host] } : { host, refusal: 'private' }
@@ -105,8 +116,9 @@ export function createOutboundGuard(options: OutboundOptions) {
     if (host === 'localhost' || host.endsWith('.localhost')) return { host, refusal: 'private' }
     let addresses: string[]
     try {
-      addresses = await lookup(host)
-    } catch {
+      addresses = await untilAborted(lookup(host), signal)
+    } catch (error) {
+      if (signal?.aborted) throw error
       return { host, refusal: 'unresolved' }
     }
     if (!addresses.length) return { host, refusal: 'unresolved' }
@@ -123,7 +135,7 @@ export function createOutboundGuard(options: OutboundOptions) {
 
   const guarded = (async (input: string | URL | Request, init?: BunFetchRequestInit) => {
     const url = new URL(input instanceof Request ? input.url : input)
-    const vetted = await vet(url)
+    const vetted = await vet(url, init?.signal ?? (input instanceof Request ? input.signal : undefined))
     if ('refusal' in vetted) throw outboundRefused(refusalText(vetted.host, vetted.refusal, url.protocol))
     // an IP literal needs nothing rewritten
     if (isIP(vetted.host)) return transport(input, { ...init, redirect: 'manual' })
