@@ -13,7 +13,7 @@ import { createAuthService } from './modules/auth/service.ts'
 import { createAccessTokens } from './modules/auth/tokens.ts'
 import { createUsersService } from './modules/users/service.ts'
 import { createSecretBox } from './lib/secrets.ts'
-import { createAddressPolicy } from './lib/address-policy.ts'
+import { createOutboundGuard, type OutboundGuard } from './lib/outbound.ts'
 import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
 import { createGatewayService } from './modules/gateway/service.ts'
@@ -38,6 +38,8 @@ export interface BaseDeps {
   shutdown: AbortSignal
   /** tests pass a mailer that talks to their own SMTP server; default: from HEARTH_SMTP_URL */
   mailer?: Mailer
+  /** tests pass a guard with their own resolver; default: the system resolver, private addresses per HEARTH_ALLOW_PRIVATE_UPSTREAMS */
+  outbound?: OutboundGuard
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -56,7 +58,8 @@ export async function createServices(deps: BaseDeps) {
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
   const invites = createInvitesService({ database })
   const secrets = await createSecretBox(deps.secret)
-  const providers = createProvidersService({ database, bus, secrets, addressPolicy: createAddressPolicy({ allowPrivate: config.allowPrivateUpstreams }) })
+  const outbound = deps.outbound ?? createOutboundGuard({ allowPrivate: config.allowPrivateUpstreams })
+  const providers = createProvidersService({ database, bus, secrets, outbound })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
   const configs = createConfigsService({ database, bus, secrets })
@@ -89,6 +92,7 @@ export async function createServices(deps: BaseDeps) {
   return {
     bus,
     mailer,
+    outbound,
     limiter,
     revocations,
     tokens,

@@ -12,6 +12,7 @@ import { createSecondInstance, createTestApp, type TestApp, type TestResponse } 
 import { eachDialect } from './helpers/db.ts'
 import { scenarios, type ScenarioContext } from './helpers/scenarios.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
+import { privateName } from './helpers/private-name.ts'
 
 interface Setup {
   t: TestApp
@@ -488,5 +489,87 @@ eachDialect('gateway credits', (dialect) => {
     expect((logged[0]!.error as { message: string }).message).toMatch(dialect === 'sqlite' ? /simulated database failure/ : /update "users" set "credit_balance"/)
     // and once the database is well again, the same call goes through
     expect((await s.client.chat.completions.create({ model: 'gpt-fake', messages, max_tokens: 5 })).object).toBe('chat.completion')
+  })
+})
+
+eachDialect('gateway image URLs: fetched by the server only through the outbound guard', (dialect) => {
+  const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52])
+  let t: TestApp
+  let fake: FakeLlm
+  let images: ReturnType<typeof Bun.serve>
+  let fetched: string[] = []
+  let admin: Account
+  let user: Account
+  const keys: Record<'admin' | 'user', string> = { admin: '', user: '' }
+  beforeAll(async () => {
+    fake = await startFakeLlm()
+    // the secret image, on loopback: what a user must not make the server fetch
+    images = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: (req) => (fetched.push(new URL(req.url).pathname), new Response(PNG, { headers: { 'content-type': 'image/png' } })) })
+    t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
+    admin = await register(t, 'imgadmin')
+    user = await register(t, 'imguser')
+    for (const [type, path] of [['google', '/v1beta'], ['anthropic', '/v1']] as const) {
+      // the admin's global providers may be on loopback; they are used by everyone
+      const p = await t.request('POST', '/api/v1/providers', { token: admin.access, body: { name: `img-${type}`, type, base_url: `${fake.url}${path}`, api_key: 'k', scope: 'global' } })
+      expect(p.status).toBe(201)
+      expect((await t.request('POST', '/api/v1/models', { token: admin.access, body: { provider_id: p.body.id, name: `img-${type}`, model_id: 'fake:tokens=2', supports_vision: true } })).status).toBe(201)
+    }
+    for (const who of ['admin', 'user'] as const) keys[who] = (await t.request('POST', '/api/v1/api-keys', { token: (who === 'admin' ? admin : user).access, body: { name: 'img' } })).body.key as string
+  })
+  afterAll(async () => {
+    images.stop(true)
+    await t.close()
+    await fake.stop()
+  })
+
+  const ask = (who: 'admin' | 'user', model: string, url: string, stream = false) =>
+    t.request('POST', '/v1/chat/completions', { token: keys[who], body: { model, stream, messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url } }] }] } })
+
+  test("Gemini: a user's image URL on a private name or address is refused (400) before anything is fetched or sent", async () => {
+    fetched = []
+    const before = fake.requests.length
+    const port = images.port
+    for (const url of [`http://${await privateName()}:${port}/secret.png`, `http://localhost.:${port}/secret.png`, `http://[::ffff:127.0.0.1]:${port}/secret.png`, `http://127.0.0.1:${port}/secret.png`])
+      for (const stream of [false, true]) {
+        const res = await ask('user', 'img-google', url, stream)
+        expect({ url, stream, status: res.status, code: res.body.error?.code }).toEqual({ url, stream, status: 400, code: 'upstream_rejected' })
+        expect(res.body.error.message).toContain('could not be fetched')
+        expect(res.body.error.message).toContain('private address')
+        // the path (and any token in the query) is not repeated
+        expect(res.body.error.message).not.toContain('secret.png')
+      }
+    expect(fetched).toEqual([])
+    expect(fake.requests.length).toBe(before)
+  })
+
+  test("Gemini: an admin's image URL on loopback is fetched and sent inline", async () => {
+    fetched = []
+    const before = fake.requests.length
+    const res = await ask('admin', 'img-google', `http://${await privateName()}:${images.port}/ok.png`)
+    expect({ status: res.status, content: res.body.choices?.[0]?.message?.content }).toEqual({ status: 200, content: 'tok0 tok1 ' })
+    expect(fetched).toEqual(['/ok.png'])
+    expect(JSON.stringify(fake.requests.slice(before).map((r) => r.body))).toContain(Buffer.from(PNG).toString('base64'))
+  })
+
+  test('Gemini: a failing or redirecting image host is a 400 that says so', async () => {
+    const odd = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: (req) => (req.url.endsWith('/moved') ? Response.redirect('http://127.0.0.1:9/x', 302) : new Response('no', { status: 404 })) })
+    try {
+      const moved = await ask('admin', 'img-google', `http://127.0.0.1:${odd.port}/moved`)
+      expect({ status: moved.status, message: moved.body.error?.message }).toEqual({ status: 400, message: 'the file at 127.0.0.1 could not be fetched: it answered 302, a redirect, which is not followed' })
+      const missing = await ask('admin', 'img-google', `http://127.0.0.1:${odd.port}/missing`)
+      expect({ status: missing.status, message: missing.body.error?.message }).toEqual({ status: 400, message: 'the file at 127.0.0.1 could not be fetched: it answered 404' })
+    } finally {
+      odd.stop(true)
+    }
+  })
+
+  test('Anthropic takes image URLs itself: the URL is passed on and the server fetches nothing', async () => {
+    fetched = []
+    const before = fake.requests.length
+    const url = `http://${await privateName()}:${images.port}/secret.png`
+    const res = await ask('user', 'img-anthropic', url)
+    expect(res.status).toBe(200)
+    expect(fetched).toEqual([])
+    expect(JSON.stringify(fake.requests.slice(before).map((r) => r.body))).toContain(JSON.stringify({ type: 'url', url }))
   })
 })

@@ -1,6 +1,7 @@
 /** The provider-neutral stream against the fake upstreams of all three protocols. */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { streamChat, UpstreamError, type ChatEvent, type ProviderConnection, type ProviderType } from '../src/llm/index.ts'
+import { createOutboundGuard } from '../src/lib/outbound.ts'
+import { listModels, streamChat, UpstreamError, type ChatEvent, type ProviderConnection, type ProviderType } from '../src/llm/index.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 
 let fake: FakeLlm
@@ -10,7 +11,9 @@ beforeAll(async () => {
 afterAll(() => fake.stop())
 
 const PATHS: Record<ProviderType, string> = { openai: '/v1', openai_compatible: '/v1', anthropic: '/v1', google: '/v1beta' }
-const conn = (type: ProviderType, timeoutMs = 5000): ProviderConnection => ({ type, baseUrl: fake.url + PATHS[type], apiKey: 'key', headers: {}, timeoutMs })
+// the fake is on loopback: reached as an admin would
+const viaGuard = createOutboundGuard({ allowPrivate: false }).fetchFor({ role: 'admin' })
+const conn = (type: ProviderType, timeoutMs = 5000): ProviderConnection => ({ type, baseUrl: fake.url + PATHS[type], apiKey: 'key', headers: {}, timeoutMs, fetch: viaGuard, fetchMedia: viaGuard })
 const collect = async (type: ProviderType, model: string, extra: Partial<Parameters<typeof streamChat>[1]> = {}, signal?: AbortSignal, timeoutMs?: number) => {
   const events: ChatEvent[] = []
   for await (const e of streamChat(conn(type, timeoutMs), { model, messages: [{ role: 'user', content: 'hello' }], ...extra }, signal)) events.push(e)
@@ -110,4 +113,30 @@ test('OpenAI-type requests carry the system prompt, history and options in OpenA
       { role: 'user', content: 'q2' },
     ],
   })
+})
+
+test("a provider's error text reaches users trimmed: control and format characters gone, whitespace collapsed, at most 300 characters", async () => {
+  const message = 'bad\u0000\u001b[31m\r\n  thing\u202e\u2028' + 'x'.repeat(5000)
+  const hostile = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => Response.json({ type: 'error', error: { type: 'invalid_request_error', message } }, { status: 400 }) })
+  try {
+    for (const type of ['openai_compatible', 'anthropic', 'google'] as const) {
+      const c = { ...conn(type), baseUrl: `http://127.0.0.1:${hostile.port}${PATHS[type]}` }
+      const errors = [
+        await (async () => {
+          for await (const _ of streamChat(c, { model: 'm', messages: [{ role: 'user', content: 'hi' }] })) void _
+        })().catch((e) => e),
+        await listModels(c).catch((e) => e),
+      ]
+      for (const error of errors) {
+        expect(error).toBeInstanceOf(UpstreamError)
+        const prefix = 'the provider answered 400: '
+        expect({ type, start: error.message.slice(0, prefix.length + 16) }).toEqual({ type, start: `${prefix}bad [31m thing x` })
+        expect(error.message.length).toBe(prefix.length + 300)
+        expect(error.message.endsWith('x…')).toBe(true)
+        expect(error.message).not.toMatch(/[\u0000-\u001f\u007f\u202e\u2028]/)
+      }
+    }
+  } finally {
+    hostile.stop(true)
+  }
 })

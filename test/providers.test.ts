@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
-import { hostname } from 'node:os'
+import { isIPv6 } from 'node:net'
+import { hostname, networkInterfaces } from 'node:os'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 import { register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
@@ -688,6 +689,89 @@ eachDialect('private upstream addresses', (dialect) => {
       expect(res.body.error.message).toContain('private address')
     }
     expect(fake.requests.length).toBe(before)
+    await t.close()
+  })
+})
+
+eachDialect('private upstream addresses: every form, every call', (dialect) => {
+  const port = () => new URL(fake.url).port
+  // this machine's own addresses, as URL hosts
+  const own = Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .map((i) => (isIPv6(i.address) ? `[${i.address}]` : i.address))
+
+  test('a base_url in any non-global form is refused for users (422), as are this machine\'s own interface addresses', async () => {
+    const t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
+    const admin = await register(t, 'formsadmin')
+    const user = await register(t, 'formsuser')
+    const create = (token: string, base_url: string) => t.request('POST', '/api/v1/providers', { token, body: { name: 'p', type: 'openai_compatible', base_url, api_key: 'k' } })
+    const forms = [
+      'http://[::127.0.0.1]/v1',
+      'http://[::ffff:0:127.0.0.1]/v1',
+      'http://[64:ff9b::127.0.0.1]/v1',
+      'http://198.18.0.1/v1',
+      'http://224.0.0.1/v1',
+      'http://255.255.255.255/v1',
+      'http://0x7f.1/v1',
+      'http://LOCALHOST.:8000/v1',
+      'http://foo.localhost./v1',
+      `http://${hostname().toUpperCase()}./v1`,
+      ...own.map((host) => `http://${host}:8000/v1`),
+    ]
+    for (const url of forms) {
+      const res = await create(user.access, url)
+      expect({ url, status: res.status, path: res.body.errors?.[0]?.path }).toEqual({ url, status: 422, path: 'base_url' })
+    }
+    for (const url of forms) expect({ url, status: (await create(admin.access, url)).status }).toEqual({ url, status: 201 })
+    await t.close()
+  })
+
+  test("a user's provider stored at a loopback form (`localhost.`, IPv4-mapped, this machine's name with a trailing dot) is refused at every kind of call; nothing is sent", async () => {
+    const t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
+    await register(t, 'callsadmin')
+    const user = await register(t, 'callsuser')
+    const key = (await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: 'k' } })).body.key as string
+    const { db, t: tables } = t.deps.database
+    const before = fake.requests.length
+    const hosts = ['localhost.', '[::ffff:127.0.0.1]', `${hostname()}.`]
+    for (const [i, type] of (['openai_compatible', 'anthropic', 'google'] as const).entries()) {
+      const base = `http://${hosts[i]}:${port()}${type === 'google' ? '/v1beta' : '/v1'}`
+      // as if it had been accepted before the guard knew these forms
+      const [row] = await db.insert(tables.providers).values({ name: `stored-${type}`, type, baseUrl: base, scope: 'personal', ownerId: user.id }).returning()
+      const model = await createModel(t, user.access, { provider_id: row!.id, model_id: 'fake', name: `stored-${type}` })
+      const tested = await t.request('POST', `/api/v1/providers/${row!.id}/test`, { token: user.access })
+      expect({ type, body: tested.body }).toMatchObject({ type, body: { ok: false, error: expect.stringContaining('private address') } })
+      const sync = await t.request('POST', `/api/v1/providers/${row!.id}/sync-models`, { token: user.access })
+      expect({ type, status: sync.status, code: sync.body.code }).toEqual({ type, status: 502, code: 'UPSTREAM_ERROR' })
+      const modelTest = await t.request('POST', `/api/v1/models/${model.id}/test`, { token: user.access })
+      expect({ type, body: modelTest.body }).toMatchObject({ type, body: { ok: false, error: expect.stringContaining('private address') } })
+      for (const stream of [false, true]) {
+        const res = await t.request('POST', '/v1/chat/completions', { token: key, body: { model: `stored-${type}`, messages: [{ role: 'user', content: 'hi' }], stream } })
+        expect({ type, stream, status: res.status, code: res.body.error?.code }).toEqual({ type, stream, status: 502, code: 'upstream_error' })
+        expect(res.body.error.message).toContain('private address')
+      }
+      const conversation = (await t.request('POST', '/api/v1/conversations', { token: user.access, body: {} })).body.id
+      const chat = await t.request('POST', `/api/v1/conversations/${conversation}/messages`, { token: user.access, body: { content: 'hi', model_id: `stored-${type}` } })
+      expect({ type, status: chat.status, code: chat.body.code }).toEqual({ type, status: 502, code: 'UPSTREAM_ERROR' })
+      expect(chat.body.detail).toContain('private address')
+    }
+    expect(fake.requests.length).toBe(before)
+    await t.close()
+  })
+
+  test("an admin's providers on loopback work, for the admin and, when global, for every user", async () => {
+    const t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
+    const admin = await register(t, 'loopadmin')
+    const user = await register(t, 'loopuser')
+    const own = await createProvider(t, admin.access, { name: 'admin-own', type: 'openai_compatible', base_url: `http://localhost.:${port()}/v1`, api_key: 'k' })
+    expect((await t.request('POST', `/api/v1/providers/${own.id}/test`, { token: admin.access })).body).toMatchObject({ ok: true, models_found: 3 })
+    for (const type of ['openai_compatible', 'google'] as const) {
+      const g = await createProvider(t, admin.access, { name: `global-${type}`, type, base_url: `${fake.url}${type === 'google' ? '/v1beta' : '/v1'}`, api_key: 'k', scope: 'global' })
+      await createModel(t, admin.access, { provider_id: g.id, model_id: 'fake:tokens=2', name: `global-${type}` })
+      const key = (await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: `k-${type}` } })).body.key as string
+      const res = await t.request('POST', '/v1/chat/completions', { token: key, body: { model: `global-${type}`, messages: [{ role: 'user', content: 'hi' }] } })
+      expect({ type, status: res.status, content: res.body.choices?.[0]?.message?.content }).toEqual({ type, status: 200, content: 'tok0 tok1 ' })
+    }
     await t.close()
   })
 })

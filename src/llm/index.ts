@@ -3,12 +3,14 @@
  * calls, usage and finish reason; abort by AbortSignal; an idle timeout that also bounds the wait
  * for the first byte — on the Vercel AI SDK for Anthropic and Gemini, and on a direct reader of the
  * chat-completions stream for OpenAI-type providers (openai-stream.ts). Plus the upstream model lists.
+ * Every request goes out through the connection's own fetch (lib/outbound.ts), which does not follow redirects.
  */
 import { createAnthropic } from '@ai-sdk/anthropic'
 import { createGoogleGenerativeAI } from '@ai-sdk/google'
 import { createOpenAI } from '@ai-sdk/openai'
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
 import { APICallError, jsonSchema, Output, streamText, type LanguageModel, type ModelMessage, type ToolSet } from 'ai'
+import { downloadWith } from './media.ts'
 import { streamOpenAI } from './openai-stream.ts'
 
 // The AI SDK would print warnings and failed request bodies (user content) to the console; we log our own.
@@ -16,7 +18,7 @@ import { streamOpenAI } from './openai-stream.ts'
 
 export type ProviderType = 'openai' | 'anthropic' | 'google' | 'openai_compatible'
 
-/** Everything needed to call a provider (decrypted). */
+/** Everything needed to call a provider (decrypted), for one caller. */
 export interface ProviderConnection {
   type: ProviderType
   baseUrl: string | null
@@ -24,6 +26,10 @@ export interface ProviderConnection {
   headers: Record<string, string>
   /** idle timeout: the longest wait for the first byte, and between two chunks */
   timeoutMs: number
+  /** sends the requests to the provider: with the rights of whoever chose its base URL (lib/outbound.ts) */
+  fetch: typeof fetch
+  /** fetches what the caller's request points at (an image URL the model cannot take as a URL), with the caller's rights */
+  fetchMedia: typeof fetch
 }
 
 export const DEFAULT_BASE_URLS: Record<ProviderType, string | null> = {
@@ -85,27 +91,37 @@ export class UpstreamError extends Error {
 /** A provider that went quiet for longer than its timeout (before the first byte or between two chunks). */
 export const upstreamTimeout = (timeoutMs: number) => new UpstreamError(`the provider sent nothing for ${timeoutMs} ms`, undefined, 'timeout')
 
-/**
- * Every call to a provider is made with redirects not followed: a provider's base_url must be where
- * it answers. Followed, a redirect could take the server to an address its user may not reach
- * (loopback, the private network); a 3xx is an upstream error instead (upstreamStatusMessage).
- */
-export const NO_REDIRECTS = 'manual' as const
-const fetchNoRedirects = ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, { ...init, redirect: NO_REDIRECTS })) as typeof fetch
+/** The longest piece of a provider's own text (an error message) passed on to users. */
+const MAX_UPSTREAM_TEXT = 300
 
-/** What to say of a provider's error answer: its own message when it sent one, else the status. Never request headers. */
+/** A provider's text made safe to show: control characters gone, whitespace collapsed, at most 300 characters. */
+export function upstreamText(text: string): string {
+  const clean = text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]+/gu, ' ').replace(/\s+/g, ' ').trim()
+  return clean.length > MAX_UPSTREAM_TEXT ? `${clean.slice(0, MAX_UPSTREAM_TEXT - 1)}…` : clean
+}
+
+/**
+ * What to say of a provider's error answer: its own message (trimmed, upstreamText) when it sent one,
+ * else the status. Never request headers. Redirects are not followed (lib/outbound.ts): an API
+ * endpoint does not redirect, and a followed redirect could take the server to an address its
+ * user may not reach; a 3xx says so.
+ */
 export function upstreamStatusMessage(status: number, body: string): string {
   if (status >= 300 && status < 400) return `the provider answered ${status}, a redirect, which is not followed: set base_url to the address that answers`
   try {
-    const parsed = JSON.parse(body) as { error?: { message?: string } | string; message?: string }
+    const parsed = JSON.parse(body) as { error?: { message?: unknown } | string; message?: unknown }
     const msg = typeof parsed.error === 'string' ? parsed.error : (parsed.error?.message ?? parsed.message)
-    if (msg) return `the provider answered ${status}: ${msg}`
+    const text = typeof msg === 'string' ? upstreamText(msg) : ''
+    if (text) return `the provider answered ${status}: ${text}`
   } catch {}
   return `the provider answered ${status}`
 }
 
+/** A request that failed before the provider answered (not a timeout): why, in words users may see. */
+export const unreachable = (error: unknown) => new UpstreamError(`the provider could not be reached: ${upstreamText(error instanceof Error ? error.message : String(error))}`, undefined, 'network')
+
 export function languageModel(c: ProviderConnection, modelId: string): LanguageModel {
-  const options = { baseURL: baseUrlOf(c), apiKey: c.apiKey ?? '', headers: c.headers, fetch: fetchNoRedirects }
+  const options = { baseURL: baseUrlOf(c), apiKey: c.apiKey ?? '', headers: c.headers, fetch: c.fetch }
   switch (c.type) {
     case 'openai':
       return createOpenAI(options).chat(modelId)
@@ -155,6 +171,8 @@ export async function* streamChat(c: ProviderConnection, req: ChatRequest, signa
       stopSequences: req.stop,
       // JSON output: each provider adapter turns this into its own switch (response_format, responseMimeType, …)
       output: req.responseFormat ? (req.responseFormat.type === 'json' ? Output.json() : Output.object({ schema: jsonSchema(req.responseFormat.schema), name: req.responseFormat.name })) : undefined,
+      // images at URLs the model does not take: fetched through the caller's guard
+      experimental_download: downloadWith(c.fetchMedia, controller.signal),
       abortSignal: controller.signal,
       maxRetries: 0,
       onError: () => {}, // errors arrive as `error` parts below
@@ -197,9 +215,9 @@ export async function* streamChat(c: ProviderConnection, req: ChatRequest, signa
 
 function toUpstreamError(error: unknown, timedOut: boolean, timeoutMs: number): UpstreamError {
   if (timedOut) return upstreamTimeout(timeoutMs)
+  if (error instanceof UpstreamError) return error
   if (APICallError.isInstance(error)) return new UpstreamError(error.statusCode === undefined ? 'the provider answered with an error' : upstreamStatusMessage(error.statusCode, error.responseBody ?? ''), error.statusCode, 'http')
-  const message = error instanceof Error ? error.message : String(error)
-  return new UpstreamError(`the provider could not be reached: ${message}`, undefined, 'network')
+  return unreachable(error)
 }
 
 export interface UpstreamModel {
@@ -213,15 +231,15 @@ export async function listModels(c: ProviderConnection, signal?: AbortSignal): P
   const base = baseUrlOf(c)
   const key = c.apiKey ?? ''
   const timeout = AbortSignal.timeout(c.timeoutMs)
-  const init = (headers: Record<string, string>): RequestInit => ({ headers: { ...c.headers, ...headers }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout, redirect: NO_REDIRECTS })
+  const init = (headers: Record<string, string>): RequestInit => ({ headers: { ...c.headers, ...headers }, signal: signal ? AbortSignal.any([signal, timeout]) : timeout })
   let res: Response
   try {
-    if (c.type === 'anthropic') res = await fetch(`${base}/models?limit=1000`, init({ 'x-api-key': key, 'anthropic-version': '2023-06-01' }))
-    else if (c.type === 'google') res = await fetch(`${base}/models?pageSize=1000`, init({ 'x-goog-api-key': key }))
-    else res = await fetch(`${base}/models`, init(key ? { authorization: `Bearer ${key}` } : {}))
+    if (c.type === 'anthropic') res = await c.fetch(`${base}/models?limit=1000`, init({ 'x-api-key': key, 'anthropic-version': '2023-06-01' }))
+    else if (c.type === 'google') res = await c.fetch(`${base}/models?pageSize=1000`, init({ 'x-goog-api-key': key }))
+    else res = await c.fetch(`${base}/models`, init(key ? { authorization: `Bearer ${key}` } : {}))
   } catch (error) {
     if (timeout.aborted) throw upstreamTimeout(c.timeoutMs)
-    throw new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network')
+    throw unreachable(error)
   }
   const text = await res.text()
   if (!res.ok) throw new UpstreamError(upstreamStatusMessage(res.status, text), res.status)

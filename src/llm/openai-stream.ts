@@ -4,7 +4,7 @@
  * streamed token cost several times more CPU than the rest of the server's work on it.)
  */
 import type { ModelMessage } from 'ai'
-import { baseUrlOf, NO_REDIRECTS, UpstreamError, upstreamStatusMessage, upstreamTimeout, type ChatEvent, type ChatRequest, type FinishReason, type ProviderConnection } from './index.ts'
+import { baseUrlOf, unreachable, UpstreamError, upstreamStatusMessage, upstreamText, upstreamTimeout, type ChatEvent, type ChatRequest, type FinishReason, type ProviderConnection } from './index.ts'
 
 const FINISH: Record<string, FinishReason> = { stop: 'stop', length: 'length', tool_calls: 'tool_calls', function_call: 'tool_calls', content_filter: 'content_filter' }
 
@@ -78,17 +78,16 @@ export async function* streamOpenAI(c: ProviderConnection, req: ChatRequest, sig
   try {
     let res: Response
     try {
-      res = await fetch(`${baseUrlOf(c)}/chat/completions`, {
+      res = await c.fetch(`${baseUrlOf(c)}/chat/completions`, {
         method: 'POST',
         headers: { ...c.headers, 'content-type': 'application/json', ...(c.apiKey ? { authorization: `Bearer ${c.apiKey}` } : {}) },
         body: JSON.stringify(openAIBody(req)),
         signal: controller.signal,
-        redirect: NO_REDIRECTS,
       })
     } catch (error) {
       if (timedOut) throw timeout()
       if (signal?.aborted) return
-      throw new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network')
+      throw unreachable(error)
     }
     if (!res.ok) {
       throw new UpstreamError(upstreamStatusMessage(res.status, await res.text().catch(() => '')), res.status)
@@ -131,7 +130,7 @@ export async function* streamOpenAI(c: ProviderConnection, req: ChatRequest, sig
           } catch {
             continue
           }
-          if (parsed.error) throw new UpstreamError(`the provider failed mid-stream: ${parsed.error.message ?? 'unknown error'}`, undefined)
+          if (parsed.error) throw new UpstreamError(`the provider failed mid-stream: ${typeof parsed.error.message === 'string' ? upstreamText(parsed.error.message) : 'unknown error'}`, undefined)
           if (parsed.usage) usage = { inputTokens: parsed.usage.prompt_tokens ?? 0, outputTokens: parsed.usage.completion_tokens ?? 0 }
           const choice = parsed.choices?.[0]
           if (!choice) continue

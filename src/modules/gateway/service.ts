@@ -11,7 +11,7 @@
 import { AppError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/logger.ts'
 import { SSE_HEADERS } from '../../lib/sse.ts'
-import { baseUrlOf, NO_REDIRECTS, streamChat, UpstreamError, upstreamStatusMessage, upstreamTimeout, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
+import { baseUrlOf, streamChat, unreachable, UpstreamError, upstreamStatusMessage, upstreamTimeout, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
 import type { ProvidersService, ResolvedModel } from '../providers/service.ts'
 import { costOf, type UsageService } from '../usage/service.ts'
@@ -78,18 +78,17 @@ export function createGatewayService(deps: { providers: ProvidersService; usage:
 
     let res: Response
     try {
-      res = await fetch(`${baseUrlOf(conn)}/chat/completions`, {
+      res = await conn.fetch(`${baseUrlOf(conn)}/chat/completions`, {
         method: 'POST',
         headers: { ...conn.headers, 'content-type': 'application/json', ...(conn.apiKey ? { authorization: `Bearer ${conn.apiKey}` } : {}) },
         body: JSON.stringify(body),
         signal: upstream.signal,
-        redirect: NO_REDIRECTS,
       })
     } catch (error) {
       cleanup()
       m.end(clientSignal.aborted ? 'aborted' : 'error', { inputTokens: 0, outputTokens: 0 })
       if (timedOut) return upstreamFailure(upstreamTimeout(conn.timeoutMs))
-      return upstreamFailure(new UpstreamError(`the provider could not be reached: ${error instanceof Error ? error.message : String(error)}`, undefined, 'network'))
+      return upstreamFailure(unreachable(error))
     }
     if (!res.ok) {
       const text = await res.text().catch(() => '')

@@ -1,6 +1,5 @@
 /** @module The errors of providers and models (docs/api.md §7). */
 import { AppError, conflict, forbidden, notFound, validationError } from '../../lib/errors.ts'
-import { UpstreamError } from '../../llm/index.ts'
 
 /** Also for another user's personal provider: it is invisible, not forbidden. */
 export const providerNotFound = () => notFound('Provider')
@@ -17,6 +16,3 @@ export const modelIdTaken = () => conflict('This provider already has that model
 
 /** sync-models could not get the upstream's model list. */
 export const modelListFailed = (detail: string) => new AppError(502, 'UPSTREAM_ERROR', detail)
-
-/** Before a call to a user's provider whose address became private: fails like an unreachable provider. */
-export const privateUpstreamRefused = () => new UpstreamError('the provider is at a loopback or private address, which only admins may use', undefined, 'network')

@@ -8,10 +8,10 @@ import { createChannelCache, defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { containsText, pageOfTable, pageWithTotal, type Page, type PageRequest } from '../../db/query.ts'
-import type { AddressPolicy } from '../../lib/address-policy.ts'
+import type { OutboundCaller, OutboundGuard } from '../../lib/outbound.ts'
 import type { SecretBox } from '../../lib/secrets.ts'
 import { secretHint } from '../../lib/secrets.ts'
-import { baseUrlOf, listModels, streamChat, UpstreamError, type ProviderConnection, type ProviderType } from '../../llm/index.ts'
+import { listModels, streamChat, UpstreamError, type ProviderConnection, type ProviderType } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
 import {
   baseUrlRequired,
@@ -21,7 +21,6 @@ import {
   modelIdTaken,
   modelListFailed,
   modelNotFound,
-  privateUpstreamRefused,
   providerNotFound,
 } from './errors.ts'
 
@@ -88,8 +87,11 @@ export interface ResolvedModel {
 /** Something in the model catalogue changed (a provider or model added, changed or removed): drop cached lookups. */
 const catalogueChannel = defineChannel<Record<string, never>>('catalogue')
 
-export function createProvidersService(deps: { database: Database; bus: Bus; secrets: SecretBox; addressPolicy: AddressPolicy }) {
-  const { database, secrets, addressPolicy } = deps
+/** A global provider's base URL is an admin's choice: it is reached with an admin's rights, whoever calls it. */
+const GLOBAL_PROVIDER_SENDER: OutboundCaller = { role: 'admin' }
+
+export function createProvidersService(deps: { database: Database; bus: Bus; secrets: SecretBox; outbound: OutboundGuard }) {
+  const { database, secrets, outbound } = deps
   const { db, t } = database
 
   /** providers the principal can see */
@@ -111,8 +113,8 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
     .limit(1)
     .prepare('models_by_name')
 
-  /** decrypted connections, keyed by provider id and its last update */
-  const connections = new Map<string, { updatedAt: number; connection: ProviderConnection }>()
+  /** decrypted connections (without their per-caller fetches), keyed by provider id and its last update */
+  const connections = new Map<string, { updatedAt: number; connection: Omit<ProviderConnection, 'fetch' | 'fetchMedia'> }>()
   /** model lookups of the hot path, per caller, kept until the catalogue changes on any instance */
   const resolved = createChannelCache<string, ResolvedModel | undefined, Record<string, never>>(deps.bus, catalogueChannel, { maxSize: 10_000 })
   const catalogueChanged = () => resolved.changed({})
@@ -136,21 +138,22 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
     await db.update(t.providers).set({ isDefault: false }).where(and(eq(t.providers.scope, row.scope), owner, sql`${t.providers.id} <> ${row.id}`))
   }
 
-  /** a base URL at a private address is for admins (lib/address-policy.ts) */
-  const checkBaseUrl = (p: Principal, url: string | null | undefined) => addressPolicy.assertAllowed(p, url, 'base_url')
+  /** a base URL at a private address is for admins (lib/outbound.ts) */
+  const checkBaseUrl = (p: Principal, url: string | null | undefined) => outbound.check(p, url, 'base_url')
 
   const sealHeaders = async (headers: Record<string, string> | null | undefined) =>
     headers && Object.keys(headers).length ? secrets.encrypt(JSON.stringify(headers)) : null
 
   /**
    * How to call a provider, for `caller` (who can see it: its owner, or anyone for a global one).
-   * A user's own provider is checked again before every call: its name may resolve elsewhere since it was set.
+   * A user's own provider is reached through the outbound guard with that user's rights, so its
+   * address is checked again at every request: its name may resolve elsewhere since it was set.
    */
   async function connection(p: ProviderRow, caller: Principal): Promise<ProviderConnection> {
-    if (p.scope === 'personal' && (await addressPolicy.isRefused(caller, baseUrlOf(p)))) throw privateUpstreamRefused()
+    const perCaller = { fetch: outbound.fetchFor(p.scope === 'global' ? GLOBAL_PROVIDER_SENDER : caller), fetchMedia: outbound.fetchFor(caller) }
     const cached = connections.get(p.id)
-    if (cached && cached.updatedAt === p.updatedAt.getTime()) return cached.connection
-    const c: ProviderConnection = {
+    if (cached && cached.updatedAt === p.updatedAt.getTime()) return { ...cached.connection, ...perCaller }
+    const c = {
       type: p.type,
       baseUrl: p.baseUrl,
       apiKey: p.apiKeyEnc ? await secrets.decrypt(p.apiKeyEnc) : null,
@@ -158,7 +161,7 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
       timeoutMs: p.timeoutMs,
     }
     connections.set(p.id, { updatedAt: p.updatedAt.getTime(), connection: c })
-    return c
+    return { ...c, ...perCaller }
   }
 
   async function modelOf(p: Principal, id: string): Promise<ResolvedModel> {
