@@ -13,7 +13,7 @@ import type { Mailer } from '../../lib/mailer.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
 import { withLock } from '../../db/lock.ts'
 import { createUser, hashPassword, preferencesOf, type Role, type UserRow, type UsersService } from '../users/service.ts'
-import type { ApiKeysService } from './api-keys.ts'
+import { API_KEY_SCOPES, type ApiKeyScope, type ApiKeysService } from './api-keys.ts'
 import {
   accountDisabled,
   badCode,
@@ -46,12 +46,16 @@ const LOGIN_FAILURE_LIMIT = { limit: 5, windowMs: 15 * 60_000 }
 
 export type CodeType = 'register' | 'password_reset'
 
-/** Who is calling: from an access token (with its session) or an API key. */
+/** Who is calling, and how: an access token (of a session) or an API key (with its scopes). */
 export interface Principal {
   userId: string
   role: Role
+  /** `session`: an access token, which may do all its role may; `api_key`: only what the key's scopes allow, never credential management */
+  via: 'session' | 'api_key'
   sessionId: string | null
   apiKeyId: string | null
+  /** where the credential is accepted; a session has every scope */
+  scopes: readonly ApiKeyScope[]
 }
 
 export interface ClientInfo {
@@ -380,7 +384,7 @@ export function createAuthService(deps: {
       if (state === 'session_revoked') throw sessionRevoked()
       if (state === 'cut_off') throw tokenExpired()
       sessionLastUsed.mark(claims.sid)
-      return { userId: claims.sub, role: claims.role, sessionId: claims.sid, apiKeyId: null }
+      return { userId: claims.sub, role: claims.role, via: 'session', sessionId: claims.sid, apiKeyId: null, scopes: API_KEY_SCOPES }
     },
 
     close: () => sessionLastUsed.close(),
