@@ -111,7 +111,12 @@ eachDialect('registration modes', (dialect) => {
     expect(ok.body.user.role).toBe('user')
     expect((await t.request('POST', '/api/v1/auth/register', { body: body(created.body.code) })).status).toBe(403)
     expect((await t.request('GET', '/api/v1/admin/invites', { token: admin.access })).body.items[0].used_by).toBe(ok.body.user.id)
-    const expired = await t.request('POST', '/api/v1/admin/invites', { token: admin.access, body: { expires_at: new Date(Date.now() - 1000).toISOString() } })
+    // an expiry in the past is refused when the invite is made; one that passes later stops the code
+    const past = await t.request('POST', '/api/v1/admin/invites', { token: admin.access, body: { expires_at: new Date(Date.now() - 1000).toISOString() } })
+    expect([past.status, past.body.errors?.map((e: { path: string }) => e.path)]).toEqual([422, ['expires_at']])
+    const expired = await t.request('POST', '/api/v1/admin/invites', { token: admin.access, body: { expires_at: new Date(Date.now() + 300).toISOString() } })
+    expect(expired.status).toBe(201)
+    await Bun.sleep(400)
     expect((await t.request('POST', '/api/v1/auth/register', { body: body(expired.body.code) })).status).toBe(403)
     const user = await login(t, { username: ok.body.user.username, password: 'password-1' })
     expect((await t.request('POST', '/api/v1/admin/invites', { token: user.access, body: {} })).status).toBe(403)
@@ -336,6 +341,17 @@ eachDialect('API keys', (dialect) => {
     expect((await me(t, soon.body.key)).status).toBe(401)
     expect((await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: 'x', expires_at: 'tomorrow' } })).status).toBe(422)
     expect((await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: '' } })).status).toBe(422)
+  })
+
+  test('an expiry in the past (or now) is refused: 422 naming expires_at, and no key is made', async () => {
+    const { other } = ctx.accounts
+    for (const at of [new Date(Date.now() - 1000).toISOString(), '2020-01-01T00:00:00+02:00', new Date().toISOString()]) {
+      const res = await t.request('POST', '/api/v1/api-keys', { token: other.access, body: { name: 'dead on arrival', expires_at: at } })
+      expect({ at, status: res.status, code: res.body.code, paths: res.body.errors?.map((e: { path: string }) => e.path) }).toEqual({ at, status: 422, code: 'VALIDATION_ERROR', paths: ['expires_at'] })
+    }
+    expect((await t.request('GET', '/api/v1/api-keys', { token: other.access })).body.total).toBe(0)
+    const later = await t.request('POST', '/api/v1/api-keys', { token: other.access, body: { name: 'next year', expires_at: new Date(Date.now() + 365 * 86_400_000).toISOString() } })
+    expect(later.status).toBe(201)
   })
 })
 

@@ -1,6 +1,6 @@
 /** @module Request and response schemas of accounts, sessions, codes and API keys (docs/api.md §4), and the mapping to and from them. */
 import { z } from 'zod'
-import { isoDate } from '../../lib/schemas.ts'
+import { expiryTime, isoDate } from '../../lib/schemas.ts'
 import { toUserDto, userSchema } from '../users/model.ts'
 import type { UserRow } from '../users/service.ts'
 import { API_KEY_SCOPES, type ApiKey } from './api-keys.ts'
@@ -49,7 +49,7 @@ export const apiKeyCreateBody = z.object({
     .max(10)
     .meta({ description: '`gateway`: the OpenAI-compatible /v1; `api`: the native /api/v1, without credential management. Default: both' })
     .optional(),
-  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  expires_at: expiryTime.nullable().optional(),
 })
 export const apiKeyCreated = apiKeySchema.extend({ key: z.string() })
 
