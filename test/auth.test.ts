@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
 import { deriveKeyBytes } from '../src/lib/crypto.ts'
 import { login, register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, TEST_SECRET, type TestApp } from './helpers/app.ts'
+import { createTestApp, TEST_SECRET, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { inOneWindow } from './helpers/windows.ts'
 import { scenarios } from './helpers/scenarios.ts'
@@ -253,6 +253,79 @@ eachDialect('login and tokens', (dialect) => {
     expect((await t.request('POST', '/api/v1/auth/login', { body: { username: a.username, password: a.password } })).status).toBe(401)
     await login(t, { username: a.username, password: 'new-password-1' })
   })
+})
+
+eachDialect('login lockout: per account, and per client', (dialect) => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await createTestApp(dialect, { HEARTH_TRUST_PROXY: 'true' })
+    await register(t, 'admin') // the first user
+  })
+  afterAll(() => t.close())
+
+  const FIFTEEN_MINUTES = 15 * 60_000
+  const attempt = (ip: string, body: Record<string, string>) => t.request('POST', '/api/v1/auth/login', { headers: { 'x-forwarded-for': ip }, body })
+  /** the parts of an answer that must not tell a known account from an unknown one */
+  const visible = (r: TestResponse) => ({ status: r.status, body: { ...JSON.parse(r.text), request_id: undefined }, retryAfter: r.headers.get('retry-after') })
+
+  test('5 wrong passwords, by username and by email, lock the account for that client — even with the right password', async () => {
+    await inOneWindow(5_000, FIFTEEN_MINUTES)
+    const victim = await register(t, 'victim')
+    const names: Record<string, string>[] = [{ username: victim.username }, { email: victim.email }, { username: victim.email.toUpperCase() }, { email: victim.username.toUpperCase() }, { username: victim.username }]
+    for (const [i, name] of names.entries()) expect((await attempt('10.1.0.1', { ...name, password: `guess-${i}` })).status).toBe(401)
+    for (const name of names.slice(0, 2)) {
+      const locked = await attempt('10.1.0.1', { ...name, password: victim.password })
+      expect([locked.status, locked.body.code]).toEqual([429, 'RATE_LIMITED'])
+      expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0)
+    }
+  }, 20_000) // may wait out a 15-minute window (up to 5 s)
+
+  test('the owner, from a client that has not failed, still signs in; the attacker stays locked; a new client that fails is locked at once', async () => {
+    await inOneWindow(5_000, FIFTEEN_MINUTES)
+    const victim = await register(t, 'owner')
+    for (let i = 0; i < 5; i++) expect((await attempt('10.2.0.1', { username: victim.username, password: `guess-${i}` })).status).toBe(401)
+    expect((await attempt('10.2.0.1', { username: victim.username, password: victim.password })).status).toBe(429)
+    // the owner, elsewhere
+    const owner = await attempt('10.2.0.2', { email: victim.email, password: victim.password })
+    expect(owner.status).toBe(200)
+    expect(owner.body.user.id).toBe(victim.id)
+    expect((await attempt('10.2.0.2', { username: victim.username, password: victim.password })).status).toBe(200)
+    expect((await attempt('10.2.0.1', { username: victim.username, password: victim.password })).status).toBe(429)
+    // a second attacker gets one guess while the account is over the limit, then is locked too
+    expect((await attempt('10.2.0.3', { username: victim.username, password: 'another-guess' })).status).toBe(401)
+    expect((await attempt('10.2.0.3', { username: victim.username, password: victim.password })).status).toBe(429)
+    // the owner's client never failed: still let in
+    expect((await attempt('10.2.0.2', { username: victim.username, password: victim.password })).status).toBe(200)
+  }, 20_000)
+
+  test('parallel guesses from one client cannot get past the limit', async () => {
+    await inOneWindow(5_000, FIFTEEN_MINUTES)
+    const victim = await register(t, 'parallel')
+    const guesses = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt('10.3.0.1', { username: victim.username, password: `guess-${i}` })))
+    expect(guesses.filter((r) => r.status === 401).length).toBeLessThanOrEqual(5)
+    expect(guesses.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(7)
+    expect((await attempt('10.3.0.1', { username: victim.username, password: victim.password })).status).toBe(429)
+  }, 20_000)
+
+  test('an unknown name behaves like a known one: the same 401s, the same lock, the same answer', async () => {
+    await inOneWindow(5_000, FIFTEEN_MINUTES)
+    const known = await register(t, 'known')
+    const unknown = unique('nobody')
+    const known401: ReturnType<typeof visible>[] = []
+    const unknown401: ReturnType<typeof visible>[] = []
+    for (let i = 0; i < 5; i++) {
+      known401.push(visible(await attempt('10.4.0.1', { username: known.username, password: `guess-${i}` })))
+      unknown401.push(visible(await attempt('10.4.0.1', { username: unknown, password: `guess-${i}` })))
+    }
+    expect(unknown401).toEqual(known401)
+    expect(known401[0]!.status).toBe(401)
+    const knownLocked = visible(await attempt('10.4.0.1', { username: known.username, password: known.password }))
+    const unknownLocked = visible(await attempt('10.4.0.1', { username: unknown, password: 'whatever-pass' }))
+    expect(knownLocked.status).toBe(429)
+    expect(unknownLocked).toEqual(knownLocked)
+    // and from another client, neither is locked before it fails
+    expect((await attempt('10.4.0.2', { username: unknown, password: 'whatever-pass' })).status).toBe(401)
+  }, 20_000)
 })
 
 eachDialect('every account endpoint, by caller', (dialect) => {

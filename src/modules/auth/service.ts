@@ -41,7 +41,7 @@ const CODE_TTL_MS = 10 * 60_000
 const CODE_COOLDOWN_MS = 60_000
 const CODE_DAILY_CAP = 10
 const CODE_MAX_ATTEMPTS = 5
-/** failed logins for one account before it is locked for the rest of the window */
+/** failed logins before a lock for the rest of the window: per (account, client), and per account for the clients that failed too (docs/api.md §4) */
 const LOGIN_FAILURE_LIMIT = { limit: 5, windowMs: 15 * 60_000 }
 
 export type CodeType = 'register' | 'password_reset'
@@ -246,17 +246,32 @@ export function createAuthService(deps: {
       return { user, tokens: issued }
     },
 
-    /** Login by username or email. Locked for a while after repeated failures on one account. */
+    /**
+     * Login by username or email. Failures are counted per account — its username and its email are
+     * one account; a name that matches no account is counted on its own, so both answer alike — and
+     * per (account, client IP). A client is locked out of an account after 5 failures of its own, or
+     * after 1 while the account as a whole has had 5: so guessing is bounded, while a client that has
+     * not failed (the owner, elsewhere) still gets in with the right password.
+     */
     async login(input: { login: string; password: string }, client: ClientInfo): Promise<SignedIn> {
-      const accountKey = `login-fail:${input.login.toLowerCase()}`
-      const lock = await limiter.peek(accountKey, LOGIN_FAILURE_LIMIT)
-      if (!lock.allowed) throw loginLocked(lock.resetSeconds)
       const [user] = await byLogin.execute({ login: input.login })
+      const accountKey = user ? `login-fail:user:${user.id}` : `login-fail:name:${input.login.toLowerCase()}`
+      const clientKey = `${accountKey}|ip:${client.ip}`
+      // This attempt is counted before the password is checked (and given back if it is right), so
+      // parallel guesses cannot all slip under the limit.
+      const byClient = await limiter.consume(clientKey, LOGIN_FAILURE_LIMIT)
+      const failedBefore = LOGIN_FAILURE_LIMIT.limit - byClient.remaining - 1
+      if (!byClient.allowed) throw loginLocked(byClient.resetSeconds)
+      if (failedBefore > 0) {
+        const byAccount = await limiter.peek(accountKey, LOGIN_FAILURE_LIMIT)
+        if (!byAccount.allowed) throw loginLocked(byAccount.resetSeconds)
+      }
       const ok = await verifyPassword(input.password, user?.passwordHash)
       if (!ok || !user) {
         await limiter.consume(accountKey, LOGIN_FAILURE_LIMIT)
         throw invalidCredentials()
       }
+      await limiter.consume(clientKey, LOGIN_FAILURE_LIMIT, -1)
       if (!user.isActive) throw accountDisabled()
       const { tokens: issued } = await startSession(user, client)
       return { user, tokens: issued }
