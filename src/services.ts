@@ -38,6 +38,8 @@ export interface BaseDeps {
   shutdown: AbortSignal
   /** tests pass a mailer that talks to their own SMTP server; default: from HEARTH_SMTP_URL */
   mailer?: Mailer
+  /** tests shorten the refresh-token grace window (default 10 s) */
+  refreshGraceMs?: number
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -45,7 +47,7 @@ export const ACCESS_TTL_SECONDS = 15 * 60
 /** Build every service, load what must be known before the first request, start background work. */
 export async function createServices(deps: BaseDeps) {
   const { config, database, logger } = deps
-  const [jwtKey, codeKey] = await Promise.all([deriveKeyBytes(deps.secret, 'jwt'), deriveKeyBytes(deps.secret, 'email-codes')])
+  const [jwtKey, codeKey, successorKey] = await Promise.all([deriveKeyBytes(deps.secret, 'jwt'), deriveKeyBytes(deps.secret, 'email-codes'), deriveKeyBytes(deps.secret, 'refresh-successor')])
   const mailer = deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, logger })
   const limiter = createRateLimiter({ database, logger })
   const bus = createBus({ database, logger })
@@ -53,7 +55,7 @@ export async function createServices(deps: BaseDeps) {
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
   const users = createUsersService({ database, bus })
   const apiKeys = createApiKeysService({ database, revocations, logger })
-  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
+  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey, successorKey, refreshGraceMs: deps.refreshGraceMs })
   const invites = createInvitesService({ database })
   const secrets = await createSecretBox(deps.secret)
   const providers = createProvidersService({ database, bus, secrets, addressPolicy: createAddressPolicy({ allowPrivate: config.allowPrivateUpstreams }) })

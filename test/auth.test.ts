@@ -125,10 +125,14 @@ eachDialect('registration modes', (dialect) => {
   })
 })
 
+/** the refresh grace window of the token tests (10 s in production) */
+const GRACE_MS = 1000
+
 eachDialect('login and tokens', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)), {}, { refreshGraceMs: GRACE_MS })
+  const refresh = (token: string) => t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: token } })
 
   test('by username or email, in any case, through either field', async () => {
     const { user } = ctx.accounts
@@ -187,12 +191,13 @@ eachDialect('login and tokens', (dialect) => {
     expect((await me(t, none_alg)).status).toBe(401)
   })
 
-  test('refresh rotates; replaying a used refresh token kills the whole session', async () => {
+  test('refresh rotates; replaying a used refresh token after the grace window kills the whole session', async () => {
     const s = await login(t, ctx.accounts.user)
     const r1 = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: s.refresh } })
     expect(r1.status).toBe(200)
     expect(r1.body.tokens.refresh_token).not.toBe(s.refresh)
     expect((await me(t, r1.body.tokens.access_token)).status).toBe(200)
+    await Bun.sleep(GRACE_MS + 100)
     // an attacker replays the stolen first token
     const replay = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: s.refresh } })
     expect([replay.status, replay.body.code]).toEqual([401, 'UNAUTHORIZED'])
@@ -203,6 +208,36 @@ eachDialect('login and tokens', (dialect) => {
     // other sessions live on
     expect((await me(t, ctx.accounts.user.access)).status).toBe(200)
   })
+
+  test('two refreshes at once with one token (two tabs): both 200, with the same new refresh token; the session lives on', async () => {
+    const s = await login(t, ctx.accounts.other)
+    const [a, b] = await Promise.all([refresh(s.refresh), refresh(s.refresh)])
+    expect([a.status, b.status]).toEqual([200, 200])
+    expect(a.body.tokens.refresh_token).toBe(b.body.tokens.refresh_token)
+    expect(a.body.tokens.refresh_token).not.toBe(s.refresh)
+    for (const r of [a, b]) expect((await me(t, r.body.tokens.access_token)).status).toBe(200)
+    // one stored successor, and it rotates on as usual
+    const next = await refresh(a.body.tokens.refresh_token)
+    expect(next.status).toBe(200)
+    expect((await me(t, next.body.tokens.access_token)).status).toBe(200)
+    expect((await me(t, s.access)).status).toBe(200)
+  })
+
+  test('within the window a late second presentation gets the same successor too; after it, the old token is reuse and the family dies', async () => {
+    const s = await login(t, ctx.accounts.other)
+    const first = await refresh(s.refresh)
+    const second = await refresh(s.refresh)
+    expect([first.status, second.status]).toEqual([200, 200])
+    expect(second.body.tokens.refresh_token).toBe(first.body.tokens.refresh_token)
+    await Bun.sleep(GRACE_MS + 100)
+    const third = await refresh(s.refresh)
+    expect([third.status, third.body.code, third.body.detail]).toEqual([401, 'UNAUTHORIZED', 'The refresh token was already used; the session has been revoked'])
+    // every token of that session family is dead: both tabs' access tokens and the shared successor
+    expect((await refresh(first.body.tokens.refresh_token)).status).toBe(401)
+    for (const access of [s.access, first.body.tokens.access_token, second.body.tokens.access_token]) expect((await me(t, access)).status).toBe(401)
+    // the user's other sessions live on
+    expect((await me(t, ctx.accounts.other.access)).status).toBe(200)
+  }, 10_000)
 
   test('refresh through the cookie, and with no token at all', async () => {
     const s = await login(t, ctx.accounts.other)
@@ -326,6 +361,19 @@ eachDialect('login lockout: per account, and per client', (dialect) => {
     // and from another client, neither is locked before it fails
     expect((await attempt('10.4.0.2', { username: unknown, password: 'whatever-pass' })).status).toBe(401)
   }, 20_000)
+})
+
+eachDialect('refresh grace window: the default', (dialect) => {
+  test('is 10 s: a second presentation a second later still gets the same successor', async () => {
+    const t = await createTestApp(dialect)
+    const a = await register(t, 'tabs')
+    const first = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: a.refresh } })
+    await Bun.sleep(1100)
+    const second = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: a.refresh } })
+    expect([first.status, second.status]).toEqual([200, 200])
+    expect(second.body.tokens.refresh_token).toBe(first.body.tokens.refresh_token)
+    await t.close()
+  })
 })
 
 eachDialect('every account endpoint, by caller', (dialect) => {
