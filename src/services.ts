@@ -40,6 +40,8 @@ export interface BaseDeps {
   mailer?: Mailer
   /** tests pass a guard with their own resolver; default: the system resolver, private addresses per HEARTH_ALLOW_PRIVATE_UPSTREAMS */
   outbound?: OutboundGuard
+  /** tests shorten the refresh-token grace window (default 10 s) */
+  refreshGraceMs?: number
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -47,7 +49,7 @@ export const ACCESS_TTL_SECONDS = 15 * 60
 /** Build every service, load what must be known before the first request, start background work. */
 export async function createServices(deps: BaseDeps) {
   const { config, database, logger } = deps
-  const [jwtKey, codeKey] = await Promise.all([deriveKeyBytes(deps.secret, 'jwt'), deriveKeyBytes(deps.secret, 'email-codes')])
+  const [jwtKey, codeKey, successorKey] = await Promise.all([deriveKeyBytes(deps.secret, 'jwt'), deriveKeyBytes(deps.secret, 'email-codes'), deriveKeyBytes(deps.secret, 'refresh-successor')])
   const mailer = deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, logger })
   const limiter = createRateLimiter({ database, logger })
   const bus = createBus({ database, logger })
@@ -55,7 +57,7 @@ export async function createServices(deps: BaseDeps) {
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
   const users = createUsersService({ database, bus })
   const apiKeys = createApiKeysService({ database, revocations, logger })
-  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
+  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey, successorKey, refreshGraceMs: deps.refreshGraceMs })
   const invites = createInvitesService({ database })
   const secrets = await createSecretBox(deps.secret)
   const outbound = deps.outbound ?? createOutboundGuard({ allowPrivate: config.allowPrivateUpstreams })

@@ -1,7 +1,7 @@
 /**
  * Several instances on one Postgres: a session revoked, a user disabled or an API key deleted on
- * one instance stops working on the others within a few seconds (LISTEN/NOTIFY), and rate-limit
- * counters are shared. Postgres only: SQLite is one process by design.
+ * one instance stops working on the others within a few seconds (LISTEN/NOTIFY), rate-limit
+ * counters are shared, and a refresh token's successor in its grace window is the same on each. Postgres only: SQLite is one process by design.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { login, register, type Account } from './helpers/accounts.ts'
@@ -65,6 +65,29 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       expect((await me(c, s.access)).status).toBe(401)
       await c.close()
     })
+
+    test('two refreshes at once with one token, on A and on B: the same successor; after the grace window the token is reuse on either, and the family dies on both', async () => {
+      const GRACE_MS = 1000
+      const x = await createTestApp(dialect, {}, { refreshGraceMs: GRACE_MS })
+      const y = await createSecondInstance(x, {}, { refreshGraceMs: GRACE_MS })
+      try {
+        const u = await register(x, 'tabs')
+        const refresh = (t: TestApp, token: string) => t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: token } })
+        const [p, q] = await Promise.all([refresh(x, u.refresh), refresh(y, u.refresh)])
+        expect([p.status, q.status]).toEqual([200, 200])
+        expect(q.body.tokens.refresh_token).toBe(p.body.tokens.refresh_token)
+        expect((await me(y, p.body.tokens.access_token)).status).toBe(200)
+        expect((await me(x, q.body.tokens.access_token)).status).toBe(200)
+        await Bun.sleep(GRACE_MS + 100)
+        const late = await refresh(y, u.refresh)
+        expect([late.status, late.body.code]).toEqual([401, 'UNAUTHORIZED'])
+        expect((await refresh(x, p.body.tokens.refresh_token)).status).toBe(401)
+        for (const t of [x, y]) for (const r of [p, q]) await within(3000, async () => (await me(t, r.body.tokens.access_token)).status === 401)
+      } finally {
+        await y.close()
+        await x.close()
+      }
+    }, 15_000)
 
     test('rate-limit counters are shared', async () => {
       await inOneWindow(10_000) // the five requests and the two flushes between them must fall in one minute's window

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
 import { deriveKeyBytes } from '../src/lib/crypto.ts'
 import { login, register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, TEST_SECRET, type TestApp } from './helpers/app.ts'
+import { createTestApp, TEST_SECRET, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { inOneWindow } from './helpers/windows.ts'
 import { scenarios } from './helpers/scenarios.ts'
@@ -111,7 +111,12 @@ eachDialect('registration modes', (dialect) => {
     expect(ok.body.user.role).toBe('user')
     expect((await t.request('POST', '/api/v1/auth/register', { body: body(created.body.code) })).status).toBe(403)
     expect((await t.request('GET', '/api/v1/admin/invites', { token: admin.access })).body.items[0].used_by).toBe(ok.body.user.id)
-    const expired = await t.request('POST', '/api/v1/admin/invites', { token: admin.access, body: { expires_at: new Date(Date.now() - 1000).toISOString() } })
+    // an expiry in the past is refused when the invite is made; one that passes later stops the code
+    const past = await t.request('POST', '/api/v1/admin/invites', { token: admin.access, body: { expires_at: new Date(Date.now() - 1000).toISOString() } })
+    expect([past.status, past.body.errors?.map((e: { path: string }) => e.path)]).toEqual([422, ['expires_at']])
+    const expired = await t.request('POST', '/api/v1/admin/invites', { token: admin.access, body: { expires_at: new Date(Date.now() + 300).toISOString() } })
+    expect(expired.status).toBe(201)
+    await Bun.sleep(400)
     expect((await t.request('POST', '/api/v1/auth/register', { body: body(expired.body.code) })).status).toBe(403)
     const user = await login(t, { username: ok.body.user.username, password: 'password-1' })
     expect((await t.request('POST', '/api/v1/admin/invites', { token: user.access, body: {} })).status).toBe(403)
@@ -120,10 +125,14 @@ eachDialect('registration modes', (dialect) => {
   })
 })
 
+/** the refresh grace window of the token tests (10 s in production) */
+const GRACE_MS = 1000
+
 eachDialect('login and tokens', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)), {}, { refreshGraceMs: GRACE_MS })
+  const refresh = (token: string) => t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: token } })
 
   test('by username or email, in any case, through either field', async () => {
     const { user } = ctx.accounts
@@ -182,12 +191,13 @@ eachDialect('login and tokens', (dialect) => {
     expect((await me(t, none_alg)).status).toBe(401)
   })
 
-  test('refresh rotates; replaying a used refresh token kills the whole session', async () => {
+  test('refresh rotates; replaying a used refresh token after the grace window kills the whole session', async () => {
     const s = await login(t, ctx.accounts.user)
     const r1 = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: s.refresh } })
     expect(r1.status).toBe(200)
     expect(r1.body.tokens.refresh_token).not.toBe(s.refresh)
     expect((await me(t, r1.body.tokens.access_token)).status).toBe(200)
+    await Bun.sleep(GRACE_MS + 100)
     // an attacker replays the stolen first token
     const replay = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: s.refresh } })
     expect([replay.status, replay.body.code]).toEqual([401, 'UNAUTHORIZED'])
@@ -198,6 +208,36 @@ eachDialect('login and tokens', (dialect) => {
     // other sessions live on
     expect((await me(t, ctx.accounts.user.access)).status).toBe(200)
   })
+
+  test('two refreshes at once with one token (two tabs): both 200, with the same new refresh token; the session lives on', async () => {
+    const s = await login(t, ctx.accounts.other)
+    const [a, b] = await Promise.all([refresh(s.refresh), refresh(s.refresh)])
+    expect([a.status, b.status]).toEqual([200, 200])
+    expect(a.body.tokens.refresh_token).toBe(b.body.tokens.refresh_token)
+    expect(a.body.tokens.refresh_token).not.toBe(s.refresh)
+    for (const r of [a, b]) expect((await me(t, r.body.tokens.access_token)).status).toBe(200)
+    // one stored successor, and it rotates on as usual
+    const next = await refresh(a.body.tokens.refresh_token)
+    expect(next.status).toBe(200)
+    expect((await me(t, next.body.tokens.access_token)).status).toBe(200)
+    expect((await me(t, s.access)).status).toBe(200)
+  })
+
+  test('within the window a late second presentation gets the same successor too; after it, the old token is reuse and the family dies', async () => {
+    const s = await login(t, ctx.accounts.other)
+    const first = await refresh(s.refresh)
+    const second = await refresh(s.refresh)
+    expect([first.status, second.status]).toEqual([200, 200])
+    expect(second.body.tokens.refresh_token).toBe(first.body.tokens.refresh_token)
+    await Bun.sleep(GRACE_MS + 100)
+    const third = await refresh(s.refresh)
+    expect([third.status, third.body.code, third.body.detail]).toEqual([401, 'UNAUTHORIZED', 'The refresh token was already used; the session has been revoked'])
+    // every token of that session family is dead: both tabs' access tokens and the shared successor
+    expect((await refresh(first.body.tokens.refresh_token)).status).toBe(401)
+    for (const access of [s.access, first.body.tokens.access_token, second.body.tokens.access_token]) expect((await me(t, access)).status).toBe(401)
+    // the user's other sessions live on
+    expect((await me(t, ctx.accounts.other.access)).status).toBe(200)
+  }, 10_000)
 
   test('refresh through the cookie, and with no token at all', async () => {
     const s = await login(t, ctx.accounts.other)
@@ -247,6 +287,92 @@ eachDialect('login and tokens', (dialect) => {
     expect((await me(t, second.access)).status).toBe(401)
     expect((await t.request('POST', '/api/v1/auth/login', { body: { username: a.username, password: a.password } })).status).toBe(401)
     await login(t, { username: a.username, password: 'new-password-1' })
+  })
+})
+
+eachDialect('login lockout: per account, and per client', (dialect) => {
+  let t: TestApp
+  beforeAll(async () => {
+    t = await createTestApp(dialect, { HEARTH_TRUST_PROXY: 'true' })
+    await register(t, 'admin') // the first user
+  })
+  afterAll(() => t.close())
+
+  const FIFTEEN_MINUTES = 15 * 60_000
+  const attempt = (ip: string, body: Record<string, string>) => t.request('POST', '/api/v1/auth/login', { headers: { 'x-forwarded-for': ip }, body })
+  /** the parts of an answer that must not tell a known account from an unknown one */
+  const visible = (r: TestResponse) => ({ status: r.status, body: { ...JSON.parse(r.text), request_id: undefined }, retryAfter: r.headers.get('retry-after') })
+
+  test('5 wrong passwords, by username and by email, lock the account for that client — even with the right password', async () => {
+    await inOneWindow(5_000, FIFTEEN_MINUTES)
+    const victim = await register(t, 'victim')
+    const names: Record<string, string>[] = [{ username: victim.username }, { email: victim.email }, { username: victim.email.toUpperCase() }, { email: victim.username.toUpperCase() }, { username: victim.username }]
+    for (const [i, name] of names.entries()) expect((await attempt('10.1.0.1', { ...name, password: `guess-${i}` })).status).toBe(401)
+    for (const name of names.slice(0, 2)) {
+      const locked = await attempt('10.1.0.1', { ...name, password: victim.password })
+      expect([locked.status, locked.body.code]).toEqual([429, 'RATE_LIMITED'])
+      expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0)
+    }
+  }, 20_000) // may wait out a 15-minute window (up to 5 s)
+
+  test('the owner, from a client that has not failed, still signs in; the attacker stays locked; a new client that fails is locked at once', async () => {
+    await inOneWindow(5_000, FIFTEEN_MINUTES)
+    const victim = await register(t, 'owner')
+    for (let i = 0; i < 5; i++) expect((await attempt('10.2.0.1', { username: victim.username, password: `guess-${i}` })).status).toBe(401)
+    expect((await attempt('10.2.0.1', { username: victim.username, password: victim.password })).status).toBe(429)
+    // the owner, elsewhere
+    const owner = await attempt('10.2.0.2', { email: victim.email, password: victim.password })
+    expect(owner.status).toBe(200)
+    expect(owner.body.user.id).toBe(victim.id)
+    expect((await attempt('10.2.0.2', { username: victim.username, password: victim.password })).status).toBe(200)
+    expect((await attempt('10.2.0.1', { username: victim.username, password: victim.password })).status).toBe(429)
+    // a second attacker gets one guess while the account is over the limit, then is locked too
+    expect((await attempt('10.2.0.3', { username: victim.username, password: 'another-guess' })).status).toBe(401)
+    expect((await attempt('10.2.0.3', { username: victim.username, password: victim.password })).status).toBe(429)
+    // the owner's client never failed: still let in
+    expect((await attempt('10.2.0.2', { username: victim.username, password: victim.password })).status).toBe(200)
+  }, 20_000)
+
+  test('parallel guesses from one client cannot get past the limit', async () => {
+    await inOneWindow(5_000, FIFTEEN_MINUTES)
+    const victim = await register(t, 'parallel')
+    const guesses = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt('10.3.0.1', { username: victim.username, password: `guess-${i}` })))
+    expect(guesses.filter((r) => r.status === 401).length).toBeLessThanOrEqual(5)
+    expect(guesses.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(7)
+    expect((await attempt('10.3.0.1', { username: victim.username, password: victim.password })).status).toBe(429)
+  }, 20_000)
+
+  test('an unknown name behaves like a known one: the same 401s, the same lock, the same answer', async () => {
+    await inOneWindow(5_000, FIFTEEN_MINUTES)
+    const known = await register(t, 'known')
+    const unknown = unique('nobody')
+    const known401: ReturnType<typeof visible>[] = []
+    const unknown401: ReturnType<typeof visible>[] = []
+    for (let i = 0; i < 5; i++) {
+      known401.push(visible(await attempt('10.4.0.1', { username: known.username, password: `guess-${i}` })))
+      unknown401.push(visible(await attempt('10.4.0.1', { username: unknown, password: `guess-${i}` })))
+    }
+    expect(unknown401).toEqual(known401)
+    expect(known401[0]!.status).toBe(401)
+    const knownLocked = visible(await attempt('10.4.0.1', { username: known.username, password: known.password }))
+    const unknownLocked = visible(await attempt('10.4.0.1', { username: unknown, password: 'whatever-pass' }))
+    expect(knownLocked.status).toBe(429)
+    expect(unknownLocked).toEqual(knownLocked)
+    // and from another client, neither is locked before it fails
+    expect((await attempt('10.4.0.2', { username: unknown, password: 'whatever-pass' })).status).toBe(401)
+  }, 20_000)
+})
+
+eachDialect('refresh grace window: the default', (dialect) => {
+  test('is 10 s: a second presentation a second later still gets the same successor', async () => {
+    const t = await createTestApp(dialect)
+    const a = await register(t, 'tabs')
+    const first = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: a.refresh } })
+    await Bun.sleep(1100)
+    const second = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: a.refresh } })
+    expect([first.status, second.status]).toEqual([200, 200])
+    expect(second.body.tokens.refresh_token).toBe(first.body.tokens.refresh_token)
+    await t.close()
   })
 })
 
@@ -336,6 +462,17 @@ eachDialect('API keys', (dialect) => {
     expect((await me(t, soon.body.key)).status).toBe(401)
     expect((await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: 'x', expires_at: 'tomorrow' } })).status).toBe(422)
     expect((await t.request('POST', '/api/v1/api-keys', { token: user.access, body: { name: '' } })).status).toBe(422)
+  })
+
+  test('an expiry in the past (or now) is refused: 422 naming expires_at, and no key is made', async () => {
+    const { other } = ctx.accounts
+    for (const at of [new Date(Date.now() - 1000).toISOString(), '2020-01-01T00:00:00+02:00', new Date().toISOString()]) {
+      const res = await t.request('POST', '/api/v1/api-keys', { token: other.access, body: { name: 'dead on arrival', expires_at: at } })
+      expect({ at, status: res.status, code: res.body.code, paths: res.body.errors?.map((e: { path: string }) => e.path) }).toEqual({ at, status: 422, code: 'VALIDATION_ERROR', paths: ['expires_at'] })
+    }
+    expect((await t.request('GET', '/api/v1/api-keys', { token: other.access })).body.total).toBe(0)
+    const later = await t.request('POST', '/api/v1/api-keys', { token: other.access, body: { name: 'next year', expires_at: new Date(Date.now() + 365 * 86_400_000).toISOString() } })
+    expect(later.status).toBe(201)
   })
 })
 

@@ -139,7 +139,7 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
   test('/openapi.json: a completion answers JSON or an event stream, and each error in OpenAI’s shape', async () => {
     const { body } = await s.t.request('GET', '/openapi.json')
     const op = body.paths['/v1/chat/completions'].post
-    expect(Object.keys(op.responses)).toEqual(['200', '400', '401', '402', '404', '413', '422', '429', '500', '502', '504'])
+    expect(Object.keys(op.responses)).toEqual(['200', '400', '401', '402', '403', '404', '413', '422', '429', '500', '502', '504'])
     const ok = op.responses['200']
     expect(Object.keys(ok.content).sort()).toEqual(['application/json', 'text/event-stream'])
     expect(ok.description).toContain('chat.completion.chunk')
@@ -151,12 +151,13 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
     expect(Object.keys(choice.properties)).toEqual(['index', 'message', 'logprobs', 'finish_reason'])
     expect(Object.keys(choice.properties.message.properties)).toEqual(['role', 'content', 'tool_calls', 'reasoning_content', 'refusal'])
     expect(Object.keys(completion.properties.usage.properties)).toEqual(['prompt_tokens', 'completion_tokens', 'total_tokens'])
-    for (const status of ['400', '401', '402', '404', '413', '422', '429', '500', '502', '504']) {
+    for (const status of ['400', '401', '402', '403', '404', '413', '422', '429', '500', '502', '504']) {
       const schema = op.responses[status].content['application/json'].schema
       expect({ status, error: Object.keys(schema.$defs.OpenAIError.properties.error.properties) }).toEqual({ status, error: ['message', 'type', 'param', 'code'] })
     }
     expect(op.responses['402'].description).toContain('insufficient_quota')
-    expect(Object.keys(body.paths['/v1/models'].get.responses)).toEqual(['200', '401', '429'])
+    expect(op.responses['403'].description).toContain('`gateway` scope')
+    expect(Object.keys(body.paths['/v1/models'].get.responses)).toEqual(['200', '401', '403', '429'])
   })
 
   test('Eden: the completion and its errors are typed, though the handler answers with a Response of its own', async () => {

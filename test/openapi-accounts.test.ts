@@ -1,8 +1,9 @@
 /**
  * Each accounts route (auth, API keys, users, admin) documents exactly the statuses it can answer
- * with in /openapi.json: the success, and the problems (401/429 for signed-in routes, 403 for admin
- * ones, 429 for anonymous ones, 422 with a body, query or path schema, 404 where something is looked
- * up, 403/409 where the service refuses). 400 and 413 are documented once in docs/api.md §2.
+ * with in /openapi.json: the success, and the problems (401/403/429 for signed-in routes — 403 for an
+ * API key whose scopes do not reach the route, or a non-admin on an admin one — 429 for anonymous
+ * ones, 422 with a body, query or path schema, 404 where something is looked up, 403/409 where the
+ * service refuses). 400 and 413 are documented once in docs/api.md §2.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createTestApp, type TestApp } from './helpers/app.ts'
@@ -11,26 +12,26 @@ const ROUTES: [method: string, path: string, statuses: number[]][] = [
   ['post', '/api/v1/auth/register', [201, 403, 409, 422, 429]],
   ['post', '/api/v1/auth/login', [200, 401, 403, 422, 429]],
   ['post', '/api/v1/auth/refresh', [200, 401, 422, 429]],
-  ['post', '/api/v1/auth/logout', [204, 401, 429]],
+  ['post', '/api/v1/auth/logout', [204, 401, 403, 429]],
   // 404: the user can be deleted between the credential check and the lookup
-  ['get', '/api/v1/auth/me', [200, 401, 404, 429]],
-  ['put', '/api/v1/auth/password', [204, 401, 404, 422, 429]],
-  ['get', '/api/v1/auth/sessions', [200, 401, 429]],
-  ['delete', '/api/v1/auth/sessions/{id}', [204, 401, 404, 422, 429]],
+  ['get', '/api/v1/auth/me', [200, 401, 403, 404, 429]],
+  ['put', '/api/v1/auth/password', [204, 401, 403, 404, 422, 429]],
+  ['get', '/api/v1/auth/sessions', [200, 401, 403, 429]],
+  ['delete', '/api/v1/auth/sessions/{id}', [204, 401, 403, 404, 422, 429]],
   ['post', '/api/v1/auth/send-code', [200, 422, 429]],
   ['post', '/api/v1/auth/verify-code', [200, 422, 429]],
   ['post', '/api/v1/auth/verify-register', [201, 403, 409, 422, 429]],
   ['post', '/api/v1/auth/password/send-code', [200, 422, 429]],
   ['post', '/api/v1/auth/password/reset', [204, 422, 429]],
-  ['get', '/api/v1/api-keys/', [200, 401, 429]],
-  ['post', '/api/v1/api-keys/', [201, 401, 422, 429]],
-  ['delete', '/api/v1/api-keys/{id}', [204, 401, 404, 422, 429]],
-  ['get', '/api/v1/users/me/', [200, 401, 404, 429]],
-  ['patch', '/api/v1/users/me/', [200, 401, 404, 422, 429]],
-  ['get', '/api/v1/users/me/preferences', [200, 401, 404, 429]],
-  ['put', '/api/v1/users/me/preferences', [200, 401, 404, 422, 429]],
-  ['get', '/api/v1/users/me/stats', [200, 401, 429]],
-  ['get', '/api/v1/users/me/credits', [200, 401, 404, 429]],
+  ['get', '/api/v1/api-keys/', [200, 401, 403, 429]],
+  ['post', '/api/v1/api-keys/', [201, 401, 403, 422, 429]],
+  ['delete', '/api/v1/api-keys/{id}', [204, 401, 403, 404, 422, 429]],
+  ['get', '/api/v1/users/me/', [200, 401, 403, 404, 429]],
+  ['patch', '/api/v1/users/me/', [200, 401, 403, 404, 422, 429]],
+  ['get', '/api/v1/users/me/preferences', [200, 401, 403, 404, 429]],
+  ['put', '/api/v1/users/me/preferences', [200, 401, 403, 404, 422, 429]],
+  ['get', '/api/v1/users/me/stats', [200, 401, 403, 429]],
+  ['get', '/api/v1/users/me/credits', [200, 401, 403, 404, 429]],
   ['get', '/api/v1/admin/users', [200, 401, 403, 422, 429]],
   ['patch', '/api/v1/admin/users/{id}', [200, 401, 403, 404, 409, 422, 429]],
   ['delete', '/api/v1/admin/users/{id}', [204, 401, 403, 404, 409, 422, 429]],

@@ -21,13 +21,13 @@ describe('the OpenAPI document', () => {
   const types = (method: string, path: string, status: number) => Object.keys(responses(method, path)[status]?.content ?? {})
 
   test.each([
-    ['get', '/api/v1/conversations', ['200', '401', '422', '429']],
-    ['post', '/api/v1/conversations', ['201', '401', '422', '429']],
-    ['get', '/api/v1/conversations/{id}', ['200', '401', '404', '422', '429']],
-    ['post', '/api/v1/conversations/{id}/messages', ['200', '201', '401', '402', '404', '409', '422', '429', '502']],
-    ['get', '/api/v1/conversations/{id}/stream', ['200', '204', '401', '404', '422', '429']],
-    ['get', '/api/v1/conversations/{id}/export', ['200', '401', '404', '422', '429']],
-    ['get', '/api/v1/chat/stream', ['200', '204', '401', '402', '404', '409', '422', '429']],
+    ['get', '/api/v1/conversations', ['200', '401', '403', '422', '429']],
+    ['post', '/api/v1/conversations', ['201', '401', '403', '422', '429']],
+    ['get', '/api/v1/conversations/{id}', ['200', '401', '403', '404', '422', '429']],
+    ['post', '/api/v1/conversations/{id}/messages', ['200', '201', '401', '402', '403', '404', '409', '422', '429', '502']],
+    ['get', '/api/v1/conversations/{id}/stream', ['200', '204', '401', '403', '404', '422', '429']],
+    ['get', '/api/v1/conversations/{id}/export', ['200', '401', '403', '404', '422', '429']],
+    ['get', '/api/v1/chat/stream', ['200', '204', '401', '402', '403', '404', '409', '422', '429']],
     ['get', '/api/v1/share/{token}', ['200', '404', '422', '429']],
   ])('%s %s answers exactly %p', (method, path, expected) => {
     expect(statuses(method, path)).toEqual(expected)

@@ -76,6 +76,8 @@ export const apiKeys = table(
     name: text('name').notNull(),
     prefix: text('prefix').notNull(),
     keyHash: text('key_hash').notNull(),
+    /** where the key is accepted: `gateway` (/v1), `api` (the native API, without credential management); keys older than scopes have both */
+    scopes: json<('gateway' | 'api')[]>('scopes').notNull().default(['gateway', 'api']),
     createdAt: createdAt(),
     lastUsedAt: time('last_used_at'),
     expiresAt: time('expires_at'),

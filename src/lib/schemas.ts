@@ -42,3 +42,11 @@ export const isoDate = z.string().meta({ format: 'date-time' })
 
 /** The list envelope of a list that is never cut into pages (sessions, API keys): every item, one page. */
 export const wholePage = <T>(items: T[]) => pageOf(items, items.length, { limit: items.length, offset: 0 })
+
+/**
+ * An expiry sent by a client (API keys, invites): a date-time with an offset, later than the
+ * server's clock. One in the past would make a credential that never works, so it is refused
+ * (422 naming the field) rather than stored; there is no allowance for clock skew: a time that has
+ * passed by the server's clock has passed.
+ */
+export const expiryTime = z.iso.datetime({ offset: true }).refine((v) => Date.parse(v) > Date.now(), { message: 'must be in the future' })

@@ -1,12 +1,14 @@
 /**
- * @module Auth is declared per route — `{ auth: true }` or `{ auth: 'admin' }` — never checked by
- * hand in a handler. The macro resolves the caller to a `principal` and applies the per-user rate
+ * @module Auth is declared per route — `{ auth: true }`, `{ auth: 'admin' }`, `{ auth: 'session' }`
+ * or `{ auth: 'gateway' }` — never checked by hand in a handler. The macro resolves the caller to a
+ * `principal`, refuses API keys where their scopes do not reach, and applies the per-user rate
  * limit; anonymous requests are limited per client IP before routing.
  */
 import { Elysia } from 'elysia'
 import type { Config } from '../config.ts'
 import { AppError, forbidden, unauthorized } from '../lib/errors.ts'
 import type { LimitResult, RateLimiter } from '../lib/rate-limiter.ts'
+import { apiKeyScopeMissing, sessionRequired } from '../modules/auth/errors.ts'
 import type { AuthService, ClientInfo, Principal } from '../modules/auth/service.ts'
 
 export const ACCESS_COOKIE = 'hearth_access'
@@ -48,6 +50,14 @@ export function credentialOf(request: Request): string | undefined {
 /** Cheaper than credentialOf: whether the request carries any credential at all. */
 const hasCredential = (request: Request) => request.headers.has('authorization') || (request.headers.get('cookie')?.includes('hearth_access=') ?? false)
 
+/**
+ * Who may call a route: `true` — any signed-in user, with an access token or an API key that has
+ * the `api` scope; `'admin'` — the same, for admins; `'session'` — an access token only (managing
+ * credentials: API keys, password, sessions), never an API key; `'gateway'` — the /v1 gateway: an
+ * access token, or an API key with the `gateway` scope.
+ */
+export type AuthLevel = true | 'admin' | 'session' | 'gateway'
+
 type ServerLike = { requestIP(r: Request): { address: string } | null } | null | undefined
 
 export function createClientInfo(trustProxy: boolean) {
@@ -69,6 +79,15 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
   }
 
   const principals = new WeakMap<Request, Principal>()
+  /** 403 unless the principal may use a route of this level (the role is checked after) */
+  const checkCredential = (level: AuthLevel, principal: Principal) => {
+    if (level === 'session') {
+      if (principal.via !== 'session') throw sessionRequired()
+    } else {
+      const scope = level === 'gateway' ? 'gateway' : 'api'
+      if (!principal.scopes.includes(scope)) throw apiKeyScopeMissing(scope)
+    }
+  }
   return new Elysia({ name: 'hearth.auth' })
     .onRequest(({ request, server, set }) => {
       if (hasCredential(request)) return // limited per user once authenticated (or per IP when that fails)
@@ -78,7 +97,7 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
       limitIp(request, server, set.headers as Headers)
     })
     .macro({
-      auth(level: true | 'admin') {
+      auth(level: AuthLevel) {
         return {
           detail: { security: [{ bearer: [] }, { cookie: [] }] },
           // In `transform`, which runs before validation: a caller without valid credentials gets
@@ -94,6 +113,7 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
               limitIp(request, server, set.headers as Headers)
               throw error
             }
+            checkCredential(level, principal)
             if (level === 'admin' && principal.role !== 'admin') throw forbidden('This needs an admin')
             const r = limiter.check(`u:${principal.userId}`, config.rateLimit)
             applyLimitHeaders(set.headers as Headers, r)

@@ -47,10 +47,10 @@ export async function setupCallers(t: TestApp): Promise<CallersContext> {
  * A test app with the three caller accounts for the enclosing describe block, closed after it:
  * `useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))`.
  */
-export function useCallers(dialect: Dialect, set: (t: TestApp, ctx: CallersContext) => void, env: Record<string, string> = {}) {
+export function useCallers(dialect: Dialect, set: (t: TestApp, ctx: CallersContext) => void, env: Record<string, string> = {}, overrides: Parameters<typeof createTestApp>[2] = {}) {
   let app: TestApp | undefined
   beforeAll(async () => {
-    app = await createTestApp(dialect, env)
+    app = await createTestApp(dialect, env, overrides)
     set(app, await setupCallers(app))
   })
   afterAll(() => app?.close())

@@ -50,10 +50,10 @@ export async function createTestApp(dialect: Dialect, env: Record<string, string
  * Another instance of the server on the same (Postgres) database, with its own connection pool
  * and in-memory state — what a second process behind a load balancer would be.
  */
-export async function createSecondInstance(first: TestApp, env: Record<string, string> = {}): Promise<TestApp> {
+export async function createSecondInstance(first: TestApp, env: Record<string, string> = {}, overrides: Partial<BaseDeps> = {}): Promise<TestApp> {
   if (!first.db.url) throw new Error('a second instance needs Postgres')
   const database = createDb({ url: first.db.url, dataDir: first.db.dataDir })
-  return buildTestApp({ ...first.db, database, drop: () => database.close() }, env, {}, false)
+  return buildTestApp({ ...first.db, database, drop: () => database.close() }, env, overrides, false)
 }
 
 async function buildTestApp(db: TestDatabase, env: Record<string, string>, overrides: Partial<BaseDeps>, owner: boolean): Promise<TestApp> {

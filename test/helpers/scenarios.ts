@@ -9,9 +9,10 @@ import { expectOpenAIError, expectProblem } from './problems.ts'
 
 export type Caller = 'guest' | 'user' | 'other' | 'admin'
 
-export interface Scenario<C> {
+/** `K`: the caller kinds of a table (by default guest, user, other user, admin; a table may name its own, e.g. kinds of credential). */
+export interface Scenario<C, K extends string = Caller> {
   name: string
-  as: Caller
+  as: K
   method: string
   path: string | ((ctx: C) => string)
   body?: unknown | ((ctx: C) => unknown)
@@ -27,13 +28,13 @@ export interface Scenario<C> {
   check?: (res: TestResponse, ctx: C) => void | Promise<void>
 }
 
-export interface ScenarioContext {
+export interface ScenarioContext<K extends string = Caller> {
   t: TestApp
   /** the bearer token each caller kind uses; guest has none */
-  tokens: Partial<Record<Caller, string>>
+  tokens: Partial<Record<K, string>>
 }
 
-export function scenarios<C extends ScenarioContext>(getCtx: () => C, rows: Scenario<C>[]) {
+export function scenarios<C extends ScenarioContext<K>, K extends string = Caller>(getCtx: () => C, rows: Scenario<C, K>[]) {
   for (const row of rows) {
     test(`${row.as}: ${row.method} ${typeof row.path === 'string' ? row.path : '…'} — ${row.name}`, async () => {
       const ctx = getCtx()

@@ -101,5 +101,12 @@ export default [
       "CREATE TABLE \"bus_payloads\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"channel\" text NOT NULL,\n\t\"payload\" text NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
       "CREATE INDEX \"bus_payloads_created_at_idx\" ON \"bus_payloads\" USING btree (\"created_at\");"
     ]
+  },
+  {
+    "tag": "0006_api_key_scopes",
+    "hash": "c45b12c2d066876b67e99de1d12970255d45230146b014ebd6b08928f177b6a7",
+    "statements": [
+      "ALTER TABLE \"api_keys\" ADD COLUMN \"scopes\" jsonb DEFAULT '[\"gateway\",\"api\"]'::jsonb NOT NULL;"
+    ]
   }
 ] satisfies EmbeddedMigration[]

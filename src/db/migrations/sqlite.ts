@@ -89,5 +89,12 @@ export default [
       "CREATE TABLE `bus_payloads` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`channel` text NOT NULL,\n\t`payload` text NOT NULL,\n\t`created_at` integer NOT NULL\n);",
       "CREATE INDEX `bus_payloads_created_at_idx` ON `bus_payloads` (`created_at`);"
     ]
+  },
+  {
+    "tag": "0006_api_key_scopes",
+    "hash": "eee58f9fbc26d099a967e5b0d952d4cb1560b9f52e65cb50335c918110fa7512",
+    "statements": [
+      "ALTER TABLE `api_keys` ADD `scopes` text DEFAULT '[\"gateway\",\"api\"]' NOT NULL;"
+    ]
   }
 ] satisfies EmbeddedMigration[]

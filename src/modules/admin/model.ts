@@ -1,6 +1,6 @@
 /** @module The admin routes' wire schemas (docs/api.md §4 invites, §5 users and status, §9 usage) and the mapping to them. */
 import { z } from 'zod'
-import { isoDate, listQuery } from '../../lib/schemas.ts'
+import { expiryTime, isoDate, listQuery } from '../../lib/schemas.ts'
 import type { UsageGroup } from '../usage/service.ts'
 import { userSchema, toUserDto } from '../users/model.ts'
 import type { UserRow } from '../users/service.ts'
@@ -17,7 +17,7 @@ export const inviteSchema = z
   .object({ id: z.string(), prefix: z.string(), note: z.string().nullable(), created_at: isoDate, expires_at: isoDate.nullable(), used_at: isoDate.nullable(), used_by: z.string().nullable() })
   .meta({ id: 'Invite' })
 export const inviteCreated = inviteSchema.extend({ code: z.string() })
-export const inviteCreateBody = z.object({ note: z.string().max(200).nullable().optional(), expires_at: z.iso.datetime({ offset: true }).nullable().optional() })
+export const inviteCreateBody = z.object({ note: z.string().max(200).nullable().optional(), expires_at: expiryTime.nullable().optional() })
 
 export const usageQuery = listQuery.extend({ from: dateOrDateTime.optional(), to: dateOrDateTime.optional(), user_id: z.string().max(64).optional(), model: z.string().max(200).optional() })
 export const usageGroupSchema = z.object({

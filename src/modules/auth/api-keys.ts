@@ -1,6 +1,6 @@
 /**
- * @module API keys (`hk_…`): shown once, stored as SHA-256, usable wherever an access token is.
- * Lookups are cached for a minute; deleting a key, or disabling or re-roling its owner, drops the
+ * @module API keys (`hk_…`): shown once, stored as SHA-256, accepted where their scopes say —
+ * `gateway` (/v1), `api` (the native API) — and never for managing credentials. Lookups are cached for a minute; deleting a key, or disabling or re-roling its owner, drops the
  * cache entry at once on every instance (the revocations service). `last_used_at` is written in a batch a minute.
  */
 import { and, desc, eq, sql } from 'drizzle-orm'
@@ -15,6 +15,12 @@ import type { RevocationsService } from './revocations.ts'
 
 const CACHE_TTL_MS = 60_000
 
+/** Where a key is accepted: `gateway` — the OpenAI-compatible /v1; `api` — the native /api/v1, except credential management. */
+export const API_KEY_SCOPES = ['gateway', 'api'] as const
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number]
+/** the scopes of a key created without any (and of every key made before scopes existed) */
+export const DEFAULT_API_KEY_SCOPES: readonly ApiKeyScope[] = ['gateway', 'api']
+
 /** An API key as its owner sees it (never the key itself, nor its hash). */
 export type ApiKey = Omit<Database['t']['apiKeys']['$inferSelect'], 'keyHash'>
 
@@ -22,6 +28,7 @@ interface CachedKey {
   id: string
   userId: string
   role: Role
+  scopes: readonly ApiKeyScope[]
   expiresAt: number | null
   cachedAt: number
 }
@@ -33,7 +40,7 @@ export function createApiKeysService(deps: { database: Database; revocations: Re
   const lastUsed = createLastUsed('api key', (id, at) => db.update(t.apiKeys).set({ lastUsedAt: at }).where(eq(t.apiKeys.id, id)), logger)
 
   const byHash = db
-    .select({ id: t.apiKeys.id, userId: t.apiKeys.userId, expiresAt: t.apiKeys.expiresAt, role: t.users.role, isActive: t.users.isActive })
+    .select({ id: t.apiKeys.id, userId: t.apiKeys.userId, scopes: t.apiKeys.scopes, expiresAt: t.apiKeys.expiresAt, role: t.users.role, isActive: t.users.isActive })
     .from(t.apiKeys)
     .innerJoin(t.users, eq(t.users.id, t.apiKeys.userId))
     .where(eq(t.apiKeys.keyHash, sql.placeholder('hash')))
@@ -49,11 +56,13 @@ export function createApiKeysService(deps: { database: Database; revocations: Re
 
   return {
     /** A new key, with the key itself: the only time it is known. */
-    async create(userId: string, input: { name: string; expiresAt?: Date | null }): Promise<ApiKey & { key: string }> {
+    async create(userId: string, input: { name: string; scopes?: readonly ApiKeyScope[]; expiresAt?: Date | null }): Promise<ApiKey & { key: string }> {
       const key = `hk_${randomToken(32)}`
+      // stored in a fixed order, once each
+      const scopes = API_KEY_SCOPES.filter((s) => (input.scopes ?? DEFAULT_API_KEY_SCOPES).includes(s))
       const [row] = await db
         .insert(t.apiKeys)
-        .values({ userId, name: input.name, prefix: key.slice(0, 11), keyHash: sha256(key), expiresAt: input.expiresAt ?? null })
+        .values({ userId, name: input.name, prefix: key.slice(0, 11), keyHash: sha256(key), scopes, expiresAt: input.expiresAt ?? null })
         .returning()
       return { ...visible(row!), key }
     },
@@ -85,13 +94,13 @@ export function createApiKeysService(deps: { database: Database; revocations: Re
           cache.delete(hash)
           throw apiKeyInvalid()
         }
-        entry = { id: row.id, userId: row.userId, role: row.role, expiresAt: row.expiresAt?.getTime() ?? null, cachedAt: now }
+        entry = { id: row.id, userId: row.userId, role: row.role, scopes: row.scopes, expiresAt: row.expiresAt?.getTime() ?? null, cachedAt: now }
         if (cache.size > 10_000) cache.clear()
         cache.set(hash, entry)
       }
       if (entry.expiresAt !== null && entry.expiresAt <= now) throw apiKeyExpired()
       lastUsed.mark(entry.id, now)
-      return { userId: entry.userId, role: entry.role, sessionId: null, apiKeyId: entry.id }
+      return { userId: entry.userId, role: entry.role, via: 'api_key', sessionId: null, apiKeyId: entry.id, scopes: entry.scopes }
     },
 
     close: () => lastUsed.close(),

@@ -28,3 +28,7 @@ export const codeDailyCapReached = (seconds: number) => new AppError(429, 'RATE_
 export const apiKeyInvalid = () => unauthorized('The API key is not valid')
 export const apiKeyExpired = () => unauthorized('The API key has expired')
 export const apiKeyNotFound = () => notFound('API key')
+export const apiKeyScopeMissing = (scope: 'gateway' | 'api') =>
+  forbidden(scope === 'gateway' ? 'This API key does not have the `gateway` scope, which the /v1 gateway needs' : 'This API key does not have the `api` scope, which the native API (/api/v1) needs')
+export const sessionRequired = () =>
+  forbidden('Managing credentials (API keys, password, sessions) needs a signed-in session: use an access token or the session cookie, not an API key')

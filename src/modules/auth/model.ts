@@ -1,9 +1,9 @@
 /** @module Request and response schemas of accounts, sessions, codes and API keys (docs/api.md §4), and the mapping to and from them. */
 import { z } from 'zod'
-import { isoDate } from '../../lib/schemas.ts'
+import { expiryTime, isoDate } from '../../lib/schemas.ts'
 import { toUserDto, userSchema } from '../users/model.ts'
 import type { UserRow } from '../users/service.ts'
-import type { ApiKey } from './api-keys.ts'
+import { API_KEY_SCOPES, type ApiKey } from './api-keys.ts'
 import type { CodeSent, IssuedTokens, Session } from './service.ts'
 
 const username = z.string().min(3).max(50).regex(/^[A-Za-z0-9_-]+$/, 'only letters, digits, _ and -')
@@ -38,8 +38,19 @@ export const verifyRegisterBody = z.object({ username, email, password, code, di
 export const passwordSendCodeBody = z.object({ email })
 export const passwordResetBody = z.object({ email, code, new_password: password })
 
-export const apiKeySchema = z.object({ id: z.string(), name: z.string(), prefix: z.string(), created_at: isoDate, last_used_at: isoDate.nullable(), expires_at: isoDate.nullable() }).meta({ id: 'ApiKey' })
-export const apiKeyCreateBody = z.object({ name: z.string().trim().min(1).max(100), expires_at: z.iso.datetime({ offset: true }).nullable().optional() })
+const apiKeyScopes = z.array(z.enum(API_KEY_SCOPES))
+export const apiKeySchema = z
+  .object({ id: z.string(), name: z.string(), prefix: z.string(), scopes: apiKeyScopes, created_at: isoDate, last_used_at: isoDate.nullable(), expires_at: isoDate.nullable() })
+  .meta({ id: 'ApiKey' })
+export const apiKeyCreateBody = z.object({
+  name: z.string().trim().min(1).max(100),
+  scopes: apiKeyScopes
+    .min(1)
+    .max(10)
+    .meta({ description: '`gateway`: the OpenAI-compatible /v1; `api`: the native /api/v1, without credential management. Default: both' })
+    .optional(),
+  expires_at: expiryTime.nullable().optional(),
+})
 export const apiKeyCreated = apiKeySchema.extend({ key: z.string() })
 
 /** register and verify-register bodies → the service's new account */
@@ -64,9 +75,10 @@ export const toApiKeyDto = (k: ApiKey) => ({
   id: k.id,
   name: k.name,
   prefix: k.prefix,
+  scopes: [...k.scopes],
   created_at: k.createdAt.toISOString(),
   last_used_at: k.lastUsedAt?.toISOString() ?? null,
   expires_at: k.expiresAt?.toISOString() ?? null,
 })
 export const toApiKeyCreatedDto = (k: ApiKey & { key: string }) => ({ ...toApiKeyDto(k), key: k.key })
-export const fromApiKeyCreateBody = (b: z.infer<typeof apiKeyCreateBody>) => ({ name: b.name, expiresAt: b.expires_at ? new Date(b.expires_at) : null })
+export const fromApiKeyCreateBody = (b: z.infer<typeof apiKeyCreateBody>) => ({ name: b.name, scopes: b.scopes, expiresAt: b.expires_at ? new Date(b.expires_at) : null })

@@ -98,11 +98,11 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         clearCookies(cookie)
         set.status = 204
       },
-      { auth: true, response: { 204: z.void(), ...problems(401, 429) }, detail: { summary: "Revoke the current session's tokens" } },
+      { auth: 'session', response: { 204: z.void(), ...problems(401, 403, 429) }, detail: { summary: "Revoke the current session's tokens (not with an API key)" } },
     )
     .get('/me', async ({ principal }) => new Response(jsonOf(await users.profile(principal.userId)), { headers: { 'content-type': 'application/json' } }), {
       auth: true,
-      response: { 200: userSchema, ...problems(401, 404, 429) },
+      response: { 200: userSchema, ...problems(401, 403, 404, 429) },
       detail: { summary: 'The current user' },
     })
     .put(
@@ -111,12 +111,12 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.changePassword(principal, body.old_password, body.new_password)
         set.status = 204
       },
-      { auth: true, body: m.passwordBody, response: { 204: z.void(), ...problems(401, 404, 422, 429) }, detail: { summary: 'Change the password; other sessions are revoked' } },
+      { auth: 'session', body: m.passwordBody, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change the password; other sessions are revoked (not with an API key)' } },
     )
     .get(
       '/sessions',
       async ({ principal }) => wholePage((await auth.listSessions(principal)).map(m.toSessionDto)),
-      { auth: true, response: { 200: page(m.sessionSchema), ...problems(401, 429) }, detail: { summary: 'Active sessions' } },
+      { auth: 'session', response: { 200: page(m.sessionSchema), ...problems(401, 403, 429) }, detail: { summary: 'Active sessions (not with an API key)' } },
     )
     .delete(
       '/sessions/:id',
@@ -124,7 +124,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.revokeSession(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 404, 422, 429) }, detail: { summary: 'Revoke a session' } },
+      { auth: 'session', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Revoke a session (not with an API key)' } },
     )
     .post(
       '/send-code',
@@ -177,7 +177,7 @@ export function apiKeyRoutes(deps: { apiKeys: ApiKeysService; authPlugin: Return
     .get(
       '/',
       async ({ principal }) => wholePage((await apiKeys.list(principal.userId)).map(m.toApiKeyDto)),
-      { auth: true, response: { 200: page(m.apiKeySchema), ...problems(401, 429) }, detail: { summary: 'Your API keys (never the key itself)' } },
+      { auth: 'session', response: { 200: page(m.apiKeySchema), ...problems(401, 403, 429) }, detail: { summary: 'Your API keys (never the key itself; not with an API key)' } },
     )
     .post(
       '/',
@@ -187,7 +187,7 @@ export function apiKeyRoutes(deps: { apiKeys: ApiKeysService; authPlugin: Return
         set.headers.location = `/api/v1/api-keys/${created.id}`
         return m.toApiKeyCreatedDto(created)
       },
-      { auth: true, body: m.apiKeyCreateBody, response: { 201: m.apiKeyCreated, ...problems(401, 422, 429) }, detail: { summary: 'Create an API key: the only time `key` is shown' } },
+      { auth: 'session', body: m.apiKeyCreateBody, response: { 201: m.apiKeyCreated, ...problems(401, 403, 422, 429) }, detail: { summary: 'Create an API key: the only time `key` is shown (not with an API key)' } },
     )
     .delete(
       '/:id',
@@ -195,7 +195,7 @@ export function apiKeyRoutes(deps: { apiKeys: ApiKeysService; authPlugin: Return
         await apiKeys.remove(principal.userId, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 404, 422, 429) }, detail: { summary: 'Revoke an API key' } },
+      { auth: 'session', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Revoke an API key (not with an API key)' } },
     )
 }
 

@@ -13,7 +13,7 @@ import type { Mailer } from '../../lib/mailer.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
 import { withLock } from '../../db/lock.ts'
 import { createUser, hashPassword, preferencesOf, type Role, type UserRow, type UsersService } from '../users/service.ts'
-import type { ApiKeysService } from './api-keys.ts'
+import { API_KEY_SCOPES, type ApiKeyScope, type ApiKeysService } from './api-keys.ts'
 import {
   accountDisabled,
   badCode,
@@ -37,21 +37,27 @@ import type { RevocationsService } from './revocations.ts'
 import type { AccessTokens } from './tokens.ts'
 
 export const REFRESH_TTL_MS = 30 * 24 * 3600_000
+/** how long after its rotation a refresh token still gives the same successor (parallel refreshes: two tabs); after that, presenting it is reuse */
+export const REFRESH_GRACE_MS = 10_000
 const CODE_TTL_MS = 10 * 60_000
 const CODE_COOLDOWN_MS = 60_000
 const CODE_DAILY_CAP = 10
 const CODE_MAX_ATTEMPTS = 5
-/** failed logins for one account before it is locked for the rest of the window */
+/** failed logins before a lock for the rest of the window: per (account, client), and per account for the clients that failed too (docs/api.md §4) */
 const LOGIN_FAILURE_LIMIT = { limit: 5, windowMs: 15 * 60_000 }
 
 export type CodeType = 'register' | 'password_reset'
 
-/** Who is calling: from an access token (with its session) or an API key. */
+/** Who is calling, and how: an access token (of a session) or an API key (with its scopes). */
 export interface Principal {
   userId: string
   role: Role
+  /** `session`: an access token, which may do all its role may; `api_key`: only what the key's scopes allow, never credential management */
+  via: 'session' | 'api_key'
   sessionId: string | null
   apiKeyId: string | null
+  /** where the credential is accepted; a session has every scope */
+  scopes: readonly ApiKeyScope[]
 }
 
 export interface ClientInfo {
@@ -113,6 +119,10 @@ export function createAuthService(deps: {
   users: UsersService
   /** HMAC key for email codes (codes have only 10^6 values, so a plain hash would be reversible) */
   codeKey: Uint8Array
+  /** HMAC key deriving a refresh token's successor from it */
+  successorKey: Uint8Array
+  /** default {@link REFRESH_GRACE_MS}; tests shorten it */
+  refreshGraceMs?: number
 }) {
   const { database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users } = deps
   const { db, t } = database
@@ -133,6 +143,14 @@ export function createAuthService(deps: {
     return false
   }
 
+  const refreshGraceMs = deps.refreshGraceMs ?? REFRESH_GRACE_MS
+  /**
+   * The refresh token that replaces `token`: derived, not random, so that a second presentation
+   * within the grace window — on any instance — gets the same one without the database keeping a
+   * copy of it. Only the server knows the key, so knowing a token does not tell its successor.
+   */
+  const successorOf = (token: string) => `hrt_${new Bun.CryptoHasher('sha256', deps.successorKey).update(`refresh-successor\n${token}`).digest('base64url')}`
+
   const codeHash = (email: string, type: CodeType, code: string) => new Bun.CryptoHasher('sha256', deps.codeKey).update(`${email}\n${type}\n${code}`).digest('hex')
 
   const sessionLastUsed = createLastUsed('session', (id, at) => db.update(t.sessions).set({ lastUsedAt: at }).where(eq(t.sessions.id, id)), logger)
@@ -146,9 +164,12 @@ export function createAuthService(deps: {
     return { sessionId: session!.id, tokens: await issue(user, session!.id) }
   }
 
-  async function issue(user: Pick<UserRow, 'id' | 'role'>, sessionId: string): Promise<IssuedTokens> {
-    const refresh = `hrt_${randomToken(32)}`
-    await db.insert(t.refreshTokens).values({ sessionId, tokenHash: sha256(refresh), expiresAt: new Date(Date.now() + REFRESH_TTL_MS) })
+  /** A new access token, and `refresh` (a new random one by default) stored unless it is already. */
+  async function issue(user: Pick<UserRow, 'id' | 'role'>, sessionId: string, refresh = `hrt_${randomToken(32)}`): Promise<IssuedTokens> {
+    await db
+      .insert(t.refreshTokens)
+      .values({ sessionId, tokenHash: sha256(refresh), expiresAt: new Date(Date.now() + REFRESH_TTL_MS) })
+      .onConflictDoNothing({ target: t.refreshTokens.tokenHash })
     return { accessToken: await tokens.sign({ sub: user.id, sid: sessionId, role: user.role }), refreshToken: refresh, expiresIn: tokens.ttlSeconds }
   }
 
@@ -242,23 +263,42 @@ export function createAuthService(deps: {
       return { user, tokens: issued }
     },
 
-    /** Login by username or email. Locked for a while after repeated failures on one account. */
+    /**
+     * Login by username or email. Failures are counted per account — its username and its email are
+     * one account; a name that matches no account is counted on its own, so both answer alike — and
+     * per (account, client IP). A client is locked out of an account after 5 failures of its own, or
+     * after 1 while the account as a whole has had 5: so guessing is bounded, while a client that has
+     * not failed (the owner, elsewhere) still gets in with the right password.
+     */
     async login(input: { login: string; password: string }, client: ClientInfo): Promise<SignedIn> {
-      const accountKey = `login-fail:${input.login.toLowerCase()}`
-      const lock = await limiter.peek(accountKey, LOGIN_FAILURE_LIMIT)
-      if (!lock.allowed) throw loginLocked(lock.resetSeconds)
       const [user] = await byLogin.execute({ login: input.login })
+      const accountKey = user ? `login-fail:user:${user.id}` : `login-fail:name:${input.login.toLowerCase()}`
+      const clientKey = `${accountKey}|ip:${client.ip}`
+      // This attempt is counted before the password is checked (and given back if it is right), so
+      // parallel guesses cannot all slip under the limit.
+      const byClient = await limiter.consume(clientKey, LOGIN_FAILURE_LIMIT)
+      const failedBefore = LOGIN_FAILURE_LIMIT.limit - byClient.remaining - 1
+      if (!byClient.allowed) throw loginLocked(byClient.resetSeconds)
+      if (failedBefore > 0) {
+        const byAccount = await limiter.peek(accountKey, LOGIN_FAILURE_LIMIT)
+        if (!byAccount.allowed) throw loginLocked(byAccount.resetSeconds)
+      }
       const ok = await verifyPassword(input.password, user?.passwordHash)
       if (!ok || !user) {
         await limiter.consume(accountKey, LOGIN_FAILURE_LIMIT)
         throw invalidCredentials()
       }
+      await limiter.consume(clientKey, LOGIN_FAILURE_LIMIT, -1)
       if (!user.isActive) throw accountDisabled()
       const { tokens: issued } = await startSession(user, client)
       return { user, tokens: issued }
     },
 
-    /** Rotate a refresh token. A token presented twice is reuse: the whole session dies. */
+    /**
+     * Rotate a refresh token. Presented again within the grace window of its rotation (a parallel
+     * refresh: another tab), it gives the same successor, with a new access token; after the window
+     * it is reuse, and the whole session dies.
+     */
     async refresh(refreshToken: string, client: ClientInfo): Promise<IssuedTokens> {
       const [row] = await db
         .select({ token: t.refreshTokens, session: t.sessions, user: { id: t.users.id, role: t.users.role, isActive: t.users.isActive } })
@@ -270,16 +310,22 @@ export function createAuthService(deps: {
       const { token, session, user } = row
       const now = new Date()
       if (session.revokedAt || session.expiresAt <= now || token.expiresAt <= now || !user.isActive) throw sessionEnded()
-      const rotated = token.usedAt
-        ? []
-        : await db.update(t.refreshTokens).set({ usedAt: now }).where(and(eq(t.refreshTokens.id, token.id), isNull(t.refreshTokens.usedAt))).returning({ id: t.refreshTokens.id })
-      if (!rotated.length) {
-        await revokeSessions(eq(t.sessions.id, session.id))
-        logger.warn('refresh token reuse: session revoked', { user_id: user.id, session_id: session.id, ip: client.ip })
-        throw refreshTokenReused()
+      let usedAt = token.usedAt
+      if (!usedAt) {
+        const rotated = await db.update(t.refreshTokens).set({ usedAt: now }).where(and(eq(t.refreshTokens.id, token.id), isNull(t.refreshTokens.usedAt))).returning({ id: t.refreshTokens.id })
+        if (rotated.length) {
+          await db.update(t.sessions).set({ lastUsedAt: now, expiresAt: new Date(now.getTime() + REFRESH_TTL_MS), ip: client.ip }).where(eq(t.sessions.id, session.id))
+          return issue(user, session.id, successorOf(refreshToken))
+        }
+        // a parallel refresh rotated it between our read and our update
+        const [again] = await db.select({ usedAt: t.refreshTokens.usedAt }).from(t.refreshTokens).where(eq(t.refreshTokens.id, token.id))
+        usedAt = again?.usedAt ?? null
       }
-      await db.update(t.sessions).set({ lastUsedAt: now, expiresAt: new Date(now.getTime() + REFRESH_TTL_MS), ip: client.ip }).where(eq(t.sessions.id, session.id))
-      return issue(user, session.id)
+      // within the grace window: the same successor (stored by whichever request gets there first)
+      if (usedAt && now.getTime() - usedAt.getTime() <= refreshGraceMs) return issue(user, session.id, successorOf(refreshToken))
+      await revokeSessions(eq(t.sessions.id, session.id))
+      logger.warn('refresh token reuse: session revoked', { user_id: user.id, session_id: session.id, ip: client.ip })
+      throw refreshTokenReused()
     },
 
     async logout(principal: Principal) {
@@ -380,7 +426,7 @@ export function createAuthService(deps: {
       if (state === 'session_revoked') throw sessionRevoked()
       if (state === 'cut_off') throw tokenExpired()
       sessionLastUsed.mark(claims.sid)
-      return { userId: claims.sub, role: claims.role, sessionId: claims.sid, apiKeyId: null }
+      return { userId: claims.sub, role: claims.role, via: 'session', sessionId: claims.sid, apiKeyId: null, scopes: API_KEY_SCOPES }
     },
 
     close: () => sessionLastUsed.close(),

@@ -14,7 +14,7 @@ const chatEventStream = {
   responses: { 200: { description: `text/event-stream of chat events (docs/api.md §11): ${m.CHAT_EVENTS}`, content: { 'text/event-stream': { schema: { type: 'string' as const } } } } },
 }
 /** Sending: SSE with `Accept: text/event-stream`, else JSON once the answer is complete. */
-const turnResponses = { 201: m.turnSchema, ...problems(401, 402, 404, 409, 422, 429, 502) }
+const turnResponses = { 201: m.turnSchema, ...problems(401, 402, 403, 404, 409, 422, 429, 502) }
 
 /** The event id a reconnecting client saw last (0: none). */
 function lastEventId(request: Request) {
@@ -53,7 +53,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
       {
         auth: true,
         query: listQuery.extend(m.listConversationsQuery),
-        response: { 200: page(m.conversationSchema), ...problems(401, 422, 429) },
+        response: { 200: page(m.conversationSchema), ...problems(401, 403, 422, 429) },
         detail: { summary: 'Your conversations, most recently updated first; `q` searches titles and message text' },
       },
     )
@@ -65,7 +65,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         set.headers.location = `/api/v1/conversations/${row.id}`
         return m.toConversationDto(row)
       },
-      { auth: true, body: m.conversationBody, response: { 201: m.conversationSchema, ...problems(401, 422, 429) } },
+      { auth: true, body: m.conversationBody, response: { 201: m.conversationSchema, ...problems(401, 403, 422, 429) } },
     )
     .get(
       '/conversations/:id',
@@ -73,13 +73,13 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         const { conversation, messages } = await chat.get(principal, params.id)
         return { ...m.toConversationDto(conversation), messages: messages.map(m.toMessageDto) }
       },
-      { auth: true, params: idParams, response: { 200: m.conversationWithMessages, ...problems(401, 404, 422, 429) }, detail: { summary: 'A conversation with its active branch, oldest first' } },
+      { auth: true, params: idParams, response: { 200: m.conversationWithMessages, ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'A conversation with its active branch, oldest first' } },
     )
     .patch('/conversations/:id', async ({ principal, params, body }) => m.toConversationDto(await chat.update(principal, params.id, m.fromConversationBody(body))), {
       auth: true,
       params: idParams,
       body: m.conversationPatch,
-      response: { 200: m.conversationSchema, ...problems(401, 404, 422, 429) },
+      response: { 200: m.conversationSchema, ...problems(401, 403, 404, 422, 429) },
     })
     .delete(
       '/conversations/:id',
@@ -87,12 +87,12 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         await chat.remove(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 404, 422, 429) }, detail: { summary: 'Delete a conversation and its messages' } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a conversation and its messages' } },
     )
     .post('/conversations/:id/favorite', async ({ principal, params }) => ({ is_favorite: await chat.toggleFavorite(principal, params.id) }), {
       auth: true,
       params: idParams,
-      response: { 200: z.object({ is_favorite: z.boolean() }), ...problems(401, 404, 422, 429) },
+      response: { 200: z.object({ is_favorite: z.boolean() }), ...problems(401, 403, 404, 422, 429) },
     })
     .post(
       '/conversations/:id/messages',
@@ -135,14 +135,14 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
       {
         auth: true,
         params: idParams,
-        response: { 204: z.void(), ...problems(401, 404, 422, 429) },
+        response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) },
         detail: { summary: 'Re-attach to the generation in progress (honours Last-Event-ID); 204 when nothing runs', ...chatEventStream },
       },
     )
     .post('/conversations/:id/stop', async ({ principal, params }) => ({ stopped: await chat.stop(principal, params.id) }), {
       auth: true,
       params: idParams,
-      response: { 200: z.object({ stopped: z.boolean() }), ...problems(401, 404, 422, 429) },
+      response: { 200: z.object({ stopped: z.boolean() }), ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'Stop the generation; the partial answer is kept with status stopped' },
     })
     .post(
@@ -155,7 +155,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
       {
         auth: true,
         params: idParams,
-        response: { 201: z.object({ share_token: z.string(), url: z.string() }), ...problems(401, 404, 422, 429) },
+        response: { 201: z.object({ share_token: z.string(), url: z.string() }), ...problems(401, 403, 404, 422, 429) },
         detail: { summary: 'A frozen public snapshot of the conversation as it is now (replaces an earlier one)' },
       },
     )
@@ -165,7 +165,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         await chat.unshare(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 404, 422, 429) } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) } },
     )
     .get(
       '/conversations/:id/export',
@@ -184,7 +184,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         auth: true,
         params: idParams,
         query: z.object({ format: z.enum(['json', 'markdown']).default('json') }),
-        response: problems(401, 404, 422, 429),
+        response: problems(401, 403, 404, 422, 429),
         detail: {
           summary: 'Export the active branch as JSON or Markdown (a download)',
           responses: {
@@ -218,7 +218,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
       {
         auth: true,
         query: m.chatStreamQuery,
-        response: { 204: z.void(), ...problems(401, 402, 404, 409, 422, 429) },
+        response: { 204: z.void(), ...problems(401, 402, 403, 404, 409, 422, 429) },
         detail: {
           summary: 'Chat SSE for EventSource clients (GET, cookie auth); creates a conversation when none is given',
           description: 'A request with `Last-Event-ID` (an EventSource reconnecting) never starts a run: it re-attaches to the run of the same question asked in the last 15 minutes, or answers 204 once that run is over (which makes EventSource stop).',
@@ -229,7 +229,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
     .post('/chat/stop', async ({ principal, body }) => ({ stopped: await chat.stop(principal, body.conversation_id) }), {
       auth: true,
       body: z.object({ conversation_id: z.string().min(1).max(64) }),
-      response: { 200: z.object({ stopped: z.boolean() }), ...problems(401, 404, 422, 429) },
+      response: { 200: z.object({ stopped: z.boolean() }), ...problems(401, 403, 404, 422, 429) },
     })
     .get(
       '/share/:token',

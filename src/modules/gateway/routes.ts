@@ -12,6 +12,7 @@ const completionResponses = {
   },
   400: { description: '`validation_error`: the body is not valid; or `upstream_rejected`' },
   401: { description: '`unauthorized`: no or bad key' },
+  403: { description: '`forbidden`: an API key without the `gateway` scope' },
   402: { description: '`insufficient_quota`: credits used up' },
   404: { description: '`model_not_found`: unknown model, or one the caller may not use; or `upstream_rejected`' },
   413: { description: '`payload_too_large`: the body is over 1 MiB; or `upstream_rejected`' },
@@ -27,15 +28,15 @@ export function gatewayRoutes(deps: { gateway: GatewayService; authPlugin: Retur
   return new Elysia({ name: 'hearth.routes.gateway', prefix: '/v1', detail: { tags: ['OpenAI-compatible gateway'] } })
     .use(deps.authPlugin)
     .get('/models', async ({ principal }) => toModelListDto(await gateway.models(principal)), {
-      auth: true,
-      response: { 200: modelListSchema, ...openaiErrors(401, 429) },
+      auth: 'gateway',
+      response: { 200: modelListSchema, ...openaiErrors(401, 403, 429) },
       detail: { summary: 'Models you can use, by name' },
     })
     // The service answers with a Response of its own (relayed bytes, or a stream): the schemas document it and type it for Eden.
     .post('/chat/completions', ({ principal, body, request }) => gateway.complete(principal, body, request.signal), {
-      auth: true,
+      auth: 'gateway',
       body: chatCompletionRequest,
-      response: { 200: chatCompletionSchema, ...openaiErrors(400, 401, 402, 404, 413, 422, 429, 500, 502, 504) },
+      response: { 200: chatCompletionSchema, ...openaiErrors(400, 401, 402, 403, 404, 413, 422, 429, 500, 502, 504) },
       detail: { summary: 'OpenAI chat completions: JSON, or `chat.completion.chunk` SSE ending in `data: [DONE]` with `stream: true`', responses: completionResponses },
     })
 }

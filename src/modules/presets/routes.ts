@@ -19,7 +19,7 @@ export function presetRoutes(deps: { presets: PresetsService; authPlugin: Return
       {
         auth: true,
         query: listQuery.extend({ q: z.string().max(100).optional() }),
-        response: { 200: page(presetSchema), ...problems(401, 422, 429) },
+        response: { 200: page(presetSchema), ...problems(401, 403, 422, 429) },
         detail: { summary: 'Presets you can use: the built-ins first, then your own; `q` searches names' },
       },
     )
@@ -31,12 +31,12 @@ export function presetRoutes(deps: { presets: PresetsService; authPlugin: Return
         set.headers.location = `/api/v1/presets/${row.id}`
         return toPresetDto(row)
       },
-      { auth: true, body: presetBody, response: { 201: presetSchema, ...problems(401, 422, 429) }, detail: { summary: 'Save a preset of your own' } },
+      { auth: true, body: presetBody, response: { 201: presetSchema, ...problems(401, 403, 422, 429) }, detail: { summary: 'Save a preset of your own' } },
     )
     .get('/presets/:id', async ({ principal, params }) => toPresetDto(await presets.get(principal, params.id)), {
       auth: true,
       params: idParams,
-      response: { 200: presetSchema, ...problems(401, 404, 422, 429) },
+      response: { 200: presetSchema, ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'A built-in preset or one of yours' },
     })
     .patch('/presets/:id', async ({ principal, params, body }) => toPresetDto(await presets.update(principal, params.id, fromPresetBody(body))), {

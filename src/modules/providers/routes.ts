@@ -39,7 +39,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
       {
         auth: true,
         query: providerListQuery,
-        response: { 200: page(providerSchema), ...problems(401, 422, 429) },
+        response: { 200: page(providerSchema), ...problems(401, 403, 422, 429) },
         detail: { summary: 'Providers you can use: global ones and your own' },
       },
     )
@@ -61,7 +61,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
     .get('/providers/:id', async ({ principal, params }) => toProviderDto(await providers.get(principal, params.id)), {
       auth: true,
       params: idParams,
-      response: { 200: providerSchema, ...problems(401, 404, 422, 429) },
+      response: { 200: providerSchema, ...problems(401, 403, 404, 422, 429) },
     })
     .patch('/providers/:id', async ({ principal, params, body }) => toProviderDto(await providers.update(principal, params.id, fromProviderPatch(body))), {
       auth: true,
@@ -81,7 +81,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
     .post('/providers/:id/test', async ({ principal, params }) => toProviderTestDto(await providers.test(principal, params.id)), {
       auth: true,
       params: idParams,
-      response: { 200: providerTestSchema, ...problems(401, 404, 422, 429) },
+      response: { 200: providerTestSchema, ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'Test the connection: a failing upstream is ok: false, not an error' },
     })
     .post('/providers/:id/sync-models', ({ principal, params }) => providers.syncModels(principal, params.id), {
@@ -99,7 +99,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
       {
         auth: true,
         query: modelListQuery,
-        response: { 200: page(modelSchema), ...problems(401, 422, 429) },
+        response: { 200: page(modelSchema), ...problems(401, 403, 422, 429) },
         detail: { summary: 'The model catalogue you can use' },
       },
     )
@@ -119,7 +119,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         const { model, provider } = await providers.modelOf(principal, params.id)
         return toModelDto(model, provider.name)
       },
-      { auth: true, params: idParams, response: { 200: modelSchema, ...problems(401, 404, 422, 429) } },
+      { auth: true, params: idParams, response: { 200: modelSchema, ...problems(401, 403, 404, 422, 429) } },
     )
     .patch(
       '/models/:id',
@@ -140,7 +140,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
     .post('/models/:id/test', async ({ principal, params }) => toModelTestDto(await providers.testModel(principal, params.id)), {
       auth: true,
       params: idParams,
-      response: { 200: modelTestSchema, ...problems(401, 404, 422, 429) },
+      response: { 200: modelTestSchema, ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'A one-token call through the real streaming path' },
     })
 }

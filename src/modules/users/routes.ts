@@ -23,7 +23,7 @@ export function userRoutes(deps: {
         const { user, preferences } = await users.profile(principal.userId)
         return { ...m.toUserDto(user), preferences }
       },
-      { auth: true, response: { 200: m.profileSchema, ...problems(401, 404, 429) }, detail: { summary: 'Your profile and preferences' } },
+      { auth: true, response: { 200: m.profileSchema, ...problems(401, 403, 404, 429) }, detail: { summary: 'Your profile and preferences' } },
     )
     .patch(
       '/',
@@ -31,17 +31,17 @@ export function userRoutes(deps: {
         const u = await users.updateProfile(principal.userId, m.fromProfilePatchBody(body))
         return { ...m.toUserDto(u), preferences: preferencesOf(u) }
       },
-      { auth: true, body: m.profilePatchBody, response: { 200: m.profileSchema, ...problems(401, 404, 422, 429) }, detail: { summary: 'Change display name or avatar' } },
+      { auth: true, body: m.profilePatchBody, response: { 200: m.profileSchema, ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change display name or avatar' } },
     )
     .get('/preferences', async ({ principal }) => (await users.profile(principal.userId)).preferences, {
       auth: true,
-      response: { 200: m.preferencesSchema, ...problems(401, 404, 429) },
+      response: { 200: m.preferencesSchema, ...problems(401, 403, 404, 429) },
       detail: { summary: 'Your preferences, defaults filled in' },
     })
     .put('/preferences', ({ principal, body }) => users.setPreferences(principal.userId, body), {
       auth: true,
       body: m.preferencesSchema.partial(),
-      response: { 200: m.preferencesSchema, ...problems(401, 404, 422, 429) },
+      response: { 200: m.preferencesSchema, ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'Change preferences: fields sent are set, fields left out keep their value' },
     })
     .get(
@@ -50,7 +50,7 @@ export function userRoutes(deps: {
         const [counts, stats] = await Promise.all([sumCounts(counters.map((c) => c.countsOf(principal.userId))), usage.statsOf(principal.userId)])
         return m.toStatsDto(counts, stats)
       },
-      { auth: true, response: { 200: m.statsSchema, ...problems(401, 429) }, detail: { summary: 'Your usage counts' } },
+      { auth: true, response: { 200: m.statsSchema, ...problems(401, 403, 429) }, detail: { summary: 'Your usage counts' } },
     )
     .get(
       '/credits',
@@ -58,6 +58,6 @@ export function userRoutes(deps: {
         const u = await users.get(principal.userId)
         return { balance: u.creditBalance, used: u.creditUsed, enforced: usage.enforced }
       },
-      { auth: true, response: { 200: m.creditsSchema, ...problems(401, 404, 429) }, detail: { summary: 'Your credit balance' } },
+      { auth: true, response: { 200: m.creditsSchema, ...problems(401, 403, 404, 429) }, detail: { summary: 'Your credit balance' } },
     )
 }

@@ -1,0 +1,1 @@
+ALTER TABLE "api_keys" ADD COLUMN "scopes" jsonb DEFAULT '["gateway","api"]'::jsonb NOT NULL;
