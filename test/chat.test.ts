@@ -190,7 +190,9 @@ eachDialect('streaming chat', (dialect) => {
   })
 
   test('EventSource-style GET with the cookie creates a conversation and streams', async () => {
-    const res = await fetch(`${base}/chat/stream?query=${encodeURIComponent('Hi from a browser')}&model=quick&language=en`, { headers: { cookie: `hearth_access=${a.access}`, accept: 'text/event-stream' } })
+    // what a browser's same-origin EventSource sends (a cookie without it is refused: cross-site.test.ts)
+    const headers = { cookie: `hearth_access=${a.access}`, accept: 'text/event-stream', 'sec-fetch-site': 'same-origin' }
+    const res = await fetch(`${base}/chat/stream?query=${encodeURIComponent('Hi from a browser')}&model=quick&language=en`, { headers })
     expect(res.status).toBe(200)
     const events = await readEvents(res)
     const conversationId = events[0]!.data.conversation_id

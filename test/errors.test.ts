@@ -18,7 +18,7 @@ const logged = () => (logger.flush(), lines.join(''))
 function build(db: TestDatabase) {
   const routes = createRouteIndex()
   const a = new Elysia()
-    .use(requestContextPlugin({ logger }))
+    .use(requestContextPlugin({ logger, routes }))
     .use(errorsPlugin({ logger, routes }))
     .post('/things', ({ body }) => ({ name: body.name }), {
       body: z.object({ name: z.string().min(3).max(10), password: z.string().min(8), count: z.number().int().optional() }),
@@ -30,6 +30,8 @@ function build(db: TestDatabase) {
     .get('/forbidden', () => {
       throw forbidden('Admins only')
     })
+    // a route that declares a multipart body: the one kind of route a form may post to
+    .post('/upload', ({ body }) => ({ name: body.file.name, note: body.note }), { parse: 'formdata', body: z.object({ file: z.instanceof(File), note: z.string() }) })
     .post('/users', async ({ body }) => {
       const u = await createUser(db.database, body)
       return { id: u.id }
@@ -138,6 +140,28 @@ describe('problem+json for every failure', () => {
     const res = await req('POST', '/things', { raw: stream, headers: { 'content-type': 'application/json' } })
     expect(res.status).toBe(413)
     expect(res.body.code).toBe('PAYLOAD_TOO_LARGE')
+  })
+
+  test('a body that is not JSON: 415, except multipart to a route that declares it', async () => {
+    const upload = () => {
+      const form = new FormData()
+      form.set('file', new File(['hello'], 'a.txt', { type: 'text/plain' }))
+      form.set('note', 'n')
+      return form
+    }
+    const send = (path: string, body: BodyInit, headers: Record<string, string> = {}) => app.handle(new Request(`http://localhost${path}`, { method: 'POST', body, headers }))
+    const ok = await send('/upload', upload())
+    expect({ status: ok.status, body: await ok.json() }).toEqual({ status: 200, body: { name: 'a.txt', note: 'n' } })
+    for (const [path, body, headers] of [
+      ['/things', upload(), {}],
+      ['/things', 'name=abc&password=longenough', { 'content-type': 'application/x-www-form-urlencoded' }],
+      ['/upload', 'file=x&note=n', { 'content-type': 'application/x-www-form-urlencoded' }],
+      ['/upload', '{"note":"n"}', { 'content-type': 'application/json' }],
+    ] as const) {
+      const res = await send(path, body, headers)
+      const problem = (await res.json()) as { code: string }
+      expect({ path, status: res.status, code: problem.code }).toEqual({ path, status: path === '/upload' && headers['content-type'] === 'application/json' ? 422 : 415, code: path === '/upload' && headers['content-type'] === 'application/json' ? 'VALIDATION_ERROR' : 'UNSUPPORTED_MEDIA_TYPE' })
+    }
   })
 
   test('an AppError keeps its status and code', async () => {

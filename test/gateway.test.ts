@@ -131,6 +131,7 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
     { name: 'a body without messages', as: 'user', method: 'POST', path: completions, body: { model: 'gpt-fake' }, status: 400, code: 'validation_error', contains: ['messages'] },
     { name: 'a body that is not JSON', as: 'user', method: 'POST', path: completions, raw: '{"model":', headers: { 'content-type': 'application/json' }, status: 400, code: 'validation_error' },
     { name: 'a body over 1 MiB', as: 'user', method: 'POST', path: completions, raw: JSON.stringify(ask('gpt-fake', 'x'.repeat(1_100_000))), headers: { 'content-type': 'application/json' }, status: 413, code: 'payload_too_large' },
+    { name: 'a body that is not JSON', as: 'user', method: 'POST', path: completions, raw: 'model=gpt-fake', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, code: 'unsupported_media_type' },
     { name: 'a method the path does not take', as: 'user', method: 'PUT', path: '/v1/models', status: 405, code: 'method_not_allowed' },
     { name: 'an unknown path', as: 'user', method: 'GET', path: '/v1/nothing-here', status: 404, code: 'not_found' },
   ])
@@ -138,7 +139,7 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
   test('/openapi.json: a completion answers JSON or an event stream, and each error in OpenAI’s shape', async () => {
     const { body } = await s.t.request('GET', '/openapi.json')
     const op = body.paths['/v1/chat/completions'].post
-    expect(Object.keys(op.responses)).toEqual(['200', '400', '401', '402', '404', '413', '422', '429', '500', '502', '504'])
+    expect(Object.keys(op.responses)).toEqual(['200', '400', '401', '402', '403', '404', '413', '415', '422', '429', '500', '502', '504'])
     const ok = op.responses['200']
     expect(Object.keys(ok.content).sort()).toEqual(['application/json', 'text/event-stream'])
     expect(ok.description).toContain('chat.completion.chunk')
@@ -150,7 +151,7 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
     expect(Object.keys(choice.properties)).toEqual(['index', 'message', 'logprobs', 'finish_reason'])
     expect(Object.keys(choice.properties.message.properties)).toEqual(['role', 'content', 'tool_calls', 'reasoning_content', 'refusal'])
     expect(Object.keys(completion.properties.usage.properties)).toEqual(['prompt_tokens', 'completion_tokens', 'total_tokens'])
-    for (const status of ['400', '401', '402', '404', '413', '422', '429', '500', '502', '504']) {
+    for (const status of ['400', '401', '402', '403', '404', '413', '415', '422', '429', '500', '502', '504']) {
       const schema = op.responses[status].content['application/json'].schema
       expect({ status, error: Object.keys(schema.$defs.OpenAIError.properties.error.properties) }).toEqual({ status, error: ['message', 'type', 'param', 'code'] })
     }

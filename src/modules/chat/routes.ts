@@ -199,7 +199,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         return stream(started.run, request)
       },
       {
-        auth: true,
+        auth: 'same-site', // a GET that starts an answer: a link on another site must not (docs/api.md §1)
         query: m.chatStreamQuery,
         response: problems(401, 402, 404, 409, 422, 429),
         detail: { summary: 'Chat SSE for EventSource clients (GET, cookie auth); creates a conversation when none is given', ...chatEventStream },
