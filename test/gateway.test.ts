@@ -483,10 +483,12 @@ eachDialect('gateway credits', (dialect) => {
       const refused = await poor.chat.completions.create({ model: 'gpt-fake', messages }).catch((e) => e)
       expect({ status: refused.status, code: refused.code, type: refused.error?.type }).toEqual({ status: 402, code: 'insufficient_quota', type: 'insufficient_quota' })
     })
-    // logged with the request id (Drizzle on Postgres names the failed query, not the database's message)
+    // logged with the request id (Drizzle on Postgres names the failed query, and the database's message is its cause)
     const logged = s.t.logs.filter((l) => l.level === 'error' && l.path === '/v1/chat/completions')
     expect(logged).toEqual([expect.objectContaining({ msg: 'unhandled error', request_id: expect.any(String) })])
-    expect((logged[0]!.error as { message: string }).message).toMatch(dialect === 'sqlite' ? /simulated database failure/ : /update "users" set "credit_balance"/)
+    const error = logged[0]!.error as { message: string; cause?: { message: string } }
+    expect(error.message).toMatch(dialect === 'sqlite' ? /simulated database failure/ : /update "users" set "credit_balance"/)
+    if (dialect === 'postgres') expect(error.cause?.message).toMatch(/simulated database failure/)
     // and once the database is well again, the same call goes through
     expect((await s.client.chat.completions.create({ model: 'gpt-fake', messages, max_tokens: 5 })).object).toBe('chat.completion')
   })
