@@ -1,11 +1,12 @@
 /**
- * What any request may carry, whatever the route (docs/api.md §1): no NUL character in a string of
- * the body, in the path or in the query string (422 — Postgres cannot store one, SQLite would, and
- * `q=%00` would match everything there).
+ * What any request may carry, and what every answer carries, whatever the route (docs/api.md §1): no
+ * NUL character in a string of the body, in the path or in the query string (422 — Postgres cannot
+ * store one, SQLite would, and `q=%00` would match everything there); numbers in the query string in
+ * decimal digits only; `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on answers.
  */
 import { afterAll, beforeAll, describe, expect } from 'bun:test'
 import { setupCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp } from './helpers/app.ts'
+import { createTestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
 
@@ -58,6 +59,61 @@ eachDialect('the request boundary', (dialect) => {
       // not NUL characters
       { name: 'an escaped backslash before u0000 is text', as: 'user', method: 'POST', path: '/api/v1/memories', raw: '{"content":"C:\\\\u0000"}', headers: { 'content-type': 'application/json' }, status: 201, check: (res) => expect(res.body.content).toBe('C:\\u0000') },
       { name: '%2500 is the text %00', as: 'user', method: 'GET', path: '/api/v1/conversations?q=%2500', status: 200, check: (res) => expect(res.body.items).toEqual([]) },
+    ])
+  })
+
+  describe('numbers in the query string: decimal digits only', () => {
+    const lists: [Exclude<Scenario<Ctx>['as'], 'guest'>, string][] = [
+      ['user', '/api/v1/memories'],
+      ['user', '/api/v1/conversations'],
+      ['user', '/api/v1/providers'],
+      ['user', '/api/v1/models'],
+      ['user', '/api/v1/presets'],
+      ['admin', '/api/v1/admin/users'],
+      ['admin', '/api/v1/admin/invites'],
+      ['admin', '/api/v1/admin/usage'],
+      ['admin', '/api/v1/configs'],
+    ]
+    const refused: [string, string, string][] = [
+      ['hexadecimal', 'offset=0x10', 'offset'],
+      ['an exponent', 'limit=1e1', 'limit'],
+      ['a leading space', 'limit=%205', 'limit'],
+      ['a plus sign', 'limit=%2B5', 'limit'],
+      ["a '+' (a space once decoded)", 'limit=+5', 'limit'],
+      ['a decimal point', 'limit=5.0', 'limit'],
+      ['a minus sign', 'offset=-1', 'offset'],
+      ['empty', 'offset=', 'offset'],
+      ['a trailing letter', 'limit=5a', 'limit'],
+      ['over the maximum', 'limit=101', 'limit'],
+      ['under the minimum', 'limit=0', 'limit'],
+      ['too many digits', `offset=${'9'.repeat(16)}`, 'offset'],
+    ]
+    scenarios<Ctx>(() => ctx, [
+      ...lists.flatMap(([as, path]) =>
+        refused.map(([name, query, field]): Scenario<Ctx> => ({
+          name: `${name} is refused`, as, method: 'GET', path: `${path}?${query}`, status: 422, code: 'VALIDATION_ERROR',
+          check: (res) => expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual([field]),
+        })),
+      ),
+      ...lists.map(([as, path]): Scenario<Ctx> => ({ name: 'decimal digits are taken', as, method: 'GET', path: `${path}?limit=07&offset=1`, status: 200, check: (res) => expect(res.body).toMatchObject({ limit: 7, offset: 1 }) })),
+      ...lists.map(([as, path]): Scenario<Ctx> => ({ name: 'left out: the defaults', as, method: 'GET', path, status: 200, check: (res) => expect(res.body).toMatchObject({ limit: 50, offset: 0 }) })),
+    ])
+  })
+
+  describe('every answer: Cache-Control: no-store and X-Content-Type-Options: nosniff', () => {
+    const headers = (res: TestResponse) => expect({ cache: res.headers.get('cache-control'), sniff: res.headers.get('x-content-type-options') }).toEqual({ cache: 'no-store', sniff: 'nosniff' })
+    scenarios<Ctx>(() => ctx, [
+      { name: 'an authenticated read (a Response of its own)', as: 'user', method: 'GET', path: '/api/v1/auth/me', status: 200, check: headers },
+      { name: 'an authenticated list, with the cookie', as: 'user', via: 'cookie', method: 'GET', path: '/api/v1/memories', status: 200, check: headers },
+      { name: 'an authenticated write', as: 'user', method: 'POST', path: '/api/v1/memories', body: { content: 'headers' }, status: 201, check: headers },
+      { name: 'a delete without a body', as: 'user', method: 'DELETE', path: '/api/v1/api-keys/none', status: 404, check: headers },
+      { name: 'the gateway', as: 'user', method: 'GET', path: '/v1/models', status: 200, check: headers },
+      { name: 'a login, which carries tokens', as: 'guest', method: 'POST', path: '/api/v1/auth/login', body: (c: Ctx) => ({ username: c.accounts.other.username, password: c.accounts.other.password }), status: 200, check: headers },
+      { name: 'a refusal', as: 'guest', method: 'GET', path: '/api/v1/memories', status: 401, check: headers },
+      { name: 'an unknown route', as: 'user', method: 'GET', path: '/api/v1/nothing', status: 404, check: headers },
+      { name: 'the health probe', as: 'guest', method: 'GET', path: '/health', status: 200, check: headers },
+      { name: 'the docs script keeps its own caching', as: 'guest', method: 'GET', path: '/docs/assets/scalar.js', status: 200,
+        check: (res) => expect({ cache: res.headers.get('cache-control'), sniff: res.headers.get('x-content-type-options') }).toEqual({ cache: 'public, max-age=86400', sniff: 'nosniff' }) },
     ])
   })
 })

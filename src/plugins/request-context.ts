@@ -29,6 +29,11 @@ export function requestContextPlugin(deps: { logger: Logger; routes: RouteIndex 
       const incoming = request.headers.get('x-request-id')
       const id = incoming && REQUEST_ID.test(incoming) ? incoming : nextId()
       set.headers['x-request-id'] = id
+      // Every answer: not kept by caches (answers are per user, and login and refresh carry tokens;
+      // a Response that sets its own Cache-Control, such as the docs script, keeps it), and never
+      // sniffed into another type than the one it declares.
+      set.headers['cache-control'] = 'no-store'
+      set.headers['x-content-type-options'] = 'nosniff'
       if (accessLog) started.set(request, { at: performance.now(), id })
       if (request.url.includes('%00')) throw nulInUrl(request.url)
       const length = request.headers.get('content-length')
