@@ -19,8 +19,9 @@ export const idParams = z.object({ id: z.string().min(1).max(64) })
 /**
  * The problem answers a route can give, by status — `problems(401, 404, 429)` — so that each route
  * lists the statuses it can really answer with, in its OpenAPI document and its Eden type.
- * (Any route with a JSON body can also answer 400 for unparseable JSON and 413 for a body over
- * 1 MiB; docs/api.md §1 says so once instead of every route.)
+ * (Any route with a body can also answer 400 for unparseable JSON, 413 for a body over 1 MiB and
+ * 415 for one that is not JSON, and any route behind the auth macro 403 to a cookie sent from
+ * another site; docs/api.md §1 says so once instead of every route.)
  */
 export const problems = <S extends number>(...statuses: S[]) => responsesOf(problemSchema, statuses)
 
