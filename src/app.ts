@@ -25,7 +25,7 @@ export function createApp(deps: AppDeps) {
   const auth = authPlugin({ auth: services.auth, limiter: services.limiter, config })
   const counters = [{ countsOf: services.chat.countsOf, totals: services.chat.totals }]
   const app = new Elysia({ name: 'hearth' })
-    .use(requestContextPlugin(deps))
+    .use(requestContextPlugin({ logger: deps.logger, routes }))
     .use(errorsPlugin({ logger: deps.logger, routes }))
     .use(corsPlugin(config.corsOrigins))
     .use(auth)

@@ -190,7 +190,9 @@ eachDialect('streaming chat', (dialect) => {
   })
 
   test('EventSource-style GET with the cookie creates a conversation and streams', async () => {
-    const res = await fetch(`${base}/chat/stream?query=${encodeURIComponent('Hi from a browser')}&model=quick&language=en`, { headers: { cookie: `hearth_access=${a.access}`, accept: 'text/event-stream' } })
+    // what a browser's same-origin EventSource sends (a cookie without it is refused: cross-site.test.ts)
+    const headers = { cookie: `hearth_access=${a.access}`, accept: 'text/event-stream', 'sec-fetch-site': 'same-origin' }
+    const res = await fetch(`${base}/chat/stream?query=${encodeURIComponent('Hi from a browser')}&model=quick&language=en`, { headers })
     expect(res.status).toBe(200)
     const events = await readEvents(res)
     const conversationId = events[0]!.data.conversation_id
@@ -204,7 +206,7 @@ eachDialect('streaming chat', (dialect) => {
   test('GET /chat/stream with Last-Event-ID (an EventSource reconnecting) re-attaches or is 204, never a new run', async () => {
     const total = async (token = a.access) => (await t.request('GET', '/api/v1/conversations', { token })).body.total as number
     const open = (query: string, lastId?: string, token = a.access) =>
-      fetch(`${base}/chat/stream?query=${encodeURIComponent(query)}&model=paced`, { headers: { cookie: `hearth_access=${token}`, accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) } })
+      fetch(`${base}/chat/stream?query=${encodeURIComponent(query)}&model=paced`, { headers: { cookie: `hearth_access=${token}`, 'sec-fetch-site': 'same-origin', accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) } })
     const before = await total()
     const calls = fake.requests.length
     // nothing was asked with this text: three reconnects are three 204s and no conversation
@@ -212,14 +214,14 @@ eachDialect('streaming chat', (dialect) => {
     expect(await total()).toBe(before)
     // a drop mid-stream: the reconnect gets the rest of the same run
     const controller = new AbortController()
-    const first = await readEvents(await fetch(`${base}/chat/stream?query=${encodeURIComponent('reconnect me')}&model=paced`, { headers: { cookie: `hearth_access=${a.access}` }, signal: controller.signal }), (e) => e.id === 3)
+    const first = await readEvents(await fetch(`${base}/chat/stream?query=${encodeURIComponent('reconnect me')}&model=paced`, { headers: { cookie: `hearth_access=${a.access}`, 'sec-fetch-site': 'same-origin' }, signal: controller.signal }), (e) => e.id === 3)
     controller.abort()
     const rest = await readEvents(await open('reconnect me', '3'))
     expect(rest.map((e) => e.id)).toEqual(rest.map((_, i) => i + 4))
     expect(rest.at(-1)).toMatchObject({ event: 'done', data: { conversation_id: first[0]!.data.conversation_id } })
     // after done: 204, also with the conversation named; another user asking the same never finds it
     expect((await open('reconnect me', String(rest.at(-1)!.id))).status).toBe(204)
-    const named = await fetch(`${base}/chat/stream?query=${encodeURIComponent('reconnect me')}&conversation_id=${first[0]!.data.conversation_id}`, { headers: { cookie: `hearth_access=${a.access}`, 'last-event-id': '2' } })
+    const named = await fetch(`${base}/chat/stream?query=${encodeURIComponent('reconnect me')}&conversation_id=${first[0]!.data.conversation_id}`, { headers: { cookie: `hearth_access=${a.access}`, 'sec-fetch-site': 'same-origin', 'last-event-id': '2' } })
     expect(named.status).toBe(200) // the finished run is still replayable: from event 3 on
     expect((await readEvents(named))[0]!.id).toBe(3)
     const other = await register(t, 'reconnector')

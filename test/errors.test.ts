@@ -15,10 +15,12 @@ const lines: string[] = []
 const logger = createLogger('debug', (c) => void lines.push(c))
 const logged = () => (logger.flush(), lines.join(''))
 
+const SECRET_PARAM = `hk_secret_param_${Date.now().toString(36)}`
+
 function build(db: TestDatabase) {
   const routes = createRouteIndex()
   const a = new Elysia()
-    .use(requestContextPlugin({ logger }))
+    .use(requestContextPlugin({ logger, routes }))
     .use(errorsPlugin({ logger, routes }))
     .post('/things', ({ body }) => ({ name: body.name }), {
       body: z.object({ name: z.string().min(3).max(10), password: z.string().min(8), count: z.number().int().optional() }),
@@ -29,6 +31,12 @@ function build(db: TestDatabase) {
     })
     .get('/forbidden', () => {
       throw forbidden('Admins only')
+    })
+    // a route that declares a multipart body: the one kind of route a form may post to
+    .post('/upload', ({ body }) => ({ name: body.file.name, note: body.note }), { parse: 'formdata', body: z.object({ file: z.instanceof(File), note: z.string() }) })
+    // a query that fails in the database, with a secret among its parameters
+    .post('/failing-query', async () => {
+      await db.database.db.insert(db.database.t.memories).values({ userId: SECRET_PARAM, content: null as never })
     })
     .post('/users', async ({ body }) => {
       const u = await createUser(db.database, body)
@@ -140,6 +148,28 @@ describe('problem+json for every failure', () => {
     expect(res.body.code).toBe('PAYLOAD_TOO_LARGE')
   })
 
+  test('a body that is not JSON: 415, except multipart to a route that declares it', async () => {
+    const upload = () => {
+      const form = new FormData()
+      form.set('file', new File(['hello'], 'a.txt', { type: 'text/plain' }))
+      form.set('note', 'n')
+      return form
+    }
+    const send = (path: string, body: BodyInit, headers: Record<string, string> = {}) => app.handle(new Request(`http://localhost${path}`, { method: 'POST', body, headers }))
+    const ok = await send('/upload', upload())
+    expect({ status: ok.status, body: await ok.json() }).toEqual({ status: 200, body: { name: 'a.txt', note: 'n' } })
+    for (const [path, body, headers] of [
+      ['/things', upload(), {}],
+      ['/things', 'name=abc&password=longenough', { 'content-type': 'application/x-www-form-urlencoded' }],
+      ['/upload', 'file=x&note=n', { 'content-type': 'application/x-www-form-urlencoded' }],
+      ['/upload', '{"note":"n"}', { 'content-type': 'application/json' }],
+    ] as const) {
+      const res = await send(path, body, headers)
+      const problem = (await res.json()) as { code: string }
+      expect({ path, status: res.status, code: problem.code }).toEqual({ path, status: path === '/upload' && headers['content-type'] === 'application/json' ? 422 : 415, code: path === '/upload' && headers['content-type'] === 'application/json' ? 'VALIDATION_ERROR' : 'UNSUPPORTED_MEDIA_TYPE' })
+    }
+  })
+
   test('an AppError keeps its status and code', async () => {
     const res = await req('GET', '/forbidden')
     expect(res.status).toBe(403)
@@ -165,6 +195,22 @@ describe('problem+json for every failure', () => {
     expect(res.text).not.toContain('secret internals')
     const line = logged().split('\n').find((l) => l.includes('unhandled error'))!
     expect(JSON.parse(line)).toMatchObject({ level: 'error', request_id: 'trace-123', path: '/boom', error: { message: 'secret internals: SELECT * FROM users' } })
+  })
+})
+
+describe('error logs', () => {
+  test("a failed query is logged with its statement and the driver's error (the cause), never its parameters", async () => {
+    const res = await req('POST', '/failing-query', { headers: { 'x-request-id': 'failed-query-1' } })
+    expect(res.status).toBe(500)
+    expect(res.text).not.toContain(SECRET_PARAM)
+    const line = JSON.parse(logged().split('\n').find((l) => l.includes('unhandled error') && l.includes('failed-query-1'))!)
+    // Postgres: Drizzle's DrizzleQueryError (statement and parameters) with the driver's error as its cause,
+    // 23502 "null value in column "content" …". SQLite: the driver's error itself (Drizzle does not wrap it).
+    if (dialect === 'postgres') expect(line.error.message).toStartWith('Failed query: insert into "memories"')
+    const driverError = dialect === 'postgres' ? line.error.cause : line.error
+    expect(driverError).toMatchObject(dialect === 'postgres' ? { message: expect.stringContaining('"content"'), code: '23502', column_name: 'content' } : { message: 'NOT NULL constraint failed: memories.content', code: 'SQLITE_CONSTRAINT_NOTNULL' })
+    // not in the message, the stack, the cause, nor Postgres's detail ("Failing row contains (…)")
+    expect(logged()).not.toContain(SECRET_PARAM)
   })
 })
 

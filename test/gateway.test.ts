@@ -132,6 +132,7 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
     { name: 'a body without messages', as: 'user', method: 'POST', path: completions, body: { model: 'gpt-fake' }, status: 400, code: 'validation_error', contains: ['messages'] },
     { name: 'a body that is not JSON', as: 'user', method: 'POST', path: completions, raw: '{"model":', headers: { 'content-type': 'application/json' }, status: 400, code: 'validation_error' },
     { name: 'a body over 1 MiB', as: 'user', method: 'POST', path: completions, raw: JSON.stringify(ask('gpt-fake', 'x'.repeat(1_100_000))), headers: { 'content-type': 'application/json' }, status: 413, code: 'payload_too_large' },
+    { name: 'a body that is not JSON', as: 'user', method: 'POST', path: completions, raw: 'model=gpt-fake', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, code: 'unsupported_media_type' },
     { name: 'a method the path does not take', as: 'user', method: 'PUT', path: '/v1/models', status: 405, code: 'method_not_allowed' },
     { name: 'an unknown path', as: 'user', method: 'GET', path: '/v1/nothing-here', status: 404, code: 'not_found' },
   ])
@@ -139,7 +140,7 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
   test('/openapi.json: a completion answers JSON or an event stream, and each error in OpenAI’s shape', async () => {
     const { body } = await s.t.request('GET', '/openapi.json')
     const op = body.paths['/v1/chat/completions'].post
-    expect(Object.keys(op.responses)).toEqual(['200', '400', '401', '402', '403', '404', '413', '422', '429', '500', '502', '504'])
+    expect(Object.keys(op.responses)).toEqual(['200', '400', '401', '402', '403', '404', '413', '415', '422', '429', '500', '502', '504'])
     const ok = op.responses['200']
     expect(Object.keys(ok.content).sort()).toEqual(['application/json', 'text/event-stream'])
     expect(ok.description).toContain('chat.completion.chunk')
@@ -151,7 +152,7 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
     expect(Object.keys(choice.properties)).toEqual(['index', 'message', 'logprobs', 'finish_reason'])
     expect(Object.keys(choice.properties.message.properties)).toEqual(['role', 'content', 'tool_calls', 'reasoning_content', 'refusal'])
     expect(Object.keys(completion.properties.usage.properties)).toEqual(['prompt_tokens', 'completion_tokens', 'total_tokens'])
-    for (const status of ['400', '401', '402', '403', '404', '413', '422', '429', '500', '502', '504']) {
+    for (const status of ['400', '401', '402', '403', '404', '413', '415', '422', '429', '500', '502', '504']) {
       const schema = op.responses[status].content['application/json'].schema
       expect({ status, error: Object.keys(schema.$defs.OpenAIError.properties.error.properties) }).toEqual({ status, error: ['message', 'type', 'param', 'code'] })
     }
@@ -484,10 +485,12 @@ eachDialect('gateway credits', (dialect) => {
       const refused = await poor.chat.completions.create({ model: 'gpt-fake', messages }).catch((e) => e)
       expect({ status: refused.status, code: refused.code, type: refused.error?.type }).toEqual({ status: 402, code: 'insufficient_quota', type: 'insufficient_quota' })
     })
-    // logged with the request id (Drizzle on Postgres names the failed query, not the database's message)
+    // logged with the request id (Drizzle on Postgres names the failed query, and the database's message is its cause)
     const logged = s.t.logs.filter((l) => l.level === 'error' && l.path === '/v1/chat/completions')
     expect(logged).toEqual([expect.objectContaining({ msg: 'unhandled error', request_id: expect.any(String) })])
-    expect((logged[0]!.error as { message: string }).message).toMatch(dialect === 'sqlite' ? /simulated database failure/ : /update "users" set "credit_balance"/)
+    const error = logged[0]!.error as { message: string; cause?: { message: string } }
+    expect(error.message).toMatch(dialect === 'sqlite' ? /simulated database failure/ : /update "users" set "credit_balance"/)
+    if (dialect === 'postgres') expect(error.cause?.message).toMatch(/simulated database failure/)
     // and once the database is well again, the same call goes through
     expect((await s.client.chat.completions.create({ model: 'gpt-fake', messages, max_tokens: 5 })).object).toBe('chat.completion')
   })

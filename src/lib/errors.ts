@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'QUOTA_EXCEEDED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'UPSTREAM_ERROR'
   | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_ERROR'
@@ -28,6 +29,7 @@ export const TITLES: Record<ErrorCode, string> = {
   RATE_LIMITED: 'Too many requests',
   QUOTA_EXCEEDED: 'Quota exceeded',
   PAYLOAD_TOO_LARGE: 'Payload too large',
+  UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
   UPSTREAM_ERROR: 'Upstream error',
   SERVICE_UNAVAILABLE: 'Service unavailable',
   INTERNAL_ERROR: 'Internal error',
@@ -68,6 +70,10 @@ export const forbidden = (detail = 'You are not allowed to do this') => new AppE
 export const unauthorized = (detail = 'Authentication required') => new AppError(401, 'UNAUTHORIZED', detail)
 export const validationError = (detail: string, errors?: FieldProblem[]) => new AppError(422, 'VALIDATION_ERROR', detail, errors)
 export const payloadTooLarge = (limit: number) => new AppError(413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes`)
+const MEDIA_TYPE = /^[\w.+-]{1,60}\/[\w.+-]{1,60}$/
+/** A body in another format than JSON; the type is named only when it looks like one (a header is not echoed blindly). */
+export const unsupportedMediaType = (type: string) =>
+  new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', `The request body must be application/json${!type ? ' (no Content-Type was sent)' : MEDIA_TYPE.test(type) ? `, not ${type}` : ''}`)
 
 /** For `.catch(unlessNotFound)`: a 404 becomes `undefined`; any other failure (a database outage) stays a failure. */
 export function unlessNotFound(error: unknown): undefined {

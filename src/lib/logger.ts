@@ -50,6 +50,38 @@ export function createLogger(level: LogLevel, sink?: LogSink): Logger {
 }
 
 function errorReplacer(_key: string, value: unknown) {
-  if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack }
-  return value
+  return value instanceof Error ? describeError(value, 0) : value
+}
+
+/** Fields of a database driver's error that name things (never values), kept beside its message and code. */
+const DRIVER_FIELDS = ['table_name', 'column_name', 'constraint_name'] as const
+
+/**
+ * An error as a log field — name, message, code, stack and its cause — built from those fields only,
+ * so what an error carries besides (a failed query's parameters: message text, search terms, login
+ * names, key hashes, encrypted keys; a Postgres error's `detail`, "Failing row contains (…)") is never
+ * written. Drizzle's DrizzleQueryError lists the parameters in its message, so for a failed query the
+ * message is only the statement, and the driver's own error follows as its cause.
+ */
+function describeError(error: Error, depth: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: error.name, message: error.message }
+  let stack = error.stack
+  const failedQuery = error as Error & { query?: unknown; params?: unknown }
+  if (typeof failedQuery.query === 'string' && 'params' in failedQuery) {
+    out.message = `Failed query: ${failedQuery.query}`
+    // the stack starts with the message: keep only the frames
+    const frames = stack?.indexOf('\n    at ') ?? -1
+    stack = frames === -1 ? undefined : stack!.slice(frames + 1)
+  }
+  const { code } = error as { code?: unknown }
+  if (typeof code === 'string' || typeof code === 'number') out.code = code
+  for (const field of DRIVER_FIELDS) {
+    const v = (error as unknown as Record<string, unknown>)[field]
+    if (typeof v === 'string') out[field] = v
+  }
+  out.stack = stack
+  const { cause } = error
+  if (cause instanceof Error && depth < 3) out.cause = describeError(cause, depth + 1)
+  else if (typeof cause === 'string') out.cause = cause
+  return out
 }

@@ -19,17 +19,29 @@ export const idParams = z.object({ id: z.string().min(1).max(64) })
 /**
  * The problem answers a route can give, by status — `problems(401, 404, 429)` — so that each route
  * lists the statuses it can really answer with, in its OpenAPI document and its Eden type.
- * (Any route with a JSON body can also answer 400 for unparseable JSON and 413 for a body over
- * 1 MiB; docs/api.md §1 says so once instead of every route.)
+ * (Any route with a body can also answer 400 for unparseable JSON, 413 for a body over 1 MiB and
+ * 415 for one that is not JSON, and any route behind the auth macro 403 to a cookie sent from
+ * another site; docs/api.md §1 says so once instead of every route.)
  */
 export const problems = <S extends number>(...statuses: S[]) => responsesOf(problemSchema, statuses)
 
 /** One error schema for each of these statuses (the /v1 gateway's answers use OpenAI's shape instead of problems). */
 export const responsesOf = <T extends z.ZodType, S extends number>(schema: T, statuses: S[]) => Object.fromEntries(statuses.map((s) => [s, schema])) as { [K in S]: T }
 
+/**
+ * A whole number in a query string, in decimal digits only: `10` — never `0x10`, `1e1`, ` 5`, `+5`,
+ * `5.0` or `` (all of which `z.coerce.number()` took). Every numeric query parameter uses it.
+ */
+export const queryInteger = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,15}$/, 'Expected a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+
 export const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  offset: z.coerce.number().int().min(0).default(0),
+  limit: queryInteger(1, 100).default(50),
+  offset: queryInteger(0, Number.MAX_SAFE_INTEGER).default(0),
 })
 
 /** The list envelope (docs/api.md §1) for one page of `items` out of `total`. */

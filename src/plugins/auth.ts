@@ -36,16 +36,67 @@ export function rateLimited(r: LimitResult, detail = 'Too many requests; slow do
 
 /** The bearer token of a request: `Authorization: Bearer …`, else the `hearth_access` cookie. */
 export function credentialOf(request: Request): string | undefined {
+  return presentedCredential(request)?.token
+}
+
+/** The credential a request presents, and whether it came as the cookie (which a browser adds by itself, so another site can make it travel). */
+function presentedCredential(request: Request): { token: string; fromCookie: boolean } | undefined {
   const header = request.headers.get('authorization')
   if (header) {
     if (header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') return undefined
-    return header.slice(7).trim() || undefined
+    const token = header.slice(7).trim()
+    return token ? { token, fromCookie: false } : undefined
   }
   const cookie = request.headers.get('cookie')
   if (!cookie) return undefined
   const m = /(?:^|;\s*)hearth_access=([^;]+)/.exec(cookie)
-  return m ? decodeURIComponent(m[1]!) : undefined
+  return m ? { token: decodeURIComponent(m[1]!), fromCookie: true } : undefined
 }
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * Cross-site request forgery: what a request that a browser sent with our cookies must show, after
+ * Go's `http.CrossOriginProtection` (net/http, Go 1.25). A state-changing request (POST, PUT, PATCH,
+ * DELETE) is accepted when `Sec-Fetch-Site` is `same-origin` or `none` (the user's own navigation),
+ * or its `Origin` is this server's own (its host — and, behind a trusted proxy, the forwarded host
+ * and scheme) or one of HEARTH_CORS_ORIGINS; one with neither header is not from a browser (every
+ * browser sends `Origin` on a cross-origin POST) and is accepted. `stateChangingGet` is for a GET
+ * that changes state (the EventSource chat stream): a link from another site reaches it with the
+ * Lax cookie, and an old browser sends neither header on a link, so it must show one of the above.
+ * Throws 403 when the request does not.
+ */
+export function createCrossSiteCheck(config: Pick<Config, 'corsOrigins' | 'trustProxy'>) {
+  // `*` lets any site read answers without credentials; it vouches for no site sending cookies
+  const trusted = new Set(config.corsOrigins.filter((o) => o !== '*'))
+  const ownOrigin = (origin: string, request: Request) => {
+    const sep = origin.indexOf('://')
+    if (sep === -1) return false
+    const url = request.url
+    let host = url.slice(url.indexOf('//') + 2, url.indexOf('/', 8)).toLowerCase()
+    if (config.trustProxy) {
+      const forwardedHost = firstValue(request.headers.get('x-forwarded-host'))
+      if (forwardedHost) host = forwardedHost.toLowerCase()
+      const forwardedProto = firstValue(request.headers.get('x-forwarded-proto'))
+      if (forwardedProto && forwardedProto.toLowerCase() !== origin.slice(0, sep)) return false
+    }
+    // Like Go, the scheme is not compared otherwise: a server behind a TLS proxy sees http.
+    return origin.slice(sep + 3) === host
+  }
+  return (request: Request, stateChangingGet = false) => {
+    if (!stateChangingGet && SAFE_METHODS.has(request.method)) return
+    const site = request.headers.get('sec-fetch-site')
+    if (site === 'same-origin' || site === 'none') return
+    const origin = request.headers.get('origin')
+    if (origin !== null) {
+      if (trusted.has(origin)) return
+      if (site === null && ownOrigin(origin, request)) return
+    } else if (site === null && !stateChangingGet) return
+    throw forbidden('Cross-site request refused: a request authenticated by a cookie must come from this site or an origin in HEARTH_CORS_ORIGINS (scripts and other servers: send an Authorization header)')
+  }
+}
+
+const firstValue = (header: string | null) => header?.split(',')[0]?.trim() || undefined
 
 /** Cheaper than credentialOf: whether the request carries any credential at all. */
 const hasCredential = (request: Request) => request.headers.has('authorization') || (request.headers.get('cookie')?.includes('hearth_access=') ?? false)
@@ -54,9 +105,10 @@ const hasCredential = (request: Request) => request.headers.has('authorization')
  * Who may call a route: `true` — any signed-in user, with an access token or an API key that has
  * the `api` scope; `'admin'` — the same, for admins; `'session'` — an access token only (managing
  * credentials: API keys, password, sessions), never an API key; `'gateway'` — the /v1 gateway: an
- * access token, or an API key with the `gateway` scope.
+ * access token, or an API key with the `gateway` scope; `'same-site'` — like `true`, on a GET that
+ * changes state, which takes the cookie only from same-site requests (see createCrossSiteCheck).
  */
-export type AuthLevel = true | 'admin' | 'session' | 'gateway'
+export type AuthLevel = true | 'admin' | 'session' | 'gateway' | 'same-site'
 
 type ServerLike = { requestIP(r: Request): { address: string } | null } | null | undefined
 
@@ -72,6 +124,7 @@ export function createClientInfo(trustProxy: boolean) {
 export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; config: Config }) {
   const { auth, limiter, config } = deps
   const clientInfo = createClientInfo(config.trustProxy)
+  const refuseCrossSite = createCrossSiteCheck(config)
   const limitIp = (request: Request, server: ServerLike, headers: Headers) => {
     const r = limiter.check(`ip:${clientInfo(request, server).ip}`, config.rateLimit)
     applyLimitHeaders(headers, r)
@@ -103,11 +156,12 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
           // In `transform`, which runs before validation: a caller without valid credentials gets
           // 401, never a 422 that would describe the route's schema.
           async transform({ request, server, set }) {
-            const token = credentialOf(request)
-            if (!token) throw unauthorized()
+            const credential = presentedCredential(request)
+            if (!credential) throw unauthorized()
+            if (credential.fromCookie) refuseCrossSite(request, level === 'same-site')
             let principal: Principal
             try {
-              principal = await auth.authenticate(token)
+              principal = await auth.authenticate(credential.token)
             } catch (error) {
               // failed credentials count against the client IP, so guessing tokens is limited too
               limitIp(request, server, set.headers as Headers)

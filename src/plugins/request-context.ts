@@ -1,11 +1,14 @@
 /**
- * @module Request id (`X-Request-Id` in and out), the JSON-lines access log, and the JSON body limit.
- * The log line has method, path (never the query string), status, duration and request id: no
- * bodies, no headers, no tokens.
+ * @module The request boundary: request id (`X-Request-Id` in and out), the JSON-lines access log,
+ * and what a request may carry — JSON bodies only (415 otherwise, except on routes that declare a
+ * multipart body), at most 1 MiB, and no NUL character in any string, path or query (422: Postgres
+ * cannot store one, and SQLite would). The log line has method, path (never the query string),
+ * status, duration and request id: no bodies, no headers, no tokens.
  */
 import { Elysia } from 'elysia'
-import { AppError, payloadTooLarge } from '../lib/errors.ts'
+import { AppError, payloadTooLarge, unsupportedMediaType, validationError, type FieldProblem } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
+import type { RouteIndex } from './route-index.ts'
 
 export const JSON_BODY_LIMIT = 1024 * 1024
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -17,7 +20,7 @@ function createRequestIds() {
   return () => `${prefix}-${(++n).toString(36)}`
 }
 
-export function requestContextPlugin(deps: { logger: Logger }) {
+export function requestContextPlugin(deps: { logger: Logger; routes: RouteIndex }) {
   const started = new WeakMap<Request, { at: number; id: string }>()
   const nextId = createRequestIds()
   const accessLog = deps.logger.enabled('info')
@@ -26,20 +29,44 @@ export function requestContextPlugin(deps: { logger: Logger }) {
       const incoming = request.headers.get('x-request-id')
       const id = incoming && REQUEST_ID.test(incoming) ? incoming : nextId()
       set.headers['x-request-id'] = id
+      // Every answer: not kept by caches (answers are per user, and login and refresh carry tokens;
+      // a Response that sets its own Cache-Control, such as the docs script, keeps it), and never
+      // sniffed into another type than the one it declares.
+      set.headers['cache-control'] = 'no-store'
+      set.headers['x-content-type-options'] = 'nosniff'
       if (accessLog) started.set(request, { at: performance.now(), id })
+      if (request.url.includes('%00')) throw nulInUrl(request.url)
       const length = request.headers.get('content-length')
       if (length !== null && Number(length) > JSON_BODY_LIMIT && !isMultipart(request)) throw payloadTooLarge(JSON_BODY_LIMIT)
     })
-    .onParse({ as: 'global' }, async ({ request, contentType }) => {
+    .onParse({ as: 'global' }, async ({ request, contentType, route }) => {
       // Our own JSON parser: it enforces the limit on chunked bodies too, and maps bad JSON to 400.
-      if (!contentType?.startsWith('application/json')) return
-      const text = await readLimited(request, JSON_BODY_LIMIT)
-      if (text.trim() === '') return null
-      try {
-        return JSON.parse(text)
-      } catch {
-        throw new AppError(400, 'VALIDATION_ERROR', 'The request body is not valid JSON')
+      // (Elysia gives the media type without its parameters, as sent; media types ignore case.)
+      const type = contentType ? contentType.toLowerCase() : ''
+      if (type === 'application/json') {
+        const text = await readLimited(request, JSON_BODY_LIMIT)
+        if (text.trim() === '') return null
+        let value: unknown
+        try {
+          value = JSON.parse(text)
+        } catch {
+          throw new AppError(400, 'VALIDATION_ERROR', 'The request body is not valid JSON')
+        }
+        // JSON can only hold a NUL as the escape \u0000, so most bodies are never walked.
+        if (text.includes('\\u0000')) {
+          const found: FieldProblem[] = []
+          findNul(value, '', found)
+          if (found.length) throw validationError('The request body contains a NUL character (U+0000), which no text may hold', found)
+        }
+        return value
       }
+      if (request.body === null) return // no body (Bun.serve gives an empty one as none): nothing to parse
+      if (type === 'multipart/form-data' && deps.routes.takesMultipart(request.method, route)) return // the route's own parser reads it
+      // An empty body is no body, whatever its declared type (`curl -X POST -d ''`). Any other body
+      // would let a plain HTML form (urlencoded, multipart, text/plain) post here from any site.
+      const length = request.headers.get('content-length')
+      if (length === null ? (await readLimited(request, JSON_BODY_LIMIT)) === '' : length === '0') return null
+      throw unsupportedMediaType(contentType ?? '')
     })
     // A handler that returns a Response (the gateway, /auth/me, files) would have Elysia build a new
     // one to merge `set.headers` (request id, rate limits) into a copy of its headers; measured, that
@@ -73,6 +100,34 @@ export function requestContextPlugin(deps: { logger: Logger }) {
       request_id: start?.id,
     })
   })
+}
+
+const NUL_PROBLEM = 'must not contain the NUL character (U+0000)'
+
+/** The paths (dot-separated, as in validation problems) of the strings that hold a NUL; a key that holds one is named by its parent. */
+function findNul(value: unknown, path: string, found: FieldProblem[]) {
+  if (found.length >= 20) return
+  if (typeof value === 'string') {
+    if (value.includes('\0')) found.push({ path, message: NUL_PROBLEM })
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => findNul(v, path ? `${path}.${i}` : String(i), found))
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes('\0')) found.push({ path, message: 'a field name must not contain the NUL character (U+0000)' })
+      else findNul(v, path ? `${path}.${k}` : k, found)
+    }
+  }
+}
+
+/** A `%00` in the path or the query string: the query parameters that hold one are named. */
+function nulInUrl(url: string) {
+  const q = url.indexOf('?')
+  if (q === -1 || url.indexOf('%00') < q) return validationError('The request path contains a NUL character (%00)', [{ path: '', message: NUL_PROBLEM }])
+  let names: string[] = []
+  try {
+    names = [...new URLSearchParams(url.slice(q + 1))].filter(([k, v]) => k.includes('\0') || v.includes('\0')).map(([k]) => (k.includes('\0') ? '' : k))
+  } catch {}
+  return validationError('The query string contains a NUL character (%00)', (names.length ? names : ['']).map((path) => ({ path, message: NUL_PROBLEM })))
 }
 
 const isMultipart = (request: Request) => request.headers.get('content-type')?.startsWith('multipart/form-data') ?? false

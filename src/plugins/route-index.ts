@@ -1,12 +1,30 @@
-/** @module Which methods a path answers to, so a wrong method gets 405 with `Allow` instead of 404. */
+/**
+ * @module What the routes declare that request-wide hooks need to know: which methods a path
+ * answers to (so a wrong method gets 405 with `Allow` instead of 404), and which routes take a
+ * multipart body (every other route takes JSON only).
+ */
+
+interface IndexedRoute {
+  method: string
+  path: string
+  hooks?: { parse?: unknown }
+}
 
 export interface RouteIndex {
-  load(routes: { method: string; path: string }[]): void
+  load(routes: IndexedRoute[]): void
   methodsFor(path: string): string[]
+  /** whether the route (`METHOD` and the path as registered, e.g. `/api/v1/files/:id`) declares `parse: 'formdata'` */
+  takesMultipart(method: string, route: string): boolean
 }
+
+const MULTIPART_PARSERS = new Set(['formdata', 'multipart/form-data'])
+
+const declaresMultipart = (parse: unknown) =>
+  (Array.isArray(parse) ? parse : [parse]).some((p) => MULTIPART_PARSERS.has(typeof p === 'string' ? p : (p as { fn?: unknown } | undefined)?.fn as string))
 
 export function createRouteIndex(): RouteIndex {
   let patterns: { regex: RegExp; method: string }[] = []
+  let multipart = new Set<string>()
   return {
     load(routes) {
       patterns = routes
@@ -16,6 +34,7 @@ export function createRouteIndex(): RouteIndex {
           method: r.method,
           regex: new RegExp('^' + r.path.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/') + '/?$'),
         }))
+      multipart = new Set(routes.filter((r) => declaresMultipart(r.hooks?.parse)).map((r) => `${r.method} ${r.path}`))
     },
     methodsFor(path) {
       const methods = new Set<string>()
@@ -23,5 +42,6 @@ export function createRouteIndex(): RouteIndex {
       if (methods.has('GET')) methods.add('HEAD')
       return [...methods]
     },
+    takesMultipart: (method, route) => multipart.size > 0 && multipart.has(`${method} ${route}`),
   }
 }

@@ -18,6 +18,8 @@ export interface Scenario<C, K extends string = Caller> {
   body?: unknown | ((ctx: C) => unknown)
   raw?: string
   headers?: Record<string, string>
+  /** how the caller's token travels: `Authorization: Bearer` (default) or the `hearth_access` cookie, as a browser sends it */
+  via?: 'bearer' | 'cookie'
   status: number
   /** the problem's `code` expected in the body; under /v1/, the OpenAI `error.code` */
   code?: string
@@ -36,9 +38,10 @@ export interface ScenarioContext<K extends string = Caller> {
 
 export function scenarios<C extends ScenarioContext<K>, K extends string = Caller>(getCtx: () => C, rows: Scenario<C, K>[]) {
   for (const row of rows) {
-    test(`${row.as}: ${row.method} ${typeof row.path === 'string' ? row.path : '…'} — ${row.name}`, async () => {
+    test(`${row.as}${row.via === 'cookie' ? ' (cookie)' : ''}: ${row.method} ${typeof row.path === 'string' ? row.path : '…'} — ${row.name}`, async () => {
       const ctx = getCtx()
-      const init: RequestOptions = { headers: row.headers, token: ctx.tokens[row.as] }
+      const token = ctx.tokens[row.as]
+      const init: RequestOptions = row.via === 'cookie' ? { headers: { ...row.headers, ...(token ? { cookie: `hearth_access=${token}` } : {}) } } : { headers: row.headers, token }
       if (row.raw !== undefined) init.raw = row.raw
       else if (row.body !== undefined) init.body = typeof row.body === 'function' ? (row.body as (c: C) => unknown)(ctx) : row.body
       const path = typeof row.path === 'function' ? row.path(ctx) : row.path

@@ -4,7 +4,7 @@ import { z } from 'zod'
 import type { Config } from '../../config.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
 import { idParams, page, problems, wholePage } from '../../lib/schemas.ts'
-import { ACCESS_COOKIE, applyLimitHeaders, createClientInfo, rateLimited, REFRESH_COOKIE, type authPlugin } from '../../plugins/auth.ts'
+import { ACCESS_COOKIE, applyLimitHeaders, createClientInfo, createCrossSiteCheck, rateLimited, REFRESH_COOKIE, type authPlugin } from '../../plugins/auth.ts'
 import { toUserDto, userSchema } from '../users/model.ts'
 import type { Profile, UsersService } from '../users/service.ts'
 import type { ApiKeysService } from './api-keys.ts'
@@ -19,6 +19,7 @@ type Cookies = Record<string, Cookie<unknown>>
 export function authRoutes(deps: { auth: AuthService; users: UsersService; limiter: RateLimiter; config: Config; authPlugin: ReturnType<typeof authPlugin> }) {
   const { auth, users, limiter, config } = deps
   const clientInfo = createClientInfo(config.trustProxy)
+  const refuseCrossSite = createCrossSiteCheck(config)
 
   const isHttps = (request: Request) => request.url.startsWith('https:') || (config.trustProxy && request.headers.get('x-forwarded-proto') === 'https')
 
@@ -85,6 +86,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await limitAuth(request, server, set.headers)
         const token = body?.refresh_token ?? (cookie[REFRESH_COOKIE]?.value as string | undefined)
         if (!token) throw refreshTokenRequired()
+        if (!body?.refresh_token) refuseCrossSite(request) // the cookie came by itself: as for the access cookie
         const tokens = await auth.refresh(token, clientInfo(request, server))
         setCookies(cookie, request, tokens)
         return { tokens: m.toTokensDto(tokens) }

@@ -216,7 +216,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         return stream(started.run, request)
       },
       {
-        auth: true,
+        auth: 'same-site', // a GET that starts an answer: a link on another site must not (docs/api.md §1)
         query: m.chatStreamQuery,
         response: { 204: z.void(), ...problems(401, 402, 403, 404, 409, 422, 429) },
         detail: {

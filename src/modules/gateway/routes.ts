@@ -12,10 +12,11 @@ const completionResponses = {
   },
   400: { description: '`validation_error`: the body is not valid; or `upstream_rejected`' },
   401: { description: '`unauthorized`: no or bad key' },
-  403: { description: '`forbidden`: an API key without the `gateway` scope' },
+  403: { description: '`forbidden`: an API key without the `gateway` scope, or the `hearth_access` cookie sent from another site (docs/api.md §1)' },
   402: { description: '`insufficient_quota`: credits used up' },
   404: { description: '`model_not_found`: unknown model, or one the caller may not use; or `upstream_rejected`' },
   413: { description: '`payload_too_large`: the body is over 1 MiB; or `upstream_rejected`' },
+  415: { description: '`unsupported_media_type`: the body is not `application/json`' },
   422: { description: '`upstream_rejected`: the upstream refused the request' },
   429: { description: '`rate_limited` (Hearth\'s own limit) or `upstream_rate_limited`' },
   500: { description: '`internal_error`: a failure in Hearth, such as its database' },
@@ -36,7 +37,7 @@ export function gatewayRoutes(deps: { gateway: GatewayService; authPlugin: Retur
     .post('/chat/completions', ({ principal, body, request }) => gateway.complete(principal, body, request.signal), {
       auth: 'gateway',
       body: chatCompletionRequest,
-      response: { 200: chatCompletionSchema, ...openaiErrors(400, 401, 402, 403, 404, 413, 422, 429, 500, 502, 504) },
+      response: { 200: chatCompletionSchema, ...openaiErrors(400, 401, 402, 403, 404, 413, 415, 422, 429, 500, 502, 504) },
       detail: { summary: 'OpenAI chat completions: JSON, or `chat.completion.chunk` SSE ending in `data: [DONE]` with `stream: true`', responses: completionResponses },
     })
 }
