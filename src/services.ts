@@ -26,6 +26,7 @@ import { createModelTurns } from './generation/model-turn.ts'
 import { unlessNotFound } from './lib/errors.ts'
 import { createRunRegistry } from './runs/index.ts'
 import { startRunRelay } from './runs/relay.ts'
+import { createSubscriptions } from './runs/subscriptions.ts'
 
 export interface BaseDeps {
   config: Config
@@ -63,16 +64,21 @@ export async function createServices(deps: BaseDeps) {
   const presets = createPresetsService({ database })
   const memories = createMemoriesService({ database })
   const runs = createRunRegistry()
+  const subscriptions = createSubscriptions({ bus, maxPerUser: config.maxStreamsPerUser })
+  // a signed-out session, a deleted key or a cut-off ends the streams it opened, on every instance
+  revocations.onInvalidate(subscriptions.revoke)
   const turns = createModelTurns({ providers, usage, logger })
   const chat = createChatService({
     database,
     logger,
     runs,
+    subscriptions,
     turns,
     users,
     configs,
     presetOf: (p, id) => presets.get(p, id).catch(unlessNotFound),
     memoriesOf: (userId) => memories.contextFor(userId),
+    maxRunsPerUser: config.maxRunsPerUser,
   })
 
   await revocations.start()
@@ -103,6 +109,7 @@ export async function createServices(deps: BaseDeps) {
     presets,
     memories,
     runs,
+    subscriptions,
     turns,
     chat,
     /** Stop background work and write what is pending; the database is closed by the caller. */
@@ -112,6 +119,7 @@ export async function createServices(deps: BaseDeps) {
       await relay?.close()
       await usage.flush()
       revocations.close()
+      subscriptions.close()
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close()])
       await bus.close()
     },

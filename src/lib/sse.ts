@@ -1,7 +1,9 @@
 /**
  * @module The one server-sent-events helper. Every stream: headers and a first line at once,
  * `id`/`event`/one-line JSON `data` per event, `: ping` heartbeats, a final `shutdown` event when
- * the server stops, and cleanup in `finally` when the client goes.
+ * the server stops, a final event of the server's choosing when its subscription is ended (a
+ * revoked session, a deleted conversation: src/runs/subscriptions.ts), and cleanup in `finally`
+ * when the client goes.
  */
 
 export interface SseEvent {
@@ -18,6 +20,14 @@ export interface SseOptions {
   /** heartbeat interval; API.md promises 15 s */
   pingMs?: number
   headers?: Record<string, string>
+  /** the stream's place among its user's open subscriptions: released when it ends; ending it from outside writes `final` and closes the stream */
+  subscription?: StreamSubscription
+}
+
+/** What sseResponse needs of a subscription (src/runs/subscriptions.ts). */
+export interface StreamSubscription {
+  onEnd(end: (final: Omit<SseEvent, 'id'>) => void): void
+  release(): void
 }
 
 export const SSE_HEADERS = {
@@ -111,6 +121,7 @@ export function sseResponse(feed: EventFeed, opts: SseOptions = {}): Response {
     unsubscribe = []
     cancelWait?.()
     feed.close?.()
+    opts.subscription?.release()
     return true
   }
 
@@ -127,6 +138,12 @@ export function sseResponse(feed: EventFeed, opts: SseOptions = {}): Response {
       if (opts.shutdown?.aborted) return shutdown()
       unsubscribe.push(onPing(opts.pingMs ?? 15_000, () => !closed && controllerRef?.enqueue(PING)))
       if (opts.shutdown) unsubscribe.push(onShutdown(opts.shutdown, shutdown))
+      opts.subscription?.onEnd((final) => {
+        if (closed) return
+        controller.enqueue(encoder.encode(formatEvent(final)))
+        finish()
+        controller.close()
+      })
     },
     async pull(controller) {
       for (;;) {
