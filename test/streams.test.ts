@@ -42,6 +42,13 @@ function useStreamingApp(dialect: Parameters<typeof createTestApp>[0], env: Reco
       fetch(`${ctx.base}/conversations/${c}/messages`, { method: 'POST', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     reattach: (token: string, c: string, init: { signal?: AbortSignal } = {}) => fetch(`${ctx.base}/conversations/${c}/stream`, { headers: { authorization: `Bearer ${token}` }, signal: init.signal }),
     stop: (token: string, c: string) => ctx.t.request('POST', `/api/v1/conversations/${c}/stop`, { token }),
+    /** a streamed /v1 completion of the slow model */
+    complete: (token: string) =>
+      fetch(`${ctx.base.replace('/api/v1', '')}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'slow', stream: true, messages: [{ role: 'user', content: 'Tell me everything' }] }),
+      }),
     /** the last answer of these conversations, straight from the database (their user may be signed out) */
     async answers(...conversations: string[]) {
       const { db, t } = ctx.t.deps.database
@@ -135,6 +142,33 @@ eachDialect('revoking credentials ends open streams', (dialect) => {
     expect(await bySession.openAfter(200)).toBe('open')
     await h.stop(u.access, c)
     await bySession.ended
+  })
+
+  test('a /v1 stream opened with an API key ends with an OpenAI error and [DONE] when the key is deleted; the upstream call is aborted', async () => {
+    const { t } = ctx
+    const u = await register(t, 'gateway')
+    const key = (await t.request('POST', '/api/v1/api-keys', { token: u.access, body: { name: 'sdk' } })).body
+    const res = await h.complete(key.key)
+    expect(res.status).toBe(200)
+    const reader = res.body!.getReader()
+    const decoder = new TextDecoder()
+    let text = ''
+    while (!text.includes('"content":"tok1 "')) text += decoder.decode((await reader.read()).value)
+    expect(t.deps.services.subscriptions.countOf(u.id)).toBe(1)
+
+    expect((await t.request('DELETE', `/api/v1/api-keys/${key.id}`, { token: u.access })).status).toBe(204)
+    const answered = performance.now()
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      text += decoder.decode(value)
+    }
+    expect(performance.now() - answered).toBeLessThan(PROMPTLY_MS)
+    expect(text).toEndWith('data: {"error":{"message":"the API key was revoked","type":"authentication_error","param":null,"code":"unauthorized"}}\n\ndata: [DONE]\n\n')
+    expect(text).not.toContain('tok399')
+    expect(t.deps.services.subscriptions.countOf(u.id)).toBe(0)
+    const { db, t: tables } = t.deps.database
+    await eventually(async () => (await db.select().from(tables.usage).where(eq(tables.usage.userId, u.id))).some((r) => r.source === 'gateway' && r.status === 'aborted'), 2000, 'the call recorded as aborted')
   })
 
   test('a role change ends the user’s streams with TOKEN_EXPIRED; after a refresh, re-attaching works and the answer went on', async () => {
@@ -236,8 +270,17 @@ eachDialect('per-user caps and deleted conversations', (dialect) => {
     await eventually(() => t.deps.services.subscriptions.countOf(u.id) === 1, 2000, 'the closed stream released')
     const again = follow(h.reattach(u.access, c))
     await again.started
+    // a /v1 stream counts too, and is refused in OpenAI's shape
+    const refusedAtV1 = await h.complete(u.access)
+    expect([refusedAtV1.status, refusedAtV1.headers.get('retry-after')]).toEqual([429, '5'])
+    expect((await refusedAtV1.json()).error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limited', message: 'You have 2 event streams open, the most allowed at once; close one first' })
     await h.stop(u.access, c)
     await Promise.all([first.ended, again.ended])
+    await eventually(() => t.deps.services.subscriptions.countOf(u.id) === 0, 2000, 'both streams released')
+    const completion = await h.complete(u.access)
+    expect(completion.status).toBe(200)
+    await completion.body!.cancel()
+    await eventually(() => t.deps.services.subscriptions.countOf(u.id) === 0, 2000, 'the /v1 stream released')
     await h.stop(other.access, (await t.request('GET', '/api/v1/conversations', { token: other.access })).body.items[0].id)
     await theirs.ended
   })

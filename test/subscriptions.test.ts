@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { createBus, type Bus } from '../src/db/bus.ts'
 import { AppError } from '../src/lib/errors.ts'
 import { createLogger } from '../src/lib/logger.ts'
-import { feedOf, sseResponse, type SseEvent } from '../src/lib/sse.ts'
+import { feedOf, sseResponse, subscribedBody, type SseEvent } from '../src/lib/sse.ts'
 import { createSubscriptions, deletedEvent, type FinalEvent, type Subscriptions } from '../src/runs/subscriptions.ts'
 import { createTestDatabase, eachDialect, type TestDatabase } from './helpers/db.ts'
 
@@ -120,5 +120,19 @@ eachDialect('subscriptions', (dialect) => {
     expect(subs.countOf('sse-u')).toBe(1)
     await reader.cancel()
     expect(subs.countOf('sse-u')).toBe(0)
+  })
+
+  test('a byte stream made elsewhere, held as a subscription: passed through; ended, it writes its own final bytes and cancels its source', async () => {
+    let cancelled = false
+    const source = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(new TextEncoder().encode('data: one\n\n')),
+      cancel: () => void (cancelled = true),
+    })
+    const sub = subs.open(owner('bytes-u', null, 'k9'))
+    const body = subscribedBody(source, sub, (e) => `data: ${JSON.stringify(e.data)}\n\ndata: [DONE]\n\n`)
+    setTimeout(() => subs.revoke({ kind: 'api_key', id: 'k9' }), 10)
+    expect(await new Response(body).text()).toBe('data: one\n\ndata: {"code":"UNAUTHORIZED","reason":"api_key_revoked"}\n\ndata: [DONE]\n\n')
+    expect(cancelled).toBe(true)
+    expect(subs.countOf('bytes-u')).toBe(0)
   })
 })

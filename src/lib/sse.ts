@@ -172,6 +172,50 @@ export function sseResponse(feed: EventFeed, opts: SseOptions = {}): Response {
   return new Response(stream, { headers: opts.headers ? { ...SSE_HEADERS, ...opts.headers } : SSE_HEADERS })
 }
 
+/**
+ * A byte stream made elsewhere (the gateway passes its upstream's own SSE through) held as a
+ * subscription: released when it ends, whichever way; ended from outside, it writes `final(event)`
+ * in its own wire format, closes, and cancels the source (which aborts the upstream call).
+ */
+export function subscribedBody(source: ReadableStream<Uint8Array>, subscription: StreamSubscription, final: (e: Omit<SseEvent, 'id'>) => string): ReadableStream<Uint8Array> {
+  const reader = source.getReader()
+  let closed = false
+  const finish = () => {
+    if (closed) return false
+    closed = true
+    subscription.release()
+    return true
+  }
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      subscription.onEnd((e) => {
+        if (!finish()) return
+        controller.enqueue(encoder.encode(final(e)))
+        controller.close()
+        void reader.cancel().catch(() => {})
+      })
+    },
+    async pull(controller) {
+      let next: Awaited<ReturnType<typeof reader.read>>
+      try {
+        next = await reader.read()
+      } catch (error) {
+        if (finish()) controller.error(error)
+        return
+      }
+      if (closed) return
+      if (next.done) {
+        finish()
+        controller.close()
+      } else controller.enqueue(next.value)
+    },
+    cancel(reason) {
+      finish()
+      return reader.cancel(reason)
+    },
+  })
+}
+
 /** A feed over any async iterable (for sources that are not run logs). */
 export function feedOf(source: (signal: AbortSignal) => AsyncIterable<SseEvent>): EventFeed {
   const ended = new AbortController()
