@@ -22,7 +22,7 @@ import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
 import { STALE_STREAMING_MS } from './modules/chat/turns.ts'
-import { createModelTurns } from './generation/model-turn.ts'
+import { createModelTurns, type ModelUsable } from './generation/model-turn.ts'
 import { unlessNotFound } from './lib/errors.ts'
 import { createRunRegistry } from './runs/index.ts'
 import { startRunRelay } from './runs/relay.ts'
@@ -52,7 +52,9 @@ export async function createServices(deps: BaseDeps) {
   const bus = createBus({ database, logger })
   const revocations = createRevocationsService({ database, bus, logger, ttlMs: ACCESS_TTL_SECONDS * 1000 })
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
-  const users = createUsersService({ database, bus })
+  // a model reference is checked where it is saved (preferences, presets); `turns` is built below, and this runs only on requests
+  const modelUsable: ModelUsable = (p, ref) => turns.isUsable(p, ref)
+  const users = createUsersService({ database, bus, modelUsable })
   const apiKeys = createApiKeysService({ database, revocations, logger })
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
   const invites = createInvitesService({ database })
@@ -61,7 +63,7 @@ export async function createServices(deps: BaseDeps) {
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
   const configs = createConfigsService({ database, bus, secrets })
-  const presets = createPresetsService({ database })
+  const presets = createPresetsService({ database, modelUsable })
   const memories = createMemoriesService({ database })
   const runs = createRunRegistry()
   const subscriptions = createSubscriptions({ bus, maxPerUser: config.maxStreamsPerUser })
