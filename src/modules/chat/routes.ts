@@ -150,10 +150,9 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
       '/conversations/:id/stream',
       async ({ principal, params, request, set }) => {
         const res = await stream(principal, request, async (sub) => {
-          const run = await chat.runOf(principal, params.id)
-          if (!run || (run.done && lastEventId(request) >= run.events.length)) return undefined
           sub.watch(conversationTopic(params.id))
-          return run
+          const run = await chat.runOf(principal, params.id)
+          return !run || (run.done && lastEventId(request) >= run.events.length) ? undefined : run
         })
         if (!res) set.status = 204
         return res
