@@ -31,6 +31,10 @@ export interface Config {
   creditsEnforced: boolean
   /** let non-admin users point personal providers at loopback and private addresses */
   allowPrivateUpstreams: boolean
+  /** event streams one user may hold open at once, per instance */
+  maxStreamsPerUser: number
+  /** answers one user may have generating at once, counted across instances */
+  maxRunsPerUser: number
   logLevel: LogLevel
 }
 
@@ -46,6 +50,14 @@ function parseRateLimit(raw: string): RateLimit | undefined {
   if (!m) return undefined
   const limit = Number(m[1])
   return limit > 0 ? { limit, windowMs: WINDOWS[m[2]!]! } : undefined
+}
+
+/** A whole number from 1 to `max`, or the fallback when unset. */
+function wholeNumber(name: string, raw: string | undefined, fallback: number, max = 100_000): number {
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!/^\d{1,7}$/.test(raw) || n < 1 || n > max) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a whole number from 1 to ${max}`)
+  return n
 }
 
 function oneOf<T extends string>(name: string, raw: string | undefined, allowed: readonly T[], fallback: T): T {
@@ -109,6 +121,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     trustProxy: trustRaw === 'true',
     creditsEnforced: creditsRaw === 'on',
     allowPrivateUpstreams: privateRaw === 'true',
+    maxStreamsPerUser: wholeNumber('HEARTH_MAX_STREAMS_PER_USER', env.HEARTH_MAX_STREAMS_PER_USER, 20),
+    maxRunsPerUser: wholeNumber('HEARTH_MAX_RUNS_PER_USER', env.HEARTH_MAX_RUNS_PER_USER, 5),
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
   }
 }

@@ -22,10 +22,11 @@ import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
 import { STALE_STREAMING_MS } from './modules/chat/turns.ts'
-import { createModelTurns } from './generation/model-turn.ts'
+import { createModelTurns, type ModelUsable } from './generation/model-turn.ts'
 import { unlessNotFound } from './lib/errors.ts'
 import { createRunRegistry } from './runs/index.ts'
 import { startRunRelay } from './runs/relay.ts'
+import { createSubscriptions } from './runs/subscriptions.ts'
 
 export interface BaseDeps {
   config: Config
@@ -55,7 +56,9 @@ export async function createServices(deps: BaseDeps) {
   const bus = createBus({ database, logger })
   const revocations = createRevocationsService({ database, bus, logger, ttlMs: ACCESS_TTL_SECONDS * 1000 })
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
-  const users = createUsersService({ database, bus })
+  // a model reference is checked where it is saved (preferences, presets); `turns` is built below, and this runs only on requests
+  const modelUsable: ModelUsable = (p, ref) => turns.isUsable(p, ref)
+  const users = createUsersService({ database, bus, modelUsable })
   const apiKeys = createApiKeysService({ database, revocations, logger })
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey, successorKey, refreshGraceMs: deps.refreshGraceMs })
   const invites = createInvitesService({ database })
@@ -65,19 +68,24 @@ export async function createServices(deps: BaseDeps) {
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
   const configs = createConfigsService({ database, bus, secrets })
-  const presets = createPresetsService({ database })
+  const presets = createPresetsService({ database, modelUsable })
   const memories = createMemoriesService({ database })
   const runs = createRunRegistry()
+  const subscriptions = createSubscriptions({ bus, maxPerUser: config.maxStreamsPerUser })
+  // a signed-out session, a deleted key or a cut-off ends the streams it opened, on every instance
+  revocations.onInvalidate(subscriptions.revoke)
   const turns = createModelTurns({ providers, usage, logger })
   const chat = createChatService({
     database,
     logger,
     runs,
+    subscriptions,
     turns,
     users,
     configs,
     presetOf: (p, id) => presets.get(p, id).catch(unlessNotFound),
     memoriesOf: (userId) => memories.contextFor(userId),
+    maxRunsPerUser: config.maxRunsPerUser,
   })
 
   await revocations.start()
@@ -109,6 +117,7 @@ export async function createServices(deps: BaseDeps) {
     presets,
     memories,
     runs,
+    subscriptions,
     turns,
     chat,
     /** Stop background work and write what is pending; the database is closed by the caller. */
@@ -118,6 +127,7 @@ export async function createServices(deps: BaseDeps) {
       await relay?.close()
       await usage.flush()
       revocations.close()
+      subscriptions.close()
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close()])
       await bus.close()
     },

@@ -7,7 +7,7 @@ import { ConfigError, parseConfig, resolveSecret } from '../src/config.ts'
 describe('parseConfig', () => {
   test('defaults', () => {
     const c = parseConfig({})
-    expect(c).toMatchObject({ port: 8787, host: '0.0.0.0', databaseUrl: undefined, registration: 'open', corsOrigins: [], rateLimit: { limit: 60, windowMs: 60_000 }, logLevel: 'info' })
+    expect(c).toMatchObject({ port: 8787, host: '0.0.0.0', databaseUrl: undefined, registration: 'open', corsOrigins: [], rateLimit: { limit: 60, windowMs: 60_000 }, logLevel: 'info', maxStreamsPerUser: 20, maxRunsPerUser: 5 })
     expect(c.dataDir).toEndWith('/hearth-data')
   })
 
@@ -15,8 +15,9 @@ describe('parseConfig', () => {
     const c = parseConfig({
       PORT: '9000', HOST: '127.0.0.1', HEARTH_DATA_DIR: '/tmp/x', DATABASE_URL: 'postgres://u@h/db', HEARTH_SECRET: 'x'.repeat(32),
       HEARTH_REGISTRATION: 'invite', HEARTH_SMTP_URL: 'smtp://a:b@localhost:25', HEARTH_CORS_ORIGINS: 'https://a.example, http://localhost:3000',
-      HEARTH_RATE_LIMIT: '100/s', HEARTH_LOG: 'warn',
+      HEARTH_RATE_LIMIT: '100/s', HEARTH_LOG: 'warn', HEARTH_MAX_STREAMS_PER_USER: '3', HEARTH_MAX_RUNS_PER_USER: '1',
     })
+    expect(c).toMatchObject({ maxStreamsPerUser: 3, maxRunsPerUser: 1 })
     expect(c).toMatchObject({ port: 9000, host: '127.0.0.1', dataDir: '/tmp/x', databaseUrl: 'postgres://u@h/db', registration: 'invite', smtpUrl: 'smtp://a:b@localhost:25', corsOrigins: ['https://a.example', 'http://localhost:3000'], rateLimit: { limit: 100, windowMs: 1000 }, logLevel: 'warn' })
   })
 
@@ -31,6 +32,10 @@ describe('parseConfig', () => {
     ['HEARTH_RATE_LIMIT', { HEARTH_RATE_LIMIT: 'lots' }],
     ['HEARTH_RATE_LIMIT', { HEARTH_RATE_LIMIT: '0/min' }],
     ['HEARTH_LOG', { HEARTH_LOG: 'loud' }],
+    ['HEARTH_MAX_STREAMS_PER_USER', { HEARTH_MAX_STREAMS_PER_USER: '0' }],
+    ['HEARTH_MAX_STREAMS_PER_USER', { HEARTH_MAX_STREAMS_PER_USER: 'many' }],
+    ['HEARTH_MAX_RUNS_PER_USER', { HEARTH_MAX_RUNS_PER_USER: '1.5' }],
+    ['HEARTH_MAX_RUNS_PER_USER', { HEARTH_MAX_RUNS_PER_USER: '100001' }],
   ]
   for (const [name, env] of bad) {
     test(`a bad ${name} is one line naming it`, () => {

@@ -109,6 +109,13 @@ eachDialect('presets', (dialect) => {
 
   const post = (body: unknown, token = user) => t.request('POST', '/api/v1/presets', { token, body })
 
+  // the models these tests' presets name: a preset's model_id must be one its owner can use
+  beforeAll(async () => {
+    const admin = ctx.accounts.admin.access
+    const provider = await t.request('POST', '/api/v1/providers', { token: admin, body: { name: 'catalogue', type: 'openai', api_key: 'sk-test-0000', scope: 'global' } })
+    for (const name of ['gpt-4o-mini', 'm', 'm'.repeat(200)]) expect((await t.request('POST', '/api/v1/models', { token: admin, body: { provider_id: provider.body.id, model_id: name, name } })).status).toBe(201)
+  })
+
   test('the built-ins are seeded at start: good prompts, no model, no tools, no owner', async () => {
     const res = await t.request('GET', '/api/v1/presets', { token: user })
     expect(res.status).toBe(200)
@@ -295,4 +302,58 @@ eachDialect('presets', (dialect) => {
     for (const m of ['get', 'patch', 'delete']) expect(body.paths['/api/v1/presets/{id}'][m]).toBeDefined()
     expect(body.paths['/api/v1/presets'].post.responses['201']).toBeDefined()
   })
+})
+
+// -------------------------------------------------------------------------------------------------
+
+interface ModelCtx extends CallersContext {
+  globalModel: { id: string; name: string }
+  userModel: { id: string; name: string }
+  /** a preset of each caller's own */
+  presets: Record<'user' | 'other' | 'admin', string>
+}
+
+eachDialect("a preset's model_id: refused where it is saved unless its owner can use it", (dialect) => {
+  let ctx: ModelCtx
+  beforeAll(async () => {
+    const t = await createTestApp(dialect)
+    const callers = await setupCallers(t)
+    const { admin, user, other } = callers.accounts
+    const model = async (token: string, providerBody: Json, name: string) => {
+      const provider = await t.request('POST', '/api/v1/providers', { token, body: providerBody })
+      const m = await t.request('POST', '/api/v1/models', { token, body: { provider_id: provider.body.id, model_id: name, name } })
+      expect(m.status).toBe(201)
+      return { id: m.body.id as string, name }
+    }
+    const globalModel = await model(admin.access, { name: 'shared', type: 'openai', api_key: 'sk-shared-0000', scope: 'global' }, unique('shared-model'))
+    const userModel = await model(user.access, { name: 'own', type: 'openai', api_key: 'sk-own-0000' }, unique('own-model'))
+    const presetOf = async (token: string) => (await created(await t.request('POST', '/api/v1/presets', { token, body: { name: 'mine' } }))).id as string
+    ctx = { ...callers, globalModel, userModel, presets: { user: await presetOf(user.access), other: await presetOf(other.access), admin: await presetOf(admin.access) } }
+  })
+  afterAll(() => ctx.t.close())
+
+  const refused = (res: TestResponse) => expect((res.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['model_id'])
+  const everyone = ['user', 'other', 'admin'] as const
+  const strangers = ['other', 'admin'] as const
+  const modelIs = (ref: (c: ModelCtx) => string) => (r: TestResponse, c: ModelCtx) => expect(r.body.model_id).toBe(ref(c))
+  scenarios<ModelCtx>(() => ctx, [
+    { name: 'needs credentials', as: 'guest', method: 'POST', path: '/api/v1/presets', body: (c: ModelCtx) => ({ name: 'x', model_id: c.globalModel.id }), status: 401, code: 'UNAUTHORIZED' },
+    // a global model: fine for everyone, by id or by name
+    ...everyone.flatMap((as): Scenario<ModelCtx>[] => [
+      { name: 'a global model by id', as, method: 'POST', path: '/api/v1/presets', body: (c: ModelCtx) => ({ name: 'g', model_id: c.globalModel.id }), status: 201, check: modelIs((c) => c.globalModel.id) },
+      { name: 'a global model by name', as, method: 'PATCH', path: (c) => `/api/v1/presets/${c.presets[as]}`, body: (c: ModelCtx) => ({ model_id: c.globalModel.name }), status: 200, check: modelIs((c) => c.globalModel.name) },
+      { name: 'an unknown model is 422 naming model_id', as, method: 'POST', path: '/api/v1/presets', body: { name: 'u', model_id: 'no-such-model' }, status: 422, code: 'VALIDATION_ERROR', check: refused },
+      { name: 'null clears it', as, method: 'PATCH', path: (c) => `/api/v1/presets/${c.presets[as]}`, body: { model_id: null }, status: 200, check: (r) => expect(r.body.model_id).toBeNull() },
+    ]),
+    // the user's own model: theirs to use
+    { name: "the owner's personal model by id", as: 'user', method: 'POST', path: '/api/v1/presets', body: (c: ModelCtx) => ({ name: 'p', model_id: c.userModel.id }), status: 201, check: modelIs((c) => c.userModel.id) },
+    { name: "the owner's personal model by name", as: 'user', method: 'PATCH', path: (c) => `/api/v1/presets/${c.presets.user}`, body: (c: ModelCtx) => ({ model_id: c.userModel.name }), status: 200, check: modelIs((c) => c.userModel.name) },
+    // …and invisible to everyone else, the admin included: refused like an unknown one, and nothing is saved
+    ...strangers.flatMap((as): Scenario<ModelCtx>[] => [
+      { name: "another user's model by id is 422", as, method: 'POST', path: '/api/v1/presets', body: (c: ModelCtx) => ({ name: 'x', model_id: c.userModel.id }), status: 422, code: 'VALIDATION_ERROR', check: refused },
+      { name: "another user's model by name is 422", as, method: 'POST', path: '/api/v1/presets', body: (c: ModelCtx) => ({ name: 'x', model_id: c.userModel.name }), status: 422, code: 'VALIDATION_ERROR', check: refused },
+      { name: "another user's model cannot be patched in", as, method: 'PATCH', path: (c) => `/api/v1/presets/${c.presets[as]}`, body: (c: ModelCtx) => ({ name: 'changed', model_id: c.userModel.id }), status: 422, code: 'VALIDATION_ERROR', check: refused },
+      { name: 'the refused patch changed nothing', as, method: 'GET', path: (c) => `/api/v1/presets/${c.presets[as]}`, status: 200, check: (r) => expect(r.body).toMatchObject({ name: 'mine', model_id: null }) },
+    ]),
+  ])
 })

@@ -133,6 +133,22 @@ eachDialect('providers and models: who may do what', (dialect) => {
     ...hidden,
     { name: 'the other user sees global providers too', as: 'other', method: 'GET', path: (c) => `/api/v1/providers/${c.globalProvider}`, status: 200 },
 
+    // a global provider's base_url (where the instance sends its calls) is for admins: null for everyone else, the field kept
+    ...(['user', 'other'] as const).map((as): Scenario<Ctx> => ({
+      name: "a global provider's base_url is null for a non-admin", as, method: 'GET', path: (c) => `/api/v1/providers/${c.globalProvider}`, status: 200, notContains: () => [fake.url],
+      check: (r) => expect(r.body).toMatchObject({ scope: 'global', base_url: null, api_key_hint: 'sk-...2223' }),
+    })),
+    { name: "the list shows a user their own provider's base_url, not the global one's", as: 'user', method: 'GET', path: '/api/v1/providers', status: 200,
+      check: (r, c) => {
+        const byId = Object.fromEntries((r.body.items as { id: string; base_url: string | null }[]).map((p) => [p.id, p.base_url]))
+        expect([byId[c.globalProvider], byId[c.userProvider]]).toEqual([null, `${fake.url}/v1`])
+      } },
+    { name: "the other user's list shows no global base_url", as: 'other', method: 'GET', path: '/api/v1/providers?scope=global', status: 200, notContains: () => [fake.url],
+      check: (r) => expect((r.body.items as { base_url: string | null }[]).every((p) => p.base_url === null)).toBe(true) },
+    { name: "the admin sees a global provider's base_url", as: 'admin', method: 'GET', path: (c) => `/api/v1/providers/${c.globalProvider}`, status: 200, check: (r) => expect(r.body.base_url).toBe(`${fake.url}/v1`) },
+    { name: "the admin's list has global base_urls", as: 'admin', method: 'GET', path: '/api/v1/providers?scope=global', status: 200,
+      check: (r, c) => expect((r.body.items as { id: string; base_url: string | null }[]).find((p) => p.id === c.globalProvider)!.base_url).toBe(`${fake.url}/v1`) },
+
     // the admin: global providers
     { name: 'the admin creates a global provider', as: 'admin', method: 'POST', path: '/api/v1/providers', body: { name: unique('AdminGlobal'), type: 'anthropic', scope: 'global' }, status: 201, check: (r) => expect(r.body).toMatchObject({ scope: 'global', type: 'anthropic', api_key_hint: null }) },
     { name: "the admin's own providers default to personal too", as: 'admin', method: 'POST', path: '/api/v1/providers', body: { name: unique('AdminOwn'), type: 'google' }, status: 201, check: (r) => expect(r.body.scope).toBe('personal') },

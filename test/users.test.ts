@@ -2,12 +2,12 @@
  * The caller's own account (docs/api.md §5): profile and preferences, stats from every module's
  * counter, credits — by caller kind, with bad values refused.
  */
-import { describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sumCounts } from '../src/modules/users/activity.ts'
-import { register, useCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, type TestApp } from './helpers/app.ts'
+import { register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
+import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
-import { scenarios } from './helpers/scenarios.ts'
+import { scenarios, type Scenario } from './helpers/scenarios.ts'
 
 eachDialect('users', (dialect) => {
   let t: TestApp
@@ -56,4 +56,48 @@ eachDialect('users', (dialect) => {
     expect(await sumCounts([])).toEqual({ conversations: 0, messages: 0, tasks: 0 })
   })
 
+})
+
+interface ModelCtx extends CallersContext {
+  globalModel: { id: string; name: string }
+  userModel: { id: string; name: string }
+}
+
+eachDialect('default_model_id: refused where it is saved unless the user can use it', (dialect) => {
+  let ctx: ModelCtx
+  beforeAll(async () => {
+    const t = await createTestApp(dialect)
+    const callers = await setupCallers(t)
+    const model = async (token: string, providerBody: Record<string, unknown>, name: string) => {
+      const provider = await t.request('POST', '/api/v1/providers', { token, body: providerBody })
+      const m = await t.request('POST', '/api/v1/models', { token, body: { provider_id: provider.body.id, model_id: name, name } })
+      expect(m.status).toBe(201)
+      return { id: m.body.id as string, name }
+    }
+    const globalModel = await model(callers.accounts.admin.access, { name: 'shared', type: 'openai', api_key: 'sk-shared-0000', scope: 'global' }, unique('shared-model'))
+    const userModel = await model(callers.accounts.user.access, { name: 'own', type: 'openai', api_key: 'sk-own-0000' }, unique('own-model'))
+    ctx = { ...callers, globalModel, userModel }
+  })
+  afterAll(() => ctx.t.close())
+
+  const put = '/api/v1/users/me/preferences'
+  const refused = (res: TestResponse) => expect((res.body.errors as { path: string }[]).map((e) => e.path)).toEqual(['default_model_id'])
+  const saved = (ref: (c: ModelCtx) => string | null) => (r: TestResponse, c: ModelCtx) => expect(r.body.default_model_id).toBe(ref(c))
+  scenarios<ModelCtx>(() => ctx, [
+    { name: 'needs credentials', as: 'guest', method: 'PUT', path: put, body: (c: ModelCtx) => ({ default_model_id: c.globalModel.id }), status: 401, code: 'UNAUTHORIZED' },
+    ...(['user', 'other', 'admin'] as const).flatMap((as): Scenario<ModelCtx>[] => [
+      { name: 'a global model by id', as, method: 'PUT', path: put, body: (c: ModelCtx) => ({ default_model_id: c.globalModel.id }), status: 200, check: saved((c) => c.globalModel.id) },
+      { name: 'a global model by name', as, method: 'PUT', path: put, body: (c: ModelCtx) => ({ default_model_id: c.globalModel.name }), status: 200, check: saved((c) => c.globalModel.name) },
+      { name: 'an unknown model is 422 naming default_model_id', as, method: 'PUT', path: put, body: { default_model_id: 'no-such-model', theme: 'dark' }, status: 422, code: 'VALIDATION_ERROR', check: refused },
+      { name: 'null clears it', as, method: 'PUT', path: put, body: { default_model_id: null }, status: 200, check: saved(() => null) },
+    ]),
+    { name: 'the owner may default to their personal model, by id', as: 'user', method: 'PUT', path: put, body: (c: ModelCtx) => ({ default_model_id: c.userModel.id }), status: 200, check: saved((c) => c.userModel.id) },
+    { name: 'the owner may default to their personal model, by name', as: 'user', method: 'PUT', path: put, body: (c: ModelCtx) => ({ default_model_id: c.userModel.name }), status: 200, check: saved((c) => c.userModel.name) },
+    // another user's personal model does not exist for anyone else, the admin included: refused, and nothing of the request is saved
+    ...(['other', 'admin'] as const).flatMap((as): Scenario<ModelCtx>[] => [
+      { name: "another user's model by id is 422", as, method: 'PUT', path: put, body: (c: ModelCtx) => ({ default_model_id: c.userModel.id, theme: 'dark' }), status: 422, code: 'VALIDATION_ERROR', check: refused },
+      { name: "another user's model by name is 422", as, method: 'PUT', path: put, body: (c: ModelCtx) => ({ default_model_id: c.userModel.name }), status: 422, code: 'VALIDATION_ERROR', check: refused },
+      { name: 'the refused change saved nothing', as, method: 'GET', path: put, status: 200, check: (r) => expect(r.body).toMatchObject({ default_model_id: null, theme: 'system' }) },
+    ]),
+  ])
 })

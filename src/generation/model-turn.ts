@@ -71,13 +71,25 @@ const noModelConfigured = () => validationError('No model is configured: add a p
 export function createModelTurns(deps: { providers: ProvidersService; usage: UsageService; logger: Logger }) {
   const { providers, usage, logger } = deps
 
+  /** by name (the caller's own providers first) or catalogue id, among the models the caller can see; available ones only */
+  async function usable(p: Principal, ref: string): Promise<ResolvedModel | undefined> {
+    const found = (await providers.resolve(p, ref)) ?? (await providers.modelOf(p, ref).catch(unlessNotFound))
+    return found?.model.isAvailable ? found : undefined
+  }
+
   return {
     /** A model the caller may use, by name or catalogue id; 422 naming `model_id` otherwise. */
     async model(p: Principal, ref: string): Promise<ResolvedModel> {
-      const found = (await providers.resolve(p, ref)) ?? (await providers.modelOf(p, ref).catch(unlessNotFound))
-      if (!found || !found.model.isAvailable) throw noSuchModel(ref)
+      const found = await usable(p, ref)
+      if (!found) throw noSuchModel(ref)
       return found
     },
+
+    /**
+     * Whether the caller may use the model `ref` names (as `model` takes it): for checking a
+     * reference where it is saved (a preference, a preset), which names its own field when not.
+     */
+    isUsable: async (p: Principal, ref: string) => !!(await usable(p, ref)),
 
     /** The model used when nothing names one; 422 when there is none. */
     async defaultModel(p: Principal): Promise<ResolvedModel> {
@@ -175,3 +187,6 @@ export function createModelTurns(deps: { providers: ProvidersService; usage: Usa
 }
 
 export type ModelTurns = ReturnType<typeof createModelTurns>
+
+/** `ModelTurns.isUsable`, for modules that save a model reference. */
+export type ModelUsable = (p: Principal, ref: string) => Promise<boolean>

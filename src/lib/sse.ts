@@ -1,7 +1,9 @@
 /**
  * @module The one server-sent-events helper. Every stream: headers and a first line at once,
  * `id`/`event`/one-line JSON `data` per event, `: ping` heartbeats, a final `shutdown` event when
- * the server stops, and cleanup in `finally` when the client goes.
+ * the server stops, a final event of the server's choosing when its subscription is ended (a
+ * revoked session, a deleted conversation: src/runs/subscriptions.ts), and cleanup in `finally`
+ * when the client goes.
  */
 
 export interface SseEvent {
@@ -18,6 +20,14 @@ export interface SseOptions {
   /** heartbeat interval; API.md promises 15 s */
   pingMs?: number
   headers?: Record<string, string>
+  /** the stream's place among its user's open subscriptions: released when it ends; ending it from outside writes `final` and closes the stream */
+  subscription?: StreamSubscription
+}
+
+/** What sseResponse needs of a subscription (src/runs/subscriptions.ts). */
+export interface StreamSubscription {
+  onEnd(end: (final: Omit<SseEvent, 'id'>) => void): void
+  release(): void
 }
 
 export const SSE_HEADERS = {
@@ -111,6 +121,7 @@ export function sseResponse(feed: EventFeed, opts: SseOptions = {}): Response {
     unsubscribe = []
     cancelWait?.()
     feed.close?.()
+    opts.subscription?.release()
     return true
   }
 
@@ -127,6 +138,12 @@ export function sseResponse(feed: EventFeed, opts: SseOptions = {}): Response {
       if (opts.shutdown?.aborted) return shutdown()
       unsubscribe.push(onPing(opts.pingMs ?? 15_000, () => !closed && controllerRef?.enqueue(PING)))
       if (opts.shutdown) unsubscribe.push(onShutdown(opts.shutdown, shutdown))
+      opts.subscription?.onEnd((final) => {
+        if (closed) return
+        controller.enqueue(encoder.encode(formatEvent(final)))
+        finish()
+        controller.close()
+      })
     },
     async pull(controller) {
       for (;;) {
@@ -153,6 +170,50 @@ export function sseResponse(feed: EventFeed, opts: SseOptions = {}): Response {
     },
   })
   return new Response(stream, { headers: opts.headers ? { ...SSE_HEADERS, ...opts.headers } : SSE_HEADERS })
+}
+
+/**
+ * A byte stream made elsewhere (the gateway passes its upstream's own SSE through) held as a
+ * subscription: released when it ends, whichever way; ended from outside, it writes `final(event)`
+ * in its own wire format, closes, and cancels the source (which aborts the upstream call).
+ */
+export function subscribedBody(source: ReadableStream<Uint8Array>, subscription: StreamSubscription, final: (e: Omit<SseEvent, 'id'>) => string): ReadableStream<Uint8Array> {
+  const reader = source.getReader()
+  let closed = false
+  const finish = () => {
+    if (closed) return false
+    closed = true
+    subscription.release()
+    return true
+  }
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      subscription.onEnd((e) => {
+        if (!finish()) return
+        controller.enqueue(encoder.encode(final(e)))
+        controller.close()
+        void reader.cancel().catch(() => {})
+      })
+    },
+    async pull(controller) {
+      let next: Awaited<ReturnType<typeof reader.read>>
+      try {
+        next = await reader.read()
+      } catch (error) {
+        if (finish()) controller.error(error)
+        return
+      }
+      if (closed) return
+      if (next.done) {
+        finish()
+        controller.close()
+      } else controller.enqueue(next.value)
+    },
+    cancel(reason) {
+      finish()
+      return reader.cancel(reason)
+    },
+  })
 }
 
 /** A feed over any async iterable (for sources that are not run logs). */

@@ -18,6 +18,8 @@ export class Run {
   readonly controller = new AbortController()
   done = false
   finishedAt = 0
+  /** what it belongs to was deleted: it is no longer found (it may still be finishing) */
+  discarded = false
   /** who started it (runs started here): lets a re-attach skip the database ownership check */
   ownerId?: string
   /** runs started here: settles when their producer is done, bookkeeping after `done` included */
@@ -89,7 +91,9 @@ export class Run {
 /** How runs reach other instances: events out, stop requests out (see runs/relay.ts). */
 export interface RunRelay {
   publish(key: string, e: RunEvent): void
-  requestStop(key: string): Promise<void>
+  /** `discard`: also forget it there */
+  requestStop(key: string, discard?: boolean): Promise<void>
+  requestStopOwnedBy(userId: string): Promise<void>
 }
 
 export function createRunRegistry(opts: { retentionMs?: number } = {}) {
@@ -101,6 +105,18 @@ export function createRunRegistry(opts: { retentionMs?: number } = {}) {
     for (const [key, run] of runs) if (run.done && run.finishedAt < cutoff) runs.delete(key)
   }, Math.min(retentionMs, 60_000))
   sweep.unref?.()
+
+  function discardLocal(key: string) {
+    const run = runs.get(key)
+    if (!run) return
+    run.discarded = true
+    // a copy ends as its run does, with the `done` the running instance sends once stopped
+    if (run.local && !run.done) run.controller.abort()
+  }
+
+  function stopOwnedByLocal(userId: string) {
+    for (const run of runs.values()) if (run.local && !run.done && run.ownerId === userId) run.controller.abort()
+  }
 
   return {
     /** A run for `key`, or undefined when one is still going here. `produce` runs it; the run finishes when it settles. */
@@ -118,7 +134,10 @@ export function createRunRegistry(opts: { retentionMs?: number } = {}) {
     },
 
     /** The live or recently finished run of `key`, started here or relayed from another instance. */
-    get: (key: string) => runs.get(key),
+    get(key: string): Run | undefined {
+      const run = runs.get(key)
+      return run?.discarded ? undefined : run
+    },
 
     /** Ask the run of `key` to stop, here or (through the relay) on the instance running it. True when one was going. */
     async stop(key: string): Promise<boolean> {
@@ -139,6 +158,27 @@ export function createRunRegistry(opts: { retentionMs?: number } = {}) {
       const run = runs.get(key)
       if (run?.local && !run.done) run.controller.abort()
     },
+
+    /**
+     * What `key` belongs to is gone (a deleted conversation): stop its run wherever it runs, and
+     * forget it on every instance, so that re-attaching finds nothing.
+     */
+    async discard(key: string) {
+      discardLocal(key)
+      await relay?.requestStop(key, true)
+    },
+
+    /** Relay side: forget `key` here, stopping it if it runs here. */
+    discardLocal,
+
+    /** Stop every run `userId` started, on every instance (a disabled or deleted user). */
+    async stopOwnedBy(userId: string) {
+      stopOwnedByLocal(userId)
+      await relay?.requestStopOwnedBy(userId)
+    },
+
+    /** Relay side: stop the runs of `userId` that run here. */
+    stopOwnedByLocal,
 
     /** Relay side: an event of a run another instance is running. */
     ingest(key: string, e: RunEvent) {

@@ -4,6 +4,7 @@ import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
 import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
+import type { RunRegistry } from '../../runs/index.ts'
 import type { AuthService } from '../auth/service.ts'
 import { sumCounts, type Counter } from '../users/activity.ts'
 import type { UsersService } from '../users/service.ts'
@@ -15,6 +16,8 @@ export function adminRoutes(deps: {
   database: Database
   users: UsersService
   auth: AuthService
+  /** a disabled or deleted user's generations are stopped */
+  runs: RunRegistry
   invites: InvitesService
   usage: UsageService
   /** what each module counts, summed in the status */
@@ -22,7 +25,7 @@ export function adminRoutes(deps: {
   version: string
   authPlugin: ReturnType<typeof authPlugin>
 }) {
-  const { database, users, auth, invites, usage, counters } = deps
+  const { database, users, auth, runs, invites, usage, counters } = deps
   const startedAt = Date.now()
 
   return new Elysia({ name: 'hearth.routes.admin', prefix: '/api/v1', detail: { tags: ['Admin'] } })
@@ -39,8 +42,11 @@ export function adminRoutes(deps: {
       '/admin/users/:id',
       async ({ params, body }) => {
         const { user, disabled, roleChanged } = await users.adminUpdate(params.id, m.fromUserPatchBody(body))
-        if (disabled) await auth.revokeEverything(user.id)
-        else if (roleChanged) await auth.cutOffAccessTokens(user.id)
+        if (disabled) {
+          // streams end with `revoked` first, then the answers stop (saved as stopped)
+          await auth.revokeEverything(user.id)
+          await runs.stopOwnedBy(user.id)
+        } else if (roleChanged) await auth.cutOffAccessTokens(user.id)
         return m.toAdminUserDto(user)
       },
       {
@@ -48,15 +54,16 @@ export function adminRoutes(deps: {
         params: idParams,
         body: m.userPatchBody,
         response: { 200: m.adminUserSchema, ...problems(401, 403, 404, 409, 422, 429) },
-        detail: { summary: "Change a user's role, active flag or credits; disabling revokes their sessions and API keys at once" },
+        detail: { summary: "Change a user's role, active flag or credits; disabling revokes their sessions and API keys, ends their streams and stops their answers at once" },
       },
     )
     .delete(
       '/admin/users/:id',
       async ({ params, set }) => {
         await users.remove(params.id)
-        // sessions and keys went with the row; access tokens already issued stop now
+        // sessions and keys went with the row; access tokens already issued, open streams and running answers stop now
         await auth.cutOffAccessTokens(params.id)
+        await runs.stopOwnedBy(params.id)
         set.status = 204
       },
       { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 409, 422, 429) }, detail: { summary: 'Delete a user and everything they own' } },

@@ -76,12 +76,12 @@ export function createApiKeysService(deps: { database: Database; revocations: Re
     async remove(userId: string, id: string) {
       const [row] = await db.delete(t.apiKeys).where(and(eq(t.apiKeys.id, id), eq(t.apiKeys.userId, userId))).returning({ hash: t.apiKeys.keyHash })
       if (!row) throw apiKeyNotFound()
-      await revocations.publish({ kind: 'api_key', hash: row.hash })
+      await revocations.publish({ kind: 'api_key', hash: row.hash, id })
     },
 
     async revokeAllOf(userId: string) {
-      const rows = await db.delete(t.apiKeys).where(eq(t.apiKeys.userId, userId)).returning({ hash: t.apiKeys.keyHash })
-      await revocations.publish(...rows.map((r) => ({ kind: 'api_key' as const, hash: r.hash })))
+      const rows = await db.delete(t.apiKeys).where(eq(t.apiKeys.userId, userId)).returning({ hash: t.apiKeys.keyHash, id: t.apiKeys.id })
+      await revocations.publish(...rows.map((r) => ({ kind: 'api_key' as const, hash: r.hash, id: r.id })))
     },
 
     async authenticate(key: string): Promise<Principal> {

@@ -13,7 +13,8 @@ import type { AccessClaims } from './tokens.ts'
 export type Invalidation =
   | { kind: 'session'; id: string }
   | { kind: 'user'; id: string; after: number }
-  | { kind: 'api_key'; hash: string }
+  /** `hash` drops cached lookups of the key; `id` ends the streams it opened */
+  | { kind: 'api_key'; hash: string; id: string }
 
 const authChannel = defineChannel<Invalidation>('auth')
 

@@ -76,5 +76,5 @@ export function toMessageDto(m: MessageRow) {
 export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens })
 export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, systemPrompt: b.system_prompt, isFavorite: b.is_favorite })
 
-/** The chat events of a run, as docs/api.md §11 lists them. */
-export const CHAT_EVENTS = 'message.created, delta, reasoning, tool_call, usage, error, done'
+/** The chat events of a run, as docs/api.md §11 lists them, and the final events that end a stream early. */
+export const CHAT_EVENTS = 'message.created, delta, reasoning, tool_call, usage, error, done; a stream the server ends early gets one last event instead of done: shutdown, revoked (its session or API key stopped working) or deleted (its conversation is gone)'

@@ -5,9 +5,11 @@ import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.t
 import { sseResponse } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import type { Run } from '../../runs/index.ts'
+import type { Subscription, Subscriptions } from '../../runs/subscriptions.ts'
+import type { Principal } from '../auth/service.ts'
 import { answerFailed } from './errors.ts'
 import * as m from './model.ts'
-import type { ChatService } from './service.ts'
+import { conversationTopic, type ChatService } from './service.ts'
 
 /** The OpenAPI entry of a 200 that is a stream of chat events. */
 const chatEventStream = {
@@ -25,11 +27,38 @@ function lastEventId(request: Request) {
 /** Whether `run` is the answer to the user message `messageId` (its first event names the question). */
 const startedBy = (run: Run, messageId: string) => (run.events[0]?.data as { user_message?: { id?: string } } | undefined)?.user_message?.id === messageId
 
-export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typeof authPlugin>; shutdown: AbortSignal }) {
-  const { chat } = deps
+export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptions; authPlugin: ReturnType<typeof authPlugin>; shutdown: AbortSignal }) {
+  const { chat, subscriptions } = deps
 
-  /** A run as SSE from after `Last-Event-ID`. */
-  const stream = (run: Run, request: Request) => sseResponse(run.feed(lastEventId(request)), { shutdown: deps.shutdown })
+
+  /**
+   * A run as SSE from after `Last-Event-ID`, as one of the caller's subscriptions: its place is
+   * taken first (429 past the per-user cap, before anything starts), `follow` then starts or finds
+   * the run (undefined: nothing to stream, 204). A revoked session or key, or the conversation's
+   * deletion, ends the stream at once with a final event.
+   */
+  async function stream(principal: Principal, request: Request, follow: (sub: Subscription) => Promise<Run | undefined>): Promise<Response | undefined> {
+    const sub = subscriptions.open(principal)
+    let run: Run | undefined
+    try {
+      run = await follow(sub)
+    } catch (error) {
+      sub.release()
+      throw error
+    }
+    if (!run) {
+      sub.release()
+      return undefined
+    }
+    return sseResponse(run.feed(lastEventId(request)), { shutdown: deps.shutdown, subscription: sub })
+  }
+
+  /** Start a turn and stream it, following its conversation. */
+  const streamTurn = (principal: Principal, request: Request, conversationId: string, start: () => Promise<{ run: Run }>) =>
+    stream(principal, request, async (sub) => {
+      sub.watch(conversationTopic(conversationId))
+      return (await start()).run
+    }) as Promise<Response>
 
   const wantsStream = (request: Request) => request.headers.get('accept')?.includes('text/event-stream') ?? false
 
@@ -97,8 +126,8 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
     .post(
       '/conversations/:id/messages',
       async ({ principal, params, body, request, set }) => {
-        const started = await chat.send(principal, params.id, m.fromSendBody(body))
-        return wantsStream(request) ? stream(started.run, request) : turnResult(started, set)
+        const send = () => chat.send(principal, params.id, m.fromSendBody(body))
+        return wantsStream(request) ? streamTurn(principal, request, params.id, send) : turnResult(await send(), set)
       },
       {
         auth: true,
@@ -111,8 +140,8 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
     .post(
       '/conversations/:id/messages/:message_id/regenerate',
       async ({ principal, params, body, request, set }) => {
-        const started = await chat.regenerate(principal, params.id, params.message_id, { modelId: body?.model_id, temperature: body?.temperature, maxTokens: body?.max_tokens })
-        return wantsStream(request) ? stream(started.run, request) : turnResult(started, set)
+        const regenerate = () => chat.regenerate(principal, params.id, params.message_id, { modelId: body?.model_id, temperature: body?.temperature, maxTokens: body?.max_tokens })
+        return wantsStream(request) ? streamTurn(principal, request, params.id, regenerate) : turnResult(await regenerate(), set)
       },
       {
         auth: true,
@@ -125,12 +154,13 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
     .get(
       '/conversations/:id/stream',
       async ({ principal, params, request, set }) => {
-        const run = await chat.runOf(principal, params.id)
-        if (!run || (run.done && lastEventId(request) >= run.events.length)) {
-          set.status = 204
-          return
-        }
-        return stream(run, request)
+        const res = await stream(principal, request, async (sub) => {
+          sub.watch(conversationTopic(params.id))
+          const run = await chat.runOf(principal, params.id)
+          return !run || (run.done && lastEventId(request) >= run.events.length) ? undefined : run
+        })
+        if (!res) set.status = 204
+        return res
       },
       {
         auth: true,
@@ -203,17 +233,21 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
         // that re-attaches to the run its question started, or is a 204 (which makes it stop) —
         // never a second run.
         if (request.headers.has('last-event-id')) {
-          const asked = await chat.recentQuestion(principal, query.query, query.conversation_id)
-          const run = asked && (await chat.runOf(principal, asked.conversationId))
-          if (!run || !startedBy(run, asked.messageId) || (run.done && lastEventId(request) >= run.events.length)) {
-            set.status = 204
-            return
-          }
-          return stream(run, request)
+          const res = await stream(principal, request, async (sub) => {
+            const asked = await chat.recentQuestion(principal, query.query, query.conversation_id)
+            if (!asked) return undefined
+            sub.watch(conversationTopic(asked.conversationId))
+            const run = await chat.runOf(principal, asked.conversationId)
+            return !run || !startedBy(run, asked.messageId) || (run.done && lastEventId(request) >= run.events.length) ? undefined : run
+          })
+          if (!res) set.status = 204
+          return res
         }
-        const conversationId = query.conversation_id ?? (await chat.create(principal, {})).id
-        const started = await chat.send(principal, conversationId, { content: query.query, modelId: query.model, language: query.language })
-        return stream(started.run, request)
+        return stream(principal, request, async (sub) => {
+          const conversationId = query.conversation_id ?? (await chat.create(principal, {})).id
+          sub.watch(conversationTopic(conversationId))
+          return (await chat.send(principal, conversationId, { content: query.query, modelId: query.model, language: query.language })).run
+        })
       },
       {
         auth: 'same-site', // a GET that starts an answer: a link on another site must not (docs/api.md §1)

@@ -7,6 +7,7 @@
 import { and, count, desc, eq, gt, inArray, type SQL } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { pageWithTotal, type PageRequest } from '../../db/query.ts'
+import { deletedEvent, type Subscriptions } from '../../runs/subscriptions.ts'
 import type { Principal } from '../auth/service.ts'
 import { branchOf } from './context.ts'
 import { conversationNotFound, messageNotFound, notAnAnswer, unknownPreset } from './errors.ts'
@@ -35,8 +36,11 @@ export interface SendInput {
 /** How long after a question an EventSource reconnect can still find its run (longer runs are rare; a miss only means a 204). */
 const RECONNECT_WINDOW_MS = 15 * 60_000
 
-export function createChatService(deps: ChatTurnDeps) {
-  const { database, runs, turns } = deps
+/** What a conversation's event streams follow (src/runs/subscriptions.ts). */
+export const conversationTopic = (id: string) => `conversation:${id}`
+
+export function createChatService(deps: ChatTurnDeps & { subscriptions: Subscriptions }) {
+  const { database, runs, turns, subscriptions } = deps
   const { db, t } = database
   const chatTurns = createChatTurns(deps)
   const shares = createShares({ database })
@@ -99,9 +103,15 @@ export function createChatService(deps: ChatTurnDeps) {
       return row!
     },
 
+    /**
+     * Delete a conversation: its run is stopped and forgotten wherever it runs (so a re-attach is
+     * 404 at once), and its open streams end now with `deleted`, on every instance.
+     */
     async remove(p: Principal, id: string) {
       await owned(p, id)
-      await runs.stop(id)
+      // streams first, so they end with `deleted` rather than with the stopped run's `done`
+      await subscriptions.endTopic(conversationTopic(id), deletedEvent('conversation_deleted'))
+      await runs.discard(id)
       await db.delete(t.conversations).where(eq(t.conversations.id, id))
     },
 

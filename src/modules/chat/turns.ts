@@ -4,7 +4,7 @@
  * (src/runs) streams the model turn (src/generation) into the placeholder and out to the run's
  * subscribers as chat events. The first exchange titles an untitled conversation.
  */
-import { and, eq, lt, sql } from 'drizzle-orm'
+import { and, count, eq, gt, lt, sql } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { withLock } from '../../db/lock.ts'
@@ -16,7 +16,7 @@ import type { ConfigsService } from '../configs/service.ts'
 import type { ResolvedModel } from '../providers/service.ts'
 import type { UsersService } from '../users/service.ts'
 import { branchOf, buildContext } from './context.ts'
-import { answerInProgress, parentNotInConversation } from './errors.ts'
+import { answerInProgress, parentNotInConversation, tooManyRuns } from './errors.ts'
 import { toMessageDto, type ConversationRow, type MessageRow } from './model.ts'
 
 /** A streaming message not written for this long belongs to a run that died (live runs write at least every 10 s). */
@@ -41,6 +41,8 @@ export interface ChatTurnDeps {
   presetOf: (p: Principal, id: string) => Promise<PresetLike | undefined>
   /** the user's remembered facts, oldest first */
   memoriesOf: (userId: string) => Promise<string[]>
+  /** answers one user may have generating at once, on all instances together */
+  maxRunsPerUser: number
 }
 
 export interface TurnInput {
@@ -85,16 +87,27 @@ export function createChatTurns(deps: ChatTurnDeps) {
     return ref ? turns.model(p, ref) : turns.defaultModel(p)
   }
 
-  /** Insert the user message (unless regenerating) and the streaming assistant placeholder; 409 when a run is going. */
+  /**
+   * Insert the user message (unless regenerating) and the streaming assistant placeholder; 409 when
+   * a run is going in this conversation, 429 when the user has `maxRunsPerUser` going. Under one
+   * lock per user (across instances on Postgres), so concurrent sends cannot pass either check together.
+   */
   async function openTurn(conversation: ConversationRow, userContent: string | null, parentId: string | null, regenerateOf: MessageRow | null, modelName: string) {
     try {
-      return await withLock(database, `conversation:${conversation.id}`, async (q) => {
+      return await withLock(database, `chat-runs:${conversation.userId}`, async (q) => {
         const [busy] = await q.select({ id: t.messages.id, updatedAt: t.messages.updatedAt }).from(t.messages).where(and(eq(t.messages.conversationId, conversation.id), eq(t.messages.status, 'streaming')))
         if (busy) {
           // an answer whose run died with its process: close it here rather than wait for the sweep
           if (Date.now() - busy.updatedAt.getTime() < STALE_STREAMING_MS) throw answerInProgress()
           await q.update(t.messages).set({ status: 'error', updatedAt: new Date() }).where(eq(t.messages.id, busy.id))
         }
+        // live runs write at least every 10 s: a streaming answer older than that belongs to a dead process and is not counted
+        const [running] = await q
+          .select({ n: count() })
+          .from(t.messages)
+          .innerJoin(t.conversations, eq(t.conversations.id, t.messages.conversationId))
+          .where(and(eq(t.conversations.userId, conversation.userId), eq(t.messages.status, 'streaming'), gt(t.messages.updatedAt, new Date(Date.now() - STALE_STREAMING_MS))))
+        if (Number(running?.n ?? 0) >= deps.maxRunsPerUser) throw tooManyRuns(deps.maxRunsPerUser)
         const now = Date.now()
         let userMessage: MessageRow
         if (regenerateOf) userMessage = regenerateOf

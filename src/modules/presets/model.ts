@@ -23,7 +23,7 @@ export const presetBody = z.object({
   name: z.string().trim().min(1).max(100),
   description: z.string().max(500).nullable().optional(),
   system_prompt: z.string().max(20_000).nullable().optional(),
-  model_id: z.string().trim().min(1).max(200).nullable().optional(),
+  model_id: z.string().trim().min(1).max(200).nullable().meta({ description: 'a model you can use, by id or name (422 otherwise); null clears it' }).optional(),
   temperature: z.number().min(0).max(2).nullable().optional(),
   max_tokens: z.number().int().min(1).max(1_000_000).nullable().optional(),
   tools: z.array(z.string().trim().min(1).max(100)).max(50).optional(),

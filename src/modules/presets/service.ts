@@ -8,7 +8,8 @@ import type { Database } from '../../db/index.ts'
 import { withLock } from '../../db/lock.ts'
 import { containsText, pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
 import type { Principal } from '../auth/service.ts'
-import { builtinPresetReadOnly, presetNotFound } from './errors.ts'
+import type { ModelUsable } from '../../generation/model-turn.ts'
+import { builtinPresetReadOnly, presetNotFound, unusablePresetModel } from './errors.ts'
 
 export type PresetRow = Database['t']['presets']['$inferSelect']
 
@@ -86,7 +87,11 @@ const newPresetValues = (input: PresetInput) => ({
   tools: uniqueTools(input.tools ?? []),
 })
 
-export function createPresetsService(deps: { database: Database }) {
+export function createPresetsService(deps: {
+  database: Database
+  /** whether a user may use the model a reference names: a preset's `model_id` is checked when it is saved */
+  modelUsable: ModelUsable
+}) {
   const { database } = deps
   const { db, t } = database
 
@@ -106,6 +111,11 @@ export function createPresetsService(deps: { database: Database }) {
     return row
   }
 
+  /** a model the caller cannot use (unknown, unavailable, another user's) is refused where it is saved, not only where it is used */
+  async function checkModel(p: Principal, ref: string | null | undefined) {
+    if (ref && !(await deps.modelUsable(p, ref))) throw unusablePresetModel()
+  }
+
   return {
     /** built-ins first, then the caller's own, oldest first; `q` searches names */
     list(p: Caller, filter: PageRequest & { q?: string }): Promise<Page<PresetRow>> {
@@ -116,7 +126,8 @@ export function createPresetsService(deps: { database: Database }) {
     /** A preset the caller may use (built-in or their own); 404 otherwise. The chat module reads its prompt and settings. */
     get,
 
-    async create(p: Caller, input: PresetInput): Promise<PresetRow> {
+    async create(p: Principal, input: PresetInput): Promise<PresetRow> {
+      await checkModel(p, input.modelId)
       const [row] = await db
         .insert(t.presets)
         .values({ ...newPresetValues(input), userId: p.userId, isBuiltin: false })
@@ -125,8 +136,9 @@ export function createPresetsService(deps: { database: Database }) {
     },
 
     /** Changes the fields `input` names (`null` clears one); an `undefined` field is left as it is. */
-    async update(p: Caller, id: string, input: Partial<PresetInput>): Promise<PresetRow> {
+    async update(p: Principal, id: string, input: Partial<PresetInput>): Promise<PresetRow> {
       await getWritable(p, id)
+      await checkModel(p, input.modelId)
       const [row] = await db
         .update(t.presets)
         // Drizzle leaves out the columns set to undefined

@@ -5,6 +5,7 @@
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
 import { isoDate, listQuery } from '../../lib/schemas.ts'
+import type { Principal } from '../auth/service.ts'
 import type { ModelChanges, ModelInput, ModelTestResult, ProviderChanges, ProviderInput, ProviderTestResult } from './service.ts'
 
 type ProviderRow = Database['t']['providers']['$inferSelect']
@@ -18,7 +19,7 @@ const headerMap = z.record(z.string().regex(/^[A-Za-z0-9-]{1,100}$/, 'a header n
 // ---- providers ----
 
 export const providerSchema = z
-  .object({ id: z.string(), name: z.string(), type: providerType, base_url: z.string().nullable(), api_key_hint: z.string().nullable(), scope, is_default: z.boolean(), timeout_ms: z.number().int(), created_at: isoDate })
+  .object({ id: z.string(), name: z.string(), type: providerType, base_url: z.string().nullable().meta({ description: "the API root; null on a global provider for non-admins (and on one that uses its type's default)" }), api_key_hint: z.string().nullable(), scope, is_default: z.boolean(), timeout_ms: z.number().int(), created_at: isoDate })
   .meta({ id: 'Provider' })
 
 export const providerBody = z.object({
@@ -39,11 +40,16 @@ export const providerListQuery = listQuery.extend({ q: z.string().max(100).optio
 export const providerTestSchema = z.object({ ok: z.boolean(), latency_ms: z.number().int(), models_found: z.number().int(), error: z.string().optional() })
 export const syncResultSchema = z.object({ added: z.number().int(), total: z.number().int() })
 
-export const toProviderDto = (p: ProviderRow): z.infer<typeof providerSchema> => ({
+/**
+ * A provider as `viewer` may see it. A global provider's `base_url` is for admins: it tells where
+ * the instance sends its calls (often an address inside the network), so others get `null` — the
+ * field stays, so the schema is one for everyone.
+ */
+export const toProviderDto = (p: ProviderRow, viewer: Pick<Principal, 'role'>): z.infer<typeof providerSchema> => ({
   id: p.id,
   name: p.name,
   type: p.type,
-  base_url: p.baseUrl,
+  base_url: p.scope === 'global' && viewer.role !== 'admin' ? null : p.baseUrl,
   api_key_hint: p.apiKeyHint,
   scope: p.scope,
   is_default: p.isDefault,

@@ -34,7 +34,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
       '/providers',
       async ({ principal, query }) => {
         const { rows, total } = await providers.list(principal, query)
-        return pageOf(rows.map(toProviderDto), total, query)
+        return pageOf(rows.map((r) => toProviderDto(r, principal)), total, query)
       },
       {
         auth: true,
@@ -49,7 +49,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         const row = await providers.create(principal, fromProviderBody(body))
         set.status = 201
         set.headers.location = `/api/v1/providers/${row.id}`
-        return toProviderDto(row)
+        return toProviderDto(row, principal)
       },
       {
         auth: true,
@@ -58,12 +58,12 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         detail: { summary: 'Add a provider (global: admins only); the API key is stored encrypted and never returned' },
       },
     )
-    .get('/providers/:id', async ({ principal, params }) => toProviderDto(await providers.get(principal, params.id)), {
+    .get('/providers/:id', async ({ principal, params }) => toProviderDto(await providers.get(principal, params.id), principal), {
       auth: true,
       params: idParams,
       response: { 200: providerSchema, ...problems(401, 403, 404, 422, 429) },
     })
-    .patch('/providers/:id', async ({ principal, params, body }) => toProviderDto(await providers.update(principal, params.id, fromProviderPatch(body))), {
+    .patch('/providers/:id', async ({ principal, params, body }) => toProviderDto(await providers.update(principal, params.id, fromProviderPatch(body)), principal), {
       auth: true,
       params: idParams,
       body: providerPatch,

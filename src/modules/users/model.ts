@@ -24,7 +24,7 @@ export const preferencesSchema = z
   .object({
     language: z.enum(['zh', 'en']),
     theme: z.enum(['light', 'dark', 'system']),
-    default_model_id: z.string().max(64).nullable(),
+    default_model_id: z.string().max(64).nullable().meta({ description: 'a model you can use, by id or name (422 otherwise when set); null: the catalogue default' }),
     default_connection_id: z.string().max(64).nullable(),
     view_mode: z.enum(['user', 'developer']),
     context_rounds: z.number().int().min(0).max(50),

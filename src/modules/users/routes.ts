@@ -38,7 +38,7 @@ export function userRoutes(deps: {
       response: { 200: m.preferencesSchema, ...problems(401, 403, 404, 429) },
       detail: { summary: 'Your preferences, defaults filled in' },
     })
-    .put('/preferences', ({ principal, body }) => users.setPreferences(principal.userId, body), {
+    .put('/preferences', ({ principal, body }) => users.setPreferences(principal, body), {
       auth: true,
       body: m.preferencesSchema.partial(),
       response: { 200: m.preferencesSchema, ...problems(401, 403, 404, 422, 429) },

@@ -5,7 +5,9 @@ import type { Database, Db } from '../../db/index.ts'
 import { withLock } from '../../db/lock.ts'
 import { isUniqueViolation, violatedConstraint } from '../../db/errors.ts'
 import { containsText, pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
-import { lastActiveAdmin, userNotFound, usernameOrEmailTaken } from './errors.ts'
+import type { ModelUsable } from '../../generation/model-turn.ts'
+import type { Principal } from '../auth/service.ts'
+import { lastActiveAdmin, unusableDefaultModel, userNotFound, usernameOrEmailTaken } from './errors.ts'
 
 export type Role = 'user' | 'admin'
 export type UserRow = Database['t']['users']['$inferSelect']
@@ -80,7 +82,12 @@ export interface Profile {
   preferences: Preferences
 }
 
-export function createUsersService(deps: { database: Database; bus: Bus }) {
+export function createUsersService(deps: {
+  database: Database
+  bus: Bus
+  /** whether a user may use the model a reference names: `default_model_id` is checked when it is set */
+  modelUsable: ModelUsable
+}) {
   const { database, bus } = deps
   const { db, t } = database
   /** user id → the user and preferences, for the hot reads (/auth/me, /users/me), kept until the user changes on any instance */
@@ -122,7 +129,10 @@ export function createUsersService(deps: { database: Database; bus: Bus }) {
 
     updateProfile: (id: string, patch: { displayName?: string | null; avatarUrl?: string | null }) => update(id, patch),
 
-    async setPreferences(id: string, patch: Partial<Preferences>): Promise<Preferences> {
+    /** Set the fields `patch` names; a `default_model_id` the user cannot use is a 422 naming it. */
+    async setPreferences(p: Principal, patch: Partial<Preferences>): Promise<Preferences> {
+      const id = p.userId
+      if (patch.default_model_id && !(await deps.modelUsable(p, patch.default_model_id))) throw unusableDefaultModel()
       const current = preferencesOf(await get(id))
       const next = { ...current, ...patch }
       await update(id, { preferences: next })
