@@ -6,7 +6,7 @@ import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
 import { problems } from '../../lib/schemas.ts'
 import { databaseUnavailable } from './errors.ts'
-import { finishDocument, type OpenAPIDocument } from '../../plugins/openapi-document.ts'
+import { finishDocument, jsonSchemaOf, type OpenAPIDocument } from '../../plugins/openapi-document.ts'
 
 const SCALAR_PATH = '/docs/assets/scalar.js'
 
@@ -62,18 +62,13 @@ function openapiDocs(version: string) {
             },
           },
         },
-        mapJsonSchema: { zod: (schema: z.ZodType) => toJsonSchema(schema) },
+        // The plugin does not say whether a schema is an input or an output: it gets outputs here, and
+        // finishDocument converts the inputs (bodies, query and path parameters) again as inputs.
+        mapJsonSchema: { zod: (schema: z.ZodType) => jsonSchemaOf(schema, 'output') },
         // The page's script is served by Hearth itself, so /docs works with no internet.
         scalar: { url: '/openapi.json', cdn: SCALAR_PATH, withDefaultFonts: false, hideClientButton: true, telemetry: false, agent: { disabled: true } } as never,
       }),
     )
-}
-
-/** JSON Schema for the OpenAPI document, without the per-schema `$schema` noise. */
-function toJsonSchema(schema: z.ZodType) {
-  const json = z.toJSONSchema(schema, { unrepresentable: 'any', io: 'output' }) as Record<string, unknown>
-  delete json.$schema
-  return json
 }
 
 /** Serve a static file read once, gzipped once, with long caching. */
