@@ -42,3 +42,14 @@ export const isoDate = z.string().meta({ format: 'date-time' })
 
 /** The list envelope of a list that is never cut into pages (sessions, API keys): every item, one page. */
 export const wholePage = <T>(items: T[]) => pageOf(items, items.length, { limit: items.length, offset: 0 })
+
+/**
+ * The events of a server-sent stream (docs/api.md §13) as one schema, for the OpenAPI document: each
+ * event an object of its SSE fields — `id` (increasing per stream), `event`, and `data`, one line of
+ * JSON — one per event name; and `shutdown` (without an id), which ends any stream when the server stops.
+ */
+export function eventStreamOf(data: Record<string, z.ZodType>) {
+  const events = Object.entries(data).map(([event, schema]) => z.object({ id: z.number().int().positive(), event: z.literal(event), data: schema }).meta({ title: event }))
+  const shutdown = z.object({ event: z.literal('shutdown'), data: z.object({ reason: z.literal('server_shutdown') }) }).meta({ title: 'shutdown', description: 'The server is stopping: reconnect' })
+  return z.discriminatedUnion('event', [shutdown, ...events])
+}

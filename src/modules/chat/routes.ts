@@ -4,6 +4,7 @@ import { z } from 'zod'
 import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
 import { sseResponse } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
+import { eventStreamResponse, jsonSchemaOf } from '../../plugins/openapi-document.ts'
 import type { Run } from '../../runs/index.ts'
 import { answerFailed } from './errors.ts'
 import * as m from './model.ts'
@@ -11,7 +12,12 @@ import type { ChatService } from './service.ts'
 
 /** The OpenAPI entry of a 200 that is a stream of chat events. */
 const chatEventStream = {
-  responses: { 200: { description: `text/event-stream of chat events (docs/api.md §11): ${m.CHAT_EVENTS}`, content: { 'text/event-stream': { schema: { type: 'string' as const } } } } },
+  responses: {
+    200: eventStreamResponse(
+      'The answer as server-sent events (docs/api.md §11): `message.created` first, `done` last; a `: connected` comment at once and a `: ping` comment every 15 s',
+      m.chatEventSchema,
+    ),
+  },
 }
 /** Sending: SSE with `Accept: text/event-stream`, else JSON once the answer is complete. */
 const turnResponses = { 201: m.turnSchema, ...problems(401, 402, 404, 409, 422, 429, 502) }
@@ -185,7 +191,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
           responses: {
             200: {
               description: 'The conversation as a download: JSON (`format=json`, the conversation with its messages) or Markdown (`format=markdown`)',
-              content: { 'application/json': { schema: z.toJSONSchema(m.conversationWithMessages, { unrepresentable: 'any' }) as { type: 'object' } }, 'text/markdown': { schema: { type: 'string' as const } } },
+              content: { 'application/json': { schema: jsonSchemaOf(m.conversationWithMessages, 'output') as { type: 'object' } }, 'text/markdown': { schema: { type: 'string' as const } } },
             },
           },
         },

@@ -1,15 +1,13 @@
 /** @module The OpenAI-compatible gateway at /v1 (docs/api.md §8). */
 import { Elysia } from 'elysia'
 import type { authPlugin } from '../../plugins/auth.ts'
-import { chatCompletionRequest, chatCompletionSchema, modelListSchema, openaiErrors, toModelListDto } from './model.ts'
+import { eventStreamResponse } from '../../plugins/openapi-document.ts'
+import { chatCompletionEventSchema, chatCompletionRequest, chatCompletionSchema, modelListSchema, openaiErrors, toModelListDto } from './model.ts'
 import type { GatewayService } from './service.ts'
 
 /** What each status of a completion means (docs/api.md §8), and the streamed 200 beside the JSON one, for the OpenAPI document. */
 const completionResponses = {
-  200: {
-    description: '`chat.completion` (JSON); with `stream: true`, a text/event-stream of `chat.completion.chunk` events',
-    content: { 'text/event-stream': { schema: { type: 'string' as const, description: 'Events `data: {chat.completion.chunk}`, ending in `data: [DONE]`' } } },
-  },
+  200: eventStreamResponse('`chat.completion` (JSON); with `stream: true`, server-sent `chat.completion.chunk` events ending in `data: [DONE]`', chatCompletionEventSchema),
   400: { description: '`validation_error`: the body is not valid; or `upstream_rejected`' },
   401: { description: '`unauthorized`: no or bad key' },
   402: { description: '`insufficient_quota`: credits used up' },
