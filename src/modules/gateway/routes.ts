@@ -27,13 +27,18 @@ export function gatewayRoutes(deps: { gateway: GatewayService; authPlugin: Retur
     .get('/models', async ({ principal }) => toModelListDto(await gateway.models(principal)), {
       auth: true,
       response: { 200: modelListSchema, ...openaiErrors(401, 429) },
-      detail: { summary: 'Models you can use, by name' },
+      detail: { summary: 'List models (OpenAI)', description: "OpenAI's model list: `id` is the model's `name` in Hearth, `owned_by` its provider's name; models marked unavailable are left out. Authenticate with an API key (`hk_…`) or an access token." },
     })
     // The service answers with a Response of its own (relayed bytes, or a stream): the schemas document it and type it for Eden.
     .post('/chat/completions', ({ principal, body, request }) => gateway.complete(principal, body, request.signal), {
       auth: true,
       body: chatCompletionRequest,
       response: { 200: chatCompletionSchema, ...openaiErrors(400, 401, 402, 404, 413, 422, 429, 500, 502, 504) },
-      detail: { summary: 'OpenAI chat completions: JSON, or `chat.completion.chunk` SSE ending in `data: [DONE]` with `stream: true`', responses: completionResponses },
+      detail: {
+        summary: 'Chat completions (OpenAI)',
+        description:
+          "OpenAI's request and answer. OpenAI and OpenAI-compatible providers are relayed (unknown fields included, `model` replaced by the upstream name); Anthropic and Google are translated. With `stream: true`, `chat.completion.chunk` events ending in `data: [DONE]`; a failure after the first byte ends the stream with `data: {\"error\": …}` then `[DONE]`. Errors use OpenAI's shape. Usage and cost are recorded and charged like chat.",
+        responses: completionResponses,
+      },
     })
 }

@@ -17,7 +17,7 @@ export function serviceRoutes(deps: { database: Database; version: string }) {
     .get(SCALAR_PATH, ({ request }) => scalar(request), { detail: { hide: true } })
     .get('/health', () => ({ status: 'healthy' as const }), {
       response: { 200: z.object({ status: z.literal('healthy') }) },
-      detail: { summary: 'The process is up' },
+      detail: { summary: 'Liveness', description: 'Answers while the process is up, without touching the database: use it as a liveness probe. Never rate-limited.' },
     })
     .get(
       '/ready',
@@ -31,7 +31,7 @@ export function serviceRoutes(deps: { database: Database; version: string }) {
       },
       {
         response: { 200: z.object({ status: z.literal('ready'), database: z.enum(['sqlite', 'postgres']) }), ...problems(503) },
-        detail: { summary: 'The database answers' },
+        detail: { summary: 'Readiness', description: 'Answers `200` when the database answers within 2 s, else `503 SERVICE_UNAVAILABLE`: use it for readiness and load-balancer checks. Never rate-limited.' },
       },
     )
 }
