@@ -27,9 +27,24 @@ export const problems = <S extends number>(...statuses: S[]) => responsesOf(prob
 /** One error schema for each of these statuses (the /v1 gateway's answers use OpenAI's shape instead of problems). */
 export const responsesOf = <T extends z.ZodType, S extends number>(schema: T, statuses: S[]) => Object.fromEntries(statuses.map((s) => [s, schema])) as { [K in S]: T }
 
+declare const serverDefault: unique symbol
+/**
+ * The type of a field the server fills in when the client leaves it out (a zod `.default()`). Elysia
+ * 1.4 types a route's query and body once, from the schema's output, for its handler and for Eden
+ * alike, so a defaulted field would be required of Eden's callers; this mark lets `App` (app.ts)
+ * make it optional there, while the handler keeps the type of the value filled in.
+ */
+export type ServerDefault<T> = T & { readonly [serverDefault]: T }
+/** The type of a ServerDefault field for a client, who may leave it out. */
+export type ClientSide<T> = T extends { readonly [serverDefault]: infer V } ? V : T
+
+/** `schema.default(value)`, its output marked as filled in by the server (ServerDefault). */
+export const withDefault = <T extends z.ZodType>(schema: T, value: z.util.NoUndefined<z.output<T>>) =>
+  schema.default(value) as unknown as z.ZodDefault<T> & { _zod: { output: ServerDefault<z.output<T>> } }
+
 export const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  offset: z.coerce.number().int().min(0).default(0),
+  limit: withDefault(z.coerce.number().int().min(1).max(100), 50),
+  offset: withDefault(z.coerce.number().int().min(0), 0),
 })
 
 /** The list envelope (docs/api.md §1) for one page of `items` out of `total`. */

@@ -1,7 +1,7 @@
 /** @module /api/v1/conversations, /api/v1/chat and /api/v1/share (docs/api.md §11). */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
-import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
+import { idParams, listQuery, page, pageOf, problems, withDefault } from '../../lib/schemas.ts'
 import { sseResponse } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import { eventStreamResponse, jsonSchemaOf } from '../../plugins/openapi-document.ts'
@@ -206,7 +206,7 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
       {
         auth: true,
         params: idParams,
-        query: z.object({ format: z.enum(['json', 'markdown']).default('json') }),
+        query: z.object({ format: withDefault(z.enum(['json', 'markdown']), 'json') }),
         response: problems(401, 404, 422, 429),
         detail: {
           summary: 'Export a conversation',
