@@ -152,4 +152,13 @@ describe('the OpenAPI document', () => {
     expect(Object.keys(gateway)).toEqual(['application/json', 'text/event-stream'])
     expect(gateway['text/event-stream']!.schema).toEqual({ $ref: '#/components/schemas/ChatCompletionStreamEvent' })
   })
+
+  test('another app in the same process gets the same document (the routes\' declarations are shared, not finished in place)', async () => {
+    const other = await createTestApp('sqlite')
+    try {
+      expect((await other.request('GET', '/openapi.json')).body).toEqual(doc)
+    } finally {
+      await other.close()
+    }
+  })
 })

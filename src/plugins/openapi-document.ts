@@ -118,7 +118,8 @@ function mergeDeclaredResponses(operation: Operation, hooks: InternalRoute['hook
   operation.responses ??= {}
   for (const [status, extra] of Object.entries(declared)) {
     const generated = operation.responses[status]
-    operation.responses[status] = { ...generated, ...extra, content: { ...generated?.content, ...extra.content } }
+    // a copy: the declaration is shared by every app built in this process, and each document is finished in place
+    operation.responses[status] = { ...generated, ...structuredClone(extra), content: { ...generated?.content, ...structuredClone(extra.content) } }
   }
 }
 
