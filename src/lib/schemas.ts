@@ -64,7 +64,9 @@ export const wholePage = <T>(items: T[]) => pageOf(items, items.length, { limit:
  * JSON — one per event name; and `shutdown` (without an id), which ends any stream when the server stops.
  */
 export function eventStreamOf(data: Record<string, z.ZodType>) {
-  const events = Object.entries(data).map(([event, schema]) => z.object({ id: z.number().int().positive(), event: z.literal(event), data: schema }).meta({ title: event }))
+  const event = (name: string, schema: z.ZodType) => z.object({ id: z.number().int().positive(), event: z.literal(name), data: schema }).meta({ title: name })
+  const events = Object.entries(data).map(([name, schema]) => event(name, schema))
   const shutdown = z.object({ event: z.literal('shutdown'), data: z.object({ reason: z.literal('server_shutdown') }) }).meta({ title: 'shutdown', description: 'The server is stopping: reconnect' })
-  return z.discriminatedUnion('event', [shutdown, ...events])
+  // the stream's own events first: /docs shows the first one as the example
+  return z.discriminatedUnion('event', [events[0]!, ...events.slice(1), shutdown])
 }

@@ -45,9 +45,15 @@ export type OpenAPIDocument = { paths: Record<string, Record<string, Operation>>
 
 /** JSON Schema of a zod schema as the document carries it: as a client sends it (`input`) or receives it (`output`). */
 export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): Schema {
-  const json = z.toJSONSchema(schema, { unrepresentable: 'any', io }) as Schema
+  const json = z.toJSONSchema(schema, { unrepresentable: 'any', io, override: dropSafeIntegerBounds }) as Schema
   delete json.$schema
   return json
+}
+
+/** zod bounds every `.int()` by ±(2^53 − 1): noise in the document, and the examples /docs shows would be those bounds. */
+function dropSafeIntegerBounds({ jsonSchema }: { jsonSchema: Schema }) {
+  if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum
+  if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum
 }
 
 /**
