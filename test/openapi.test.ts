@@ -7,6 +7,7 @@
 import SwaggerParser from '@apidevtools/swagger-parser'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { z } from 'zod'
+import { finishDocument, jsonSchemaOf } from '../src/plugins/openapi-document.ts'
 import { createTestApp, type TestApp } from './helpers/app.ts'
 
 type Schema = Record<string, any>
@@ -161,4 +162,18 @@ describe('the OpenAPI document', () => {
       await other.close()
     }
   })
+})
+
+test('finishDocument: a schema whose input differs from its output is a component twice, the input as <Name>Input', () => {
+  const thing = z.object({ size: z.number().default(1) }).meta({ id: 'OpenapiTestThing' })
+  const doc = { paths: { '/things': { post: { responses: { 201: { content: { 'application/json': { schema: jsonSchemaOf(thing, 'output') } } } } } } } }
+  const routes = [{ method: 'POST', path: '/things', hooks: { body: thing, response: { 201: thing } } }] as never
+  const done = finishDocument(doc, routes) as unknown as { components: { schemas: Record<string, Schema> }; paths: Record<string, Record<string, Operation>> }
+  expect(done.components.schemas).toEqual({
+    OpenapiTestThing: { type: 'object', properties: { size: { type: 'number', default: 1 } }, required: ['size'], additionalProperties: false },
+    OpenapiTestThingInput: { type: 'object', properties: { size: { type: 'number', default: 1 } } },
+  })
+  const op = done.paths['/things']!.post!
+  expect(op.requestBody).toEqual({ required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/OpenapiTestThingInput' } } } })
+  expect(op.responses[201]!.content!['application/json']!.schema).toEqual({ $ref: '#/components/schemas/OpenapiTestThing' })
 })
