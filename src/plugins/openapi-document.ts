@@ -65,7 +65,7 @@ export function eventStreamResponse(description: string, events: z.ZodType) {
   return { description, content: { 'text/event-stream': { schema: jsonSchemaOf(events, 'output') as { type: 'object' } } } }
 }
 
-/** What each status of a problem means (docs/api.md §2), for answers that declare no description. */
+/** What each status means (docs/api.md §2), for answers that declare no description of their own. */
 const STATUS_DESCRIPTIONS: Record<string, string> = {
   200: 'OK',
   201: 'Created',
@@ -125,7 +125,8 @@ function mergeDeclaredResponses(operation: Operation, hooks: InternalRoute['hook
   for (const [status, extra] of Object.entries(declared)) {
     const generated = operation.responses[status]
     // a copy: the declaration is shared by every app built in this process, and each document is finished in place
-    operation.responses[status] = { ...generated, ...structuredClone(extra), content: { ...generated?.content, ...structuredClone(extra.content) } }
+    const copy = structuredClone(extra)
+    operation.responses[status] = { ...generated, ...copy, content: { ...generated?.content, ...copy.content } }
   }
 }
 
