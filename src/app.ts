@@ -1,6 +1,6 @@
 /** @module createApp(deps): the one Elysia app, composed of named route-group plugins. */
 import { cors } from '@elysiajs/cors'
-import { Elysia } from 'elysia'
+import { Elysia, type DefinitionBase, type EphemeralType, type MetadataBase, type RouteBase, type SingletonBase } from 'elysia'
 import { adminRoutes } from './modules/admin/routes.ts'
 import { apiKeyRoutes, authRoutes } from './modules/auth/routes.ts'
 import { serviceRoutes } from './modules/system/routes.ts'
@@ -11,6 +11,7 @@ import { gatewayRoutes } from './modules/gateway/routes.ts'
 import { presetRoutes } from './modules/presets/routes.ts'
 import { memoryRoutes } from './modules/memories/routes.ts'
 import { chatRoutes } from './modules/chat/routes.ts'
+import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { errorsPlugin } from './plugins/errors.ts'
 import { requestContextPlugin } from './plugins/request-context.ts'
@@ -41,7 +42,8 @@ export function createApp(deps: AppDeps) {
     .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
   routes.load(app.routes)
-  return app
+  // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.
+  return app as unknown as ClientView<typeof app>
 }
 
 /** CORS only for the configured origins; `*` allows any origin but never with credentials. */
@@ -56,4 +58,26 @@ function corsPlugin(origins: string[]) {
   })
 }
 
+/** The app, typed as its clients see it (Eden's `treaty<App>`): what they send, with server defaults optional. */
 export type App = ReturnType<typeof createApp>
+
+/**
+ * Elysia 1.4 types a route's query and body from its schema's output, for the handler and for Eden
+ * alike (upstream keeps the two apart only on an unreleased branch), so a field with a `.default()`
+ * is required of Eden's callers. Fields marked ServerDefault (lib/schemas.ts) become optional here.
+ */
+type ClientView<A> =
+  A extends Elysia<infer P extends string, infer S extends SingletonBase, infer D extends DefinitionBase, infer M extends MetadataBase, infer R extends RouteBase, infer E extends EphemeralType, infer V extends EphemeralType>
+    ? Elysia<P, S, D, M, ClientRoutes<R>, E, V>
+    : never
+
+type ClientRoutes<R> = {
+  [K in keyof R]: R[K] extends { body: infer B; query: infer Q; response: unknown } ? Omit<R[K], 'body' | 'query'> & { body: ClientFields<B>; query: ClientFields<Q> } : ClientRoutes<R[K]>
+}
+
+type Defaulted<T> = { [K in keyof T]: T[K] extends ServerDefault<unknown> ? K : never }[keyof T]
+type ClientFields<T> = T extends Record<string, unknown>
+  ? [Defaulted<T>] extends [never]
+    ? T
+    : Omit<T, Defaulted<T>> & { [K in Defaulted<T>]?: ClientSide<T[K]> }
+  : T

@@ -144,8 +144,15 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
     const ok = op.responses['200']
     expect(Object.keys(ok.content).sort()).toEqual(['application/json', 'text/event-stream'])
     expect(ok.description).toContain('chat.completion.chunk')
-    expect(ok.content['text/event-stream'].schema).toMatchObject({ type: 'string', description: expect.stringContaining('data: [DONE]') })
-    const completion = ok.content['application/json'].schema.$defs.ChatCompletion
+    const component = (schema: { $ref: string }) => body.components.schemas[schema.$ref.replace('#/components/schemas/', '')]
+    const events = component(ok.content['text/event-stream'].schema).anyOf ?? component(ok.content['text/event-stream'].schema).oneOf
+    expect(events.map((e: { properties: { data: { $ref?: string; const?: string } } }) => e.properties.data.$ref ?? e.properties.data.const)).toEqual([
+      '#/components/schemas/ChatCompletionChunk',
+      '#/components/schemas/OpenAIError',
+      '[DONE]',
+    ])
+    expect(component(ok.content['application/json'].schema)).toBe(body.components.schemas.ChatCompletion)
+    const completion = body.components.schemas.ChatCompletion
     expect(completion.properties.object).toMatchObject({ const: 'chat.completion' })
     expect(completion.required).toEqual(['id', 'object', 'created', 'model', 'choices', 'usage'])
     const choice = completion.properties.choices.items
@@ -154,7 +161,7 @@ eachDialect('gateway /v1: who may call what', (dialect) => {
     expect(Object.keys(completion.properties.usage.properties)).toEqual(['prompt_tokens', 'completion_tokens', 'total_tokens'])
     for (const status of ['400', '401', '402', '403', '404', '413', '415', '422', '429', '500', '502', '504']) {
       const schema = op.responses[status].content['application/json'].schema
-      expect({ status, error: Object.keys(schema.$defs.OpenAIError.properties.error.properties) }).toEqual({ status, error: ['message', 'type', 'param', 'code'] })
+      expect({ status, error: Object.keys(component(schema).properties.error.properties) }).toEqual({ status, error: ['message', 'type', 'param', 'code'] })
     }
     expect(op.responses['402'].description).toContain('insufficient_quota')
     expect(op.responses['403'].description).toContain('`gateway` scope')

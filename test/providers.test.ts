@@ -193,7 +193,23 @@ eachDialect('provider API keys and headers are write-only', (dialect) => {
     texts.push(tested.text)
     texts.push((await t.request('POST', `/api/v1/providers/${p.id}/sync-models`, { token })).text)
     texts.push((await t.request('GET', `/api/v1/models?provider_id=${p.id}`, { token })).text)
-    texts.push((await t.request('GET', '/openapi.json')).text)
+    // The document names the write-only fields in request bodies, never in an answer's schema.
+    const doc = await t.request('GET', '/openapi.json')
+    expect(doc.text).not.toContain(KEY)
+    expect(doc.text).not.toContain(HEADER_VALUE)
+    expect(Object.keys(doc.body.paths['/api/v1/providers'].post.requestBody.content['application/json'].schema.properties)).toEqual(expect.arrayContaining(['api_key', 'headers']))
+    const answerFields = new Set<string>()
+    const collect = (v: unknown): void => {
+      if (Array.isArray(v)) return v.forEach(collect)
+      if (!v || typeof v !== 'object') return
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'properties' && x && typeof x === 'object') for (const name of Object.keys(x)) answerFields.add(name)
+        collect(x)
+      }
+    }
+    collect(doc.body.components.schemas)
+    for (const ops of Object.values(doc.body.paths) as Record<string, { responses: unknown }>[]) for (const op of Object.values(ops)) collect(op.responses)
+    for (const secret of ['api_key', 'headers', 'api_key_enc', 'headers_enc']) expect(answerFields.has(secret)).toBe(false)
     for (const text of texts) {
       expect(text).not.toContain(KEY)
       expect(text).not.toContain('1234567890')

@@ -36,12 +36,28 @@ export const queryInteger = (min: number, max: number) =>
   z
     .string()
     .regex(/^[0-9]{1,15}$/, 'Expected a whole number in decimal digits')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
+    // coerced rather than transformed: zod keeps a `.default()` in the document only when nothing transforms
+    .pipe(z.coerce.number<string>().int().min(min).max(max))
+    .meta({ type: 'integer', minimum: min, maximum: max })
+
+declare const serverDefault: unique symbol
+/**
+ * The type of a field the server fills in when the client leaves it out (a zod `.default()`). Elysia
+ * 1.4 types a route's query and body once, from the schema's output, for its handler and for Eden
+ * alike, so a defaulted field would be required of Eden's callers; this mark lets `App` (app.ts)
+ * make it optional there, while the handler keeps the type of the value filled in.
+ */
+export type ServerDefault<T> = T & { readonly [serverDefault]: T }
+/** The type of a ServerDefault field for a client, who may leave it out. */
+export type ClientSide<T> = T extends { readonly [serverDefault]: infer V } ? V : T
+
+/** `schema.default(value)`, its output marked as filled in by the server (ServerDefault). */
+export const withDefault = <T extends z.ZodType>(schema: T, value: z.util.NoUndefined<z.output<T>>) =>
+  schema.default(value) as unknown as z.ZodDefault<T> & { _zod: { output: ServerDefault<z.output<T>> } }
 
 export const listQuery = z.object({
-  limit: queryInteger(1, 100).default(50),
-  offset: queryInteger(0, Number.MAX_SAFE_INTEGER).default(0),
+  limit: withDefault(queryInteger(1, 100), 50),
+  offset: withDefault(queryInteger(0, Number.MAX_SAFE_INTEGER), 0),
 })
 
 /** The list envelope (docs/api.md §1) for one page of `items` out of `total`. */
@@ -62,3 +78,25 @@ export const wholePage = <T>(items: T[]) => pageOf(items, items.length, { limit:
  * passed by the server's clock has passed.
  */
 export const expiryTime = z.iso.datetime({ offset: true }).refine((v) => Date.parse(v) > Date.now(), { message: 'must be in the future' })
+
+/**
+ * The events of a server-sent stream (docs/api.md §13) as one schema, for the OpenAPI document: each
+ * event an object of its SSE fields — `id` (increasing per stream), `event`, and `data`, one line of
+ * JSON — one per event name; then the events without an id that end any stream early: `shutdown`
+ * (the server stops), `revoked` (the credential that opened it stopped working) and `deleted` (what
+ * it follows is gone).
+ */
+export function eventStreamOf(data: Record<string, z.ZodType>) {
+  const event = (name: string, schema: z.ZodType) => z.object({ id: z.number().int().positive(), event: z.literal(name), data: schema }).meta({ title: name })
+  const final = (name: string, schema: z.ZodType, description: string) => z.object({ event: z.literal(name), data: schema }).meta({ title: name, description })
+  const events = Object.entries(data).map(([name, schema]) => event(name, schema))
+  const ended = (reasons: [string, ...string[]]) => z.object({ code: z.string(), reason: z.enum(reasons) })
+  // the stream's own events first: /docs shows the first one as the example
+  return z.discriminatedUnion('event', [
+    events[0]!,
+    ...events.slice(1),
+    final('shutdown', z.object({ reason: z.literal('server_shutdown') }), 'The server is stopping: reconnect'),
+    final('revoked', ended(['session_revoked', 'api_key_revoked', 'access_changed']), 'The session or API key that opened the stream stopped working (`code` UNAUTHORIZED, or TOKEN_EXPIRED: refresh, then reconnect)'),
+    final('deleted', ended(['conversation_deleted']), 'What the stream follows was deleted: a re-attach is 404'),
+  ])
+}

@@ -37,3 +37,21 @@ test('register → me → preferences through Eden, fully typed', async () => {
   // @ts-expect-error: username must be a string
   await api.api.v1.auth.register.post({ username: 1, email: 'x@example.com', password: 'password-1' })
 })
+
+test('a query field with a server default may be left out; its type is kept', async () => {
+  const api = treaty<App>(t.app)
+  const reg = await api.api.v1.auth.register.post({ username: 'eden_pager', email: 'eden-pager@example.com', password: 'eden-password' })
+  const authed = treaty<App>(t.app, { headers: { authorization: `Bearer ${reg.data!.tokens.access_token}` } })
+
+  const all = await authed.api.v1.memories.get()
+  const limit: number | undefined = all.data?.limit
+  expect({ status: all.status, limit, offset: all.data?.offset }).toEqual({ status: 200, limit: 50, offset: 0 })
+  const one = await authed.api.v1.conversations.get({ query: { limit: 1, q: 'nothing' } })
+  expect({ status: one.status, limit: one.data?.limit, offset: one.data?.offset }).toEqual({ status: 200, limit: 1, offset: 0 })
+  const conversation = await authed.api.v1.conversations.post({ title: 'Pager' })
+  const exported = await authed.api.v1.conversations({ id: conversation.data!.id }).export.get()
+  expect(exported.status).toBe(200)
+
+  // @ts-expect-error: limit is a number
+  await authed.api.v1.memories.get({ query: { limit: 'many' } })
+})

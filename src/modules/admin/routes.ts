@@ -36,7 +36,7 @@ export function adminRoutes(deps: {
         const { rows, total } = await users.list(m.fromUserListQuery(query), query)
         return pageOf(rows.map(m.toAdminUserDto), total, query)
       },
-      { auth: 'admin', query: m.userListQuery, response: { 200: page(m.adminUserSchema), ...problems(401, 403, 422, 429) }, detail: { summary: 'List and search users' } },
+      { auth: 'admin', query: m.userListQuery, response: { 200: page(m.adminUserSchema), ...problems(401, 403, 422, 429) }, detail: { summary: 'List users', description: '`q` matches username, email or display name (case-insensitive substring); `role` and `is_active` filter. Oldest first. Each item is the user object plus `credits: { balance, used }`.' } },
     )
     .patch(
       '/admin/users/:id',
@@ -54,7 +54,11 @@ export function adminRoutes(deps: {
         params: idParams,
         body: m.userPatchBody,
         response: { 200: m.adminUserSchema, ...problems(401, 403, 404, 409, 422, 429) },
-        detail: { summary: "Change a user's role, active flag or credits; disabling revokes their sessions and API keys, ends their streams and stops their answers at once" },
+        detail: {
+          summary: 'Change a user',
+          description:
+            "Sets the role, the active flag, or adds `credits_delta` to the balance (negative to take away). Disabling revokes the user's sessions and deletes their API keys, ends their open streams and stops their answers at once; a role change makes their access tokens refresh. The last active admin cannot be demoted or disabled (`409`).",
+        },
       },
     )
     .delete(
@@ -66,7 +70,7 @@ export function adminRoutes(deps: {
         await runs.stopOwnedBy(params.id)
         set.status = 204
       },
-      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 409, 422, 429) }, detail: { summary: 'Delete a user and everything they own' } },
+      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 409, 422, 429) }, detail: { summary: 'Delete a user', description: 'The user and everything they own are deleted; their access tokens stop working at once. The last active admin cannot be deleted (`409`).' } },
     )
     .post(
       '/admin/invites',
@@ -76,7 +80,7 @@ export function adminRoutes(deps: {
         set.headers.location = `/api/v1/admin/invites/${invite.id}`
         return m.toInviteCreatedDto(invite)
       },
-      { auth: 'admin', body: m.inviteCreateBody, response: { 201: m.inviteCreated, ...problems(401, 403, 422, 429) }, detail: { summary: 'Create a single-use invite code (shown only now)' } },
+      { auth: 'admin', body: m.inviteCreateBody, response: { 201: m.inviteCreated, ...problems(401, 403, 422, 429) }, detail: { summary: 'Create an invite', description: 'A single-use invite code (`inv_…`) for registration in `invite` mode. The answer is the only time `code` is shown: it is stored hashed. An expired code never works.' } },
     )
     .get(
       '/admin/invites',
@@ -84,7 +88,7 @@ export function adminRoutes(deps: {
         const { rows, total } = await invites.list(query)
         return pageOf(rows.map(m.toInviteDto), total, query)
       },
-      { auth: 'admin', query: listQuery, response: { 200: page(m.inviteSchema), ...problems(401, 403, 422, 429) }, detail: { summary: 'Invite codes (without the codes)' } },
+      { auth: 'admin', query: listQuery, response: { 200: page(m.inviteSchema), ...problems(401, 403, 422, 429) }, detail: { summary: 'List invites', description: 'Every invite, with whether and by whom it was used; never the codes themselves.' } },
     )
     .delete(
       '/admin/invites/:id',
@@ -92,7 +96,7 @@ export function adminRoutes(deps: {
         await invites.remove(params.id)
         set.status = 204
       },
-      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Withdraw an invite code' } },
+      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete an invite', description: 'The invite code stops working.' } },
     )
     .get(
       '/admin/usage',
@@ -104,7 +108,7 @@ export function adminRoutes(deps: {
         auth: 'admin',
         query: m.usageQuery,
         response: { 200: page(m.usageGroupSchema), ...problems(401, 403, 422, 429) },
-        detail: { summary: 'Model usage by day (UTC), user and model; `from` inclusive, `to` exclusive' },
+        detail: { summary: 'Usage report', description: 'Model calls grouped by day (UTC, `YYYY-MM-DD`), user and model, with calls, tokens, cost and errors. `from` is inclusive and `to` exclusive (ISO dates or date-times); `user_id` and `model` filter.' },
       },
     )
     .get(
@@ -119,6 +123,6 @@ export function adminRoutes(deps: {
           memory: { rss_bytes: process.memoryUsage.rss() },
         }
       },
-      { auth: 'admin', response: { 200: m.statusSchema, ...problems(401, 403, 429) }, detail: { summary: 'Version, uptime, database and counts' } },
+      { auth: 'admin', response: { 200: m.statusSchema, ...problems(401, 403, 429) }, detail: { summary: 'System status', description: "The server's version and uptime, its database dialect, everyone's counts of users, conversations, messages and tasks, and the process's resident memory." } },
     )
 }

@@ -68,7 +68,12 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await limitAuth(request, server, set.headers)
         return created(await auth.register(m.fromRegisterBody(body), clientInfo(request, server)), { request, set, cookie })
       },
-      { body: m.registerBody, response: { 201: m.authResult, ...problems(403, 409, 422, 429) }, detail: { summary: 'Create an account; the first user becomes admin' } },
+      { body: m.registerBody, response: { 201: m.authResult, ...problems(403, 409, 422, 429) }, detail: {
+          summary: 'Register',
+          description:
+            'Creates an account and signs it in: `201 { user, tokens }` with `Location: /api/v1/users/me`, the tokens also set as cookies. The first user ever becomes `admin`. `409` names the username or email already taken; `403` when registration is `closed`, is `verify` (use verify-register) or is `invite` without a valid `invite_code`.',
+        },
+      },
     )
     .post(
       '/login',
@@ -78,7 +83,12 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         setCookies(cookie, request, result.tokens)
         return m.toAuthResultDto(result)
       },
-      { body: m.loginBody, response: { 200: m.authResult, ...problems(401, 403, 422, 429) }, detail: { summary: 'Log in with username or email' } },
+      { body: m.loginBody, response: { 200: m.authResult, ...problems(401, 403, 422, 429) }, detail: {
+          summary: 'Log in',
+          description:
+            'Either field takes the username or the email, in any case. `401 INVALID_CREDENTIALS` is the same for an unknown user and a wrong password; `403` for a disabled account (only with the right password); `429` while the login name is locked after 5 failures in 15 minutes. The tokens are also set as cookies.',
+        },
+      },
     )
     .post(
       '/refresh',
@@ -91,7 +101,12 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         setCookies(cookie, request, tokens)
         return { tokens: m.toTokensDto(tokens) }
       },
-      { body: m.refreshBody, response: { 200: m.refreshResult, ...problems(401, 422, 429) }, detail: { summary: 'Rotate the refresh token (body or cookie)' } },
+      { body: m.refreshBody, response: { 200: m.refreshResult, ...problems(401, 422, 429) }, detail: {
+          summary: 'Refresh the tokens',
+          description:
+            'Takes the refresh token from the body or, when the body has none, from the `hearth_refresh` cookie, and returns a new pair: the old refresh token is dead. Presenting a used refresh token again is reuse: `401`, and the whole session is revoked.',
+        },
+      },
     )
     .post(
       '/logout',
@@ -100,12 +115,12 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         clearCookies(cookie)
         set.status = 204
       },
-      { auth: 'session', response: { 204: z.void(), ...problems(401, 403, 429) }, detail: { summary: "Revoke the current session's tokens (not with an API key)" } },
+      { auth: 'session', response: { 204: z.void(), ...problems(401, 403, 429) }, detail: { summary: 'Log out', description: "Revokes the current session's refresh and access tokens and clears the cookies." } },
     )
     .get('/me', async ({ principal }) => new Response(jsonOf(await users.profile(principal.userId)), { headers: { 'content-type': 'application/json' } }), {
       auth: true,
       response: { 200: userSchema, ...problems(401, 403, 404, 429) },
-      detail: { summary: 'The current user' },
+      detail: { summary: 'The current user', description: 'The user object of the caller (access token, API key or cookie).' },
     })
     .put(
       '/password',
@@ -113,12 +128,12 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.changePassword(principal, body.old_password, body.new_password)
         set.status = 204
       },
-      { auth: 'session', body: m.passwordBody, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change the password; other sessions are revoked (not with an API key)' } },
+      { auth: 'session', body: m.passwordBody, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change the password', description: 'Every other session is revoked; API keys are kept. `401 INVALID_CREDENTIALS` for a wrong `old_password`.' } },
     )
     .get(
       '/sessions',
       async ({ principal }) => wholePage((await auth.listSessions(principal)).map(m.toSessionDto)),
-      { auth: 'session', response: { 200: page(m.sessionSchema), ...problems(401, 403, 429) }, detail: { summary: 'Active sessions (not with an API key)' } },
+      { auth: 'session', response: { 200: page(m.sessionSchema), ...problems(401, 403, 429) }, detail: { summary: 'List sessions', description: 'The active sessions of the caller, most recently used first, all in one page; `current` marks the one making the request. `last_used_at` has a resolution of about a minute.' } },
     )
     .delete(
       '/sessions/:id',
@@ -126,7 +141,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.revokeSession(principal, params.id)
         set.status = 204
       },
-      { auth: 'session', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Revoke a session (not with an API key)' } },
+      { auth: 'session', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Revoke a session', description: "That session's refresh and access tokens stop working at once. Another user's session is `404`." } },
     )
     .post(
       '/send-code',
@@ -134,7 +149,12 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await limitAuth(request, server, set.headers)
         return m.toCodeSentDto(await auth.sendCode(body.email, body.code_type, languageOf(request)))
       },
-      { body: m.sendCodeBody, response: { 200: m.sendCodeResult, ...problems(422, 429) }, detail: { summary: 'Email a 6-digit code' } },
+      { body: m.sendCodeBody, response: { 200: m.sendCodeResult, ...problems(422, 429) }, detail: {
+          summary: 'Send an email code',
+          description:
+            'Mails a 6-digit code, valid 10 minutes, for registering or resetting a password. The answer is the same whether or not the address has an account. One code per address per 60 s and 10 per 24 h: beyond that `429` with `Retry-After`.',
+        },
+      },
     )
     .post(
       '/verify-code',
@@ -143,7 +163,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.verifyCode(body.email, body.code_type, body.code)
         return { is_valid: true as const }
       },
-      { body: m.verifyCodeBody, response: { 200: m.verifyCodeResult, ...problems(422, 429) }, detail: { summary: 'Check a code without using it up' } },
+      { body: m.verifyCodeBody, response: { 200: m.verifyCodeResult, ...problems(422, 429) }, detail: { summary: 'Check an email code', description: 'Answers `{ is_valid: true }` for a right code and leaves it usable; `422` when it is wrong, expired, used or burned (5 wrong attempts burn a code).' } },
     )
     .post(
       '/verify-register',
@@ -151,7 +171,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await limitAuth(request, server, set.headers)
         return created(await auth.verifyRegister(m.fromRegisterBody(body), clientInfo(request, server)), { request, set, cookie })
       },
-      { body: m.verifyRegisterBody, response: { 201: m.authResult, ...problems(403, 409, 422, 429) }, detail: { summary: 'Create an account with an emailed code' } },
+      { body: m.verifyRegisterBody, response: { 201: m.authResult, ...problems(403, 409, 422, 429) }, detail: { summary: 'Register with an email code', description: 'Like register, with the code mailed by send-code (`code_type: register`), which it uses up; the account has `email_verified: true`. The registration mode applies as for register.' } },
     )
     .post(
       '/password/send-code',
@@ -159,7 +179,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await limitAuth(request, server, set.headers)
         return m.toCodeSentDto(await auth.sendCode(body.email, 'password_reset', languageOf(request)))
       },
-      { body: m.passwordSendCodeBody, response: { 200: m.sendCodeResult, ...problems(422, 429) }, detail: { summary: 'Email a password reset code (same answer whether or not the address is registered)' } },
+      { body: m.passwordSendCodeBody, response: { 200: m.sendCodeResult, ...problems(422, 429) }, detail: { summary: 'Send a password reset code', description: 'Mails a reset code when the address has an active account; the answer, cooldown and daily cap are the same either way, so it tells nothing about the address.' } },
     )
     .post(
       '/password/reset',
@@ -168,7 +188,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.resetPassword(body.email, body.code, body.new_password)
         set.status = 204
       },
-      { body: m.passwordResetBody, response: { 204: z.void(), ...problems(422, 429) }, detail: { summary: 'Set a new password with an emailed code; all sessions are revoked' } },
+      { body: m.passwordResetBody, response: { 204: z.void(), ...problems(422, 429) }, detail: { summary: 'Reset the password', description: 'Sets a new password with the code from password/send-code, which it uses up. Every session of the user is revoked; API keys are kept.' } },
     )
 }
 
@@ -179,7 +199,7 @@ export function apiKeyRoutes(deps: { apiKeys: ApiKeysService; authPlugin: Return
     .get(
       '/',
       async ({ principal }) => wholePage((await apiKeys.list(principal.userId)).map(m.toApiKeyDto)),
-      { auth: 'session', response: { 200: page(m.apiKeySchema), ...problems(401, 403, 429) }, detail: { summary: 'Your API keys (never the key itself; not with an API key)' } },
+      { auth: 'session', response: { 200: page(m.apiKeySchema), ...problems(401, 403, 429) }, detail: { summary: 'List API keys', description: "The caller's API keys, newest first, all in one page: name, prefix (the first 11 characters, to tell keys apart) and times; never the key itself." } },
     )
     .post(
       '/',
@@ -189,7 +209,11 @@ export function apiKeyRoutes(deps: { apiKeys: ApiKeysService; authPlugin: Return
         set.headers.location = `/api/v1/api-keys/${created.id}`
         return m.toApiKeyCreatedDto(created)
       },
-      { auth: 'session', body: m.apiKeyCreateBody, response: { 201: m.apiKeyCreated, ...problems(401, 403, 422, 429) }, detail: { summary: 'Create an API key: the only time `key` is shown (not with an API key)' } },
+      { auth: 'session', body: m.apiKeyCreateBody, response: { 201: m.apiKeyCreated, ...problems(401, 403, 422, 429) }, detail: {
+          summary: 'Create an API key',
+          description: 'The answer is the only time `key` (`hk_…`) is shown: it is stored hashed. A key acts as its owner, with the owner\'s current role, within its `scopes` (`gateway`: the `/v1` gateway; `api`: the native API; default both), and never manages credentials (API keys, password, sessions): that needs a signed-in session.',
+        },
+      },
     )
     .delete(
       '/:id',
@@ -197,7 +221,7 @@ export function apiKeyRoutes(deps: { apiKeys: ApiKeysService; authPlugin: Return
         await apiKeys.remove(principal.userId, params.id)
         set.status = 204
       },
-      { auth: 'session', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Revoke an API key (not with an API key)' } },
+      { auth: 'session', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete an API key', description: 'The key stops working at once, on every instance.' } },
     )
 }
 

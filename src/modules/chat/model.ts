@@ -1,7 +1,7 @@
 /** @module The chat module's wire: request and response schemas, and the mapping of rows to them (docs/api.md §11). */
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
-import { isoDate } from '../../lib/schemas.ts'
+import { eventStreamOf, isoDate } from '../../lib/schemas.ts'
 
 export type ConversationRow = Database['t']['conversations']['$inferSelect']
 export type MessageRow = Database['t']['messages']['$inferSelect']
@@ -76,5 +76,17 @@ export function toMessageDto(m: MessageRow) {
 export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens })
 export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, systemPrompt: b.system_prompt, isFavorite: b.is_favorite })
 
-/** The chat events of a run, as docs/api.md §11 lists them, and the final events that end a stream early. */
-export const CHAT_EVENTS = 'message.created, delta, reasoning, tool_call, usage, error, done; a stream the server ends early gets one last event instead of done: shutdown, revoked (its session or API key stopped working) or deleted (its conversation is gone)'
+/** What `data` holds in each event of a chat run (docs/api.md §11); the run's events are emitted through these types (turns.ts). */
+export const chatEventData = {
+  'message.created': z.object({ conversation_id: z.string(), user_message: messageSchema, assistant_message_id: z.string() }).describe('Always the first event'),
+  delta: z.object({ text: z.string() }).describe('The next piece of the answer'),
+  reasoning: z.object({ text: z.string() }).describe("The next piece of the model's reasoning (models that expose it)"),
+  tool_call: z.object({ id: z.string(), name: z.string(), arguments: z.string().describe('JSON text') }).describe('The model calls a tool'),
+  usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number() }).describe("The answer's tokens and cost"),
+  error: z.object({ code: z.string(), message: z.string() }).describe('The model call failed; `done` follows'),
+  done: z
+    .object({ conversation_id: z.string(), message_id: z.string(), finish_reason: z.enum(['stop', 'length', 'tool_calls', 'content_filter', 'other', 'stopped', 'error']) })
+    .describe('Always the last event'),
+}
+
+export const chatEventSchema = eventStreamOf(chatEventData).meta({ id: 'ChatEvent', description: 'One event of a chat stream: `id:`, `event:` and a one-line JSON `data:`' })

@@ -1,9 +1,10 @@
 /** @module /api/v1/conversations, /api/v1/chat and /api/v1/share (docs/api.md §11). */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
-import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
+import { idParams, listQuery, page, pageOf, problems, withDefault } from '../../lib/schemas.ts'
 import { sseResponse } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
+import { eventStreamResponse, jsonSchemaOf } from '../../plugins/openapi-document.ts'
 import type { Run } from '../../runs/index.ts'
 import type { Subscription, Subscriptions } from '../../runs/subscriptions.ts'
 import type { Principal } from '../auth/service.ts'
@@ -13,7 +14,12 @@ import { conversationTopic, type ChatService } from './service.ts'
 
 /** The OpenAPI entry of a 200 that is a stream of chat events. */
 const chatEventStream = {
-  responses: { 200: { description: `text/event-stream of chat events (docs/api.md §11): ${m.CHAT_EVENTS}`, content: { 'text/event-stream': { schema: { type: 'string' as const } } } } },
+  responses: {
+    200: eventStreamResponse(
+      'The answer as server-sent events (docs/api.md §11): `message.created` first, `done` last; a `: connected` comment at once and a `: ping` comment every 15 s',
+      m.chatEventSchema,
+    ),
+  },
 }
 /** Sending: SSE with `Accept: text/event-stream`, else JSON once the answer is complete. */
 const turnResponses = { 201: m.turnSchema, ...problems(401, 402, 403, 404, 409, 422, 429, 502) }
@@ -83,7 +89,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         auth: true,
         query: listQuery.extend(m.listConversationsQuery),
         response: { 200: page(m.conversationSchema), ...problems(401, 403, 422, 429) },
-        detail: { summary: 'Your conversations, most recently updated first; `q` searches titles and message text' },
+        detail: { summary: 'List conversations', description: 'Your conversations, most recently updated first. `q` searches titles and message text; `favorites=true` keeps the favourites only.' },
       },
     )
     .post(
@@ -94,7 +100,12 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         set.headers.location = `/api/v1/conversations/${row.id}`
         return m.toConversationDto(row)
       },
-      { auth: true, body: m.conversationBody, response: { 201: m.conversationSchema, ...problems(401, 403, 422, 429) } },
+      {
+        auth: true,
+        body: m.conversationBody,
+        response: { 201: m.conversationSchema, ...problems(401, 403, 422, 429) },
+        detail: { summary: 'Create a conversation', description: '`201` with `Location`. An untitled conversation gets a title from its first exchange.' },
+      },
     )
     .get(
       '/conversations/:id',
@@ -102,13 +113,14 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         const { conversation, messages } = await chat.get(principal, params.id)
         return { ...m.toConversationDto(conversation), messages: messages.map(m.toMessageDto) }
       },
-      { auth: true, params: idParams, response: { 200: m.conversationWithMessages, ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'A conversation with its active branch, oldest first' } },
+      { auth: true, params: idParams, response: { 200: m.conversationWithMessages, ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Get a conversation', description: "The conversation with `messages`: its active branch, oldest first. Another user's conversation is `404`, for admins too." } },
     )
     .patch('/conversations/:id', async ({ principal, params, body }) => m.toConversationDto(await chat.update(principal, params.id, m.fromConversationBody(body))), {
       auth: true,
       params: idParams,
       body: m.conversationPatch,
       response: { 200: m.conversationSchema, ...problems(401, 403, 404, 422, 429) },
+      detail: { summary: 'Change a conversation', description: 'The fields sent are set; `null` clears the title, model or system prompt.' },
     })
     .delete(
       '/conversations/:id',
@@ -116,12 +128,13 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         await chat.remove(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a conversation and its messages' } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a conversation', description: 'Its messages and share link go with it; an answer being generated is stopped.' } },
     )
     .post('/conversations/:id/favorite', async ({ principal, params }) => ({ is_favorite: await chat.toggleFavorite(principal, params.id) }), {
       auth: true,
       params: idParams,
       response: { 200: z.object({ is_favorite: z.boolean() }), ...problems(401, 403, 404, 422, 429) },
+      detail: { summary: 'Toggle favourite', description: 'Flips `is_favorite` and answers with the new value.' },
     })
     .post(
       '/conversations/:id/messages',
@@ -134,7 +147,12 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         params: idParams,
         body: m.sendBody,
         response: turnResponses,
-        detail: { summary: 'Send a message: SSE (200) with `Accept: text/event-stream`, else waits and returns both messages (201)', ...chatEventStream },
+        detail: {
+          summary: 'Send a message',
+          description:
+            'Stores the message and starts the answer. With `Accept: text/event-stream` the answer streams as server-sent events (`200`); otherwise the request waits and returns both messages (`201`; `502` when the model failed, both messages stored either way). Without `parent_id` the active branch continues; with one the conversation forks there. One answer per conversation at a time (`409`).',
+          ...chatEventStream,
+        },
       },
     )
     .post(
@@ -148,7 +166,12 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         params: m.messageParams,
         body: m.regenerateBody,
         response: turnResponses,
-        detail: { summary: 'A new answer as a sibling; the active branch switches to it', ...chatEventStream },
+        detail: {
+          summary: 'Regenerate an answer',
+          description:
+            'A new answer with the same parent as the old one (`message_id` is the answer or its question); the active branch switches to it and older answers are kept. SSE or JSON as for sending.',
+          ...chatEventStream,
+        },
       },
     )
     .get(
@@ -166,14 +189,19 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         auth: true,
         params: idParams,
         response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) },
-        detail: { summary: 'Re-attach to the generation in progress (honours Last-Event-ID); 204 when nothing runs', ...chatEventStream },
+        detail: {
+          summary: 'Re-attach to an answer',
+          description:
+            'The events of the answer being generated, from after `Last-Event-ID`: the missed ones first, exactly once, then the live ones. `204` when nothing is running, or everything after `Last-Event-ID` was sent. A finished answer stays replayable for 10 minutes.',
+          ...chatEventStream,
+        },
       },
     )
     .post('/conversations/:id/stop', async ({ principal, params }) => ({ stopped: await chat.stop(principal, params.id) }), {
       auth: true,
       params: idParams,
       response: { 200: z.object({ stopped: z.boolean() }), ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'Stop the generation; the partial answer is kept with status stopped' },
+      detail: { summary: 'Stop the answer', description: 'Stops the answer being generated, on whichever instance runs it: the partial answer is kept with `status: stopped`. `stopped` says whether one was running.' },
     })
     .post(
       '/conversations/:id/share',
@@ -186,7 +214,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         auth: true,
         params: idParams,
         response: { 201: z.object({ share_token: z.string(), url: z.string() }), ...problems(401, 403, 404, 422, 429) },
-        detail: { summary: 'A frozen public snapshot of the conversation as it is now (replaces an earlier one)' },
+        detail: { summary: 'Share a conversation', description: 'A frozen copy of the active branch as it is now, readable without auth at `url`. Sharing again replaces the earlier link.' },
       },
     )
     .delete(
@@ -195,7 +223,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         await chat.unshare(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Revoke the share link', description: 'The shared copy is gone: its link answers `404`.' } },
     )
     .get(
       '/conversations/:id/export',
@@ -213,14 +241,15 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
       {
         auth: true,
         params: idParams,
-        query: z.object({ format: z.enum(['json', 'markdown']).default('json') }),
+        query: z.object({ format: withDefault(z.enum(['json', 'markdown']), 'json') }),
         response: problems(401, 403, 404, 422, 429),
         detail: {
-          summary: 'Export the active branch as JSON or Markdown (a download)',
+          summary: 'Export a conversation',
+          description: 'The active branch as a download (`Content-Disposition: attachment`): JSON by default, Markdown with `format=markdown`.',
           responses: {
             200: {
               description: 'The conversation as a download: JSON (`format=json`, the conversation with its messages) or Markdown (`format=markdown`)',
-              content: { 'application/json': { schema: z.toJSONSchema(m.conversationWithMessages, { unrepresentable: 'any' }) as { type: 'object' } }, 'text/markdown': { schema: { type: 'string' as const } } },
+              content: { 'application/json': { schema: jsonSchemaOf(m.conversationWithMessages, 'output') as { type: 'object' } }, 'text/markdown': { schema: { type: 'string' as const } } },
             },
           },
         },
@@ -254,8 +283,9 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
         query: m.chatStreamQuery,
         response: { 204: z.void(), ...problems(401, 402, 403, 404, 409, 422, 429) },
         detail: {
-          summary: 'Chat SSE for EventSource clients (GET, cookie auth); creates a conversation when none is given',
-          description: 'A request with `Last-Event-ID` (an EventSource reconnecting) never starts a run: it re-attaches to the run of the same question asked in the last 15 minutes, or answers 204 once that run is over (which makes EventSource stop).',
+          summary: 'Chat stream (EventSource)',
+          description:
+            'The same events as sending with `Accept: text/event-stream`, for `EventSource` clients: a GET, authenticated by the `hearth_access` cookie. Creates a conversation when `conversation_id` is absent (its id is in `message.created`); `language` asks for answers in Chinese or English. A request with `Last-Event-ID` (an EventSource reconnecting) never starts a run: it re-attaches to the run of the same question asked in the last 15 minutes, or answers `204` once that run is over (which makes EventSource stop).',
           ...chatEventStream,
         },
       },
@@ -264,6 +294,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
       auth: true,
       body: z.object({ conversation_id: z.string().min(1).max(64) }),
       response: { 200: z.object({ stopped: z.boolean() }), ...problems(401, 403, 404, 422, 429) },
+      detail: { summary: 'Stop an answer (EventSource)', description: 'The same as `POST /conversations/{id}/stop`, for clients of the chat stream.' },
     })
     .get(
       '/share/:token',
@@ -274,7 +305,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
       {
         params: z.object({ token: z.string().min(1).max(100) }),
         response: { 200: m.sharedSchema, ...problems(404, 422, 429) },
-        detail: { summary: 'A shared conversation (no auth)' },
+        detail: { summary: 'Read a shared conversation', description: 'No auth: the frozen copy taken when the link was made (title, roles, texts, times). `404` once revoked or replaced.' },
       },
     )
 }

@@ -13,7 +13,7 @@ export function configRoutes(deps: { configs: ConfigsService; authPlugin: Return
     .get('/config/info', () => toConfigInfoDto(configs.info()), {
       auth: 'admin',
       response: { 200: configInfoSchema, ...problems(401, 403, 429) },
-      detail: { summary: 'The known groups and names, with which are secret' },
+      detail: { summary: 'Known settings', description: 'The groups and names Hearth knows, each with a `description` and whether it is `secret`.' },
     })
     .get(
       '/configs',
@@ -25,7 +25,7 @@ export function configRoutes(deps: { configs: ConfigsService; authPlugin: Return
         auth: 'admin',
         query: listQuery.extend({ config_group: configKey.optional() }),
         response: { 200: page(configSchema), ...problems(401, 403, 422, 429) },
-        detail: { summary: 'Settings; secret values show only a hint' },
+        detail: { summary: 'List settings', description: 'The instance settings, optionally of one `config_group`. Secret values show only a hint (`sk-...abcd`).' },
       },
     )
     .post(
@@ -40,15 +40,21 @@ export function configRoutes(deps: { configs: ConfigsService; authPlugin: Return
         auth: 'admin',
         body: configBody,
         response: { 201: configSchema, ...problems(401, 403, 409, 422, 429) },
-        detail: { summary: 'Set a value (known secret keys are always stored as secrets)' },
+        detail: { summary: 'Add a setting', description: 'Group and name are lower-case `a-z 0-9 _ . -`. Names Hearth knows as secret are always stored as secrets (encrypted); for others `is_secret` decides. `409` when the name is set already.' },
       },
     )
-    .get('/configs/:id', async ({ params }) => toConfigDto(await configs.get(params.id)), { auth: 'admin', params: idParams, response: { 200: configSchema, ...problems(401, 403, 404, 422, 429) } })
+    .get('/configs/:id', async ({ params }) => toConfigDto(await configs.get(params.id)), {
+      auth: 'admin',
+      params: idParams,
+      response: { 200: configSchema, ...problems(401, 403, 404, 422, 429) },
+      detail: { summary: 'Get a setting', description: 'A secret value shows only its hint.' },
+    })
     .put('/configs/:id', async ({ params, body }) => toConfigDto(await configs.update(params.id, body.config_value)), {
       auth: 'admin',
       params: idParams,
       body: configValueBody,
       response: { 200: configSchema, ...problems(401, 403, 404, 422, 429) },
+      detail: { summary: 'Change a setting', description: 'Replaces the value (`null` clears it); a secret stays a secret, stored encrypted.' },
     })
     .delete(
       '/configs/:id',
@@ -56,6 +62,6 @@ export function configRoutes(deps: { configs: ConfigsService; authPlugin: Return
         await configs.remove(params.id)
         set.status = 204
       },
-      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) } },
+      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a setting', description: 'The setting is removed, on every instance.' } },
     )
 }

@@ -81,6 +81,41 @@ export const chatCompletionSchema = z
   })
   .meta({ id: 'ChatCompletion' })
 
+/** One piece of a streamed answer. Relayed chunks are the upstream's own and may carry more fields. */
+const chatCompletionChunkSchema = z
+  .looseObject({
+    id: z.string(),
+    object: z.literal('chat.completion.chunk'),
+    created: z.number().int(),
+    model: z.string(),
+    choices: z.array(
+      z.looseObject({
+        index: z.number().int(),
+        delta: z.looseObject({
+          role: z.literal('assistant').optional(),
+          content: z.string().nullable().optional(),
+          reasoning_content: z.string().optional(),
+          tool_calls: z
+            .array(z.looseObject({ index: z.number().int(), id: z.string().optional(), type: z.literal('function').optional(), function: z.looseObject({ name: z.string().optional(), arguments: z.string().optional() }) }))
+            .optional(),
+        }),
+        logprobs: z.looseObject({}).nullable().optional(),
+        finish_reason: z.enum(['stop', 'length', 'tool_calls', 'content_filter', 'function_call']).nullable(),
+      }),
+    ),
+    usage: usageSchema.nullable().optional().describe('Only in the last chunk (empty `choices`), when `stream_options.include_usage` is set'),
+  })
+  .meta({ id: 'ChatCompletionChunk' })
+
+/** The events of `stream: true`: `data:` lines only (no `event:` or `id:`), as OpenAI sends them. */
+export const chatCompletionEventSchema = z
+  .union([
+    z.object({ data: chatCompletionChunkSchema }),
+    z.object({ data: openaiErrorSchema.describe('The upstream failed after the first byte; `[DONE]` follows') }),
+    z.object({ data: z.literal('[DONE]').describe('The last line of every stream') }),
+  ])
+  .meta({ id: 'ChatCompletionStreamEvent', description: 'One `data:` line of a streamed completion: a chunk, an error, or `[DONE]`' })
+
 /** Models by name, once each: the first the caller can use. */
 export const toModelListDto = (models: { name: string; createdAt: Date; providerName: string }[]): z.infer<typeof modelListSchema> => ({
   object: 'list',

@@ -3,16 +3,14 @@ import { Elysia } from 'elysia'
 import { openaiError } from '../../lib/errors.ts'
 import { subscribedBody } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
+import { eventStreamResponse } from '../../plugins/openapi-document.ts'
 import type { FinalEvent, Subscriptions } from '../../runs/subscriptions.ts'
-import { chatCompletionRequest, chatCompletionSchema, modelListSchema, openaiErrors, toModelListDto } from './model.ts'
+import { chatCompletionEventSchema, chatCompletionRequest, chatCompletionSchema, modelListSchema, openaiErrors, toModelListDto } from './model.ts'
 import type { GatewayService } from './service.ts'
 
 /** What each status of a completion means (docs/api.md §8), and the streamed 200 beside the JSON one, for the OpenAPI document. */
 const completionResponses = {
-  200: {
-    description: '`chat.completion` (JSON); with `stream: true`, a text/event-stream of `chat.completion.chunk` events',
-    content: { 'text/event-stream': { schema: { type: 'string' as const, description: 'Events `data: {chat.completion.chunk}`, ending in `data: [DONE]`' } } },
-  },
+  200: eventStreamResponse('`chat.completion` (JSON); with `stream: true`, server-sent `chat.completion.chunk` events ending in `data: [DONE]`', chatCompletionEventSchema),
   400: { description: '`validation_error`: the body is not valid; or `upstream_rejected`' },
   401: { description: '`unauthorized`: no or bad key' },
   403: { description: '`forbidden`: an API key without the `gateway` scope, or the `hearth_access` cookie sent from another site (docs/api.md §1)' },
@@ -44,7 +42,7 @@ export function gatewayRoutes(deps: { gateway: GatewayService; subscriptions: Su
     .get('/models', async ({ principal }) => toModelListDto(await gateway.models(principal)), {
       auth: 'gateway',
       response: { 200: modelListSchema, ...openaiErrors(401, 403, 429) },
-      detail: { summary: 'Models you can use, by name' },
+      detail: { summary: 'List models (OpenAI)', description: "OpenAI's model list: `id` is the model's `name` in Hearth, `owned_by` its provider's name; models marked unavailable are left out. Authenticate with an API key (`hk_…`) or an access token." },
     })
     // The service answers with a Response of its own (relayed bytes, or a stream): the schemas document it and type it for Eden.
     .post(
@@ -70,7 +68,12 @@ export function gatewayRoutes(deps: { gateway: GatewayService; subscriptions: Su
         auth: 'gateway',
         body: chatCompletionRequest,
         response: { 200: chatCompletionSchema, ...openaiErrors(400, 401, 402, 403, 404, 413, 415, 422, 429, 500, 502, 504) },
-        detail: { summary: 'OpenAI chat completions: JSON, or `chat.completion.chunk` SSE ending in `data: [DONE]` with `stream: true`', responses: completionResponses },
+        detail: {
+          summary: 'Chat completions (OpenAI)',
+          description:
+            "OpenAI's request and answer. OpenAI and OpenAI-compatible providers are relayed (unknown fields included, `model` replaced by the upstream name); Anthropic and Google are translated. With `stream: true`, `chat.completion.chunk` events ending in `data: [DONE]`; a failure after the first byte ends the stream with `data: {\"error\": …}` then `[DONE]`. Errors use OpenAI's shape. Usage and cost are recorded and charged like chat.",
+          responses: completionResponses,
+        },
       },
     )
 }

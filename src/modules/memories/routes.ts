@@ -16,7 +16,7 @@ export function memoryRoutes(deps: { memories: MemoriesService; authPlugin: Retu
         const { rows, total } = await memories.list(principal.userId, query)
         return pageOf(rows.map(toMemoryDto), total, query)
       },
-      { auth: true, query: listQuery, response: { 200: page(memorySchema), ...problems(401, 403, 422, 429) }, detail: { summary: 'Your memories, oldest first' } },
+      { auth: true, query: listQuery, response: { 200: page(memorySchema), ...problems(401, 403, 422, 429) }, detail: { summary: 'List memories', description: "Your memories, oldest first. With the `memory_enabled` preference on, they are added to the system prompt of new answers." } },
     )
     .post(
       '/memories',
@@ -30,21 +30,21 @@ export function memoryRoutes(deps: { memories: MemoriesService; authPlugin: Retu
         auth: true,
         body: memoryBody,
         response: { 201: memorySchema, ...problems(401, 403, 409, 422, 429) },
-        detail: { summary: `Remember something (1–${MAX_MEMORY_LENGTH} characters, at most ${MAX_MEMORIES_PER_USER} memories: 409 beyond)` },
+        detail: { summary: 'Add a memory', description: `A short fact to remember, 1–${MAX_MEMORY_LENGTH} characters; at most ${MAX_MEMORIES_PER_USER} memories per user (\`409\` beyond).` },
       },
     )
     .get('/memories/:id', async ({ principal, params }) => toMemoryDto(await memories.get(principal.userId, params.id)), {
       auth: true,
       params: idParams,
       response: { 200: memorySchema, ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'One of your memories' },
+      detail: { summary: 'Get a memory', description: "One of your memories; another user's is `404`." },
     })
     .patch('/memories/:id', async ({ principal, params, body }) => toMemoryDto(await memories.update(principal.userId, params.id, body.content)), {
       auth: true,
       params: idParams,
       body: memoryBody,
       response: { 200: memorySchema, ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'Rewrite one of your memories' },
+      detail: { summary: 'Change a memory', description: 'Replaces its content.' },
     })
     .delete(
       '/memories/:id',
@@ -52,6 +52,6 @@ export function memoryRoutes(deps: { memories: MemoriesService; authPlugin: Retu
         await memories.remove(principal.userId, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Forget one of your memories' } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a memory', description: 'It is no longer added to new answers.' } },
     )
 }

@@ -20,7 +20,7 @@ export function presetRoutes(deps: { presets: PresetsService; authPlugin: Return
         auth: true,
         query: listQuery.extend({ q: z.string().max(100).optional() }),
         response: { 200: page(presetSchema), ...problems(401, 403, 422, 429) },
-        detail: { summary: 'Presets you can use: the built-ins first, then your own; `q` searches names' },
+        detail: { summary: 'List presets', description: 'The built-in presets first, then your own; `q` searches names.' },
       },
     )
     .post(
@@ -31,20 +31,20 @@ export function presetRoutes(deps: { presets: PresetsService; authPlugin: Return
         set.headers.location = `/api/v1/presets/${row.id}`
         return toPresetDto(row)
       },
-      { auth: true, body: presetBody, response: { 201: presetSchema, ...problems(401, 403, 422, 429) }, detail: { summary: 'Save a preset of your own' } },
+      { auth: true, body: presetBody, response: { 201: presetSchema, ...problems(401, 403, 422, 429) }, detail: { summary: 'Create a preset', description: 'A saved assistant: system prompt, model, temperature, max tokens, tools. A conversation with its `preset_id` takes what it sets none of its own.' } },
     )
     .get('/presets/:id', async ({ principal, params }) => toPresetDto(await presets.get(principal, params.id)), {
       auth: true,
       params: idParams,
       response: { 200: presetSchema, ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'A built-in preset or one of yours' },
+      detail: { summary: 'Get a preset', description: "A built-in preset or one of yours; another user's is `404`." },
     })
     .patch('/presets/:id', async ({ principal, params, body }) => toPresetDto(await presets.update(principal, params.id, fromPresetBody(body))), {
       auth: true,
       params: idParams,
       body: presetBody.partial(),
       response: { 200: presetSchema, ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'Change one of your presets (built-ins are read-only: 403); `null` clears a field' },
+      detail: { summary: 'Change a preset', description: 'The fields sent are set and `null` clears one. Built-in presets are read-only (`403`).' },
     })
     .delete(
       '/presets/:id',
@@ -52,6 +52,6 @@ export function presetRoutes(deps: { presets: PresetsService; authPlugin: Return
         await presets.remove(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete one of your presets (built-ins: 403)' } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a preset', description: 'Built-in presets cannot be deleted (`403`).' } },
     )
 }

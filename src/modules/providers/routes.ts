@@ -40,7 +40,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         auth: true,
         query: providerListQuery,
         response: { 200: page(providerSchema), ...problems(401, 403, 422, 429) },
-        detail: { summary: 'Providers you can use: global ones and your own' },
+        detail: { summary: 'List providers', description: 'The global providers and your own personal ones; `q` searches names, `scope` filters. Never an API key: only its hint (`sk-...abcd`).' },
       },
     )
     .post(
@@ -55,20 +55,25 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         auth: true,
         body: providerBody,
         response: { 201: providerSchema, ...problems(401, 403, 422, 429) },
-        detail: { summary: 'Add a provider (global: admins only); the API key is stored encrypted and never returned' },
+        detail: {
+          summary: 'Add a provider',
+          description:
+            '`scope` defaults to `personal`; only admins add `global` providers (`403`). `api_key` and `headers` are write-only: stored encrypted, never returned. `base_url` defaults to the type\'s public API and is required for `openai_compatible`; a private or loopback address is refused for non-admins (`422`) unless the instance allows it.',
+        },
       },
     )
     .get('/providers/:id', async ({ principal, params }) => toProviderDto(await providers.get(principal, params.id), principal), {
       auth: true,
       params: idParams,
       response: { 200: providerSchema, ...problems(401, 403, 404, 422, 429) },
+      detail: { summary: 'Get a provider', description: "A global provider, or one of yours; another user's personal provider is `404`, for admins too." },
     })
     .patch('/providers/:id', async ({ principal, params, body }) => toProviderDto(await providers.update(principal, params.id, fromProviderPatch(body)), principal), {
       auth: true,
       params: idParams,
       body: providerPatch,
       response: { 200: providerSchema, ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'Change a provider; `api_key: null` removes the key' },
+      detail: { summary: 'Change a provider', description: 'The fields sent are set; `api_key: null` removes the key. Setting `is_default` clears it on your other providers (or the other global ones). Global providers: admins only (`403`).' },
     })
     .delete(
       '/providers/:id',
@@ -76,19 +81,19 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         await providers.remove(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a provider and its models' } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a provider', description: 'The provider and its models are deleted. Global providers: admins only (`403`).' } },
     )
     .post('/providers/:id/test', async ({ principal, params }) => toProviderTestDto(await providers.test(principal, params.id)), {
       auth: true,
       params: idParams,
       response: { 200: providerTestSchema, ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'Test the connection: a failing upstream is ok: false, not an error' },
+      detail: { summary: 'Test a provider', description: 'Asks the provider for its model list. A failing upstream is `ok: false` with a readable `error`, never a 5xx.' },
     })
     .post('/providers/:id/sync-models', ({ principal, params }) => providers.syncModels(principal, params.id), {
       auth: true,
       params: idParams,
       response: { 200: syncResultSchema, ...problems(401, 403, 404, 422, 429, 502) },
-      detail: { summary: "Add the upstream's models to the catalogue (existing ones kept)" },
+      detail: { summary: 'Sync models', description: "The upstream's models missing from the catalogue are added (named after their upstream id); existing ones are kept as they are. `502 UPSTREAM_ERROR` when the upstream cannot be listed. Global providers: admins only (`403`)." },
     })
     .get(
       '/models',
@@ -100,7 +105,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         auth: true,
         query: modelListQuery,
         response: { 200: page(modelSchema), ...problems(401, 403, 422, 429) },
-        detail: { summary: 'The model catalogue you can use' },
+        detail: { summary: 'List models', description: 'The models of the providers you can use; `provider_id` and `q` filter (an unknown `provider_id` gives an empty page).' },
       },
     )
     .post(
@@ -111,7 +116,12 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         set.headers.location = `/api/v1/models/${model.id}`
         return toModelDto(model, provider.name)
       },
-      { auth: true, body: modelBody, response: { 201: modelSchema, ...problems(401, 403, 404, 409, 422, 429) }, detail: { summary: 'Add a model to a provider you may change' } },
+      { auth: true, body: modelBody, response: { 201: modelSchema, ...problems(401, 403, 404, 409, 422, 429) }, detail: {
+          summary: 'Add a model',
+          description:
+            '`model_id` is the upstream\'s name, unique per provider (`409`); `name` (default: `model_id`) is what clients ask for in chat and at `/v1`. Prices are per million tokens. `404` for a `provider_id` you cannot see, `403` for a global provider unless you are an admin.',
+        },
+      },
     )
     .get(
       '/models/:id',
@@ -119,7 +129,7 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         const { model, provider } = await providers.modelOf(principal, params.id)
         return toModelDto(model, provider.name)
       },
-      { auth: true, params: idParams, response: { 200: modelSchema, ...problems(401, 403, 404, 422, 429) } },
+      { auth: true, params: idParams, response: { 200: modelSchema, ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Get a model', description: 'A model of a provider you can use.' } },
     )
     .patch(
       '/models/:id',
@@ -127,7 +137,13 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         const { model, provider } = await providers.updateModel(principal, params.id, fromModelPatch(body))
         return toModelDto(model, provider.name)
       },
-      { auth: true, params: idParams, body: modelPatch, response: { 200: modelSchema, ...problems(401, 403, 404, 409, 422, 429) } },
+      {
+        auth: true,
+        params: idParams,
+        body: modelPatch,
+        response: { 200: modelSchema, ...problems(401, 403, 404, 409, 422, 429) },
+        detail: { summary: 'Change a model', description: 'The fields sent are set. `is_available: false` hides the model from `/v1/models` and refuses it at the gateway. Models of global providers: admins only (`403`).' },
+      },
     )
     .delete(
       '/models/:id',
@@ -135,12 +151,12 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
         await providers.removeModel(principal, params.id)
         set.status = 204
       },
-      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) } },
+      { auth: true, params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Delete a model', description: 'Models of global providers: admins only (`403`).' } },
     )
     .post('/models/:id/test', async ({ principal, params }) => toModelTestDto(await providers.testModel(principal, params.id)), {
       auth: true,
       params: idParams,
       response: { 200: modelTestSchema, ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'A one-token call through the real streaming path' },
+      detail: { summary: 'Test a model', description: 'A one-token call through the real streaming path. A failing upstream is `ok: false` with a readable `error`, never a 5xx.' },
     })
 }

@@ -6,7 +6,7 @@ import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
 import { problems } from '../../lib/schemas.ts'
 import { databaseUnavailable } from './errors.ts'
-import { finishDocument, type OpenAPIDocument } from '../../plugins/openapi-document.ts'
+import { finishDocument, jsonSchemaOf, type OpenAPIDocument } from '../../plugins/openapi-document.ts'
 
 const SCALAR_PATH = '/docs/assets/scalar.js'
 
@@ -17,7 +17,7 @@ export function serviceRoutes(deps: { database: Database; version: string }) {
     .get(SCALAR_PATH, ({ request }) => scalar(request), { detail: { hide: true } })
     .get('/health', () => ({ status: 'healthy' as const }), {
       response: { 200: z.object({ status: z.literal('healthy') }) },
-      detail: { summary: 'The process is up' },
+      detail: { summary: 'Liveness', description: 'Answers while the process is up, without touching the database: use it as a liveness probe. Never rate-limited.' },
     })
     .get(
       '/ready',
@@ -31,7 +31,7 @@ export function serviceRoutes(deps: { database: Database; version: string }) {
       },
       {
         response: { 200: z.object({ status: z.literal('ready'), database: z.enum(['sqlite', 'postgres']) }), ...problems(503) },
-        detail: { summary: 'The database answers' },
+        detail: { summary: 'Readiness', description: 'Answers `200` when the database answers within 2 s, else `503 SERVICE_UNAVAILABLE`: use it for readiness and load-balancer checks. Never rate-limited.' },
       },
     )
 }
@@ -62,18 +62,13 @@ function openapiDocs(version: string) {
             },
           },
         },
-        mapJsonSchema: { zod: (schema: z.ZodType) => toJsonSchema(schema) },
+        // The plugin does not say whether a schema is an input or an output: it gets outputs here, and
+        // finishDocument converts the inputs (bodies, query and path parameters) again as inputs.
+        mapJsonSchema: { zod: (schema: z.ZodType) => jsonSchemaOf(schema, 'output') },
         // The page's script is served by Hearth itself, so /docs works with no internet.
         scalar: { url: '/openapi.json', cdn: SCALAR_PATH, withDefaultFonts: false, hideClientButton: true, telemetry: false, agent: { disabled: true } } as never,
       }),
     )
-}
-
-/** JSON Schema for the OpenAPI document, without the per-schema `$schema` noise. */
-function toJsonSchema(schema: z.ZodType) {
-  const json = z.toJSONSchema(schema, { unrepresentable: 'any', io: 'output' }) as Record<string, unknown>
-  delete json.$schema
-  return json
 }
 
 /** Serve a static file read once, gzipped once, with long caching. */

@@ -23,7 +23,7 @@ export function userRoutes(deps: {
         const { user, preferences } = await users.profile(principal.userId)
         return { ...m.toUserDto(user), preferences }
       },
-      { auth: true, response: { 200: m.profileSchema, ...problems(401, 403, 404, 429) }, detail: { summary: 'Your profile and preferences' } },
+      { auth: true, response: { 200: m.profileSchema, ...problems(401, 403, 404, 429) }, detail: { summary: 'Your profile', description: 'The user object plus `preferences`.' } },
     )
     .patch(
       '/',
@@ -31,18 +31,18 @@ export function userRoutes(deps: {
         const u = await users.updateProfile(principal.userId, m.fromProfilePatchBody(body))
         return { ...m.toUserDto(u), preferences: preferencesOf(u) }
       },
-      { auth: true, body: m.profilePatchBody, response: { 200: m.profileSchema, ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change display name or avatar' } },
+      { auth: true, body: m.profilePatchBody, response: { 200: m.profileSchema, ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change your profile', description: 'Sets `display_name` and `avatar_url` (http or https); `null` clears a field, a field left out keeps its value.' } },
     )
     .get('/preferences', async ({ principal }) => (await users.profile(principal.userId)).preferences, {
       auth: true,
       response: { 200: m.preferencesSchema, ...problems(401, 403, 404, 429) },
-      detail: { summary: 'Your preferences, defaults filled in' },
+      detail: { summary: 'Your preferences', description: 'Every preference, with the defaults filled in for those never set: `en`, `system`, `null`, `null`, `user`, `10`, `false`.' },
     })
     .put('/preferences', ({ principal, body }) => users.setPreferences(principal, body), {
       auth: true,
       body: m.preferencesSchema.partial(),
       response: { 200: m.preferencesSchema, ...problems(401, 403, 404, 422, 429) },
-      detail: { summary: 'Change preferences: fields sent are set, fields left out keep their value' },
+      detail: { summary: 'Change your preferences', description: 'The fields sent are set and the fields left out keep their value, so one setting can change without reading the others first. Answers with all of them.' },
     })
     .get(
       '/stats',
@@ -50,7 +50,7 @@ export function userRoutes(deps: {
         const [counts, stats] = await Promise.all([sumCounts(counters.map((c) => c.countsOf(principal.userId))), usage.statsOf(principal.userId)])
         return m.toStatsDto(counts, stats)
       },
-      { auth: true, response: { 200: m.statsSchema, ...problems(401, 403, 429) }, detail: { summary: 'Your usage counts' } },
+      { auth: true, response: { 200: m.statsSchema, ...problems(401, 403, 429) }, detail: { summary: 'Your usage', description: 'Your conversations and the messages in them, your tasks, and the tokens and cost of your model calls.' } },
     )
     .get(
       '/credits',
@@ -58,6 +58,6 @@ export function userRoutes(deps: {
         const u = await users.get(principal.userId)
         return { balance: u.creditBalance, used: u.creditUsed, enforced: usage.enforced }
       },
-      { auth: true, response: { 200: m.creditsSchema, ...problems(401, 403, 404, 429) }, detail: { summary: 'Your credit balance' } },
+      { auth: true, response: { 200: m.creditsSchema, ...problems(401, 403, 404, 429) }, detail: { summary: 'Your credits', description: '`balance` left, `used` so far (it always grows by each call\'s cost), and whether credits are `enforced` (`HEARTH_CREDITS=on`: a call with no balance left is refused with `402`).' } },
     )
 }
