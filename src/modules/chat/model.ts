@@ -1,7 +1,9 @@
 /** @module The chat module's wire: request and response schemas, and the mapping of rows to them (docs/api.md §11). */
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
+import type { ToolCall } from '../../generation/model-turn.ts'
 import { isoDate } from '../../lib/schemas.ts'
+import type { FinishReason } from '../../llm/index.ts'
 
 export type ConversationRow = Database['t']['conversations']['$inferSelect']
 export type MessageRow = Database['t']['messages']['$inferSelect']
@@ -78,3 +80,21 @@ export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_
 
 /** The chat events of a run, as docs/api.md §11 lists them. */
 export const CHAT_EVENTS = 'message.created, delta, reasoning, tool_call, usage, error, done'
+
+/** Each chat event's `data` (docs/api.md §11); turns.ts emits through this map, so the two cannot drift. */
+export interface ChatEventData {
+  'message.created': { conversation_id: string; user_message: ReturnType<typeof toMessageDto>; assistant_message_id: string }
+  delta: { text: string }
+  reasoning: { text: string }
+  tool_call: ToolCall
+  usage: { input_tokens: number; output_tokens: number; cost: number }
+  error: { code: 'UPSTREAM_ERROR'; message: string }
+  done: { conversation_id: string; message_id: string; finish_reason: FinishReason | 'stopped' }
+}
+
+/**
+ * One item of a chat stream as a client reads it — what Eden's `for await` over a streamed send
+ * yields: `{ id, event, data }` per event, and the `shutdown` event (no id) that ends every stream
+ * when the server stops (lib/sse.ts).
+ */
+export type ChatStreamEvent = { [E in keyof ChatEventData]: { id: number; event: E; data: ChatEventData[E] } }[keyof ChatEventData] | { event: 'shutdown'; data: { reason: 'server_shutdown' } }

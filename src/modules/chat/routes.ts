@@ -2,7 +2,7 @@
 import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
-import { sseResponse } from '../../lib/sse.ts'
+import { asEventStream, sseResponse } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import type { Run } from '../../runs/index.ts'
 import { answerFailed } from './errors.ts'
@@ -19,20 +19,19 @@ const turnResponses = { 201: m.turnSchema, ...problems(401, 402, 404, 409, 422, 
 export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typeof authPlugin>; shutdown: AbortSignal }) {
   const { chat } = deps
 
-  /** A run as SSE from after `Last-Event-ID`. */
+  /** A run as SSE from after `Last-Event-ID` (typed for Eden as the chat events it carries). */
   const stream = (run: Run, request: Request) => {
     const last = Number(request.headers.get('last-event-id') ?? 0)
-    return sseResponse(run.feed(Number.isSafeInteger(last) && last > 0 ? last : 0), { shutdown: deps.shutdown })
+    return asEventStream<m.ChatStreamEvent>(sseResponse(run.feed(Number.isSafeInteger(last) && last > 0 ? last : 0), { shutdown: deps.shutdown }))
   }
 
   const wantsStream = (request: Request) => request.headers.get('accept')?.includes('text/event-stream') ?? false
 
   /** The JSON answer of a turn: waits for the run, then both messages (502 when the model failed). */
-  async function turnResult(started: { run: Run; userMessage: m.MessageRow; assistantId: string }, set: { status?: number | string }) {
+  async function turnResult(started: { run: Run; userMessage: m.MessageRow; assistantId: string }) {
     await started.run.completed
     const assistant = await chat.getMessage(started.assistantId)
     if (assistant.status === 'error') throw answerFailed(String(assistant.metadata.error ?? 'The model call failed'))
-    set.status = 201
     return { user_message: m.toMessageDto(started.userMessage), assistant_message: m.toMessageDto(assistant) }
   }
 
@@ -90,9 +89,9 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
     })
     .post(
       '/conversations/:id/messages',
-      async ({ principal, params, body, request, set }) => {
+      async ({ principal, params, body, request, status }) => {
         const started = await chat.send(principal, params.id, m.fromSendBody(body))
-        return wantsStream(request) ? stream(started.run, request) : turnResult(started, set)
+        return wantsStream(request) ? stream(started.run, request) : status(201, await turnResult(started))
       },
       {
         auth: true,
@@ -104,9 +103,9 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
     )
     .post(
       '/conversations/:id/messages/:message_id/regenerate',
-      async ({ principal, params, body, request, set }) => {
+      async ({ principal, params, body, request, status }) => {
         const started = await chat.regenerate(principal, params.id, params.message_id, { modelId: body?.model_id, temperature: body?.temperature, maxTokens: body?.max_tokens })
-        return wantsStream(request) ? stream(started.run, request) : turnResult(started, set)
+        return wantsStream(request) ? stream(started.run, request) : status(201, await turnResult(started))
       },
       {
         auth: true,
@@ -118,13 +117,10 @@ export function chatRoutes(deps: { chat: ChatService; authPlugin: ReturnType<typ
     )
     .get(
       '/conversations/:id/stream',
-      async ({ principal, params, request, set }) => {
+      async ({ principal, params, request, status }) => {
         const run = await chat.runOf(principal, params.id)
         const last = Number(request.headers.get('last-event-id') ?? 0)
-        if (!run || (run.done && last >= run.events.length)) {
-          set.status = 204
-          return
-        }
+        if (!run || (run.done && last >= run.events.length)) return status(204, undefined)
         return stream(run, request)
       },
       {

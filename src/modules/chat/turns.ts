@@ -17,7 +17,7 @@ import type { ResolvedModel } from '../providers/service.ts'
 import type { UsersService } from '../users/service.ts'
 import { branchOf, buildContext } from './context.ts'
 import { answerInProgress, parentNotInConversation } from './errors.ts'
-import { toMessageDto, type ConversationRow, type MessageRow } from './model.ts'
+import { toMessageDto, type ChatEventData, type ConversationRow, type MessageRow } from './model.ts'
 
 /** A streaming message not written for this long belongs to a run that died (live runs write at least every 10 s). */
 export const STALE_STREAMING_MS = 20_000
@@ -55,6 +55,9 @@ export interface TurnInput {
   maxTokens?: number
   language?: 'zh' | 'en'
 }
+
+/** A chat event into the run, its data checked against the wire's map (clients are typed from it). */
+const emit = <E extends keyof ChatEventData>(run: Run, event: E, data: ChatEventData[E]) => run.emit(event, data)
 
 /** The message metadata of an answer (stored as a JSON document and shown as is). */
 function answerMetadata(result: TurnResult, model: ResolvedModel) {
@@ -130,18 +133,18 @@ export function createChatTurns(deps: ChatTurnDeps) {
       signal: run.signal,
       logFields: { conversation_id: conversation.id },
       sink: {
-        text: (text) => run.emit('delta', { text }),
-        reasoning: (text) => run.emit('reasoning', { text }),
-        toolCall: (call) => run.emit('tool_call', call),
+        text: (text) => emit(run, 'delta', { text }),
+        reasoning: (text) => emit(run, 'reasoning', { text }),
+        toolCall: (call) => emit(run, 'tool_call', call),
         persist: (content) => db.update(t.messages).set({ content, updatedAt: new Date() }).where(eq(t.messages.id, assistantId)),
       },
     })
     await db.update(t.messages).set({ content: result.text, status: result.status, metadata: answerMetadata(result, model), updatedAt: new Date() }).where(eq(t.messages.id, assistantId))
     await db.update(t.conversations).set({ updatedAt: new Date() }).where(eq(t.conversations.id, conversation.id))
     const { inputTokens, outputTokens } = result.usage
-    if (inputTokens || outputTokens) run.emit('usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost: result.cost })
-    if (result.error) run.emit('error', result.error)
-    run.emit('done', { conversation_id: conversation.id, message_id: assistantId, finish_reason: result.finishReason })
+    if (inputTokens || outputTokens) emit(run, 'usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost: result.cost })
+    if (result.error) emit(run, 'error', result.error)
+    emit(run, 'done', { conversation_id: conversation.id, message_id: assistantId, finish_reason: result.finishReason })
     // the run ends (and a waiting JSON request answers) once usage is written too
     await result.settled
     if (!conversation.title && result.status === 'complete') void giveTitle(p, conversation.id, ctx.question, result.text, model).catch((error) => logger.warn('could not title the conversation', { error }))
@@ -202,7 +205,7 @@ export function createChatTurns(deps: ChatTurnDeps) {
       })
       const request = { ...context, temperature, maxTokens }
       const run = runs.start(conversation.id, (r) => {
-        r.emit('message.created', { conversation_id: conversation.id, user_message: toMessageDto(userMessage), assistant_message_id: assistant.id })
+        emit(r, 'message.created', { conversation_id: conversation.id, user_message: toMessageDto(userMessage), assistant_message_id: assistant.id })
         return answer(p, r, { conversation, model, assistantId: assistant.id, request, held, question: userMessage.content })
       })
       if (!run) throw answerInProgress()
