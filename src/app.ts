@@ -72,12 +72,15 @@ type ClientView<A> =
     : never
 
 type ClientRoutes<R> = {
-  [K in keyof R]: R[K] extends { body: infer B; query: infer Q; response: unknown } ? Omit<R[K], 'body' | 'query'> & { body: ClientFields<B>; query: ClientFields<Q> } : ClientRoutes<R[K]>
+  [K in keyof R]: R[K] extends { body: infer B; query: infer Q; response: unknown } ? Without<R[K], 'body' | 'query'> & { body: ClientFields<B>; query: ClientFields<Q> } : ClientRoutes<R[K]>
 }
 
 type Defaulted<T> = { [K in keyof T]: T[K] extends ServerDefault<unknown> ? K : never }[keyof T]
 type ClientFields<T> = T extends Record<string, unknown>
   ? [Defaulted<T>] extends [never]
     ? T
-    : Omit<T, Defaulted<T>> & { [K in Defaulted<T>]?: ClientSide<T[K]> }
+    : Without<T, Defaulted<T>> & { [K in Defaulted<T>]?: ClientSide<T[K]> }
   : T
+
+/** `Omit`, but a key-remapping mapped type: declaration emit writes out what is left, not the whole of `T` (the client package must not name ServerDefault). */
+type Without<T, K> = { [P in keyof T as P extends K ? never : P]: T[P] }

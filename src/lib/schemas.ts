@@ -40,16 +40,16 @@ export const queryInteger = (min: number, max: number) =>
     .pipe(z.coerce.number<string>().int().min(min).max(max))
     .meta({ type: 'integer', minimum: min, maximum: max })
 
-declare const serverDefault: unique symbol
 /**
  * The type of a field the server fills in when the client leaves it out (a zod `.default()`). Elysia
  * 1.4 types a route's query and body once, from the schema's output, for its handler and for Eden
  * alike, so a defaulted field would be required of Eden's callers; this mark lets `App` (app.ts)
- * make it optional there, while the handler keeps the type of the value filled in.
+ * make it optional there, while the handler keeps the type of the value filled in. (A string key,
+ * not a unique symbol: the client package's declaration must be able to spell it.)
  */
-export type ServerDefault<T> = T & { readonly [serverDefault]: T }
+export type ServerDefault<T> = T & { readonly '~serverDefault': T }
 /** The type of a ServerDefault field for a client, who may leave it out. */
-export type ClientSide<T> = T extends { readonly [serverDefault]: infer V } ? V : T
+export type ClientSide<T> = T extends { readonly '~serverDefault': infer V } ? V : T
 
 /** `schema.default(value)`, its output marked as filled in by the server (ServerDefault). */
 export const withDefault = <T extends z.ZodType>(schema: T, value: z.util.NoUndefined<z.output<T>>) =>
@@ -86,6 +86,12 @@ export const expiryTime = z.iso.datetime({ offset: true }).refine((v) => Date.pa
  * (the server stops), `revoked` (the credential that opened it stopped working) and `deleted` (what
  * it follows is gone).
  */
+/** The events without an id that end any stream early (eventStreamOf), as a client reads them. */
+export type FinalStreamEvent =
+  | { event: 'shutdown'; data: { reason: 'server_shutdown' } }
+  | { event: 'revoked'; data: { code: string; reason: 'session_revoked' | 'api_key_revoked' | 'access_changed' } }
+  | { event: 'deleted'; data: { code: string; reason: 'conversation_deleted' } }
+
 export function eventStreamOf(data: Record<string, z.ZodType>) {
   const event = (name: string, schema: z.ZodType) => z.object({ id: z.number().int().positive(), event: z.literal(name), data: schema }).meta({ title: name })
   const final = (name: string, schema: z.ZodType, description: string) => z.object({ event: z.literal(name), data: schema }).meta({ title: name, description })

@@ -216,6 +216,21 @@ export function subscribedBody(source: ReadableStream<Uint8Array>, subscription:
   })
 }
 
+/**
+ * How a client reads an SSE answer of `E` events. Eden yields each event of a `text/event-stream`
+ * body as an `{ id, event, data }` object, but types a route by its handler's return type, and a
+ * Response says nothing: a handler answering with `sseResponse` states its events with this. Types
+ * only — the value stays the Response.
+ */
+export const asEventStream = <E extends { event: string; data: unknown }>(response: Response) => response as unknown as AsyncGenerator<Spelled<E>, void>
+
+/**
+ * `T` written out to its leaves. Being unexported, it makes declaration emit print the structure
+ * instead of naming the server's own types, so the client package (client/) needs none of them. A
+ * union of strings is rebuilt from its members: mapped member by member it would keep its name.
+ */
+type Spelled<T> = [T] extends [string] ? { [K in T]: K }[T] : T extends string | number | boolean | null | undefined ? T : unknown extends T ? T : T extends readonly (infer U)[] ? Spelled<U>[] : { [K in keyof T]: Spelled<T[K]> }
+
 /** A feed over any async iterable (for sources that are not run logs). */
 export function feedOf(source: (signal: AbortSignal) => AsyncIterable<SseEvent>): EventFeed {
   const ended = new AbortController()

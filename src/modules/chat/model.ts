@@ -1,7 +1,7 @@
 /** @module The chat module's wire: request and response schemas, and the mapping of rows to them (docs/api.md §11). */
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
-import { eventStreamOf, isoDate } from '../../lib/schemas.ts'
+import { eventStreamOf, isoDate, type FinalStreamEvent } from '../../lib/schemas.ts'
 
 export type ConversationRow = Database['t']['conversations']['$inferSelect']
 export type MessageRow = Database['t']['messages']['$inferSelect']
@@ -90,3 +90,13 @@ export const chatEventData = {
 }
 
 export const chatEventSchema = eventStreamOf(chatEventData).meta({ id: 'ChatEvent', description: 'One event of a chat stream: `id:`, `event:` and a one-line JSON `data:`' })
+
+/** Each chat event's `data` as the schemas above give it; turns.ts emits through them, so the two cannot drift. */
+export type ChatEventData = { [E in keyof typeof chatEventData]: z.output<(typeof chatEventData)[E]> }
+
+/**
+ * One item of a chat stream as a client reads it — what Eden's `for await` over a streamed send
+ * yields: `{ id, event, data }` per event, and the final events without an id that end a stream
+ * early (lib/schemas.ts eventStreamOf).
+ */
+export type ChatStreamEvent = { [E in keyof ChatEventData]: { id: number; event: E; data: ChatEventData[E] } }[keyof ChatEventData] | FinalStreamEvent

@@ -2,7 +2,7 @@
 import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { idParams, listQuery, page, pageOf, problems, withDefault } from '../../lib/schemas.ts'
-import { sseResponse } from '../../lib/sse.ts'
+import { asEventStream, sseResponse } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import { eventStreamResponse, jsonSchemaOf } from '../../plugins/openapi-document.ts'
 import type { Run } from '../../runs/index.ts'
@@ -43,7 +43,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
    * the run (undefined: nothing to stream, 204). A revoked session or key, or the conversation's
    * deletion, ends the stream at once with a final event.
    */
-  async function stream(principal: Principal, request: Request, follow: (sub: Subscription) => Promise<Run | undefined>): Promise<Response | undefined> {
+  async function stream(principal: Principal, request: Request, follow: (sub: Subscription) => Promise<Run | undefined>) {
     const sub = subscriptions.open(principal)
     let run: Run | undefined
     try {
@@ -56,7 +56,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
       sub.release()
       return undefined
     }
-    return sseResponse(run.feed(lastEventId(request)), { shutdown: deps.shutdown, subscription: sub })
+    return asEventStream<m.ChatStreamEvent>(sseResponse(run.feed(lastEventId(request)), { shutdown: deps.shutdown, subscription: sub }))
   }
 
   /** Start a turn and stream it, following its conversation. */
@@ -64,16 +64,15 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
     stream(principal, request, async (sub) => {
       sub.watch(conversationTopic(conversationId))
       return (await start()).run
-    }) as Promise<Response>
+    }) as Promise<NonNullable<Awaited<ReturnType<typeof stream>>>>
 
   const wantsStream = (request: Request) => request.headers.get('accept')?.includes('text/event-stream') ?? false
 
   /** The JSON answer of a turn: waits for the run, then both messages (502 when the model failed). */
-  async function turnResult(started: { run: Run; userMessage: m.MessageRow; assistantId: string }, set: { status?: number | string }) {
+  async function turnResult(started: { run: Run; userMessage: m.MessageRow; assistantId: string }) {
     await started.run.completed
     const assistant = await chat.getMessage(started.assistantId)
     if (assistant.status === 'error') throw answerFailed(String(assistant.metadata.error ?? 'The model call failed'))
-    set.status = 201
     return { user_message: m.toMessageDto(started.userMessage), assistant_message: m.toMessageDto(assistant) }
   }
 
@@ -138,9 +137,9 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
     })
     .post(
       '/conversations/:id/messages',
-      async ({ principal, params, body, request, set }) => {
+      async ({ principal, params, body, request, status }) => {
         const send = () => chat.send(principal, params.id, m.fromSendBody(body))
-        return wantsStream(request) ? streamTurn(principal, request, params.id, send) : turnResult(await send(), set)
+        return wantsStream(request) ? streamTurn(principal, request, params.id, send) : status(201, await turnResult(await send()))
       },
       {
         auth: true,
@@ -157,9 +156,9 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
     )
     .post(
       '/conversations/:id/messages/:message_id/regenerate',
-      async ({ principal, params, body, request, set }) => {
+      async ({ principal, params, body, request, status }) => {
         const regenerate = () => chat.regenerate(principal, params.id, params.message_id, { modelId: body?.model_id, temperature: body?.temperature, maxTokens: body?.max_tokens })
-        return wantsStream(request) ? streamTurn(principal, request, params.id, regenerate) : turnResult(await regenerate(), set)
+        return wantsStream(request) ? streamTurn(principal, request, params.id, regenerate) : status(201, await turnResult(await regenerate()))
       },
       {
         auth: true,
@@ -176,14 +175,13 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
     )
     .get(
       '/conversations/:id/stream',
-      async ({ principal, params, request, set }) => {
+      async ({ principal, params, request, status }) => {
         const res = await stream(principal, request, async (sub) => {
           sub.watch(conversationTopic(params.id))
           const run = await chat.runOf(principal, params.id)
           return !run || (run.done && lastEventId(request) >= run.events.length) ? undefined : run
         })
-        if (!res) set.status = 204
-        return res
+        return res ?? status(204, undefined)
       },
       {
         auth: true,
@@ -257,7 +255,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
     )
     .get(
       '/chat/stream',
-      async ({ principal, query, request, set }) => {
+      async ({ principal, query, request, status }) => {
         // An EventSource reconnects by itself (with Last-Event-ID) after the stream ends or drops:
         // that re-attaches to the run its question started, or is a 204 (which makes it stop) —
         // never a second run.
@@ -269,8 +267,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
             const run = await chat.runOf(principal, asked.conversationId)
             return !run || !startedBy(run, asked.messageId) || (run.done && lastEventId(request) >= run.events.length) ? undefined : run
           })
-          if (!res) set.status = 204
-          return res
+          return res ?? status(204, undefined)
         }
         return stream(principal, request, async (sub) => {
           const conversationId = query.conversation_id ?? (await chat.create(principal, {})).id
