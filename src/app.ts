@@ -1,9 +1,9 @@
 /** @module createApp(deps): the one Elysia app, composed of named route-group plugins. */
-import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
 import { adminRoutes } from './modules/admin/routes.ts'
 import { apiKeyRoutes, authRoutes } from './modules/auth/routes.ts'
 import { serviceRoutes } from './modules/system/routes.ts'
+import { setupRoutes } from './modules/setup/routes.ts'
 import { userRoutes } from './modules/users/routes.ts'
 import { providerRoutes } from './modules/providers/routes.ts'
 import { configRoutes } from './modules/configs/routes.ts'
@@ -12,6 +12,7 @@ import { presetRoutes } from './modules/presets/routes.ts'
 import { memoryRoutes } from './modules/memories/routes.ts'
 import { chatRoutes } from './modules/chat/routes.ts'
 import { authPlugin } from './plugins/auth.ts'
+import { corsPlugin } from './plugins/cors.ts'
 import { errorsPlugin } from './plugins/errors.ts'
 import { requestContextPlugin } from './plugins/request-context.ts'
 import { createRouteIndex } from './plugins/route-index.ts'
@@ -27,9 +28,10 @@ export function createApp(deps: AppDeps) {
   const app = new Elysia({ name: 'hearth' })
     .use(requestContextPlugin(deps))
     .use(errorsPlugin({ logger: deps.logger, routes }))
-    .use(corsPlugin(config.corsOrigins))
+    .use(corsPlugin({ origins: config.corsOrigins, logger: deps.logger }))
     .use(auth)
     .use(serviceRoutes(deps))
+    .use(setupRoutes({ setup: services.setup, version: deps.version }))
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
     .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
     .use(userRoutes({ users: services.users, usage: services.usage, counters, authPlugin: auth }))
@@ -42,18 +44,6 @@ export function createApp(deps: AppDeps) {
     .use(chatRoutes({ chat: services.chat, authPlugin: auth, shutdown: deps.shutdown }))
   routes.load(app.routes)
   return app
-}
-
-/** CORS only for the configured origins; `*` allows any origin but never with credentials. */
-function corsPlugin(origins: string[]) {
-  if (origins.length === 0) return new Elysia({ name: 'hearth.cors-off' })
-  const any = origins.includes('*')
-  return cors({
-    origin: any ? '*' : origins,
-    credentials: !any,
-    exposeHeaders: ['X-Request-Id', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
-    maxAge: 600,
-  })
 }
 
 export type App = ReturnType<typeof createApp>

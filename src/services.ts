@@ -12,6 +12,7 @@ import { createRevocationsService } from './modules/auth/revocations.ts'
 import { createAuthService } from './modules/auth/service.ts'
 import { createAccessTokens } from './modules/auth/tokens.ts'
 import { createUsersService } from './modules/users/service.ts'
+import { createSetupService, deriveSetupToken } from './modules/setup/service.ts'
 import { createSecretBox } from './lib/secrets.ts'
 import { createAddressPolicy } from './lib/address-policy.ts'
 import { createProvidersService } from './modules/providers/service.ts'
@@ -52,8 +53,9 @@ export async function createServices(deps: BaseDeps) {
   const revocations = createRevocationsService({ database, bus, logger, ttlMs: ACCESS_TTL_SECONDS * 1000 })
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
   const users = createUsersService({ database, bus })
+  const setup = createSetupService({ database, logger, dataDir: config.dataDir, token: await deriveSetupToken(deps.secret) })
   const apiKeys = createApiKeysService({ database, revocations, logger })
-  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey })
+  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, setup, codeKey })
   const invites = createInvitesService({ database })
   const secrets = await createSecretBox(deps.secret)
   const providers = createProvidersService({ database, bus, secrets, addressPolicy: createAddressPolicy({ allowPrivate: config.allowPrivateUpstreams }) })
@@ -78,6 +80,8 @@ export async function createServices(deps: BaseDeps) {
   await revocations.start()
   limiter.start()
   await presets.seedBuiltins()
+  // while no admin exists, the setup token is written to the data dir (and logged by the caller)
+  await setup.prepare()
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
   // on SQLite this process is the only server: runs have no one else to reach
@@ -93,6 +97,7 @@ export async function createServices(deps: BaseDeps) {
     revocations,
     tokens,
     users,
+    setup,
     apiKeys,
     auth,
     invites,

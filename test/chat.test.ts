@@ -197,7 +197,7 @@ eachDialect('streaming chat', (dialect) => {
     expect(events.at(-1)!.event).toBe('done')
     const view = await get(conversationId)
     expect(view.messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant'])
-    const sent = fake.requests.map((r) => r.body as { messages?: { role: string; content: string }[] }).find((b) => b.messages?.some((m) => m.content === 'Hi from a browser'))!
+    const sent = fake.requests.map((r) => r.body as { messages?: { role: string; content: string }[] }).find((b) => b?.messages?.some((m) => m.content === 'Hi from a browser'))!
     expect(sent.messages![0]!.content).toContain('Answer in English.')
   })
 

@@ -15,7 +15,8 @@ afterAll(() => t.close())
 
 test('register → me → preferences through Eden, fully typed', async () => {
   const api = treaty<App>(t.app)
-  const reg = await api.api.v1.auth.register.post({ username: 'eden_user', email: 'eden@example.com', password: 'eden-password' })
+  // the first account is the admin: it presents the setup token (the server logs it at start)
+  const reg = await api.api.v1.auth.register.post({ username: 'eden_user', email: 'eden@example.com', password: 'eden-password', setup_token: t.deps.services.setup.token })
   expect(reg.status).toBe(201)
   const tokens = reg.data!.tokens
   const access: string = tokens.access_token

@@ -14,12 +14,14 @@ import {
   modelSchema,
   modelTestSchema,
   providerBody,
+  providerCreatedSchema,
   providerListQuery,
   providerPatch,
   providerSchema,
   providerTestSchema,
   syncResultSchema,
   toModelDto,
+  toModelSyncDto,
   toModelTestDto,
   toProviderDto,
   toProviderTestDto,
@@ -47,14 +49,15 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
       '/providers',
       async ({ principal, body, set }) => {
         const row = await providers.create(principal, fromProviderBody(body))
+        const sync = body.sync_models === false ? undefined : await providers.syncNewProvider(principal, row)
         set.status = 201
         set.headers.location = `/api/v1/providers/${row.id}`
-        return toProviderDto(row)
+        return sync ? { ...toProviderDto(row), model_sync: toModelSyncDto(sync) } : toProviderDto(row)
       },
       {
         auth: true,
         body: providerBody,
-        response: { 201: providerSchema, ...problems(401, 403, 422, 429) },
+        response: { 201: providerCreatedSchema, ...problems(401, 403, 422, 429) },
         detail: { summary: 'Add a provider (global: admins only); the API key is stored encrypted and never returned' },
       },
     )
