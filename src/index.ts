@@ -100,7 +100,7 @@ async function serve(config: Config): Promise<number> {
       setup_token: services.setup.token,
       setup_token_file: services.setup.file,
       register: `POST /api/v1/auth/register { "username", "email", "password", "setup_token" }`,
-      help: `http://${local}:${server.port}/`,
+      page: `http://${local}:${server.port}/`,
     })
   }
 
