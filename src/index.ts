@@ -17,6 +17,8 @@ Usage:
   hearth migrate                                  apply database migrations and exit
   hearth admin create --email E --username U      create an admin user; the password comes
                                                   from HEARTH_ADMIN_PASSWORD or a prompt
+                                                  (until an admin exists, registering one over
+                                                  the API needs the setup token from the start log)
   hearth version                                  print the version
   hearth --help                                   this text
 

@@ -77,4 +77,4 @@ export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.conte
 export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, systemPrompt: b.system_prompt, isFavorite: b.is_favorite })
 
 /** The chat events of a run, as docs/api.md §11 lists them. */
-export const CHAT_EVENTS = 'message.created, delta, reasoning, tool_call, usage, error, done'
+export const CHAT_EVENTS = 'message.created, delta, reasoning, tool_call, usage, error, title, done'

@@ -193,9 +193,8 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
   const clearOtherDefaultModels = (providerId: string, id: string) =>
     db.update(t.models).set({ isDefault: false }).where(and(eq(t.models.providerId, providerId), sql`${t.models.id} <> ${id}`))
 
-  /** The upstream's models that are not in the catalogue yet are added; throws what listing the models threw. */
-  async function addUpstreamModels(p: Principal, row: ProviderRow, signal?: AbortSignal): Promise<SyncResult> {
-    const found = await listModels(await connection(row, p), signal)
+  /** The upstream's models that are not in the catalogue yet are added. */
+  async function addModels(row: ProviderRow, found: Awaited<ReturnType<typeof listModels>>): Promise<SyncResult> {
     const added = found.length
       ? await db
           .insert(t.models)
@@ -289,22 +288,26 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
     /** Add the provider's models that are not in the catalogue yet; existing ones are kept as they are. */
     async syncModels(p: Principal, id: string): Promise<SyncResult> {
       const row = await getWritable(p, id)
+      let found
       try {
-        return await addUpstreamModels(p, row)
+        found = await listModels(await connection(row, p))
       } catch (error) {
         throw modelListFailed(failureOf(error, 'the provider could not be reached'))
       }
+      return addModels(row, found)
     },
 
     /** The sync that follows a provider's creation: bounded in time, and a failing upstream is `ok: false`, never an error. */
     async syncNewProvider(p: Principal, row: ProviderRow): Promise<SyncOutcome> {
       const bound = AbortSignal.timeout(SYNC_ON_CREATE_MS)
+      let found
       try {
-        return { ok: true, ...(await addUpstreamModels(p, row, bound)) }
+        found = await listModels(await connection(row, p), bound)
       } catch (error) {
         const reason = bound.aborted ? `the provider listed no models within ${SYNC_ON_CREATE_MS / 1000} s` : failureOf(error, 'the provider could not be reached')
         return { ok: false, added: 0, total: 0, error: `${reason}; add models with POST /api/v1/providers/${row.id}/sync-models or POST /api/v1/models` }
       }
+      return { ok: true, ...(await addModels(row, found)) }
     },
 
     // ---- models ----
