@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
-import { HEARTH_BENCH_ENV, formatMs, renderTable, hardStop, runAsScript, samplePercentile, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
+import { HEARTH_BENCH_ENV, formatMs, renderTable, hardStop, runAsScript, samplePercentile, processCpuMs, runCommand, setupTokenIn, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
 import type { ChatClientResult } from './targets/chat-client.ts'
 import type { ProbeSample } from './targets/mem-probe.ts'
 import type { Ready, Report } from './targets/sse-client.ts'
@@ -144,7 +144,7 @@ async function startHearth(upstream: string, openFiles: number, probe?: Probe): 
       const { cmd, env } = probed(base, probe)
       return { cmd: withOpenFiles(cmd, openFiles), env }
     },
-    setUp: (url: string) => setUpHearth(url, upstream),
+    setUp: (url: string, dataDir: string) => setUpHearth(url, upstream, setupTokenIn(dataDir)),
   })
   return { server, token: value, stop }
 }
@@ -161,8 +161,8 @@ async function api<T>(origin: string, method: string, path: string, token: strin
   return (text ? JSON.parse(text) : undefined) as T
 }
 
-async function setUpHearth(origin: string, upstream: string): Promise<string> {
-  const { tokens } = await api<{ tokens: { access_token: string } }>(origin, 'POST', '/api/v1/auth/register', undefined, BENCH_USER, 201)
+async function setUpHearth(origin: string, upstream: string, setupToken: string): Promise<string> {
+  const { tokens } = await api<{ tokens: { access_token: string } }>(origin, 'POST', '/api/v1/auth/register', undefined, { ...BENCH_USER, setup_token: setupToken }, 201)
   const token = tokens.access_token
   const provider = await api<{ id: string }>(origin, 'POST', '/api/v1/providers', token, { name: 'fake', type: 'openai_compatible', base_url: `${upstream}/v1`, api_key: 'x', scope: 'global' }, 201)
   await api(origin, 'POST', '/api/v1/models', token, { provider_id: provider.id, name: 'bench', model_id: CHAT_MODEL, is_default: true }, 201)

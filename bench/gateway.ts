@@ -20,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
-import { freePort, formatMs, renderTable, hardStop, runAsScript, samplePercentile, postJson, processCpuMs, runCommand, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
+import { freePort, formatMs, renderTable, hardStop, runAsScript, samplePercentile, postJson, processCpuMs, runCommand, setupTokenIn, spawnServer, startHearthServer, tempDir, type RunningServer } from './lib.ts'
 import type { ClientResult } from './targets/stream-client.ts'
 
 const root = join(import.meta.dir, '..')
@@ -119,13 +119,13 @@ async function drive(target: Target, config: Record<string, unknown>, dir: strin
 
 /** Hearth on a free port with a fresh data dir; then an admin, a global provider for the fake upstream, a model and an API key. */
 async function startHearth(upstream: string): Promise<{ server: RunningServer; apiKey: string; stop(): Promise<void> }> {
-  const { server, value, stop } = await startHearthServer({ root, prefix: 'hearth-bench-gateway-', setUp: (url: string) => setUpHearth(url, upstream) })
+  const { server, value, stop } = await startHearthServer({ root, prefix: 'hearth-bench-gateway-', setUp: (url: string, dataDir: string) => setUpHearth(url, upstream, setupTokenIn(dataDir)) })
   return { server, apiKey: value, stop }
 }
 
-async function setUpHearth(origin: string, upstream: string): Promise<string> {
+async function setUpHearth(origin: string, upstream: string, setupToken: string): Promise<string> {
   const post = <T>(path: string, body: unknown, token?: string) => postJson<T>(origin, path, body, 201, token)
-  const { tokens } = await post<{ tokens: { access_token: string } }>('/api/v1/auth/register', BENCH_USER)
+  const { tokens } = await post<{ tokens: { access_token: string } }>('/api/v1/auth/register', { ...BENCH_USER, setup_token: setupToken })
   const token = tokens.access_token
   const provider = await post<{ id: string }>('/api/v1/providers', { name: 'fake', type: 'openai_compatible', base_url: `${upstream}/v1`, api_key: 'x', scope: 'global' }, token)
   await post('/api/v1/models', { provider_id: provider.id, name: HEARTH_MODEL, model_id: UPSTREAM_MODEL }, token)

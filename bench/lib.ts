@@ -619,17 +619,20 @@ export async function runCommand(cmd: string[], options: { cwd?: string; timeout
   return { code, timedOut, output: tail }
 }
 
+/** The setup token a fresh Hearth wrote to its data dir: the first account (the admin) registers with it. */
+export const setupTokenIn = (dataDir: string) => readFileSync(join(dataDir, 'setup-token'), 'utf8').trim()
+
 /** What every benchmarked Hearth runs with: quiet logs, and the per-user limit raised (the limiter still counts). */
 export const HEARTH_BENCH_ENV = { HEARTH_LOG: 'warn', HEARTH_RATE_LIMIT: '9999999/min', HEARTH_AUTH_RATE_LIMIT: '1000/min' }
 
 /**
  * Hearth from source on a free port with a fresh data dir (one more try if the port was taken
- * meanwhile), then `setUp(url)` against it; `stop()` ends it and removes the data dir.
+ * meanwhile), then `setUp(url, dataDir)` against it; `stop()` ends it and removes the data dir.
  */
 export async function startHearthServer<T>(opts: {
   root: string
   prefix: string
-  setUp: (url: string) => Promise<T>
+  setUp: (url: string, dataDir: string) => Promise<T>
   /** wraps the command and adds env (memory probes, open-file limits) */
   command?: (cmd: string[]) => { cmd: string[]; env?: Record<string, string> }
 }): Promise<{ server: RunningServer; value: T; stop(): Promise<void> }> {
@@ -651,7 +654,7 @@ export async function startHearthServer<T>(opts: {
       data.remove()
     }
     try {
-      return { server: running, value: await opts.setUp(running.url), stop }
+      return { server: running, value: await opts.setUp(running.url, data.path), stop }
     } catch (error) {
       await stop()
       throw new Error(`could not set up Hearth: ${error instanceof Error ? error.message : String(error)}`)

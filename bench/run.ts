@@ -22,6 +22,7 @@ import {
   printTable,
   runCommand,
   runLoad,
+  setupTokenIn,
   spawnServer,
   tempDir,
   type LoadGenerator,
@@ -140,7 +141,7 @@ async function startHearth(cmd: string[], options: { withUser?: boolean } = {}):
       let user: BenchUser | undefined
       if (options.withUser) {
         try {
-          user = await registerBenchUser(server.url)
+          user = await registerBenchUser(server.url, setupTokenIn(data.path))
         } catch (error) {
           await stop()
           throw new Error(`could not set up bench_user: ${error instanceof Error ? error.message : String(error)}`)
@@ -162,13 +163,13 @@ interface BenchUser {
 }
 
 /**
- * POST /api/v1/auth/register (the first user becomes admin), then POST /api/v1/api-keys with the
- * access token it returns.
+ * POST /api/v1/auth/register (the first user becomes admin, with the setup token from the data dir),
+ * then POST /api/v1/api-keys with the access token it returns.
  */
-async function registerBenchUser(origin: string): Promise<BenchUser> {
+async function registerBenchUser(origin: string, setupToken: string): Promise<BenchUser> {
   const post = <T>(path: string, body: unknown, status: number, token?: string) => postJson<T>(origin, path, body, status, token)
   type Tokens = { tokens: { access_token: string; expires_in: number } }
-  let tokens = (await post<Tokens>('/api/v1/auth/register', BENCH_USER, 201)).tokens
+  let tokens = (await post<Tokens>('/api/v1/auth/register', { ...BENCH_USER, setup_token: setupToken }, 201)).tokens
   let issuedAt = Date.now()
   const { key } = await post<{ key: string }>('/api/v1/api-keys', { name: 'bench' }, 201, tokens.access_token)
   if (!key?.startsWith('hk_')) throw new Error(`POST /api/v1/api-keys returned no hk_ key`)

@@ -1,9 +1,9 @@
 /** @module createApp(deps): the one Elysia app, composed of named route-group plugins. */
-import { cors } from '@elysiajs/cors'
 import { Elysia, type DefinitionBase, type EphemeralType, type MetadataBase, type RouteBase, type SingletonBase } from 'elysia'
 import { adminRoutes } from './modules/admin/routes.ts'
 import { apiKeyRoutes, authRoutes } from './modules/auth/routes.ts'
 import { serviceRoutes } from './modules/system/routes.ts'
+import { setupRoutes } from './modules/setup/routes.ts'
 import { userRoutes } from './modules/users/routes.ts'
 import { providerRoutes } from './modules/providers/routes.ts'
 import { configRoutes } from './modules/configs/routes.ts'
@@ -13,6 +13,7 @@ import { memoryRoutes } from './modules/memories/routes.ts'
 import { chatRoutes } from './modules/chat/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
+import { corsPlugin } from './plugins/cors.ts'
 import { errorsPlugin } from './plugins/errors.ts'
 import { requestContextPlugin } from './plugins/request-context.ts'
 import { createRouteIndex } from './plugins/route-index.ts'
@@ -28,9 +29,10 @@ export function createApp(deps: AppDeps) {
   const app = new Elysia({ name: 'hearth' })
     .use(requestContextPlugin({ logger: deps.logger, routes }))
     .use(errorsPlugin({ logger: deps.logger, routes }))
-    .use(corsPlugin(config.corsOrigins))
+    .use(corsPlugin({ origins: config.corsOrigins, logger: deps.logger }))
     .use(auth)
     .use(serviceRoutes(deps))
+    .use(setupRoutes({ setup: services.setup, version: deps.version }))
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
     .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
     .use(userRoutes({ users: services.users, usage: services.usage, counters, authPlugin: auth }))
@@ -44,18 +46,6 @@ export function createApp(deps: AppDeps) {
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.
   return app as unknown as ClientView<typeof app>
-}
-
-/** CORS only for the configured origins; `*` allows any origin but never with credentials. */
-function corsPlugin(origins: string[]) {
-  if (origins.length === 0) return new Elysia({ name: 'hearth.cors-off' })
-  const any = origins.includes('*')
-  return cors({
-    origin: any ? '*' : origins,
-    credentials: !any,
-    exposeHeaders: ['X-Request-Id', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'],
-    maxAge: 600,
-  })
 }
 
 /** The app, typed as its clients see it (Eden's `treaty<App>`): what they send, with server defaults optional. */

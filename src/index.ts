@@ -7,6 +7,7 @@ import { migrate } from './db/migrate.ts'
 import { AppError } from './lib/errors.ts'
 import { createLogger, type Logger } from './lib/logger.ts'
 import { createUser } from './modules/users/service.ts'
+import { removeSetupTokenFile } from './modules/setup/service.ts'
 import { VERSION } from './version.ts'
 
 const HELP = `hearth ${VERSION}: one server for everything behind an AI application's UI
@@ -16,6 +17,8 @@ Usage:
   hearth migrate                                  apply database migrations and exit
   hearth admin create --email E --username U      create an admin user; the password comes
                                                   from HEARTH_ADMIN_PASSWORD or a prompt
+                                                  (until an admin exists, registering one over
+                                                  the API needs the setup token from the start log)
   hearth version                                  print the version
   hearth --help                                   this text
 
@@ -89,7 +92,19 @@ async function serve(config: Config): Promise<number> {
     // Streams send a ping every 15 s; a connection silent for longer than this is dead.
     idleTimeout: 120,
   })
-  logger.info('listening', { url: `http://${config.host}:${server.port}`, database: database.dialect, version: VERSION })
+  // a wildcard listen address is not one a browser can open
+  const local = ['0.0.0.0', '::', '[::]'].includes(config.host) ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host
+  const docs = `http://${local}:${server.port}/docs`
+  const setupPending = await services.setup.pending()
+  logger.info('listening', { url: `http://${config.host}:${server.port}`, docs, database: database.dialect, version: VERSION })
+  if (setupPending) {
+    logger.warn('no admin yet: register the first account (it becomes admin) with this setup token, or run `hearth admin create`', {
+      setup_token: services.setup.token,
+      setup_token_file: services.setup.file,
+      register: `POST /api/v1/auth/register { "username", "email", "password", "setup_token" }`,
+      page: `http://${local}:${server.port}/`,
+    })
+  }
 
   const { promise: stopped, resolve } = Promise.withResolvers<number>()
   let stopping = false
@@ -132,6 +147,8 @@ async function adminCreate(config: Config, args: string[]): Promise<number> {
   const database = await openDatabase(config, logger)
   try {
     const user = await createUser(database, { email: flags.email, username: flags.username, password, role: 'admin', emailVerified: true })
+    // setup is done: the token is dead, its file goes (other instances' files go when they next look)
+    removeSetupTokenFile(config.dataDir)
     process.stdout.write(`admin ${user.username} <${user.email}> created (id ${user.id})\n`)
     return 0
   } catch (error) {

@@ -12,6 +12,7 @@ import { createRevocationsService } from './modules/auth/revocations.ts'
 import { createAuthService } from './modules/auth/service.ts'
 import { createAccessTokens } from './modules/auth/tokens.ts'
 import { createUsersService } from './modules/users/service.ts'
+import { createSetupService, deriveSetupToken } from './modules/setup/service.ts'
 import { createSecretBox } from './lib/secrets.ts'
 import { createOutboundGuard, type OutboundGuard } from './lib/outbound.ts'
 import { createProvidersService } from './modules/providers/service.ts'
@@ -59,8 +60,9 @@ export async function createServices(deps: BaseDeps) {
   // a model reference is checked where it is saved (preferences, presets); `turns` is built below, and this runs only on requests
   const modelUsable: ModelUsable = (p, ref) => turns.isUsable(p, ref)
   const users = createUsersService({ database, bus, modelUsable })
+  const setup = createSetupService({ database, logger, dataDir: config.dataDir, token: await deriveSetupToken(deps.secret) })
   const apiKeys = createApiKeysService({ database, revocations, logger })
-  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, codeKey, successorKey, refreshGraceMs: deps.refreshGraceMs })
+  const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, setup, codeKey, successorKey, refreshGraceMs: deps.refreshGraceMs })
   const invites = createInvitesService({ database })
   const secrets = await createSecretBox(deps.secret)
   const outbound = deps.outbound ?? createOutboundGuard({ allowPrivate: config.allowPrivateUpstreams })
@@ -91,6 +93,8 @@ export async function createServices(deps: BaseDeps) {
   await revocations.start()
   limiter.start()
   await presets.seedBuiltins()
+  // while no admin exists, the setup token is written to the data dir (and logged by the caller)
+  await setup.prepare()
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
   // on SQLite this process is the only server: runs have no one else to reach
@@ -107,6 +111,7 @@ export async function createServices(deps: BaseDeps) {
     revocations,
     tokens,
     users,
+    setup,
     apiKeys,
     auth,
     invites,

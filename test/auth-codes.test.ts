@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import type { AddressInfo } from 'node:net'
 import { eq } from 'drizzle-orm'
 import { SMTPServer } from 'smtp-server'
+import { createAdmin } from './helpers/accounts.ts'
 import { createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { expectProblem } from './helpers/problems.ts'
@@ -662,6 +663,8 @@ eachDialect('registration mode verify', (dialect) => {
   let t: TestApp
   beforeAll(async () => {
     t = await createTestApp(dialect, { HEARTH_REGISTRATION: 'verify', HEARTH_SMTP_URL: smtpUrl })
+    // the mode is about everyone after the admin (the first admin's setup token passes any mode)
+    await createAdmin(t)
   })
   afterAll(() => t.close())
 
@@ -686,6 +689,8 @@ eachDialect('registration mode closed', (dialect) => {
   let t: TestApp
   beforeAll(async () => {
     t = await createTestApp(dialect, { HEARTH_REGISTRATION: 'closed', HEARTH_SMTP_URL: smtpUrl })
+    // the mode is about everyone after the admin (the first admin's setup token passes any mode)
+    await createAdmin(t)
   })
   afterAll(() => t.close())
 

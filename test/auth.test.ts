@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { SignJWT } from 'jose'
 import { deriveKeyBytes } from '../src/lib/crypto.ts'
-import { login, register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
+import { createAdmin, login, register, setupCallers, unique, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, TEST_SECRET, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { inOneWindow } from './helpers/windows.ts'
@@ -86,6 +86,7 @@ eachDialect('registration', (dialect) => {
 eachDialect('registration modes', (dialect) => {
   test('closed: 403', async () => {
     const t = await createTestApp(dialect, { HEARTH_REGISTRATION: 'closed' })
+    await createAdmin(t)
     const res = await t.request('POST', '/api/v1/auth/register', { body: { username: 'someone', email: 's@example.com', password: 'password-1' } })
     expect(res.status).toBe(403)
     expect(res.body.code).toBe('FORBIDDEN')

@@ -45,7 +45,8 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
     test('a model added on A: B resolves it at once (a miss on B was cached)', async () => {
       const call = (t: TestApp) => t.request('POST', '/v1/chat/completions', { token: admin.access, body: { model: 'late-model', messages: [{ role: 'user', content: 'hi' }] } })
       expect((await call(b)).status).toBe(404) // B now remembers that there is no such model
-      const p = await a.request('POST', '/api/v1/providers', { token: admin.access, body: { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' } })
+      // the one model is added by hand, under its own name (no sync of the upstream's list, which has `fake` too)
+      const p = await a.request('POST', '/api/v1/providers', { token: admin.access, body: { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global', sync_models: false } })
       expect((await a.request('POST', '/api/v1/models', { token: admin.access, body: { provider_id: p.body.id, name: 'late-model', model_id: 'fake' } })).status).toBe(201)
       await within(1000, async () => (await call(b)).status !== 404)
       expect((await call(b)).status).toBe(200)
@@ -55,7 +56,7 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       const prompt = async () => {
         const c = (await b.request('POST', '/api/v1/conversations', { token: admin.access, body: { model_id: 'late-model' } })).body.id
         await b.request('POST', `/api/v1/conversations/${c}/messages`, { token: admin.access, body: { content: `which prompt? ${c}` } })
-        const sent = fake.requests.map((r) => r.body as { messages?: { role: string; content: string }[] }).find((x) => x.messages?.some((m) => m.content === `which prompt? ${c}`))
+        const sent = fake.requests.map((r) => r.body as { messages?: { role: string; content: string }[] }).find((x) => x?.messages?.some((m) => m.content === `which prompt? ${c}`))
         return sent?.messages?.[0]
       }
       expect((await prompt())?.role).toBe('user') // no system prompt yet; B has read the setting as unset

@@ -111,7 +111,10 @@ for (const dialect of DIALECTS) {
 
         // --- the first process: set up, start a long answer, kill it mid-stream -----------------
         const first = await startServer(env)
-        const reg = await call(first.base, 'POST', '/api/v1/auth/register', undefined, { username: 'crashadmin', email: 'crashadmin@example.com', password: 'crash-admin-password' })
+        // the first account is the admin: it presents the setup token from the start log
+        const setupToken = /"setup_token":"(hst_[\w-]+)"/.exec(first.output())?.[1]
+        expect(setupToken).toBeDefined()
+        const reg = await call(first.base, 'POST', '/api/v1/auth/register', undefined, { username: 'crashadmin', email: 'crashadmin@example.com', password: 'crash-admin-password', setup_token: setupToken })
         expect({ status: reg.status, body: reg.body }).toMatchObject({ status: 201 })
         const token = reg.body.tokens.access_token as string
         const provider = await call(first.base, 'POST', '/api/v1/providers', token, { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' })
@@ -201,7 +204,7 @@ for (const dialect of DIALECTS) {
           ['assistant', 'complete'],
         ])
         // the new answer's context skipped the broken one
-        const sent = fake.requests.map((r) => r.body as { messages?: { role: string; content: string }[] }).find((b) => b.messages?.some((m) => m.content === 'Are you back?'))
+        const sent = fake.requests.map((r) => r.body as { messages?: { role: string; content: string }[] }).find((b) => b?.messages?.some((m) => m.content === 'Are you back?'))
         expect(sent?.messages?.map((m) => m.role)).toEqual(['user', 'user'])
 
         second.proc.kill('SIGTERM')

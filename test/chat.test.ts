@@ -70,6 +70,24 @@ eachDialect('streaming chat', (dialect) => {
     expect(stored.metadata).toMatchObject({ model: 'paced', output_tokens: 8, finish_reason: 'stop' })
   })
 
+  test('the first exchange of an untitled conversation sends a `title` event just before `done`; later ones, and titled conversations, send none', async () => {
+    const c = await newConversation()
+    const first = await readEvents(await send(c, { content: 'Name this conversation', model_id: 'quick' }))
+    expect(first.slice(-2).map((e) => e.event)).toEqual(['title', 'done'])
+    // the title model is the conversation's model: the fake answers `tok0 … tok4`
+    expect(first.at(-2)!.data).toEqual({ conversation_id: c, title: 'tok0 tok1 tok2 tok3 tok4' })
+    expect((await get(c)).title).toBe('tok0 tok1 tok2 tok3 tok4')
+    const second = await readEvents(await send(c, { content: 'And again', model_id: 'quick' }))
+    expect(second.map((e) => e.event)).not.toContain('title')
+    const named = await newConversation({ title: 'Mine' })
+    expect((await readEvents(await send(named, { content: 'Hi', model_id: 'quick' }))).map((e) => e.event)).not.toContain('title')
+    // a failed first answer gives no title
+    const failed = await newConversation()
+    const events = await readEvents(await send(failed, { content: 'Fail', model_id: 'broken' }))
+    expect(events.map((e) => e.event)).not.toContain('title')
+    expect(events.at(-1)!.event).toBe('done')
+  })
+
   test('disconnect mid-stream; re-attach with Last-Event-ID gets every missed delta exactly once', async () => {
     const c = await newConversation()
     const controller = new AbortController()
@@ -199,7 +217,7 @@ eachDialect('streaming chat', (dialect) => {
     expect(events.at(-1)!.event).toBe('done')
     const view = await get(conversationId)
     expect(view.messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant'])
-    const sent = fake.requests.map((r) => r.body as { messages?: { role: string; content: string }[] }).find((b) => b.messages?.some((m) => m.content === 'Hi from a browser'))!
+    const sent = fake.requests.map((r) => r.body as { messages?: { role: string; content: string }[] }).find((b) => b?.messages?.some((m) => m.content === 'Hi from a browser'))!
     expect(sent.messages![0]!.content).toContain('Answer in English.')
   })
 

@@ -1,6 +1,6 @@
 /** The command line, run as a real process from source (the binary is smoke-tested by .ci/run). */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Dialect } from '../src/db/index.ts'
@@ -14,6 +14,42 @@ function run(args: string[], env: Record<string, string> = {}, stdin?: string) {
     stdin: stdin === undefined ? 'ignore' : new TextEncoder().encode(stdin),
   })
   return { code: proc.exitCode, stdout: proc.stdout.toString(), stderr: proc.stderr.toString() }
+}
+
+/** servers started by a test: killed after the file, should a failing test leave one running */
+const started: { kill(signal?: number | NodeJS.Signals): void; exitCode: number | null }[] = []
+afterAll(() => {
+  for (const proc of started) if (proc.exitCode === null) proc.kill('SIGKILL')
+})
+
+/** `hearth serve` on a free loopback port, once it logs "listening" (with whatever it logged in the same write). */
+async function startServe(env: Record<string, string>) {
+  const proc = Bun.spawn([process.execPath, ENTRY], { env: { PATH: process.env.PATH ?? '', ...env, PORT: '0', HOST: '127.0.0.1', HEARTH_LOG: 'info' }, stdout: 'pipe', stderr: 'pipe' })
+  started.push(proc)
+  const reader = proc.stdout.getReader()
+  let out = ''
+  let port: string | undefined
+  while (!port) {
+    const { value, done } = await reader.read()
+    if (done) throw new Error('server exited: ' + out)
+    out += new TextDecoder().decode(value)
+    port = /"msg":"listening","url":"http:\/\/[^:]+:(\d+)"/.exec(out)?.[1]
+  }
+  return {
+    base: `http://127.0.0.1:${port}`,
+    output: () => out,
+    /** SIGTERM, then the exit code once the output is read to its end */
+    async stop() {
+      proc.kill('SIGTERM')
+      const code = await proc.exited
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) break
+        out += new TextDecoder().decode(value)
+      }
+      return code
+    },
+  }
 }
 
 const dbs: TestDatabase[] = []
@@ -81,29 +117,81 @@ eachDialect('hearth command line on a database', (dialect) => {
     expect(run(['admin', 'create', '--email', 'y@example.com', '--username', 'y'], { ...env, HEARTH_ADMIN_PASSWORD: 'short' }).code).toBe(2)
   })
 
-  test('serve: answers, then stops cleanly on SIGTERM', async () => {
+  test('serve: the start log names the docs and, while no admin exists, the setup token (also in the data dir); answers; stops cleanly on SIGTERM', async () => {
     const env = await freshEnv(dialect)
-    const proc = Bun.spawn([process.execPath, ENTRY], { env: { PATH: process.env.PATH ?? '', ...env, PORT: '0', HOST: '127.0.0.1', HEARTH_LOG: 'info' }, stdout: 'pipe', stderr: 'pipe' })
-    const reader = proc.stdout.getReader()
-    let out = ''
-    let url: string | undefined
-    while (!url) {
-      const { value, done } = await reader.read()
-      if (done) throw new Error('server exited: ' + out)
-      out += new TextDecoder().decode(value)
-      url = /"msg":"listening","url":"http:\/\/[^:]+:(\d+)"/.exec(out)?.[1]
-    }
-    const base = `http://127.0.0.1:${url}`
+    const server = await startServe(env)
+    const { base, output } = server
     expect(await (await fetch(`${base}/health`)).json()).toEqual({ status: 'healthy' })
     expect((await fetch(`${base}/ready`)).status).toBe(200)
-    proc.kill('SIGTERM')
-    expect(await proc.exited).toBe(0)
-    for (;;) {
-      const { value, done } = await reader.read()
-      if (done) break
-      out += new TextDecoder().decode(value)
+    const lines = output().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    expect(lines.find((l) => l.msg === 'listening')).toMatchObject({ url: `${base}`, docs: `${base}/docs` })
+    const setup = lines.find((l) => l.setup_token)
+    expect([setup.level, setup.setup_token_file]).toEqual(['warn', join(env.HEARTH_DATA_DIR!, 'setup-token')])
+    expect(setup.setup_token).toMatch(/^hst_/)
+    expect(setup.msg).toContain('hearth admin create')
+    expect(readFileSync(setup.setup_token_file, 'utf8').trim()).toBe(setup.setup_token)
+    const page = await fetch(`${base}/`)
+    expect(page.headers.get('content-type')).toStartWith('text/html')
+    expect(await page.text()).toContain('href="/docs"')
+    expect(await server.stop()).toBe(0)
+    expect(output()).toContain('"msg":"shutting down","signal":"SIGTERM"')
+    expect(output()).toContain('"msg":"stopped"')
+
+    // `hearth admin create` ends the setup: the file goes, and the next start shows no token
+    expect(run(['admin', 'create', '--email', 'boss@example.com', '--username', 'boss'], { ...env, HEARTH_ADMIN_PASSWORD: 'correct-horse' }).code).toBe(0)
+    expect(existsSync(setup.setup_token_file)).toBe(false)
+    const again = await startServe(env)
+    expect(again.output()).toContain('"msg":"listening"')
+    expect(again.output()).not.toContain('setup_token')
+    expect(await again.stop()).toBe(0)
+  }, 15_000)
+})
+
+const npm = Bun.which('npm')
+
+describe('npm start (the README\'s way to run from source)', () => {
+  test.skipIf(!npm)('SIGTERM to npm reaches the server: it stops cleanly and nothing is left running', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hearth-npm-'))
+    // its own process group, so that whatever is left can be cleaned up whatever happens
+    const proc = Bun.spawn([npm!, 'start'], {
+      cwd: join(import.meta.dir, '..'),
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), HEARTH_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', HEARTH_LOG: 'info' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+      detached: true,
+    })
+    try {
+      const reader = proc.stdout.getReader()
+      let out = ''
+      let port: string | undefined
+      while (!port) {
+        const { value, done } = await reader.read()
+        if (done) throw new Error('npm start exited: ' + out)
+        out += new TextDecoder().decode(value)
+        port = /"msg":"listening","url":"http:\/\/[^:]+:(\d+)"/.exec(out)?.[1]
+      }
+      expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200)
+      proc.kill('SIGTERM')
+      expect(await proc.exited).toBe(0)
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) break
+        out += new TextDecoder().decode(value)
+      }
+      expect(out).toContain('"msg":"shutting down","signal":"SIGTERM"')
+      expect(out).toContain('"msg":"stopped"')
+      // nothing answers on the port any more: no server was left behind
+      expect(await fetch(`http://127.0.0.1:${port}/health`).then(() => 'answered', () => 'refused')).toBe('refused')
+    } finally {
+      try {
+        process.kill(-proc.pid, 'SIGKILL')
+      } catch {}
     }
-    expect(out).toContain('"msg":"shutting down","signal":"SIGTERM"')
-    expect(out).toContain('"msg":"stopped"')
+  }, 20_000)
+
+  test.skipIf(!npm)('arguments after -- reach the command line (npm start -- admin create …)', () => {
+    const r = Bun.spawnSync([npm!, 'start', '--silent', '--', 'version'], { cwd: join(import.meta.dir, '..'), env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() } })
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout.toString()).toMatch(/^hearth \d+\.\d+\.\d+\n$/)
   })
 })

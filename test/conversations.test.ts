@@ -69,7 +69,7 @@ function helpers(get: () => Pick<Ctx, 't' | 'tokens'>) {
     expect({ status: res.status, body: res.body }).toMatchObject({ status: 200 })
     return res.body as Json
   }
-  /** poll until the conversation has a title (titles are given after the answer, in the background) */
+  /** poll until the conversation has a title (given before `done`, so at once after a JSON exchange; SSE readers may be quicker than the view) */
   const titled = async (who: Caller | Account, id: string, ms = 2000) => {
     const deadline = Date.now() + ms
     for (;;) {
@@ -537,7 +537,7 @@ eachDialect('conversations', (dialect) => {
 // Titles when the title call fails: the setting is instance-wide, so these get their own app.
 eachDialect('conversation titles', (dialect) => {
   let ctx: Omit<Ctx, 'mine' | 'answer'>
-  const { req, create, exchange, titled } = helpers(() => ctx)
+  const { req, create, exchange, view, titled } = helpers(() => ctx)
   beforeAll(async () => {
     ctx = await setup(dialect)
   })
@@ -577,6 +577,26 @@ eachDialect('conversation titles', (dialect) => {
       await req('admin', 'DELETE', `/api/v1/configs/${set.body.id}`)
     }
   })
+
+  test('a title model that does not answer holds the answer back 5 s at most; then the first words are the title', async () => {
+    const chatModel = (await req('admin', 'GET', `/api/v1/models/${ctx.models.chat}`)).body
+    const hanging = await req('admin', 'POST', '/api/v1/models', { provider_id: chatModel.provider_id, name: 'hanging-titler', model_id: 'fake:hang=9000' })
+    expect(hanging.status).toBe(201)
+    const set = await req('admin', 'POST', '/api/v1/configs', { config_group: 'chat', config_name: 'title_model', config_value: 'hanging-titler' })
+    expect(set.status).toBe(201)
+    try {
+      const c = await create('user', { model_id: ctx.models.quick3 })
+      const started = performance.now()
+      await exchange('user', c.id, 'Where does the title come from?')
+      const waited = performance.now() - started
+      expect(waited).toBeGreaterThan(4500)
+      expect(waited).toBeLessThan(8000)
+      // the JSON answer came after the title: no polling needed
+      expect((await view('user', c.id)).title).toBe('Where does the title come from?')
+    } finally {
+      await req('admin', 'DELETE', `/api/v1/configs/${set.body.id}`)
+    }
+  }, 15_000)
 
   test('a failed answer gives no title; the next good one does', async () => {
     const c = await create('user')

@@ -350,7 +350,8 @@ eachDialect('gateway /v1 with the openai SDK', (dialect) => {
 
   test('another user’s personal provider is invisible through the gateway', async () => {
     const owner = await register(s.t, 'privy')
-    const p = await s.t.request('POST', '/api/v1/providers', { token: owner.access, body: { name: 'mine', type: 'openai_compatible', base_url: `${s.fake.url}/v1`, api_key: 'k' } })
+    // the model is added by hand under its own name: no sync of the upstream's list (which has `fake` too)
+    const p = await s.t.request('POST', '/api/v1/providers', { token: owner.access, body: { name: 'mine', type: 'openai_compatible', base_url: `${s.fake.url}/v1`, api_key: 'k', sync_models: false } })
     expect((await s.t.request('POST', '/api/v1/models', { token: owner.access, body: { provider_id: p.body.id, name: 'private-model', model_id: 'fake' } })).status).toBe(201)
     const err = await s.client.chat.completions.create({ model: 'private-model', messages }).catch((e) => e)
     expect(err.status).toBe(404)

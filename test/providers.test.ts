@@ -32,7 +32,8 @@ async function created(res: TestResponse, prefix: string): Promise<Json> {
   return res.body
 }
 
-const createProvider = async (t: TestApp, token: string, body: Json) => created(await t.request('POST', '/api/v1/providers', { token, body }), '/api/v1/providers')
+/** A provider, without the model sync at creation (its own tests ask for it): most of these providers point nowhere. */
+const createProvider = async (t: TestApp, token: string, body: Json) => created(await t.request('POST', '/api/v1/providers', { token, body: { sync_models: false, ...body } }), '/api/v1/providers')
 const createModel = async (t: TestApp, token: string, body: Json) => created(await t.request('POST', '/api/v1/models', { token, body }), '/api/v1/models')
 const ids = (r: TestResponse) => (r.body.items as Json[]).map((i) => i.id as string)
 
@@ -151,7 +152,8 @@ eachDialect('providers and models: who may do what', (dialect) => {
 
     // the admin: global providers
     { name: 'the admin creates a global provider', as: 'admin', method: 'POST', path: '/api/v1/providers', body: { name: unique('AdminGlobal'), type: 'anthropic', scope: 'global' }, status: 201, check: (r) => expect(r.body).toMatchObject({ scope: 'global', type: 'anthropic', api_key_hint: null }) },
-    { name: "the admin's own providers default to personal too", as: 'admin', method: 'POST', path: '/api/v1/providers', body: { name: unique('AdminOwn'), type: 'google' }, status: 201, check: (r) => expect(r.body.scope).toBe('personal') },
+    { name: "the admin's providers default to global (for everyone)", as: 'admin', method: 'POST', path: '/api/v1/providers', body: { name: unique('AdminDefault'), type: 'google' }, status: 201, check: (r) => expect(r.body.scope).toBe('global') },
+    { name: 'the admin keeps a provider of their own with scope: personal', as: 'admin', method: 'POST', path: '/api/v1/providers', body: { name: unique('AdminOwn'), type: 'google', scope: 'personal' }, status: 201, check: (r) => expect(r.body.scope).toBe('personal') },
     { name: 'the admin changes a global provider', as: 'admin', method: 'PATCH', path: (c) => `/api/v1/providers/${c.globalProvider}`, body: { timeout_ms: 60000 }, status: 200, notContains: never, check: (r) => expect(r.body).toMatchObject({ timeout_ms: 60000, api_key_hint: 'sk-...2223' }) },
     { name: 'the admin changes a global model', as: 'admin', method: 'PATCH', path: (c) => `/api/v1/models/${c.globalModel}`, body: { input_price: 2.5 }, status: 200, check: (r) => expect(r.body.input_price).toBe(2.5) },
 
@@ -176,7 +178,7 @@ eachDialect('provider API keys and headers are write-only', (dialect) => {
     const token = ctx.accounts.user.access
     const res = await t.request('POST', '/api/v1/providers', { token, body: { name: unique('Secret'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: KEY, headers: { 'X-Custom-Auth': HEADER_VALUE } } })
     const p = await created(res, '/api/v1/providers')
-    expect(p).toEqual({ id: expect.any(String), name: expect.any(String), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key_hint: 'sk-...abcd', scope: 'personal', is_default: false, timeout_ms: 120000, created_at: expect.any(String) })
+    expect(p).toEqual({ id: expect.any(String), name: expect.any(String), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key_hint: 'sk-...abcd', scope: 'personal', is_default: false, timeout_ms: 120000, created_at: expect.any(String), model_sync: { ok: true, added: 3, total: 3 } })
     expect(p.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
     const texts = [res.text]
     texts.push((await t.request('GET', '/api/v1/providers', { token })).text)
@@ -434,7 +436,7 @@ eachDialect('providers against the fake upstream', (dialect) => {
 
   test('sync-models adds the 3 upstream models once; a second sync adds none and keeps changed ones', async () => {
     const token = ctx.accounts.user.access
-    const p = await createProvider(t, token, { name: unique('Sync'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'sk-sync-key-0000111122' })
+    const p = await createProvider(t, token, { name: unique('Sync'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'sk-sync-key-0000111122', sync_models: false })
     const first = await t.request('POST', `/api/v1/providers/${p.id}/sync-models`, { token })
     expect(first.status).toBe(200)
     expect(first.body).toEqual({ added: 3, total: 3 })
@@ -459,7 +461,7 @@ eachDialect('providers against the fake upstream', (dialect) => {
 
   test('sync-models from a Gemini upstream: names without models/, token limits filled', async () => {
     const token = ctx.accounts.user.access
-    const p = await createProvider(t, token, { name: unique('Gem'), type: 'google', base_url: `${fake.url}/v1beta`, api_key: 'AIza-fake-key-0000111122' })
+    const p = await createProvider(t, token, { name: unique('Gem'), type: 'google', base_url: `${fake.url}/v1beta`, api_key: 'AIza-fake-key-0000111122', sync_models: false })
     expect((await t.request('POST', `/api/v1/providers/${p.id}/sync-models`, { token })).body).toEqual({ added: 3, total: 3 })
     const list = await t.request('GET', `/api/v1/models?provider_id=${p.id}`, { token })
     const fakeModel = (list.body.items as Json[]).find((m) => m.model_id === 'fake')
@@ -478,6 +480,54 @@ eachDialect('providers against the fake upstream', (dialect) => {
 })
 
 // -------------------------------------------------------------------------------------------------
+
+eachDialect('a new provider: scope and models', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)))
+  const upstreamCalls = (before: number) => fake.requests.slice(before).map((r) => `${r.method} ${r.path}`)
+
+  test("the admin's provider is global and its models are synced at once: another user chats with it, nothing else set up", async () => {
+    const { admin, user } = ctx.accounts
+    const before = fake.requests.length
+    const p = await createProvider(t, admin.access, { name: unique('ForAll'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'sk-forall-0000111122' })
+    expect(p).toMatchObject({ scope: 'global', model_sync: { ok: true, added: 3, total: 3 } })
+    expect(upstreamCalls(before)).toEqual(['GET /v1/models'])
+    const models = await t.request('GET', `/api/v1/models?provider_id=${p.id}`, { token: user.access })
+    expect((models.body.items as Json[]).map((m) => m.model_id).sort()).toEqual(['fake', 'fake-large', 'fake-small'])
+    // the user names no model: the catalogue's default (the first available) answers
+    const conversation = await t.request('POST', '/api/v1/conversations', { token: user.access, body: {} })
+    const answer = await t.request('POST', `/api/v1/conversations/${conversation.body.id}/messages`, { token: user.access, body: { content: 'Hello?' } })
+    expect({ status: answer.status, body: answer.body }).toMatchObject({ status: 201, body: { assistant_message: { status: 'complete' } } })
+    expect(answer.body.assistant_message.content).toContain('tok0')
+  })
+
+  test('sync_models: false: no model_sync, nothing asked upstream, no models', async () => {
+    const before = fake.requests.length
+    const p = await createProvider(t, ctx.accounts.user.access, { name: unique('NoSync'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'sk-nosync-0000111122', sync_models: false })
+    expect(p).not.toHaveProperty('model_sync')
+    expect(p.scope).toBe('personal')
+    expect(upstreamCalls(before)).toEqual([])
+    expect((await t.request('GET', `/api/v1/models?provider_id=${p.id}`, { token: ctx.accounts.user.access })).body.total).toBe(0)
+  })
+
+  test('an upstream that cannot list its models: the provider is created all the same; model_sync says why and how to retry', async () => {
+    const key = 'sk-dead-create-key-33332222'
+    const p = await createProvider(t, ctx.accounts.user.access, { name: unique('DeadAtBirth'), type: 'openai_compatible', base_url: DEAD, api_key: key, timeout_ms: 5000 })
+    expect(p.model_sync).toEqual({ ok: false, added: 0, total: 0, error: expect.stringContaining(`/api/v1/providers/${p.id}/sync-models`) })
+    expect(JSON.stringify(p)).not.toContain(key)
+    expect((await t.request('GET', `/api/v1/providers/${p.id}`, { token: ctx.accounts.user.access })).status).toBe(200)
+  })
+
+  test('PATCH takes no sync_models (ignored like any unknown field)', async () => {
+    const p = await createProvider(t, ctx.accounts.user.access, { name: unique('Patch'), type: 'openai_compatible', base_url: `${fake.url}/v1`, sync_models: false })
+    const before = fake.requests.length
+    const res = await t.request('PATCH', `/api/v1/providers/${p.id}`, { token: ctx.accounts.user.access, body: { sync_models: true, timeout_ms: 3000 } })
+    expect(res.status).toBe(200)
+    expect(res.body).not.toHaveProperty('model_sync')
+    expect(upstreamCalls(before)).toEqual([])
+  })
+})
 
 eachDialect('models CRUD', (dialect) => {
   let t: TestApp
@@ -646,7 +696,7 @@ eachDialect('default providers', (dialect) => {
     const { user, other, admin } = ctx.accounts
     const g1 = await createProvider(t, admin.access, { name: unique('G1'), type: 'openai', scope: 'global', is_default: true })
     const otherDefault = await createProvider(t, other.access, { name: unique('O1'), type: 'openai', is_default: true })
-    const adminOwn = await createProvider(t, admin.access, { name: unique('A1'), type: 'openai', is_default: true })
+    const adminOwn = await createProvider(t, admin.access, { name: unique('A1'), type: 'openai', scope: 'personal', is_default: true })
     const p1 = await createProvider(t, user.access, { name: unique('P1'), type: 'openai', is_default: true })
     expect(p1.is_default).toBe(true)
     const p2 = await createProvider(t, user.access, { name: unique('P2'), type: 'openai', is_default: true })
@@ -681,7 +731,8 @@ eachDialect('private upstream addresses', (dialect) => {
     const t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
     const admin = await register(t, 'ssrfadmin')
     const user = await register(t, 'ssrfuser')
-    const create = (token: string, base_url: string) => t.request('POST', '/api/v1/providers', { token, body: { name: 'p', type: 'openai_compatible', base_url, api_key: 'k' } })
+    // these addresses answer nothing here (172.32.0.1 would swallow the model sync for its 10 s): only the address check is tested
+    const create = (token: string, base_url: string) => t.request('POST', '/api/v1/providers', { token, body: { name: 'p', type: 'openai_compatible', base_url, api_key: 'k', sync_models: false } })
     for (const url of ['http://127.0.0.1:11434/v1', 'http://localhost:8000/v1', 'http://169.254.169.254/latest', 'http://10.1.2.3/v1', 'http://192.168.1.5/v1', 'http://172.20.0.1/v1', 'http://[::1]:8080/v1', 'http://[fd00::1]/v1', 'http://[::ffff:127.0.0.1]/v1', 'http://0.0.0.0/v1']) {
       const res = await create(user.access, url)
       expect({ url, status: res.status }).toEqual({ url, status: 422 })
@@ -736,7 +787,7 @@ eachDialect('private upstream addresses: every form, every call', (dialect) => {
     const t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
     const admin = await register(t, 'formsadmin')
     const user = await register(t, 'formsuser')
-    const create = (token: string, base_url: string) => t.request('POST', '/api/v1/providers', { token, body: { name: 'p', type: 'openai_compatible', base_url, api_key: 'k' } })
+    const create = (token: string, base_url: string) => t.request('POST', '/api/v1/providers', { token, body: { name: 'p', type: 'openai_compatible', base_url, api_key: 'k', sync_models: false } })
     const forms = [
       'http://[::127.0.0.1]/v1',
       'http://[::ffff:0:127.0.0.1]/v1',

@@ -25,6 +25,16 @@ export async function register(t: TestApp, base = 'user', extra: Record<string, 
   return { id: res.body.user.id, username, email, password, access: res.body.tokens.access_token, refresh: res.body.tokens.refresh_token }
 }
 
+/** An admin created the way `hearth admin create` does it (no registration, no setup token): setup is then done. */
+export async function createAdmin(t: TestApp, base = 'root'): Promise<Omit<Account, 'access' | 'refresh'>> {
+  const { createUser } = await import('../../src/modules/users/service.ts')
+  const username = unique(base)
+  const email = `${username}@example.com`
+  const password = `pw-${username}-secret`
+  const user = await createUser(t.deps.database, { username, email, password, role: 'admin', emailVerified: true })
+  return { id: user.id, username, email, password }
+}
+
 export async function login(t: TestApp, a: Pick<Account, 'username' | 'password'>, headers?: Record<string, string>) {
   const res = await t.request('POST', '/api/v1/auth/login', { body: { username: a.username, password: a.password }, headers })
   expect({ status: res.status, body: res.body }).toMatchObject({ status: 200 })

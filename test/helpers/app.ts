@@ -20,6 +20,13 @@ export interface TestApp {
   logText(): string
   /** in-process request helper */
   request(method: string, path: string, init?: RequestOptions): Promise<TestResponse>
+  /**
+   * true (the default): `request` puts the app's setup token into POST /auth/register and
+   * /auth/verify-register bodies that have no `setup_token`, as an operator who read the start log
+   * would, so a suite's first registration makes its admin. Once an admin exists the token is
+   * ignored by the server. Tests of the setup rule itself set it to false.
+   */
+  presentSetupToken: boolean
   close(): Promise<void>
 }
 
@@ -69,7 +76,7 @@ async function buildTestApp(db: TestDatabase, env: Record<string, string>, overr
     logger.flush()
     return lines.join('')
   }
-  return {
+  const testApp: TestApp = {
     app,
     api: treaty(app),
     deps,
@@ -78,13 +85,23 @@ async function buildTestApp(db: TestDatabase, env: Record<string, string>, overr
       return logText().split('\n').filter(Boolean).map((l) => JSON.parse(l))
     },
     logText,
-    request: (method, path, init) => requestApp(app, method, path, init),
+    presentSetupToken: true,
+    request: (method, path, init) => requestApp(app, method, path, testApp.presentSetupToken ? withSetupToken(method, path, init, services.setup.token) : init),
     async close() {
       shutdown.abort()
       await services.close()
       await (owner ? db.drop() : db.database.close())
     },
   }
+  return testApp
+}
+
+const REGISTRATION_PATHS = new Set(['/api/v1/auth/register', '/api/v1/auth/verify-register'])
+
+function withSetupToken(method: string, path: string, init: RequestOptions | undefined, token: string): RequestOptions | undefined {
+  const body = init?.body
+  if (method !== 'POST' || !REGISTRATION_PATHS.has(path) || !body || typeof body !== 'object' || Array.isArray(body) || 'setup_token' in body) return init
+  return { ...init, body: { ...body, setup_token: token } }
 }
 
 export async function requestApp(app: { handle(r: Request): Promise<Response> }, method: string, path: string, init: RequestOptions = {}): Promise<TestResponse> {

@@ -74,7 +74,7 @@ export async function signUpAndChat(): Promise<string[]> {
   if (sent.error) return [sent.error.value.detail]
   if (!(Symbol.asyncIterator in sent.data)) return [sent.data.assistant_message.content]
   for await (const e of sent.data) {
-    exact<typeof e.event, 'message.created' | 'delta' | 'reasoning' | 'tool_call' | 'usage' | 'error' | 'done' | 'shutdown' | 'revoked' | 'deleted'>(true)
+    exact<typeof e.event, 'message.created' | 'delta' | 'reasoning' | 'tool_call' | 'usage' | 'error' | 'title' | 'done' | 'shutdown' | 'revoked' | 'deleted'>(true)
     switch (e.event) {
       case 'message.created':
         seen.push(e.data.user_message.content, e.data.assistant_message_id)
@@ -100,6 +100,9 @@ export async function signUpAndChat(): Promise<string[]> {
         break
       case 'shutdown':
         exact<typeof e.data, { reason: 'server_shutdown' }>(true)
+        break
+      case 'title':
+        seen.push(e.data.title)
         break
       case 'revoked':
       case 'deleted':

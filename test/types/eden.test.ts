@@ -24,7 +24,8 @@ afterAll(async () => {
 
 test('register → me → preferences through Eden, fully typed', async () => {
   const api = treaty<App>(t.app)
-  const reg = await api.api.v1.auth.register.post({ username: 'eden_user', email: 'eden@example.com', password: 'eden-password' })
+  // the first account is the admin: it presents the setup token (the server logs it at start)
+  const reg = await api.api.v1.auth.register.post({ username: 'eden_user', email: 'eden@example.com', password: 'eden-password', setup_token: t.deps.services.setup.token })
   expect(reg.status).toBe(201)
   const tokens = reg.data!.tokens
   const access: string = tokens.access_token
@@ -79,7 +80,7 @@ test('a streamed send yields the chat events as typed; the JSON send and /v1 err
   if (!(Symbol.asyncIterator in stream)) throw new Error('expected the event stream')
   const events: ChatStreamEvent[] = []
   for await (const e of stream) events.push(e)
-  expect(events.map((e) => e.event)).toEqual(['message.created', 'delta', 'delta', 'delta', 'delta', 'delta', 'usage', 'done'])
+  expect(events.map((e) => e.event)).toEqual(['message.created', 'delta', 'delta', 'delta', 'delta', 'delta', 'usage', 'title', 'done'])
   expect(events.map((e) => ('id' in e ? e.id : undefined))).toEqual(events.map((_, i) => i + 1))
   const [created, done] = [events[0]!, events.at(-1)!]
   if (created.event !== 'message.created' || done.event !== 'done') throw new Error('unexpected first or last event')

@@ -13,6 +13,8 @@ const codeType = z.enum(['register', 'password_reset'])
 const code = z.string().regex(/^\d{6}$/, '6 digits')
 const displayName = z.string().trim().min(1).max(100).nullable()
 const inviteCode = z.string().min(1).max(200)
+/** the first admin's registration, while no admin exists (docs/api.md §4) */
+const setupToken = z.string().min(1).max(200)
 
 const tokensSchema = z
   .object({ access_token: z.string(), refresh_token: z.string(), token_type: z.literal('bearer'), expires_in: z.number().int() })
@@ -21,7 +23,7 @@ const tokensSchema = z
 export const authResult = z.object({ user: userSchema, tokens: tokensSchema })
 export const refreshResult = z.object({ tokens: tokensSchema })
 
-export const registerBody = z.object({ username, email, password, display_name: displayName.optional(), invite_code: inviteCode.optional() })
+export const registerBody = z.object({ username, email, password, display_name: displayName.optional(), invite_code: inviteCode.optional(), setup_token: setupToken.optional() })
 export const loginBody = z
   .object({ username: z.string().min(1).max(254).optional(), email: z.string().min(1).max(254).optional(), password: z.string().min(1).max(128) })
   .refine((b) => b.username !== undefined || b.email !== undefined, { message: 'username or email is required', path: ['username'] })
@@ -34,7 +36,7 @@ export const sendCodeBody = z.object({ email, code_type: codeType })
 export const sendCodeResult = z.object({ email: z.string(), code_type: codeType, cooldown_seconds: z.number().int(), remaining_daily_sends: z.number().int(), expire_minutes: z.number().int() })
 export const verifyCodeBody = z.object({ email, code, code_type: codeType })
 export const verifyCodeResult = z.object({ is_valid: z.literal(true) })
-export const verifyRegisterBody = z.object({ username, email, password, code, display_name: displayName.optional(), invite_code: inviteCode.optional() })
+export const verifyRegisterBody = z.object({ username, email, password, code, display_name: displayName.optional(), invite_code: inviteCode.optional(), setup_token: setupToken.optional() })
 export const passwordSendCodeBody = z.object({ email })
 export const passwordResetBody = z.object({ email, code, new_password: password })
 
@@ -54,8 +56,8 @@ export const apiKeyCreateBody = z.object({
 export const apiKeyCreated = apiKeySchema.extend({ key: z.string() })
 
 /** register and verify-register bodies → the service's new account */
-export function fromRegisterBody<B extends z.infer<typeof registerBody>>({ display_name, invite_code, ...account }: B) {
-  return { ...account, displayName: display_name, inviteCode: invite_code }
+export function fromRegisterBody<B extends z.infer<typeof registerBody>>({ display_name, invite_code, setup_token, ...account }: B) {
+  return { ...account, displayName: display_name, inviteCode: invite_code, setupToken: setup_token }
 }
 
 export const toTokensDto = (t: IssuedTokens) => ({ access_token: t.accessToken, refresh_token: t.refreshToken, token_type: 'bearer' as const, expires_in: t.expiresIn })

@@ -13,6 +13,8 @@ import type { Mailer } from '../../lib/mailer.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
 import { withLock } from '../../db/lock.ts'
 import { createUser, hashPassword, preferencesOf, type Role, type UserRow, type UsersService } from '../users/service.ts'
+import type { SetupService } from '../setup/service.ts'
+import { setupCompletedMeanwhile } from '../setup/errors.ts'
 import { API_KEY_SCOPES, type ApiKeyScope, type ApiKeysService } from './api-keys.ts'
 import {
   accountDisabled,
@@ -79,6 +81,8 @@ export interface NewAccount {
   displayName?: string | null
   /** needed when registration is by invite */
   inviteCode?: string
+  /** needed by the first admin's registration, while no admin exists */
+  setupToken?: string
 }
 
 /** A new account or a login: the user and their first tokens. */
@@ -117,6 +121,7 @@ export function createAuthService(deps: {
   limiter: RateLimiter
   apiKeys: ApiKeysService
   users: UsersService
+  setup: SetupService
   /** HMAC key for email codes (codes have only 10^6 values, so a plain hash would be reversible) */
   codeKey: Uint8Array
   /** HMAC key deriving a refresh token's successor from it */
@@ -179,8 +184,13 @@ export function createAuthService(deps: {
     return revoked.length
   }
 
-  /** Register-mode gate and invite check, before any work is done. */
-  async function checkRegistration(inviteCode: string | undefined, viaVerifiedEmail: boolean) {
+  /**
+   * Register-mode gate and invite check, before any work is done. While no admin exists only the
+   * setup token admits a registration (whatever the mode): true then, the first admin's.
+   */
+  async function checkRegistration(input: NewAccount, viaVerifiedEmail: boolean): Promise<boolean> {
+    if (await deps.setup.admit(input.setupToken)) return true
+    const { inviteCode } = input
     const mode = config.registration
     if (mode === 'closed') throw registrationClosed()
     if (mode === 'verify' && !viaVerifiedEmail) throw registrationNeedsVerifiedEmail()
@@ -192,11 +202,22 @@ export function createAuthService(deps: {
         .where(and(eq(t.invites.codeHash, sha256(inviteCode)), isNull(t.invites.usedAt), or(isNull(t.invites.expiresAt), gt(t.invites.expiresAt, new Date()))))
       if (!invite) throw inviteInvalid()
     }
+    return false
+  }
+
+  /** The setup token's registration must have made the first admin; if another one did meanwhile, it is undone. */
+  async function settleSetup(firstAdmin: boolean, user: UserRow) {
+    if (!firstAdmin) return
+    if (user.role !== 'admin') {
+      await db.delete(t.users).where(eq(t.users.id, user.id))
+      throw setupCompletedMeanwhile()
+    }
+    await deps.setup.completed()
   }
 
   /** Use up the invite (atomically); if another registration took it first, undo this user. */
-  async function consumeInvite(inviteCode: string | undefined, user: UserRow) {
-    if (config.registration !== 'invite' || !inviteCode) return
+  async function consumeInvite(inviteCode: string | undefined, user: UserRow, firstAdmin: boolean) {
+    if (firstAdmin || config.registration !== 'invite' || !inviteCode) return
     const used = await db
       .update(t.invites)
       .set({ usedAt: new Date(), usedBy: user.id })
@@ -241,16 +262,17 @@ export function createAuthService(deps: {
 
   return {
     async register(input: NewAccount, client: ClientInfo): Promise<SignedIn> {
-      await checkRegistration(input.inviteCode, false)
+      const firstAdmin = await checkRegistration(input, false)
       const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.displayName })
-      await consumeInvite(input.inviteCode, user)
+      await settleSetup(firstAdmin, user)
+      await consumeInvite(input.inviteCode, user, firstAdmin)
       const { tokens: issued } = await startSession(user, client)
       logger.info('user registered', { user_id: user.id, role: user.role })
       return { user, tokens: issued }
     },
 
     async verifyRegister(input: NewAccount & { code: string }, client: ClientInfo): Promise<SignedIn> {
-      await checkRegistration(input.inviteCode, true)
+      const firstAdmin = await checkRegistration(input, true)
       const codeId = await checkCode(input.email, 'register', input.code)
       // the code is used up only once the user exists: a taken username leaves it usable for a retry
       const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.displayName, emailVerified: true })
@@ -258,7 +280,8 @@ export function createAuthService(deps: {
         await db.delete(t.users).where(eq(t.users.id, user.id))
         throw badCode()
       }
-      await consumeInvite(input.inviteCode, user)
+      await settleSetup(firstAdmin, user)
+      await consumeInvite(input.inviteCode, user, firstAdmin)
       const { tokens: issued } = await startSession(user, client)
       return { user, tokens: issued }
     },

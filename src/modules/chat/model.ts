@@ -84,6 +84,7 @@ export const chatEventData = {
   tool_call: z.object({ id: z.string(), name: z.string(), arguments: z.string().describe('JSON text') }).describe('The model calls a tool'),
   usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number() }).describe("The answer's tokens and cost"),
   error: z.object({ code: z.string(), message: z.string() }).describe('The model call failed; `done` follows'),
+  title: z.object({ conversation_id: z.string(), title: z.string() }).describe("The conversation's new title, given by its first exchange; just before `done`"),
   done: z
     .object({ conversation_id: z.string(), message_id: z.string(), finish_reason: z.enum(['stop', 'length', 'tool_calls', 'content_filter', 'other', 'stopped', 'error']) })
     .describe('Always the last event'),

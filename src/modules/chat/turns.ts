@@ -26,6 +26,9 @@ const emit = <E extends keyof typeof chatEventData>(run: Run, event: E, data: z.
 /** A streaming message not written for this long belongs to a run that died (live runs write at least every 10 s). */
 export const STALE_STREAMING_MS = 20_000
 
+/** The longest the title call may hold back `done` after the first exchange; then the question's first words are the title. */
+const TITLE_TIMEOUT_MS = 5_000
+
 /** What a conversation's preset contributes to its answers. */
 export interface PresetLike {
   systemPrompt: string | null
@@ -135,7 +138,7 @@ export function createChatTurns(deps: ChatTurnDeps) {
     }
   }
 
-  /** The model turn of an answer, streamed into the placeholder row and the run; then usage, `done` and a title. */
+  /** The model turn of an answer, streamed into the placeholder row and the run; then usage, a title (the first exchange) and `done`. */
   async function answer(p: Principal, run: Run, ctx: { conversation: ConversationRow; model: ResolvedModel; assistantId: string; request: Parameters<ModelTurns['run']>[0]['request']; held: number; question: string }) {
     const { conversation, model, assistantId } = ctx
     const result = await turns.run({
@@ -158,25 +161,39 @@ export function createChatTurns(deps: ChatTurnDeps) {
     const { inputTokens, outputTokens } = result.usage
     if (inputTokens || outputTokens) emit(run, 'usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost: result.cost })
     if (result.error) emit(run, 'error', result.error)
+    // the first exchange titles the conversation before `done`, so clients that stop reading there have it too
+    if (!conversation.title && result.status === 'complete') {
+      const title = await giveTitle(p, conversation.id, ctx.question, result.text, model, run.signal).catch((error) => logger.warn('could not title the conversation', { error }))
+      if (title) emit(run, 'title', { conversation_id: conversation.id, title })
+    }
     emit(run, 'done', { conversation_id: conversation.id, message_id: assistantId, finish_reason: result.finishReason })
     // the run ends (and a waiting JSON request answers) once usage is written too
     await result.settled
-    if (!conversation.title && result.status === 'complete') void giveTitle(p, conversation.id, ctx.question, result.text, model).catch((error) => logger.warn('could not title the conversation', { error }))
   }
 
-  /** A short title from the model (the configured title model, else the conversation's), else the first words of the question. */
-  async function giveTitle(p: Principal, conversationId: string, question: string, answerText: string, model: ResolvedModel) {
+  /**
+   * A short title from the model (the configured title model, else the conversation's) within
+   * TITLE_TIMEOUT_MS, else the first words of the question. Returns it when it was given (a title
+   * set meanwhile is never replaced).
+   */
+  async function giveTitle(p: Principal, conversationId: string, question: string, answerText: string, model: ResolvedModel, runSignal: AbortSignal): Promise<string | undefined> {
     let title = ''
     try {
       const titleRef = await configs.value('chat', 'title_model')
       const titleModel = titleRef ? await turns.model(p, titleRef) : model
       const prompt = `Write a title of at most six words for this conversation. Reply with the title only.\n\nUser: ${question.slice(0, 2000)}\nAssistant: ${answerText.slice(0, 2000)}`
-      const result = await turns.run({ principal: p, model: titleModel, request: { messages: [{ role: 'user', content: prompt }], maxTokens: 24 }, source: 'chat', held: 0, signal: new AbortController().signal, sink: {}, record: false })
+      const signal = AbortSignal.any([runSignal, AbortSignal.timeout(TITLE_TIMEOUT_MS)])
+      const result = await turns.run({ principal: p, model: titleModel, request: { messages: [{ role: 'user', content: prompt }], maxTokens: 24 }, source: 'chat', held: 0, signal, sink: {}, record: false })
       if (result.status === 'complete') title = result.text
     } catch {}
     title = title.replace(/^["'\s#*]+|["'\s*]+$/g, '').split('\n')[0]!.slice(0, 100)
     if (!title) title = firstWords(question)
-    await db.update(t.conversations).set({ title }).where(and(eq(t.conversations.id, conversationId), sql`${t.conversations.title} IS NULL`))
+    const set = await db
+      .update(t.conversations)
+      .set({ title })
+      .where(and(eq(t.conversations.id, conversationId), sql`${t.conversations.title} IS NULL`))
+      .returning({ id: t.conversations.id })
+    return set.length ? title : undefined
   }
 
   return {

@@ -6,7 +6,7 @@ import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
 import { isoDate, listQuery } from '../../lib/schemas.ts'
 import type { Principal } from '../auth/service.ts'
-import type { ModelChanges, ModelInput, ModelTestResult, ProviderChanges, ProviderInput, ProviderTestResult } from './service.ts'
+import type { ModelChanges, ModelInput, ModelTestResult, ProviderChanges, ProviderInput, ProviderTestResult, SyncOutcome } from './service.ts'
 
 type ProviderRow = Database['t']['providers']['$inferSelect']
 type ModelRow = Database['t']['models']['$inferSelect']
@@ -31,14 +31,20 @@ export const providerBody = z.object({
   is_default: z.boolean().optional(),
   timeout_ms: z.number().int().min(1000).max(600_000).optional(),
   headers: headerMap.nullable().optional(),
+  /** default true: the upstream's models are added to the catalogue at once */
+  sync_models: z.boolean().optional(),
 })
 /** type and scope are fixed at creation (and ignored here) */
-export const providerPatch = providerBody.omit({ type: true, scope: true }).partial()
+export const providerPatch = providerBody.omit({ type: true, scope: true, sync_models: true }).partial()
 
 export const providerListQuery = listQuery.extend({ q: z.string().max(100).optional(), scope: scope.optional() })
 
 export const providerTestSchema = z.object({ ok: z.boolean(), latency_ms: z.number().int(), models_found: z.number().int(), error: z.string().optional() })
 export const syncResultSchema = z.object({ added: z.number().int(), total: z.number().int() })
+/** what the model sync after creation did; a failing upstream is `ok: false` (the provider is created all the same) */
+export const modelSyncSchema = syncResultSchema.extend({ ok: z.boolean(), error: z.string().optional() })
+/** the 201 of POST /providers: the provider, and `model_sync` unless `sync_models: false` */
+export const providerCreatedSchema = providerSchema.extend({ model_sync: modelSyncSchema.optional() })
 
 /**
  * A provider as `viewer` may see it. A global provider's `base_url` is for admins: it tells where
@@ -56,6 +62,8 @@ export const toProviderDto = (p: ProviderRow, viewer: Pick<Principal, 'role'>): 
   timeout_ms: p.timeoutMs,
   created_at: p.createdAt.toISOString(),
 })
+
+export const toModelSyncDto = (r: SyncOutcome): z.infer<typeof modelSyncSchema> => ({ ok: r.ok, added: r.added, total: r.total, error: r.error })
 
 export const toProviderTestDto = (r: ProviderTestResult): z.infer<typeof providerTestSchema> => ({ ok: r.ok, latency_ms: r.latencyMs, models_found: r.modelsFound, error: r.error })
 

@@ -14,12 +14,14 @@ import {
   modelSchema,
   modelTestSchema,
   providerBody,
+  providerCreatedSchema,
   providerListQuery,
   providerPatch,
   providerSchema,
   providerTestSchema,
   syncResultSchema,
   toModelDto,
+  toModelSyncDto,
   toModelTestDto,
   toProviderDto,
   toProviderTestDto,
@@ -47,18 +49,20 @@ export function providerRoutes(deps: { providers: ProvidersService; authPlugin: 
       '/providers',
       async ({ principal, body, set }) => {
         const row = await providers.create(principal, fromProviderBody(body))
+        const sync = body.sync_models === false ? undefined : await providers.syncNewProvider(principal, row)
         set.status = 201
         set.headers.location = `/api/v1/providers/${row.id}`
-        return toProviderDto(row, principal)
+        const dto = toProviderDto(row, principal)
+        return sync ? { ...dto, model_sync: toModelSyncDto(sync) } : dto
       },
       {
         auth: true,
         body: providerBody,
-        response: { 201: providerSchema, ...problems(401, 403, 422, 429) },
+        response: { 201: providerCreatedSchema, ...problems(401, 403, 422, 429) },
         detail: {
           summary: 'Add a provider',
           description:
-            '`scope` defaults to `personal`; only admins add `global` providers (`403`). `api_key` and `headers` are write-only: stored encrypted, never returned. `base_url` defaults to the type\'s public API and is required for `openai_compatible`; a private or loopback address is refused for non-admins (`422`) unless the instance allows it.',
+            '`scope` defaults to `global` for admins and `personal` for everyone else; only admins add `global` providers (`403`). Its models are synced at once (`model_sync` in the answer) unless `sync_models: false`. `api_key` and `headers` are write-only: stored encrypted, never returned. `base_url` defaults to the type\'s public API and is required for `openai_compatible`; a private or loopback address is refused for non-admins (`422`) unless the instance allows it.',
         },
       },
     )

@@ -65,6 +65,21 @@ export type ModelChanges = Partial<Omit<ModelInput, 'providerId'>>
 /** What a model change may set, named as its columns are. */
 const MODEL_FIELDS = ['name', 'modelId', 'contextWindow', 'maxOutputTokens', 'supportsStream', 'supportsTools', 'supportsVision', 'inputPrice', 'outputPrice', 'isDefault', 'isAvailable'] as const satisfies readonly (keyof ModelChanges & keyof ModelRow)[]
 
+/** What a model sync did. */
+export interface SyncResult {
+  added: number
+  total: number
+}
+
+/** The sync after a provider's creation: like a test, a failing upstream is `ok: false` with a readable error. */
+export interface SyncOutcome extends SyncResult {
+  ok: boolean
+  error?: string
+}
+
+/** How long a provider's creation waits for its model list. */
+const SYNC_ON_CREATE_MS = 10_000
+
 /** A connection test: a failing upstream is `ok: false` with a readable error, never a thrown one. */
 export interface ProviderTestResult {
   ok: boolean
@@ -181,6 +196,20 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
   const clearOtherDefaultModels = (providerId: string, id: string) =>
     db.update(t.models).set({ isDefault: false }).where(and(eq(t.models.providerId, providerId), sql`${t.models.id} <> ${id}`))
 
+  /** The upstream's models that are not in the catalogue yet are added. */
+  async function addModels(row: ProviderRow, found: Awaited<ReturnType<typeof listModels>>): Promise<SyncResult> {
+    const added = found.length
+      ? await db
+          .insert(t.models)
+          .values(found.map((m) => ({ providerId: row.id, name: m.id, modelId: m.id, contextWindow: m.contextWindow, maxOutputTokens: m.maxOutputTokens })))
+          .onConflictDoNothing({ target: [t.models.providerId, t.models.modelId] })
+          .returning({ id: t.models.id })
+      : []
+    if (added.length) await catalogueChanged()
+    const [total] = await db.select({ n: count() }).from(t.models).where(eq(t.models.providerId, row.id))
+    return { added: added.length, total: Number(total?.n ?? 0) }
+  }
+
   return {
     connection,
 
@@ -194,7 +223,8 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
     get: getVisible,
 
     async create(p: Principal, input: ProviderInput): Promise<ProviderRow> {
-      const scope = input.scope ?? 'personal'
+      // an admin's provider is for everyone unless they say otherwise; anyone else's is their own
+      const scope = input.scope ?? (p.role === 'admin' ? 'global' : 'personal')
       if (scope === 'global' && p.role !== 'admin') throw globalProviderCreateAdminOnly()
       await checkBaseUrl(p, input.baseUrl)
       if (input.type === 'openai_compatible' && !input.baseUrl) throw baseUrlRequired()
@@ -259,7 +289,7 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
     },
 
     /** Add the provider's models that are not in the catalogue yet; existing ones are kept as they are. */
-    async syncModels(p: Principal, id: string): Promise<{ added: number; total: number }> {
+    async syncModels(p: Principal, id: string): Promise<SyncResult> {
       const row = await getWritable(p, id)
       let found
       try {
@@ -267,16 +297,20 @@ export function createProvidersService(deps: { database: Database; bus: Bus; sec
       } catch (error) {
         throw modelListFailed(failureOf(error, 'the provider could not be reached'))
       }
-      const added = found.length
-        ? await db
-            .insert(t.models)
-            .values(found.map((m) => ({ providerId: row.id, name: m.id, modelId: m.id, contextWindow: m.contextWindow, maxOutputTokens: m.maxOutputTokens })))
-            .onConflictDoNothing({ target: [t.models.providerId, t.models.modelId] })
-            .returning({ id: t.models.id })
-        : []
-      if (added.length) await catalogueChanged()
-      const [total] = await db.select({ n: count() }).from(t.models).where(eq(t.models.providerId, row.id))
-      return { added: added.length, total: Number(total?.n ?? 0) }
+      return addModels(row, found)
+    },
+
+    /** The sync that follows a provider's creation: bounded in time, and a failing upstream is `ok: false`, never an error. */
+    async syncNewProvider(p: Principal, row: ProviderRow): Promise<SyncOutcome> {
+      const bound = AbortSignal.timeout(SYNC_ON_CREATE_MS)
+      let found
+      try {
+        found = await listModels(await connection(row, p), bound)
+      } catch (error) {
+        const reason = bound.aborted ? `the provider listed no models within ${SYNC_ON_CREATE_MS / 1000} s` : failureOf(error, 'the provider could not be reached')
+        return { ok: false, added: 0, total: 0, error: `${reason}; add models with POST /api/v1/providers/${row.id}/sync-models or POST /api/v1/models` }
+      }
+      return { ok: true, ...(await addModels(row, found)) }
     },
 
     // ---- models ----

@@ -17,7 +17,7 @@ export interface NewUser {
   email: string
   password: string
   displayName?: string | null
-  /** unset: `admin` when this is the first user ever, else `user` */
+  /** unset: `admin` while no active admin exists (the first account), else `user` */
   role?: Role
   emailVerified?: boolean
 }
@@ -39,14 +39,16 @@ export type Preferences = typeof PREFERENCE_DEFAULTS
 export const preferencesOf = (u: Pick<UserRow, 'preferences'>): Preferences => ({ ...PREFERENCE_DEFAULTS, ...(u.preferences as Partial<Preferences>) })
 
 /**
- * Create a user; a taken username or email is a 409 naming which. With no role given, the first
- * user ever becomes admin: decided inside the insert, under a lock, so two simultaneous first
- * registrations cannot both become admin.
+ * Create a user; a taken username or email is a 409 naming which. With no role given, the account
+ * created while no active admin exists becomes admin (registration lets that happen only with the
+ * setup token): decided inside the insert, under a lock, so two simultaneous first registrations
+ * cannot both become admin.
  */
 export async function createUser(database: Database, input: NewUser): Promise<UserRow> {
   const { db, t } = database
   const passwordHash = await hashPassword(input.password)
-  const role: Role | SQL = input.role ?? sql`(CASE WHEN EXISTS (SELECT 1 FROM ${t.users}) THEN 'user' ELSE 'admin' END)`
+  const role: Role | SQL =
+    input.role ?? sql`(CASE WHEN EXISTS (SELECT 1 FROM ${t.users} WHERE ${t.users.role} = 'admin' AND ${t.users.isActive} = ${true}) THEN 'user' ELSE 'admin' END)`
   const insert = (q: Db) =>
     q
       .insert(t.users)
