@@ -436,7 +436,7 @@ eachDialect('providers against the fake upstream', (dialect) => {
 
   test('sync-models adds the 3 upstream models once; a second sync adds none and keeps changed ones', async () => {
     const token = ctx.accounts.user.access
-    const p = await createProvider(t, token, { name: unique('Sync'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'sk-sync-key-0000111122', sync_models: false })
+    const p = await createProvider(t, token, { name: unique('Sync'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'sk-sync-key-0000111122' })
     const first = await t.request('POST', `/api/v1/providers/${p.id}/sync-models`, { token })
     expect(first.status).toBe(200)
     expect(first.body).toEqual({ added: 3, total: 3 })
@@ -461,7 +461,7 @@ eachDialect('providers against the fake upstream', (dialect) => {
 
   test('sync-models from a Gemini upstream: names without models/, token limits filled', async () => {
     const token = ctx.accounts.user.access
-    const p = await createProvider(t, token, { name: unique('Gem'), type: 'google', base_url: `${fake.url}/v1beta`, api_key: 'AIza-fake-key-0000111122', sync_models: false })
+    const p = await createProvider(t, token, { name: unique('Gem'), type: 'google', base_url: `${fake.url}/v1beta`, api_key: 'AIza-fake-key-0000111122' })
     expect((await t.request('POST', `/api/v1/providers/${p.id}/sync-models`, { token })).body).toEqual({ added: 3, total: 3 })
     const list = await t.request('GET', `/api/v1/models?provider_id=${p.id}`, { token })
     const fakeModel = (list.body.items as Json[]).find((m) => m.model_id === 'fake')
@@ -490,7 +490,7 @@ eachDialect('a new provider: scope and models', (dialect) => {
   test("the admin's provider is global and its models are synced at once: another user chats with it, nothing else set up", async () => {
     const { admin, user } = ctx.accounts
     const before = fake.requests.length
-    const p = await createProvider(t, admin.access, { name: unique('ForAll'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'sk-forall-0000111122' })
+    const p = await createProvider(t, admin.access, { name: unique('ForAll'), type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'sk-forall-0000111122', sync_models: true })
     expect(p).toMatchObject({ scope: 'global', model_sync: { ok: true, added: 3, total: 3 } })
     expect(upstreamCalls(before)).toEqual(['GET /v1/models'])
     const models = await t.request('GET', `/api/v1/models?provider_id=${p.id}`, { token: user.access })
@@ -513,14 +513,14 @@ eachDialect('a new provider: scope and models', (dialect) => {
 
   test('an upstream that cannot list its models: the provider is created all the same; model_sync says why and how to retry', async () => {
     const key = 'sk-dead-create-key-33332222'
-    const p = await createProvider(t, ctx.accounts.user.access, { name: unique('DeadAtBirth'), type: 'openai_compatible', base_url: DEAD, api_key: key, timeout_ms: 5000 })
+    const p = await createProvider(t, ctx.accounts.user.access, { name: unique('DeadAtBirth'), type: 'openai_compatible', base_url: DEAD, api_key: key, timeout_ms: 5000, sync_models: true })
     expect(p.model_sync).toEqual({ ok: false, added: 0, total: 0, error: expect.stringContaining(`/api/v1/providers/${p.id}/sync-models`) })
     expect(JSON.stringify(p)).not.toContain(key)
     expect((await t.request('GET', `/api/v1/providers/${p.id}`, { token: ctx.accounts.user.access })).status).toBe(200)
   })
 
   test('PATCH takes no sync_models (ignored like any unknown field)', async () => {
-    const p = await createProvider(t, ctx.accounts.user.access, { name: unique('Patch'), type: 'openai_compatible', base_url: `${fake.url}/v1`, sync_models: false })
+    const p = await createProvider(t, ctx.accounts.user.access, { name: unique('Patch'), type: 'openai_compatible', base_url: `${fake.url}/v1` })
     const before = fake.requests.length
     const res = await t.request('PATCH', `/api/v1/providers/${p.id}`, { token: ctx.accounts.user.access, body: { sync_models: true, timeout_ms: 3000 } })
     expect(res.status).toBe(200)
