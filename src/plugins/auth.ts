@@ -34,12 +34,7 @@ export function rateLimited(r: LimitResult, detail = 'Too many requests; slow do
   })
 }
 
-/** The bearer token of a request: `Authorization: Bearer …`, else the `hearth_access` cookie. */
-export function credentialOf(request: Request): string | undefined {
-  return presentedCredential(request)?.token
-}
-
-/** The credential a request presents, and whether it came as the cookie (which a browser adds by itself, so another site can make it travel). */
+/** The credential a request presents (`Authorization: Bearer …`, else the `hearth_access` cookie), and whether it came as the cookie (which a browser adds by itself, so another site can make it travel). */
 function presentedCredential(request: Request): { token: string; fromCookie: boolean } | undefined {
   const header = request.headers.get('authorization')
   if (header) {
@@ -98,7 +93,7 @@ export function createCrossSiteCheck(config: Pick<Config, 'corsOrigins' | 'trust
 
 const firstValue = (header: string | null) => header?.split(',')[0]?.trim() || undefined
 
-/** Cheaper than credentialOf: whether the request carries any credential at all. */
+/** Cheaper than presentedCredential: whether the request carries any credential at all. */
 const hasCredential = (request: Request) => request.headers.has('authorization') || (request.headers.get('cookie')?.includes('hearth_access=') ?? false)
 
 /**
