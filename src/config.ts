@@ -36,6 +36,20 @@ export interface Config {
   /** answers one user may have generating at once, counted across instances */
   maxRunsPerUser: number
   logLevel: LogLevel
+  /** where file bytes go when not the data dir's `files/` (`HEARTH_S3_URL`) */
+  s3: S3Settings | undefined
+}
+
+/** An S3-compatible store and the key pair for it, from `HEARTH_S3_URL`. */
+export interface S3Settings {
+  /** `http(s)://host[:port]`; with virtual-hosted style, the bucket's own host (`https://bucket.host`) */
+  endpoint: string
+  bucket: string
+  region: string
+  accessKeyId: string
+  secretAccessKey: string
+  /** the bucket in the host name (AWS's style) rather than in the path (MinIO's and most self-hosted stores') */
+  virtualHostedStyle: boolean
 }
 
 /** A setting that cannot be used; its message is one line naming the variable. */
@@ -64,6 +78,58 @@ function oneOf<T extends string>(name: string, raw: string | undefined, allowed:
   if (raw === undefined || raw === '') return fallback
   if ((allowed as readonly string[]).includes(raw)) return raw as T
   throw new ConfigError(`${name}=${JSON.stringify(raw)} is not one of ${allowed.join(', ')}`)
+}
+
+const S3_FORMAT = 's3://KEY:SECRET@host:port/bucket?region=us-east-1&path_style=true (s3+https:// for TLS; percent-encode @ : / in the key and secret)'
+const S3_SCHEMES: Record<string, 'http' | 'https'> = { 's3:': 'http', 's3+http:': 'http', 's3+https:': 'https' }
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
+
+/** `HEARTH_S3_URL`, checked whole. Messages never repeat the value: it holds the secret. */
+function parseS3Url(raw: string): S3Settings {
+  const bad = (why: string) => new ConfigError(`HEARTH_S3_URL ${why}; expected ${S3_FORMAT}`)
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw bad('is not a URL')
+  }
+  const scheme = S3_SCHEMES[url.protocol]
+  if (!scheme) throw bad('must start with s3://, s3+http:// or s3+https://')
+  if (!url.hostname) throw bad('has no host')
+  let accessKeyId: string, secretAccessKey: string
+  try {
+    accessKeyId = decodeURIComponent(url.username)
+    secretAccessKey = decodeURIComponent(url.password)
+  } catch {
+    throw bad('has a key or secret that is not valid percent-encoding')
+  }
+  if (!accessKeyId || !secretAccessKey) throw bad('needs KEY:SECRET@ before the host')
+  const bucket = /^\/([^/]+)\/?$/.exec(url.pathname)?.[1]
+  if (!bucket) throw bad('must name one bucket after the host')
+  if (!BUCKET.test(bucket)) throw bad(`has bucket ${JSON.stringify(bucket)}, which is not a bucket name (3-63 of a-z 0-9 . -)`)
+
+  let region = 'us-east-1'
+  let pathStyle = true
+  for (const [name, value] of url.searchParams) {
+    if (name === 'region') {
+      if (!/^[a-z0-9-]{1,32}$/.test(value)) throw bad(`has region ${JSON.stringify(value)}, which is not like us-east-1`)
+      region = value
+    } else if (name === 'path_style') {
+      if (value !== 'true' && value !== 'false') throw bad(`has path_style ${JSON.stringify(value)}, which is not true or false`)
+      pathStyle = value === 'true'
+    } else {
+      throw bad(`has ${JSON.stringify(name)}, which is not region or path_style`)
+    }
+  }
+  const host = url.port ? `${url.hostname}:${url.port}` : url.hostname
+  return {
+    endpoint: pathStyle ? `${scheme}://${host}` : `${scheme}://${bucket}.${host}`,
+    bucket,
+    region,
+    accessKeyId,
+    secretAccessKey,
+    virtualHostedStyle: !pathStyle,
+  }
 }
 
 /** Parse the environment. Throws ConfigError naming the first bad variable. */
@@ -124,6 +190,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxStreamsPerUser: wholeNumber('HEARTH_MAX_STREAMS_PER_USER', env.HEARTH_MAX_STREAMS_PER_USER, 20),
     maxRunsPerUser: wholeNumber('HEARTH_MAX_RUNS_PER_USER', env.HEARTH_MAX_RUNS_PER_USER, 5),
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
+    s3: env.HEARTH_S3_URL ? parseS3Url(env.HEARTH_S3_URL) : undefined,
   }
 }
 

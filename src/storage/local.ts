@@ -7,14 +7,12 @@ import { randomUUID } from 'node:crypto'
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Storage, StorageUpload } from './index.ts'
-
-const SAFE_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/
+import { assertStorageKey } from './keys.ts'
 
 export function createLocalStorage(dir: string): Storage {
   const partials = join(dir, '.partial')
   const pathOf = (key: string) => {
-    // keys come from ids; a key that could leave the directory is a bug, never a user's doing
-    if (!SAFE_KEY.test(key) || key.includes('..')) throw new Error(`unsafe storage key: ${key}`)
+    assertStorageKey(key)
     return join(dir, key)
   }
 
