@@ -84,6 +84,14 @@ describe('hearth command line', () => {
     expect(r.stderr).toContain('PORT')
   })
 
+  test('a bad HEARTH_S3_URL stops the start without echoing its secret', () => {
+    const r = run(['serve'], { HEARTH_S3_URL: 's3://key:TOPSECRET@minio:9000/Bad_Bucket', HEARTH_DATA_DIR: mkdtempSync(join(tmpdir(), 'hearth-cli-')) })
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toContain('HEARTH_S3_URL')
+    expect(r.stderr).not.toContain('TOPSECRET')
+  })
+
 })
 
 eachDialect('hearth command line on a database', (dialect) => {

@@ -52,6 +52,55 @@ describe('parseConfig', () => {
   }
 })
 
+describe('HEARTH_S3_URL', () => {
+  const s3 = (url: string) => parseConfig({ HEARTH_S3_URL: url }).s3
+
+  test('unset: files stay on local disk', () => {
+    expect(parseConfig({}).s3).toBeUndefined()
+    expect(parseConfig({ HEARTH_S3_URL: '' }).s3).toBeUndefined()
+  })
+
+  const good: [string, string, object][] = [
+    ['plain HTTP, path-style by default', 's3://minio:minio-secret@minio.internal:9000/hearth', { endpoint: 'http://minio.internal:9000', bucket: 'hearth', region: 'us-east-1', accessKeyId: 'minio', secretAccessKey: 'minio-secret', virtualHostedStyle: false }],
+    ['s3+http:// is the same', 's3+http://k:s@10.0.0.5:9000/files/', { endpoint: 'http://10.0.0.5:9000', bucket: 'files' }],
+    ['s3+https:// for TLS, with a region', 's3+https://k:s@s3.example.com/my.bucket?region=eu-central-1&path_style=true', { endpoint: 'https://s3.example.com', bucket: 'my.bucket', region: 'eu-central-1', virtualHostedStyle: false }],
+    ['path_style=false puts the bucket in the host', 's3+https://k:s@s3.eu-west-1.amazonaws.com/hearth-eu?region=eu-west-1&path_style=false', { endpoint: 'https://hearth-eu.s3.eu-west-1.amazonaws.com', bucket: 'hearth-eu', virtualHostedStyle: true }],
+    ['key and secret are percent-decoded (/ + @ : in AWS secrets)', 's3+https://AKIA%2FX:wJal%2FrXU+tn%40F%3AE@s3.amazonaws.com/b-1', { accessKeyId: 'AKIA/X', secretAccessKey: 'wJal/rXU+tn@F:E' }],
+    ['an IPv6 host keeps its brackets', 's3://k:s@[::1]:9000/bkt', { endpoint: 'http://[::1]:9000' }],
+  ]
+  for (const [name, url, expected] of good) test(name, () => expect(s3(url)).toMatchObject(expected))
+
+  const bad: [string, string][] = [
+    ['not a URL', 'minio:9000/hearth'],
+    ['another scheme', 'https://k:SECRET1@host/bucket'],
+    ['no key pair', 's3://host:9000/bucket'],
+    ['no secret', 's3://key@host:9000/bucket'],
+    ['no bucket', 's3://k:SECRET1@host:9000'],
+    ['a bucket and more path', 's3://k:SECRET1@host:9000/bucket/prefix'],
+    ['a bucket name S3 refuses', 's3://k:SECRET1@host:9000/My_Bucket'],
+    ['an unknown parameter', 's3://k:SECRET1@host:9000/bucket?pathstyle=true'],
+    ['path_style not true or false', 's3://k:SECRET1@host:9000/bucket?path_style=yes'],
+    ['a bad region', 's3://k:SECRET1@host:9000/bucket?region=EU%20West'],
+    ['broken percent-encoding', 's3://k:SECRET1%E0%A4%A@host:9000/bucket'],
+    ['a / left unencoded in the secret', 's3://k:SECRET1/xyz@host:9000/bucket'],
+  ]
+  for (const [name, url] of bad) {
+    test(`refused: ${name} — one line naming the variable, never the secret`, () => {
+      let error: unknown
+      try {
+        parseConfig({ HEARTH_S3_URL: url })
+      } catch (e) {
+        error = e
+      }
+      expect(error).toBeInstanceOf(ConfigError)
+      const message = (error as Error).message
+      expect(message).toStartWith('HEARTH_S3_URL ')
+      expect(message).not.toContain('\n')
+      expect(message).not.toContain('SECRET1')
+    })
+  }
+})
+
 describe('resolveSecret', () => {
   test('generates a 0600 secret file once and reuses it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hearth-secret-'))

@@ -19,8 +19,12 @@ export interface Storage {
   /** Begin writing the object `key` (`contentType` is what a store that keeps one records). */
   begin(key: string, contentType: string): Promise<StorageUpload>
   /**
-   * The stored object as a Blob (a BunFile or an S3File): `size`, `slice(start, end)` for ranges and
-   * `stream()`; as a Response body it is sent without being read into memory.
+   * The stored object as a Blob (a BunFile or an S3File), for `slice(start, end)` and `stream()`.
+   * Send `file(key).stream()` (or a slice's) as the body, which streams on both stores; not the Blob
+   * itself: an S3File as a Response body is a 302 to a presigned URL of the store (which the client
+   * may not reach, and which skips our headers), and `new Response(s3File, init)` throws.
+   * Take the size from the database: an S3File's `size` is NaN until a `stat()` round trip.
+   * A slice must not be empty (an S3 `slice(a, a)` reads one byte).
    */
   file(key: string): Blob
   /** Remove the object; a key that is not there is no error. */
