@@ -81,6 +81,8 @@ export function readMultipart(body: ReadableStream<Uint8Array>, contentType: str
         return fail(unexpectedFileField(name))
       }
       file = stream
+      // its reader hears a failure through the iterator; an unread stream must not throw it as an 'error' event
+      stream.on('error', () => {})
       resolve({ fields, fileName: fileName ?? '', contentType: type ?? '', chunks: stream, whole: whole.promise, cancel })
     })
     parser.on('filesLimit', () => fail(twoFileFields()))

@@ -7,7 +7,7 @@ import type { authPlugin } from '../../plugins/auth.ts'
 import type { Principal } from '../auth/service.ts'
 import type { UsersService } from '../users/service.ts'
 import { contentResponse } from './content.ts'
-import { notMultipart } from './errors.ts'
+import { missingFileField, notMultipart } from './errors.ts'
 import * as m from './model.ts'
 import { readMultipart } from './multipart.ts'
 import { AVATAR_MAX_BYTES, type FilesService, type Purpose, type UploadInput } from './service.ts'
@@ -21,7 +21,8 @@ export function fileRoutes(deps: { files: FilesService; users: UsersService; upl
   /** Read the form's fields, then store its file as it streams in. */
   async function upload<F extends z.ZodType>(request: Request, principal: Principal, fieldsSchema: F, purposeOf: (fields: z.output<F>) => Purpose, maxBytes: number) {
     const type = request.headers.get('content-type') ?? ''
-    if (!/^multipart\/form-data\s*;/i.test(type) || !request.body) throw notMultipart()
+    if (!/^multipart\/form-data\s*(;|$)/i.test(type)) throw notMultipart()
+    if (!request.body) throw missingFileField()
     const length = request.headers.get('content-length')
     const declared = length === null ? undefined : Number(length)
     if (declared !== undefined && declared > maxBytes + FORM_ALLOWANCE) throw payloadTooLarge(maxBytes)
