@@ -1,4 +1,4 @@
-/** @module /api/v1/files (docs/api.md §Files): uploads streamed to storage, downloads with ranges and ETags, signed links. */
+/** @module /api/v1/files (docs/api.md §14): uploads streamed to storage, downloads with ranges and ETags, signed links. */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { payloadTooLarge, validationError } from '../../lib/errors.ts'
