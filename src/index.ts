@@ -87,8 +87,10 @@ async function serve(config: Config): Promise<number> {
     port: config.port,
     hostname: config.host,
     fetch: app.fetch,
-    // Uploads get their own limit later; JSON bodies are held to 1 MiB by the request-context plugin.
-    maxRequestBodySize: 64 * 1024 * 1024,
+    // Bun's own cap must not cut an upload the files module would take (its limit is checked as the
+    // bytes stream, with room for the form around the file); JSON bodies are held to 1 MiB by the
+    // request-context plugin.
+    maxRequestBodySize: config.uploadMaxBytes + 1024 * 1024,
     // Streams send a ping every 15 s; a connection silent for longer than this is dead.
     idleTimeout: 120,
   })
