@@ -40,6 +40,7 @@ export interface UploadInput {
   /** as the client sent them; the name is cleaned for display, the type used only when the bytes say nothing */
   fileName: string
   contentType: string
+  /** each chunk may be released once the next is asked for (store() copies what it keeps) */
   chunks: AsyncIterable<Uint8Array>
   /** resolves once the body is known to be whole (the multipart form ended well); the bytes are committed only then */
   whole?: Promise<void>
@@ -129,7 +130,8 @@ export function createFilesService(deps: { database: Database; storage: Storage;
           headLength += take.byteLength
         }
         hash.update(chunk)
-        json?.push(chunk)
+        // a copy: the chunk's memory may be released once the next is asked for
+        json?.push(new Uint8Array(chunk))
         await upload.write(chunk)
       }
       await input.whole
