@@ -6,7 +6,9 @@
  * project's goal lines. Settings: BENCH_DURATION (seconds of measured load per row, default 5),
  * BENCH_CONNECTIONS (default 50), BENCH_LOADGEN=autocannon (skip wrk). Then the gateway benchmark
  * (bench/gateway.ts): its own table and goal lines; then the chat benchmark (bench/chat.ts): 10,000 idle
- * SSE subscribers and 500 concurrent chats, two tables and their goal lines. See bench/README.md.
+ * SSE subscribers and 500 concurrent chats, two tables and their goal lines; then the files benchmark
+ * (bench/files.ts): a 200 MiB upload's memory and 100 MiB downloads, one table and its goal lines. See
+ * bench/README.md.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
@@ -32,6 +34,7 @@ import {
 } from './lib.ts'
 import { runGatewayBench } from './gateway.ts'
 import { runChatBench } from './chat.ts'
+import { runFilesBench } from './files.ts'
 
 installExitHandlers()
 
@@ -442,11 +445,13 @@ async function main(): Promise<number> {
 try {
   const code = await main()
   clearTimeout(budgetTimer)
-  // Then the gateway table (bench/gateway.ts, also `npm run bench:gateway`) and the chat tables
-  // (bench/chat.ts, also `npm run bench:chat`), unless a setting was bad.
+  // Then the gateway table (bench/gateway.ts, also `npm run bench:gateway`), the chat tables
+  // (bench/chat.ts, also `npm run bench:chat`) and the files table (bench/files.ts, also
+  // `npm run bench:files`), unless a setting was bad.
   const gatewayCode = code === 2 ? 0 : await runGatewayBench()
   const chatCode = code === 2 ? 0 : await runChatBench()
-  process.exit(code || gatewayCode || chatCode)
+  const filesCode = code === 2 ? 0 : await runFilesBench()
+  process.exit(code || gatewayCode || chatCode || filesCode)
 } catch (error) {
   process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
   process.exit(1)

@@ -11,6 +11,7 @@ import { gatewayRoutes } from './modules/gateway/routes.ts'
 import { presetRoutes } from './modules/presets/routes.ts'
 import { memoryRoutes } from './modules/memories/routes.ts'
 import { chatRoutes } from './modules/chat/routes.ts'
+import { fileRoutes } from './modules/files/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -25,7 +26,10 @@ export function createApp(deps: AppDeps) {
   const { config, services } = deps
   const routes = createRouteIndex()
   const auth = authPlugin({ auth: services.auth, limiter: services.limiter, config })
-  const counters = [{ countsOf: services.chat.countsOf, totals: services.chat.totals }]
+  const counters = [
+    { countsOf: services.chat.countsOf, totals: services.chat.totals },
+    { countsOf: async (userId: string) => ({ storage_bytes: await services.files.bytesOf(userId) }), totals: async () => ({ storage_bytes: await services.files.bytesOf(undefined) }) },
+  ]
   const app = new Elysia({ name: 'hearth' })
     .use(requestContextPlugin({ logger: deps.logger, routes }))
     .use(errorsPlugin({ logger: deps.logger, routes }))
@@ -35,13 +39,14 @@ export function createApp(deps: AppDeps) {
     .use(setupRoutes({ setup: services.setup, version: deps.version }))
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
     .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
-    .use(userRoutes({ users: services.users, usage: services.usage, counters, authPlugin: auth }))
-    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, counters, version: deps.version, authPlugin: auth }))
+    .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
+    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, files: services.files, counters, version: deps.version, authPlugin: auth }))
     .use(providerRoutes({ providers: services.providers, authPlugin: auth }))
     .use(configRoutes({ configs: services.configs, authPlugin: auth }))
     .use(gatewayRoutes({ gateway: services.gateway, subscriptions: services.subscriptions, authPlugin: auth }))
     .use(presetRoutes({ presets: services.presets, authPlugin: auth }))
     .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
+    .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.

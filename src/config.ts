@@ -35,6 +35,10 @@ export interface Config {
   maxStreamsPerUser: number
   /** answers one user may have generating at once, counted across instances */
   maxRunsPerUser: number
+  /** the largest file one upload may carry (HEARTH_UPLOAD_MAX_BYTES) */
+  uploadMaxBytes: number
+  /** one user's files, unless an admin set theirs (HEARTH_STORAGE_QUOTA_BYTES) */
+  storageQuotaBytes: number
   logLevel: LogLevel
   /** where file bytes go when not the data dir's `files/` (`HEARTH_S3_URL`) */
   s3: S3Settings | undefined
@@ -71,6 +75,18 @@ function wholeNumber(name: string, raw: string | undefined, fallback: number, ma
   if (raw === undefined || raw === '') return fallback
   const n = Number(raw)
   if (!/^\d{1,7}$/.test(raw) || n < 1 || n > max) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a whole number from 1 to ${max}`)
+  return n
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4 }
+
+/** A size in bytes: `26214400`, or a whole number with a binary unit (`25MiB`, `1 GiB`; K, M, G, T and KB… mean the same). */
+function byteSize(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback
+  const m = /^(\d{1,16})\s*([a-z]*)$/i.exec(raw.trim())
+  const unit = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined
+  const n = m && unit ? Number(m[1]) * unit : NaN
+  if (!(n >= 1 && n <= Number.MAX_SAFE_INTEGER)) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a size in bytes such as 26214400 or 25MiB`)
   return n
 }
 
@@ -189,6 +205,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     allowPrivateUpstreams: privateRaw === 'true',
     maxStreamsPerUser: wholeNumber('HEARTH_MAX_STREAMS_PER_USER', env.HEARTH_MAX_STREAMS_PER_USER, 20),
     maxRunsPerUser: wholeNumber('HEARTH_MAX_RUNS_PER_USER', env.HEARTH_MAX_RUNS_PER_USER, 5),
+    uploadMaxBytes: byteSize('HEARTH_UPLOAD_MAX_BYTES', env.HEARTH_UPLOAD_MAX_BYTES, 25 * 1024 ** 2),
+    storageQuotaBytes: byteSize('HEARTH_STORAGE_QUOTA_BYTES', env.HEARTH_STORAGE_QUOTA_BYTES, 1024 ** 3),
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
     s3: env.HEARTH_S3_URL ? parseS3Url(env.HEARTH_S3_URL) : undefined,
   }

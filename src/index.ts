@@ -87,8 +87,11 @@ async function serve(config: Config): Promise<number> {
     port: config.port,
     hostname: config.host,
     fetch: app.fetch,
-    // Uploads get their own limit later; JSON bodies are held to 1 MiB by the request-context plugin.
-    maxRequestBodySize: 64 * 1024 * 1024,
+    // Every body limit is Hearth's own, so that each is a problem answer: JSON bodies are held to
+    // 1 MiB by the request-context plugin, uploads to HEARTH_UPLOAD_MAX_BYTES by the files module as
+    // the bytes stream. Bun's own cap would answer a bare 413 before any route runs; a body nobody
+    // reads is not buffered (measured: a 404 route stops the sender after ~1 MB).
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     // Streams send a ping every 15 s; a connection silent for longer than this is dead.
     idleTimeout: 120,
   })

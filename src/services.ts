@@ -28,6 +28,9 @@ import { unlessNotFound } from './lib/errors.ts'
 import { createRunRegistry } from './runs/index.ts'
 import { startRunRelay } from './runs/relay.ts'
 import { createSubscriptions } from './runs/subscriptions.ts'
+import { createStorage } from './storage/create.ts'
+import type { Storage } from './storage/index.ts'
+import { createFilesService } from './modules/files/service.ts'
 
 export interface BaseDeps {
   config: Config
@@ -42,6 +45,8 @@ export interface BaseDeps {
   mailer?: Mailer
   /** tests pass a guard with their own resolver; default: the system resolver, private addresses per HEARTH_ALLOW_PRIVATE_UPSTREAMS */
   outbound?: OutboundGuard
+  /** tests pass their own store; default: createStorage (the data dir's files/, or HEARTH_S3_URL) */
+  storage?: Storage
   /** tests shorten the refresh-token grace window (default 10 s) */
   refreshGraceMs?: number
 }
@@ -51,7 +56,12 @@ export const ACCESS_TTL_SECONDS = 15 * 60
 /** Build every service, load what must be known before the first request, start background work. */
 export async function createServices(deps: BaseDeps) {
   const { config, database, logger } = deps
-  const [jwtKey, codeKey, successorKey] = await Promise.all([deriveKeyBytes(deps.secret, 'jwt'), deriveKeyBytes(deps.secret, 'email-codes'), deriveKeyBytes(deps.secret, 'refresh-successor')])
+  const [jwtKey, codeKey, successorKey, fileLinkKey] = await Promise.all([
+    deriveKeyBytes(deps.secret, 'jwt'),
+    deriveKeyBytes(deps.secret, 'email-codes'),
+    deriveKeyBytes(deps.secret, 'refresh-successor'),
+    deriveKeyBytes(deps.secret, 'file-links'),
+  ])
   const mailer = deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, logger })
   const limiter = createRateLimiter({ database, logger })
   const bus = createBus({ database, logger })
@@ -72,6 +82,8 @@ export async function createServices(deps: BaseDeps) {
   const configs = createConfigsService({ database, bus, secrets })
   const presets = createPresetsService({ database, modelUsable })
   const memories = createMemoriesService({ database })
+  const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
+  const files = createFilesService({ database, storage, logger, linkKey: fileLinkKey, uploadMaxBytes: config.uploadMaxBytes, defaultQuotaBytes: config.storageQuotaBytes })
   const runs = createRunRegistry()
   const subscriptions = createSubscriptions({ bus, maxPerUser: config.maxStreamsPerUser })
   // a signed-out session, a deleted key or a cut-off ends the streams it opened, on every instance
@@ -93,6 +105,9 @@ export async function createServices(deps: BaseDeps) {
   await revocations.start()
   limiter.start()
   await presets.seedBuiltins()
+  // what uploads cut by a crash left in storage; on SQLite no other instance is uploading, so the quota holds they left go too
+  await storage.sweep()
+  if (database.dialect === 'sqlite') await files.reconcile()
   // while no admin exists, the setup token is written to the data dir (and logged by the caller)
   await setup.prepare()
   // answers left streaming by a process that died; on SQLite this process is the only writer
@@ -121,6 +136,8 @@ export async function createServices(deps: BaseDeps) {
     configs,
     presets,
     memories,
+    storage,
+    files,
     runs,
     subscriptions,
     turns,

@@ -125,6 +125,13 @@ eachDialect('hearth command line on a database', (dialect) => {
     expect(run(['admin', 'create', '--email', 'y@example.com', '--username', 'y'], { ...env, HEARTH_ADMIN_PASSWORD: 'short' }).code).toBe(2)
   })
 
+  test('serve: a body over a limit is a 413 problem from Hearth, never a bare 413 from the HTTP layer', async () => {
+    const server = await startServe({ ...(await freshEnv(dialect)), HEARTH_UPLOAD_MAX_BYTES: '1MiB' })
+    const res = await fetch(`${server.base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(5 * 1024 * 1024) })
+    expect([res.status, res.headers.get('content-type'), (await res.json()).code]).toEqual([413, 'application/problem+json', 'PAYLOAD_TOO_LARGE'])
+    expect(await server.stop()).toBe(0)
+  }, 15_000)
+
   test('serve: the start log names the docs and, while no admin exists, the setup token (also in the data dir); answers; stops cleanly on SIGTERM', async () => {
     const env = await freshEnv(dialect)
     const server = await startServe(env)

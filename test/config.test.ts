@@ -9,6 +9,12 @@ describe('parseConfig', () => {
     const c = parseConfig({})
     expect(c).toMatchObject({ port: 8787, host: '0.0.0.0', databaseUrl: undefined, registration: 'open', corsOrigins: [], rateLimit: { limit: 60, windowMs: 60_000 }, logLevel: 'info', maxStreamsPerUser: 20, maxRunsPerUser: 5 })
     expect(c.dataDir).toEndWith('/hearth-data')
+    expect(c).toMatchObject({ uploadMaxBytes: 25 * 1024 ** 2, storageQuotaBytes: 1024 ** 3 })
+  })
+
+  test('sizes in bytes, or with a binary unit', () => {
+    expect(parseConfig({ HEARTH_UPLOAD_MAX_BYTES: '1048576', HEARTH_STORAGE_QUOTA_BYTES: '2GiB' })).toMatchObject({ uploadMaxBytes: 1024 ** 2, storageQuotaBytes: 2 * 1024 ** 3 })
+    expect(parseConfig({ HEARTH_UPLOAD_MAX_BYTES: '10 MiB', HEARTH_STORAGE_QUOTA_BYTES: '500k' })).toMatchObject({ uploadMaxBytes: 10 * 1024 ** 2, storageQuotaBytes: 500 * 1024 })
   })
 
   test('reads every setting', () => {
@@ -36,6 +42,11 @@ describe('parseConfig', () => {
     ['HEARTH_MAX_STREAMS_PER_USER', { HEARTH_MAX_STREAMS_PER_USER: 'many' }],
     ['HEARTH_MAX_RUNS_PER_USER', { HEARTH_MAX_RUNS_PER_USER: '1.5' }],
     ['HEARTH_MAX_RUNS_PER_USER', { HEARTH_MAX_RUNS_PER_USER: '100001' }],
+    ['HEARTH_UPLOAD_MAX_BYTES', { HEARTH_UPLOAD_MAX_BYTES: '0' }],
+    ['HEARTH_UPLOAD_MAX_BYTES', { HEARTH_UPLOAD_MAX_BYTES: '25 megs' }],
+    ['HEARTH_UPLOAD_MAX_BYTES', { HEARTH_UPLOAD_MAX_BYTES: '-5' }],
+    ['HEARTH_STORAGE_QUOTA_BYTES', { HEARTH_STORAGE_QUOTA_BYTES: '1.5GiB' }],
+    ['HEARTH_STORAGE_QUOTA_BYTES', { HEARTH_STORAGE_QUOTA_BYTES: '9999999999999999TiB' }],
   ]
   for (const [name, env] of bad) {
     test(`a bad ${name} is one line naming it`, () => {

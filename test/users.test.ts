@@ -18,7 +18,7 @@ eachDialect('users', (dialect) => {
     scenarios<CallersContext>(() => ctx, [
       { name: 'profile needs a login', as: 'guest', method: 'GET', path: '/api/v1/users/me', status: 401, code: 'UNAUTHORIZED' },
       { name: 'own profile with default preferences', as: 'user', method: 'GET', path: '/api/v1/users/me', status: 200, check: (r, c) => expect(r.body).toMatchObject({ id: c.accounts.user.id, preferences: { language: 'en', theme: 'system', context_rounds: 10, memory_enabled: false, view_mode: 'user', default_model_id: null } }), notContains: ['password', 'hash'] },
-      { name: 'stats start at zero', as: 'user', method: 'GET', path: '/api/v1/users/me/stats', status: 200, check: (r) => expect(r.body).toEqual({ conversations: 0, messages: 0, tasks: 0, input_tokens: 0, output_tokens: 0, cost: 0 }) },
+      { name: 'stats start at zero', as: 'user', method: 'GET', path: '/api/v1/users/me/stats', status: 200, check: (r) => expect(r.body).toEqual({ conversations: 0, messages: 0, tasks: 0, storage_bytes: 0, input_tokens: 0, output_tokens: 0, cost: 0 }) },
       { name: 'credits', as: 'user', method: 'GET', path: '/api/v1/users/me/credits', status: 200, check: (r) => expect(r.body).toEqual({ balance: 0, used: 0, enforced: false }) },
     ])
   })
@@ -45,15 +45,15 @@ eachDialect('users', (dialect) => {
       expect(c.status).toBe(201)
       await db.insert(tables.messages).values([{ conversationId: c.body.id, role: 'user', content: 'hi' }, { conversationId: c.body.id, role: 'assistant', content: 'hello' }])
     }
-    expect((await app.request('GET', '/api/v1/users/me/stats', { token: a.access })).body).toEqual({ conversations: 2, messages: 4, tasks: 0, input_tokens: 0, output_tokens: 0, cost: 0 })
+    expect((await app.request('GET', '/api/v1/users/me/stats', { token: a.access })).body).toEqual({ conversations: 2, messages: 4, tasks: 0, storage_bytes: 0, input_tokens: 0, output_tokens: 0, cost: 0 })
     expect((await app.request('GET', '/api/v1/users/me/stats', { token: b.access })).body).toMatchObject({ conversations: 1, messages: 2, tasks: 0 })
-    expect((await app.request('GET', '/api/v1/system/status', { token: a.access })).body.counts).toEqual({ users: 2, conversations: 3, messages: 6, tasks: 0 })
+    expect((await app.request('GET', '/api/v1/system/status', { token: a.access })).body.counts).toEqual({ users: 2, conversations: 3, messages: 6, tasks: 0, storage_bytes: 0 })
     await app.close()
   })
 
   test('counts from several counters add up; a kind none of them gives is 0', async () => {
-    expect(await sumCounts([Promise.resolve({ conversations: 2, messages: 5 }), Promise.resolve({ tasks: 3, messages: 1 })])).toEqual({ conversations: 2, messages: 6, tasks: 3 })
-    expect(await sumCounts([])).toEqual({ conversations: 0, messages: 0, tasks: 0 })
+    expect(await sumCounts([Promise.resolve({ conversations: 2, messages: 5 }), Promise.resolve({ tasks: 3, messages: 1 })])).toEqual({ conversations: 2, messages: 6, tasks: 3, storage_bytes: 0 })
+    expect(await sumCounts([])).toEqual({ conversations: 0, messages: 0, tasks: 0, storage_bytes: 0 })
   })
 
 })

@@ -27,6 +27,10 @@ export const users = table(
     preferences: json<Record<string, unknown>>('preferences').notNull().default({}),
     creditBalance: number('credit_balance').notNull().default(0),
     creditUsed: number('credit_used').notNull().default(0),
+    /** bytes of the user's files, plus what uploads in progress hold (files module) */
+    storageUsed: integer('storage_used').notNull().default(0),
+    /** null: the instance's HEARTH_STORAGE_QUOTA_BYTES */
+    storageQuota: integer('storage_quota'),
     /** access tokens issued before this are refused (role change, disable) */
     tokensValidAfter: time('tokens_valid_after'),
     createdAt: createdAt(),
@@ -293,6 +297,24 @@ export const memories = table(
     updatedAt: updatedAt(),
   },
   (t) => [index('memories_user_idx').on(t.userId)],
+)
+
+/** Uploaded files: the bytes live in storage under `storage_key` (made from ids, never from `file_name`). */
+export const files = table(
+  'files',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    purpose: text('purpose', { enum: ['avatar', 'workflow', 'attachment', 'dataset', 'workflow_output'] }).notNull(),
+    fileName: text('file_name').notNull(),
+    fileSize: integer('file_size').notNull(),
+    contentType: text('content_type').notNull(),
+    sha256: text('sha256').notNull(),
+    storageKey: text('storage_key').notNull(),
+    workflowId: text('workflow_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('files_user_created_idx').on(t.userId, t.createdAt)],
 )
 
 /** Bus messages too large for a NOTIFY payload: the notification carries only the row id (src/db/bus.ts). Swept after a minute. */

@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'QUOTA_EXCEEDED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'STORAGE_QUOTA_EXCEEDED'
   | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'RANGE_NOT_SATISFIABLE'
   | 'UPSTREAM_ERROR'
   | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_ERROR'
@@ -29,7 +31,9 @@ export const TITLES: Record<ErrorCode, string> = {
   RATE_LIMITED: 'Too many requests',
   QUOTA_EXCEEDED: 'Quota exceeded',
   PAYLOAD_TOO_LARGE: 'Payload too large',
+  STORAGE_QUOTA_EXCEEDED: 'Storage quota exceeded',
   UNSUPPORTED_MEDIA_TYPE: 'Unsupported media type',
+  RANGE_NOT_SATISFIABLE: 'Range not satisfiable',
   UPSTREAM_ERROR: 'Upstream error',
   SERVICE_UNAVAILABLE: 'Service unavailable',
   INTERNAL_ERROR: 'Internal error',

@@ -101,9 +101,11 @@ const hasCredential = (request: Request) => request.headers.has('authorization')
  * the `api` scope; `'admin'` — the same, for admins; `'session'` — an access token only (managing
  * credentials: API keys, password, sessions), never an API key; `'gateway'` — the /v1 gateway: an
  * access token, or an API key with the `gateway` scope; `'same-site'` — like `true`, on a GET that
- * changes state, which takes the cookie only from same-site requests (see createCrossSiteCheck).
+ * changes state, which takes the cookie only from same-site requests (see createCrossSiteCheck);
+ * `'signed'` — like `true`, unless the query carries a signed link's `signature`: then no credential
+ * is asked for, `principal` is undefined, and the handler checks the signature (file links for `<img src>`).
  */
-export type AuthLevel = true | 'admin' | 'session' | 'gateway' | 'same-site'
+export type AuthLevel = true | 'admin' | 'session' | 'gateway' | 'same-site' | 'signed'
 
 type ServerLike = { requestIP(r: Request): { address: string } | null } | null | undefined
 
@@ -151,6 +153,7 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
           // In `transform`, which runs before validation: a caller without valid credentials gets
           // 401, never a 422 that would describe the route's schema.
           async transform({ request, server, set }) {
+            if (level === 'signed' && new URL(request.url).searchParams.has('signature')) return
             const credential = presentedCredential(request)
             if (!credential) throw unauthorized()
             if (credential.fromCookie) refuseCrossSite(request, level === 'same-site')

@@ -77,7 +77,11 @@ const STATUS_DESCRIPTIONS: Record<string, string> = {
   403: 'Not allowed (`FORBIDDEN`)',
   404: 'No such resource visible to the caller (`NOT_FOUND`)',
   409: 'A uniqueness or state conflict (`CONFLICT`)',
-  413: 'The body is too large (`PAYLOAD_TOO_LARGE`)',
+  304: 'Not modified: the `If-None-Match` ETag is current',
+  206: 'Part of the content (the `Range` asked for)',
+  413: 'The body is too large (`PAYLOAD_TOO_LARGE`), or an upload would pass the storage quota (`STORAGE_QUOTA_EXCEEDED`)',
+  415: 'The body is not of a type the route reads (`UNSUPPORTED_MEDIA_TYPE`)',
+  416: 'The `Range` cannot be served (`RANGE_NOT_SATISFIABLE`)',
   422: 'The body, query or path fails its schema (`VALIDATION_ERROR`); `errors` lists the fields',
   429: 'A rate limit was hit (`RATE_LIMITED`); `Retry-After` says when to try again',
   500: 'An unexpected failure (`INTERNAL_ERROR`)',
@@ -152,6 +156,11 @@ function describeInputs(operation: Operation, hooks: InternalRoute['hooks'], com
     const schema = components.hoist(jsonSchemaOf(hooks.body, 'input'), 'input')
     const description = typeof schema.description === 'string' ? schema.description : undefined
     operation.requestBody = { ...(description ? { description } : {}), required: !hooks.body.safeParse(undefined).success, content: { 'application/json': { schema } } }
+  } else {
+    // a route that reads its body itself (`parse: 'none'`, the uploads) declares the form it reads: `detail.multipart`
+    const form = (hooks.detail as { multipart?: unknown } | undefined)?.multipart
+    delete (operation as { multipart?: unknown }).multipart // the plugin copies every detail field into the operation
+    if (isZod(form)) operation.requestBody = { required: true, content: { 'multipart/form-data': { schema: components.hoist(jsonSchemaOf(form, 'input'), 'input') } } }
   }
 }
 

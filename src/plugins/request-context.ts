@@ -1,7 +1,7 @@
 /**
  * @module The request boundary: request id (`X-Request-Id` in and out), the JSON-lines access log,
  * and what a request may carry — JSON bodies only (415 otherwise, except on routes that declare a
- * multipart body), at most 1 MiB, and no NUL character in any string, path or query (422: Postgres
+ * multipart body or stream their own, the uploads), at most 1 MiB, and no NUL character in any string, path or query (422: Postgres
  * cannot store one, and SQLite would). The log line has method, path (never the query string),
  * status, duration and request id: no bodies, no headers, no tokens.
  */
@@ -40,6 +40,10 @@ export function requestContextPlugin(deps: { logger: Logger; routes: RouteIndex 
       if (length !== null && Number(length) > JSON_BODY_LIMIT && !isMultipart(request)) throw payloadTooLarge(JSON_BODY_LIMIT)
     })
     .onParse({ as: 'global' }, async ({ request, contentType, route }) => {
+      // A route that streams its body (`parse: 'none'`) reads it itself. A hook of this plugin runs
+      // before the route's own `parse`, so Elysia would still look for a parser named 'none': any
+      // value but undefined tells it the body is parsed (the route never reads `body`).
+      if (deps.routes.readsRawBody(request.method, route)) return null
       // Our own JSON parser: it enforces the limit on chunked bodies too, and maps bad JSON to 400.
       // (Elysia gives the media type without its parameters, as sent; media types ignore case.)
       const type = contentType ? contentType.toLowerCase() : ''

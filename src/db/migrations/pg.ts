@@ -108,5 +108,16 @@ export default [
     "statements": [
       "ALTER TABLE \"api_keys\" ADD COLUMN \"scopes\" jsonb DEFAULT '[\"gateway\",\"api\"]'::jsonb NOT NULL;"
     ]
+  },
+  {
+    "tag": "0007_files",
+    "hash": "36abe6fe1189f8a481771f3dbf3d2faf8447f4887f7a54cba199fe2b1746e3dc",
+    "statements": [
+      "CREATE TABLE \"files\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"purpose\" text NOT NULL,\n\t\"file_name\" text NOT NULL,\n\t\"file_size\" bigint NOT NULL,\n\t\"content_type\" text NOT NULL,\n\t\"sha256\" text NOT NULL,\n\t\"storage_key\" text NOT NULL,\n\t\"workflow_id\" text,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "ALTER TABLE \"users\" ADD COLUMN \"storage_used\" bigint DEFAULT 0 NOT NULL;",
+      "ALTER TABLE \"users\" ADD COLUMN \"storage_quota\" bigint;",
+      "ALTER TABLE \"files\" ADD CONSTRAINT \"files_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE INDEX \"files_user_created_idx\" ON \"files\" USING btree (\"user_id\",\"created_at\");"
+    ]
   }
 ] satisfies EmbeddedMigration[]

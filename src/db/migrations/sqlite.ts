@@ -96,5 +96,15 @@ export default [
     "statements": [
       "ALTER TABLE `api_keys` ADD `scopes` text DEFAULT '[\"gateway\",\"api\"]' NOT NULL;"
     ]
+  },
+  {
+    "tag": "0007_files",
+    "hash": "84231631b30b41ac6f8d0380386c02094e973d9df48f63e62e69b6f7d5804d24",
+    "statements": [
+      "CREATE TABLE `files` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`purpose` text NOT NULL,\n\t`file_name` text NOT NULL,\n\t`file_size` integer NOT NULL,\n\t`content_type` text NOT NULL,\n\t`sha256` text NOT NULL,\n\t`storage_key` text NOT NULL,\n\t`workflow_id` text,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `files_user_created_idx` ON `files` (`user_id`,`created_at`);",
+      "ALTER TABLE `users` ADD `storage_used` integer DEFAULT 0 NOT NULL;",
+      "ALTER TABLE `users` ADD `storage_quota` integer;"
+    ]
   }
 ] satisfies EmbeddedMigration[]

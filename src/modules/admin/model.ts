@@ -9,9 +9,17 @@ import type { InviteRow } from './invites.ts'
 const role = z.enum(['user', 'admin'])
 const dateOrDateTime = z.iso.datetime({ offset: true }).or(z.iso.date())
 
-export const adminUserSchema = userSchema.extend({ credits: z.object({ balance: z.number(), used: z.number() }) })
+export const adminUserSchema = userSchema.extend({
+  credits: z.object({ balance: z.number(), used: z.number() }),
+  storage: z.object({ used_bytes: z.number().int(), quota_bytes: z.number().int().nullable().meta({ description: "the user's own quota; null: the instance default" }) }),
+})
 export const userListQuery = listQuery.extend({ q: z.string().max(100).optional(), role: role.optional(), is_active: z.enum(['true', 'false']).optional() })
-export const userPatchBody = z.object({ role: role.optional(), is_active: z.boolean().optional(), credits_delta: z.number().finite().min(-1e12).max(1e12).optional() })
+export const userPatchBody = z.object({
+  role: role.optional(),
+  is_active: z.boolean().optional(),
+  credits_delta: z.number().finite().min(-1e12).max(1e12).optional(),
+  storage_quota_bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().optional().meta({ description: "the user's storage quota in bytes; null: the instance's HEARTH_STORAGE_QUOTA_BYTES" }),
+})
 
 export const inviteSchema = z
   .object({ id: z.string(), prefix: z.string(), note: z.string().nullable(), created_at: isoDate, expires_at: isoDate.nullable(), used_at: isoDate.nullable(), used_by: z.string().nullable() })
@@ -36,14 +44,14 @@ export const statusSchema = z.object({
   version: z.string(),
   uptime_s: z.number().int(),
   database: z.enum(['sqlite', 'postgres']),
-  counts: z.object({ users: z.number().int(), conversations: z.number().int(), messages: z.number().int(), tasks: z.number().int() }),
+  counts: z.object({ users: z.number().int(), conversations: z.number().int(), messages: z.number().int(), tasks: z.number().int(), storage_bytes: z.number().int() }),
   memory: z.object({ rss_bytes: z.number().int() }),
 })
 
-export const toAdminUserDto = (u: UserRow) => ({ ...toUserDto(u), credits: { balance: u.creditBalance, used: u.creditUsed } })
+export const toAdminUserDto = (u: UserRow) => ({ ...toUserDto(u), credits: { balance: u.creditBalance, used: u.creditUsed }, storage: { used_bytes: Number(u.storageUsed), quota_bytes: u.storageQuota === null ? null : Number(u.storageQuota) } })
 
 export const fromUserListQuery = (q: z.infer<typeof userListQuery>) => ({ q: q.q, role: q.role, isActive: q.is_active === undefined ? undefined : q.is_active === 'true' })
-export const fromUserPatchBody = (b: z.infer<typeof userPatchBody>) => ({ role: b.role, isActive: b.is_active, creditsDelta: b.credits_delta })
+export const fromUserPatchBody = (b: z.infer<typeof userPatchBody>) => ({ role: b.role, isActive: b.is_active, creditsDelta: b.credits_delta, storageQuota: b.storage_quota_bytes })
 
 export const toInviteDto = (i: InviteRow) => ({
   id: i.id,

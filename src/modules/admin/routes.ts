@@ -9,6 +9,7 @@ import type { AuthService } from '../auth/service.ts'
 import { sumCounts, type Counter } from '../users/activity.ts'
 import type { UsersService } from '../users/service.ts'
 import type { UsageService } from '../usage/service.ts'
+import type { FilesService } from '../files/service.ts'
 import type { InvitesService } from './invites.ts'
 import * as m from './model.ts'
 
@@ -20,12 +21,14 @@ export function adminRoutes(deps: {
   runs: RunRegistry
   invites: InvitesService
   usage: UsageService
+  /** a deleted user's stored bytes are deleted */
+  files: FilesService
   /** what each module counts, summed in the status */
   counters: Counter[]
   version: string
   authPlugin: ReturnType<typeof authPlugin>
 }) {
-  const { database, users, auth, runs, invites, usage, counters } = deps
+  const { database, users, auth, runs, invites, usage, files, counters } = deps
   const startedAt = Date.now()
 
   return new Elysia({ name: 'hearth.routes.admin', prefix: '/api/v1', detail: { tags: ['Admin'] } })
@@ -57,20 +60,23 @@ export function adminRoutes(deps: {
         detail: {
           summary: 'Change a user',
           description:
-            "Sets the role, the active flag, or adds `credits_delta` to the balance (negative to take away). Disabling revokes the user's sessions and deletes their API keys, ends their open streams and stops their answers at once; a role change makes their access tokens refresh. The last active admin cannot be demoted or disabled (`409`).",
+            "Sets the role, the active flag, the `storage_quota_bytes` (null: the instance's `HEARTH_STORAGE_QUOTA_BYTES`; one below what the user's files take refuses their new uploads and keeps the files), or adds `credits_delta` to the balance (negative to take away). Disabling revokes the user's sessions and deletes their API keys, ends their open streams and stops their answers at once; a role change makes their access tokens refresh. The last active admin cannot be demoted or disabled (`409`).",
         },
       },
     )
     .delete(
       '/admin/users/:id',
       async ({ params, set }) => {
+        // the rows go with the user; their bytes are deleted once the user is
+        const keys = await files.keysOf(params.id)
         await users.remove(params.id)
+        await files.deleteBytes(keys)
         // sessions and keys went with the row; access tokens already issued, open streams and running answers stop now
         await auth.cutOffAccessTokens(params.id)
         await runs.stopOwnedBy(params.id)
         set.status = 204
       },
-      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 409, 422, 429) }, detail: { summary: 'Delete a user', description: 'The user and everything they own are deleted; their access tokens stop working at once. The last active admin cannot be deleted (`409`).' } },
+      { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 409, 422, 429) }, detail: { summary: 'Delete a user', description: 'The user and everything they own are deleted, their files\' stored bytes too; their access tokens stop working at once. The last active admin cannot be deleted (`409`).' } },
     )
     .post(
       '/admin/invites',

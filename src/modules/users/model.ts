@@ -37,7 +37,7 @@ export const profileSchema = userSchema.extend({ preferences: preferencesSchema 
 const urlOrNull = z.url({ protocol: /^https?$/ }).max(2048).nullable()
 export const profilePatchBody = z.object({ display_name: z.string().trim().min(1).max(100).nullable().optional(), avatar_url: urlOrNull.optional() })
 
-export const statsSchema = z.object({ conversations: z.number().int(), messages: z.number().int(), tasks: z.number().int(), input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number() })
+export const statsSchema = z.object({ conversations: z.number().int(), messages: z.number().int(), tasks: z.number().int(), storage_bytes: z.number().int().meta({ description: 'what your files take in storage' }), input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number() })
 export const creditsSchema = z.object({ balance: z.number(), used: z.number(), enforced: z.boolean() })
 
 /** The user object of docs/api.md §4. */

@@ -3,6 +3,8 @@ import { Elysia } from 'elysia'
 import { problems } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import type { UsageService } from '../usage/service.ts'
+import type { FilesService } from '../files/service.ts'
+import { storageSchema } from '../files/model.ts'
 import { sumCounts, type Counter } from './activity.ts'
 import * as m from './model.ts'
 import { preferencesOf, type UsersService } from './service.ts'
@@ -10,11 +12,12 @@ import { preferencesOf, type UsersService } from './service.ts'
 export function userRoutes(deps: {
   users: UsersService
   usage: UsageService
+  files: FilesService
   /** what each module counts, summed in the stats */
   counters: Counter[]
   authPlugin: ReturnType<typeof authPlugin>
 }) {
-  const { users, usage, counters } = deps
+  const { users, usage, files, counters } = deps
   return new Elysia({ name: 'hearth.routes.users', prefix: '/api/v1/users/me', detail: { tags: ['Users'] } })
     .use(deps.authPlugin)
     .get(
@@ -50,7 +53,15 @@ export function userRoutes(deps: {
         const [counts, stats] = await Promise.all([sumCounts(counters.map((c) => c.countsOf(principal.userId))), usage.statsOf(principal.userId)])
         return m.toStatsDto(counts, stats)
       },
-      { auth: true, response: { 200: m.statsSchema, ...problems(401, 403, 429) }, detail: { summary: 'Your usage', description: 'Your conversations and the messages in them, your tasks, and the tokens and cost of your model calls.' } },
+      { auth: true, response: { 200: m.statsSchema, ...problems(401, 403, 429) }, detail: { summary: 'Your usage', description: 'Your conversations and the messages in them, your tasks, the bytes your files take (`storage_bytes`), and the tokens and cost of your model calls.' } },
+    )
+    .get(
+      '/storage',
+      async ({ principal }) => {
+        const s = await files.usageOf(principal.userId)
+        return { used_bytes: s.usedBytes, quota_bytes: s.quotaBytes, files: s.files }
+      },
+      { auth: true, response: { 200: storageSchema, ...problems(401, 403, 429) }, detail: { summary: 'Your storage', description: '`used_bytes` (your files, plus what uploads in progress hold), your `quota_bytes` (set by an admin, else the instance default) and how many `files` you have.' } },
     )
     .get(
       '/credits',

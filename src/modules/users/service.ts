@@ -154,13 +154,15 @@ export function createUsersService(deps: {
      * An admin's change to a user. Demoting, disabling or deleting the last active admin is refused
      * (checked inside the same statement, so it holds under concurrent requests on SQLite).
      */
-    async adminUpdate(id: string, patch: { role?: Role; isActive?: boolean; creditsDelta?: number }): Promise<{ user: UserRow; roleChanged: boolean; disabled: boolean }> {
+    async adminUpdate(id: string, patch: { role?: Role; isActive?: boolean; creditsDelta?: number; storageQuota?: number | null }): Promise<{ user: UserRow; roleChanged: boolean; disabled: boolean }> {
       const before = await get(id)
       const losesAdmin = before.role === 'admin' && before.isActive && (patch.role === 'user' || patch.isActive === false)
       const values: Record<string, unknown> = { updatedAt: new Date() }
       if (patch.role !== undefined) values.role = patch.role
       if (patch.isActive !== undefined) values.isActive = patch.isActive
       if (patch.creditsDelta) values.creditBalance = sql`${t.users.creditBalance} + ${patch.creditsDelta}`
+      // lowering a quota below what is used keeps the files; only new uploads are refused
+      if (patch.storageQuota !== undefined) values.storageQuota = patch.storageQuota
       const roleChanged = patch.role !== undefined && patch.role !== before.role
       const disabled = patch.isActive === false && before.isActive
       if (roleChanged || disabled) values.tokensValidAfter = new Date()
