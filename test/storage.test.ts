@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Storage, StorageUpload } from '../src/storage/index.ts'
@@ -141,6 +141,26 @@ for (const [name, make] of BACKENDS) {
       expect(b.leftovers()).toEqual([])
     })
 
+    test('a chunk may be released or reused once its write resolves (the files module releases body buffers)', async () => {
+      const key = newKey()
+      const data = bytes(6 * MiB + 5, 5)
+      const u = await b.storage.begin(key, 'application/octet-stream')
+      const reused = new Uint8Array(200_000)
+      for (const [i, part] of chunksOf(data, 100_000).entries()) {
+        if (i % 2) {
+          const own = part.slice() // a buffer of its own, detached after the write
+          await u.write(own)
+          own.buffer.transfer(0)
+        } else {
+          reused.set(part)
+          await u.write(reused.subarray(0, part.byteLength))
+          reused.fill(0xee)
+        }
+      }
+      await u.commit()
+      expect(await read(b.storage, key)).toEqual(data)
+    })
+
     test('an empty upload is an empty object', async () => {
       const key = newKey()
       await upload(b.storage, key, new Uint8Array(0))
@@ -237,14 +257,33 @@ describe('storage [local] only', () => {
   test('sweep removes the partial files an upload cut by a crash left', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hearth-storage-'))
     try {
-      // what a process killed mid-upload leaves: its partial file, never renamed
+      // what a process killed mid-upload leaves: its partial file, never renamed, untouched since
       mkdirSync(join(dir, '.partial'))
-      writeFileSync(join(dir, '.partial', crypto.randomUUID()), bytes(5000))
+      const cut = join(dir, '.partial', crypto.randomUUID())
+      writeFileSync(cut, bytes(5000))
+      const twoHoursAgo = new Date(Date.now() - 2 * 3600_000)
+      utimesSync(cut, twoHoursAgo, twoHoursAgo)
       const storage = createLocalStorage(dir) // the next start
       await upload(storage, 'objects/kept', bytes(10))
       await storage.sweep()
       expect(readdirSync(join(dir, '.partial'))).toEqual([])
       expect(existsSync(join(dir, 'objects/kept'))).toBe(true)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test("another instance's start (one data dir for several) leaves an upload in progress alone", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hearth-storage-'))
+    try {
+      const running = createLocalStorage(dir)
+      const data = bytes(20_000)
+      const u = await running.begin('objects/live', 'text/plain')
+      await u.write(data.subarray(0, 10_000))
+      await createLocalStorage(dir).sweep()
+      await u.write(data.subarray(10_000))
+      await u.commit()
+      expect(await read(running, 'objects/live')).toEqual(data)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -4,10 +4,16 @@
  * so a cut upload never shows as a file; `sweep` removes the partials a crash left.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Storage, StorageUpload } from './index.ts'
 import { assertStorageKey } from './keys.ts'
+
+/**
+ * A partial this long untouched is a crash's: a live upload writes to it as bytes arrive, and the
+ * server closes a request idle for 120 s. Younger ones may be another instance's (a shared data dir).
+ */
+const STALE_PARTIAL_MS = 60 * 60 * 1000
 
 export function createLocalStorage(dir: string): Storage {
   const partials = join(dir, '.partial')
@@ -60,7 +66,14 @@ export function createLocalStorage(dir: string): Storage {
 
     async sweep() {
       const left = await readdir(partials).catch(() => [] as string[])
-      await Promise.all(left.map((name) => rm(join(partials, name), { force: true })))
+      const before = Date.now() - STALE_PARTIAL_MS
+      await Promise.all(
+        left.map(async (name) => {
+          const path = join(partials, name)
+          const info = await stat(path).catch(() => undefined)
+          if (info && info.mtimeMs < before) await rm(path, { force: true })
+        }),
+      )
     },
   }
 }
