@@ -306,7 +306,7 @@ describe('storage [s3] only', () => {
   })
 
   // Pinned because the files module depends on them: if Bun changes, these say so.
-  test('an S3File has no size until stat, and as a Response body is a redirect to the store', async () => {
+  test('an S3File has no size until stat, and is no Response body: a redirect to the store, or a throw with headers', async () => {
     const storage = createS3Storage(server.settings)
     await upload(storage, 'quirks/one', bytes(10))
     const file = storage.file('quirks/one')
@@ -314,6 +314,9 @@ describe('storage [s3] only', () => {
     const response = new Response(file)
     expect(response.status).toBe(302)
     expect(response.headers.get('location')).toStartWith(server.settings.endpoint)
+    expect(() => new Response(file.slice(0, 5), { status: 206 })).toThrow('do not support ResponseInit')
+    const streamed = new Response(file.slice(0, 5).stream(), { status: 206 })
+    expect(new Uint8Array(await streamed.arrayBuffer())).toEqual(bytes(10).subarray(0, 5))
   })
 
   test('a store that refuses the upload fails the write or the commit instead of hanging', async () => {
