@@ -1,14 +1,16 @@
 /**
- * Files over real HTTP (Bun.serve on loopback) with real multipart bodies: uploads streamed to the
- * data dir's files/, downloads with ranges and ETags, signed links, avatar and workflow checks by
+ * Files over real HTTP (Bun.serve on loopback) with real multipart bodies, on both stores — the data
+ * dir's files/ and a real S3-compatible server (s3rver) — : uploads streamed to storage, downloads with ranges and ETags, signed links, avatar and workflow checks by
  * the bytes, the size limit mid-stream and the quota under parallel uploads (on two instances on
  * Postgres), and every bad form a clear 4xx that leaves nothing behind.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
 import { readdirSync, existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { count, eq } from 'drizzle-orm'
+import { createS3Storage } from '../src/storage/s3.ts'
+import { startS3, type TestS3 } from './helpers/s3.ts'
 import { register, setupCallers, type CallersContext } from './helpers/accounts.ts'
 import { createSecondInstance, createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
@@ -25,11 +27,20 @@ function serve(t: TestApp) {
   return { server, origin: `http://127.0.0.1:${server.port}` }
 }
 
-/** Files kept on disk under the data dir (partials included). */
-function storedFiles(t: TestApp): string[] {
+type Store = 'local' | 's3'
+
+/**
+ * What the store holds, as `/<key>`: on disk every file under the data dir's files/ (partials
+ * included); on S3 every object of the bucket and every multipart upload neither completed nor aborted.
+ */
+async function storedKeys(t: TestApp, s3?: TestS3): Promise<string[]> {
+  if (s3) {
+    const listed = await s3.client.list()
+    return [...(listed.contents ?? []).map((o) => `/${o.key}`), ...s3.pendingUploads().map((u) => `/(upload) ${u}`)]
+  }
   const root = join(t.db.dataDir, 'files')
   if (!existsSync(root)) return []
-  return readdirSync(root, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name))
+  return readdirSync(root, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => `/${relative(root, join(d.parentPath, d.name))}`)
 }
 
 async function rowCount(t: TestApp, userId?: string) {
@@ -54,15 +65,18 @@ function rawForm(parts: string[], opts: { end?: boolean } = {}) {
 const textPart = (name: string, value: string) => `Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`
 const filePart = (name: string, fileName: string, data: string, type = 'application/octet-stream') => `Content-Disposition: form-data; name="${name}"; filename="${fileName}"\r\nContent-Type: ${type}\r\n\r\n${data}`
 
-eachDialect('files', (dialect) => {
+for (const store of ['local', 's3'] as Store[])
+eachDialect(`files [${store}]`, (dialect) => {
   let t: TestApp
   let ctx: CallersContext
   let origin: string
   let server: ReturnType<typeof Bun.serve>
   let token: string
+  let s3: TestS3 | undefined
 
   beforeAll(async () => {
-    t = await createTestApp(dialect, { HEARTH_UPLOAD_MAX_BYTES: '1MiB' })
+    if (store === 's3') s3 = await startS3()
+    t = await createTestApp(dialect, { HEARTH_UPLOAD_MAX_BYTES: '1MiB' }, s3 ? { storage: createS3Storage(s3.settings) } : {})
     ctx = await setupCallers(t)
     ;({ server, origin } = serve(t))
     token = ctx.accounts.user.access
@@ -70,7 +84,9 @@ eachDialect('files', (dialect) => {
   afterAll(async () => {
     server.stop(true)
     await t.close()
+    await s3?.stop()
   })
+  const storedFiles = () => storedKeys(t, s3)
 
   const auth = (tok = token) => ({ authorization: `Bearer ${tok}` })
   const upload = (body: BodyInit, path = '/api/v1/files', headers: Record<string, string> = {}, tok = token) => fetch(`${origin}${path}`, { method: 'POST', headers: { ...auth(tok), ...headers }, body })
@@ -89,7 +105,7 @@ eachDialect('files', (dialect) => {
 
   test('round trip: the bytes come back equal, with their SHA-256 and size; the row and the stored file match', async () => {
     const data = crypto.getRandomValues(new Uint8Array(200_000))
-    const before = storedFiles(t).length
+    const before = (await storedFiles()).length
     const f = await uploaded(form({ purpose: 'attachment' }, { data, name: 'data.bin', type: 'application/x-custom' }))
     expect(f).toMatchObject({ file_name: 'data.bin', file_size: data.byteLength, content_type: 'application/x-custom', purpose: 'attachment', sha256: createHash('sha256').update(data).digest('hex') })
     const res = await fetch(`${origin}/api/v1/files/${f.id}/content`, { headers: auth() })
@@ -97,7 +113,7 @@ eachDialect('files', (dialect) => {
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(data)
     expect(res.headers.get('etag')).toBe(`"${f.sha256}"`)
     expect(res.headers.get('last-modified')).toBe(new Date(f.created_at).toUTCString())
-    expect(storedFiles(t).length).toBe(before + 1)
+    expect((await storedFiles()).length).toBe(before + 1)
     const got = await t.request('GET', `/api/v1/files/${f.id}`, { token })
     expect(got.body).toMatchObject({ id: f.id, sha256: f.sha256 })
   })
@@ -205,14 +221,14 @@ eachDialect('files', (dialect) => {
     expect(res).toMatchObject({ file_name: 'flow.json', workflow_id: 'wf_1', version: null })
     const row = (await t.request('GET', `/api/v1/files/${fileId}`, { token })).body
     expect(row).toMatchObject({ purpose: 'workflow', content_type: 'application/json', workflow_id: 'wf_1' })
-    const before = storedFiles(t).length
+    const before = (await storedFiles()).length
     await problem(await upload(form({ workflow_id: 'wf_1' }, { data: '{"broken":', name: 'flow.json' }), '/api/v1/files/workflow'), 422)
     await problem(await upload(form({}, { data: '{}', name: 'flow.json' }), '/api/v1/files/workflow'), 422)
-    expect(storedFiles(t).length).toBe(before)
+    expect((await storedFiles()).length).toBe(before)
   })
 
   test('a chunked body past the limit mid-stream: 413, and no row, no bytes, no quota held', async () => {
-    const before = { rows: await rowCount(t), files: storedFiles(t).length, used: (await t.request('GET', '/api/v1/users/me/storage', { token })).body.used_bytes }
+    const before = { rows: await rowCount(t), files: (await storedFiles()).length, used: (await t.request('GET', '/api/v1/users/me/storage', { token })).body.used_bytes }
     const head = `--B\r\n${textPart('purpose', 'attachment')}\r\n--B\r\n${filePart('file', 'big.bin', '')}`
     const chunk = new Uint8Array(64 * 1024).fill(97)
     let sent = 0
@@ -231,7 +247,7 @@ eachDialect('files', (dialect) => {
     expect(sent).toBeLessThan(64 * 1024 * 1024) // the server stopped reading
     await Bun.sleep(50)
     expect(await rowCount(t)).toBe(before.rows)
-    expect(storedFiles(t).length).toBe(before.files)
+    expect((await storedFiles()).length).toBe(before.files)
     expect((await t.request('GET', '/api/v1/users/me/storage', { token })).body.used_bytes).toBe(before.used)
   })
 
@@ -259,12 +275,12 @@ eachDialect('files', (dialect) => {
     ]
     for (const [name, make, status] of cases)
       test(`${name} → ${status}`, async () => {
-        const before = { rows: await rowCount(t), files: storedFiles(t).length }
+        const before = { rows: await rowCount(t), files: (await storedFiles()).length }
         const { body, type } = make()
         const res = await upload(body, '/api/v1/files', type ? { 'content-type': type } : {})
         await problem(res, status)
         expect(await rowCount(t)).toBe(before.rows)
-        expect(storedFiles(t).length).toBe(before.files)
+        expect((await storedFiles()).length).toBe(before.files)
       })
 
     test('file names: path parts, NUL and control characters are stripped; 10 KB of emoji is cut to 255 characters', async () => {
@@ -282,7 +298,7 @@ eachDialect('files', (dialect) => {
         expect({ sent: sent.slice(0, 20), status: res.status, name: json.file_name }).toEqual({ sent: sent.slice(0, 20), status: 201, name: kept })
       }
       // every stored file is named by ids
-      for (const path of storedFiles(t)) expect(path.slice(join(t.db.dataDir, 'files').length)).toMatch(/^\/[0-9a-f-]{36}\/[0-9a-f-]{36}$/)
+      for (const path of await storedFiles()) expect(path).toMatch(/^\/[0-9a-f-]{36}\/[0-9a-f-]{36}$/)
     })
   })
 
@@ -311,10 +327,10 @@ eachDialect('files', (dialect) => {
     expect((await t.request('GET', '/api/v1/users/me/storage', { token: c.access })).body.used_bytes).toBe(9)
     expect((await t.request('DELETE', `/api/v1/files/${f.id}`, { token: c.access })).status).toBe(204)
     expect((await t.request('GET', '/api/v1/users/me/storage', { token: c.access })).body).toMatchObject({ used_bytes: 3, files: 1 })
-    const dir = join(t.db.dataDir, 'files', c.id)
-    expect(readdirSync(dir)).toEqual([g.id])
+    const theirs = async () => (await storedFiles()).filter((k) => k.startsWith(`/${c.id}/`))
+    expect(await theirs()).toEqual([`/${c.id}/${g.id}`])
     expect((await t.request('DELETE', `/api/v1/admin/users/${c.id}`, { token: ctx.accounts.admin.access })).status).toBe(204)
-    expect(existsSync(join(dir, g.id))).toBe(false)
+    expect(await theirs()).toEqual([])
   })
 
   test('quota: 8 parallel uploads of 300 KB into 1 MiB — at most 3 succeed, the rest 413 STORAGE_QUOTA_EXCEEDED, never above', async () => {

@@ -20,13 +20,18 @@ export interface Storage {
   begin(key: string, contentType: string): Promise<StorageUpload>
   /**
    * The stored object as a Blob (a BunFile or an S3File), for `slice(start, end)` and `stream()`.
-   * Send `file(key).stream()` (or a slice's) as the body, which streams on both stores; not the Blob
-   * itself: an S3File as a Response body is a 302 to a presigned URL of the store (which the client
-   * may not reach, and which skips our headers), and `new Response(s3File, init)` throws.
+   * Send `body(key)` in an answer, not the Blob itself: an S3File as a Response body is a 302 to a
+   * presigned URL of the store (which the client may not reach, and which skips our headers), and
+   * `new Response(s3File, init)` throws.
    * Take the size from the database: an S3File's `size` is NaN until a `stat()` round trip.
    * A slice must not be empty (an S3 `slice(a, a)` reads one byte).
    */
   file(key: string): Blob
+  /**
+   * What to send as the body of a download: the object, or the inclusive byte range `start`–`end`
+   * of it — the file itself on disk (Bun sends it with sendfile), a stream from an S3 store.
+   */
+  body(key: string, range?: { start: number; end: number }): BodyInit
   /** Remove the object; a key that is not there is no error. */
   delete(key: string): Promise<void>
   /** At start: remove what uploads cut by a crash left behind. */

@@ -60,6 +60,11 @@ export function createLocalStorage(dir: string): Storage {
 
     file: (key) => Bun.file(pathOf(key)),
 
+    body(key, range) {
+      const file = Bun.file(pathOf(key))
+      return range ? file.slice(range.start, range.end + 1) : file
+    },
+
     async delete(key) {
       await rm(pathOf(key), { force: true })
     },

@@ -83,6 +83,12 @@ export function createS3Storage(options: S3StorageOptions): Storage {
       return client.file(key)
     },
 
+    body(key, range) {
+      assertStorageKey(key)
+      const file = client.file(key)
+      return (range ? file.slice(range.start, range.end + 1) : file).stream()
+    },
+
     async delete(key) {
       assertStorageKey(key)
       await client.delete(key)

@@ -1,6 +1,6 @@
 /**
- * @module A stored file as an HTTP answer: the Blob as the body (Bun sends a file with sendfile, an
- * S3 object as a stream), one Range, ETag / If-None-Match, and the headers that keep a browser from
+ * @module A stored file as an HTTP answer: the store's body (Bun sends a file on disk with sendfile,
+ * an S3 object as a stream), one Range, ETag / If-None-Match, and the headers that keep a browser from
  * running what a user uploaded (attachment unless on the inline list, nosniff, CSP sandbox).
  */
 import { rangeNotSatisfiable } from './errors.ts'
@@ -38,7 +38,7 @@ export function parseRange(header: string, size: number): { start: number; end: 
 
 const etagMatches = (header: string, etag: string) => header.split(',').some((t) => { const v = t.trim(); return v === '*' || v === etag || v === `W/${etag}` })
 
-export function contentResponse(row: FileRow, blob: Blob, request: Headers): Response {
+export function contentResponse(row: FileRow, body: (range?: { start: number; end: number }) => BodyInit, request: Headers): Response {
   const etag = `"${row.sha256}"`
   const inline = INLINE_TYPES.has(row.contentType)
   const headers: Record<string, string> = {
@@ -58,7 +58,7 @@ export function contentResponse(row: FileRow, blob: Blob, request: Headers): Res
   const rangeHeader = request.get('range')
   const ifRange = request.get('if-range')
   const range = rangeHeader !== null && (ifRange === null || ifRange.trim() === etag) ? parseRange(rangeHeader, size) : undefined
-  if (!range) return new Response(blob, { status: 200, headers })
+  if (!range) return new Response(body(), { status: 200, headers })
   headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`
-  return new Response(blob.slice(range.start, range.end + 1), { status: 206, headers })
+  return new Response(body(range), { status: 206, headers })
 }

@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream'
 import { Busboy, type BusboyFileStream } from '@fastify/busboy'
-import type { AppError } from '../../lib/errors.ts'
+import { AppError } from '../../lib/errors.ts'
 import { fieldAfterFile, malformedForm, missingFileField, tooManyParts, twoFileFields, unexpectedFileField } from './errors.ts'
 
 export interface MultipartUpload {
@@ -35,14 +35,20 @@ export interface MultipartUpload {
  * (bench:files; a bare Bun.serve writing the body to disk: 20-31 MB).
  */
 async function* releasing(stream: AsyncIterable<Uint8Array>, bodyBuffers: WeakSet<ArrayBufferLike>): AsyncGenerator<Uint8Array> {
-  for await (const chunk of stream) {
-    yield chunk
-    const buffer = chunk.buffer
-    if (chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength && bodyBuffers.has(buffer)) {
-      try {
-        ;(buffer as ArrayBuffer).transfer(0)
-      } catch {}
+  try {
+    for await (const chunk of stream) {
+      yield chunk
+      const buffer = chunk.buffer
+      if (chunk.byteOffset === 0 && chunk.byteLength === buffer.byteLength && bodyBuffers.has(buffer)) {
+        try {
+          ;(buffer as ArrayBuffer).transfer(0)
+        } catch {}
+      }
     }
+  } catch (error) {
+    // busboy may end the file's stream with its own error ("Part terminated early") before its
+    // parser reports the cut form: that is the client's cut body too, never a 500
+    throw error instanceof AppError ? error : malformedForm('the body ended before the form did')
   }
 }
 

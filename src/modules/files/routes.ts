@@ -133,7 +133,7 @@ export function fileRoutes(deps: { files: FilesService; users: UsersService; upl
       async ({ principal, params, query, request }) => {
         const signed = query.signature !== undefined || query.expires !== undefined
         const row = signed || !principal ? await files.byLink(params.id, query.expires, query.signature) : await files.get(principal.userId, params.id)
-        return contentResponse(row, files.content(row), request.headers)
+        return contentResponse(row, (range) => files.content(row, range), request.headers)
       },
       {
         auth: 'signed',

@@ -239,7 +239,8 @@ export function createFilesService(deps: { database: Database; storage: Storage;
     },
 
     /** The stored bytes of a file, as a Blob (sent without being read into memory). */
-    content: (row: FileRow): Blob => storage.file(row.storageKey),
+    /** The body of a download of `row` (all of it, or one inclusive byte range). */
+    content: (row: FileRow, range?: { start: number; end: number }) => storage.body(row.storageKey, range),
 
     async usageOf(userId: string): Promise<StorageUse> {
       const [row] = await db
