@@ -14,6 +14,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
 import {
+  HEARTH_BENCH_ENV,
   autocannonGenerator,
   combineLoads,
   findLoadGenerator,
@@ -47,12 +48,8 @@ const WARMUP_SEC = 1
 const durationSec = envNumber('BENCH_DURATION', 5, 0.5, 600)
 const connections = envNumber('BENCH_CONNECTIONS', 50, 1, 10_000)
 
-/**
- * Every Hearth process gets these. The per-user limit (HEARTH_RATE_LIMIT, 60/min by default) is raised
- * so the load never meets a 429; the limiter still counts every authenticated request. 9999999/min is
- * the most the setting accepts (at most 7 digits), far above what one process serves in a minute.
- */
-const HEARTH_ENV = { HEARTH_LOG: 'warn', HEARTH_RATE_LIMIT: '9999999/min', HEARTH_AUTH_RATE_LIMIT: '1000/min' }
+/** Every Hearth process gets these (bench/lib.ts HEARTH_BENCH_ENV). */
+const HEARTH_ENV = HEARTH_BENCH_ENV
 const BENCH_USER = { username: 'bench_user', email: 'bench@example.com', password: 'bench-password-1' }
 
 const BASELINE = 'baseline: raw Bun.serve'
