@@ -1,5 +1,5 @@
 /** @module The code mail, in the user's language (zh or en), as plain text and HTML. */
-import type { CodeType } from './service.ts'
+import type { CodeType } from './codes.ts'
 
 const TEXT = {
   en: {

@@ -4,7 +4,8 @@ import { expiryTime, isoDate } from '../../lib/schemas.ts'
 import { toUserDto, userSchema } from '../users/model.ts'
 import type { UserRow } from '../users/service.ts'
 import { API_KEY_SCOPES, type ApiKey } from './api-keys.ts'
-import type { CodeSent, IssuedTokens, Session } from './service.ts'
+import type { CodeSent } from './codes.ts'
+import type { IssuedTokens, Session } from './service.ts'
 
 const username = z.string().min(3).max(50).regex(/^[A-Za-z0-9_-]+$/, 'only letters, digits, _ and -')
 const email = z.email().max(254)

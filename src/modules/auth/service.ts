@@ -1,17 +1,16 @@
 /**
  * @module Accounts: registration, login, refresh-token rotation with reuse detection, sessions,
- * password change and reset, email codes, and resolving a request's credentials to a principal.
+ * password change and reset (email codes are codes.ts), and resolving a request's credentials to a principal.
  * No HTTP types here: routes pass in what they read (ip, user agent, tokens).
  */
-import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm'
+import { and, desc, eq, gt, isNull, ne, or, sql } from 'drizzle-orm'
 import type { Config } from '../../config.ts'
 import type { Database } from '../../db/index.ts'
-import { randomDigits, randomToken, sha256 } from '../../lib/crypto.ts'
+import { randomToken, sha256 } from '../../lib/crypto.ts'
 import { createLastUsed } from '../../lib/last-used.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { Mailer } from '../../lib/mailer.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
-import { withLock } from '../../db/lock.ts'
 import { createUser, hashPassword, preferencesOf, type Role, type UserRow, type UsersService } from '../users/service.ts'
 import type { SetupService } from '../setup/service.ts'
 import { setupCompletedMeanwhile } from '../setup/errors.ts'
@@ -19,8 +18,6 @@ import { API_KEY_SCOPES, type ApiKeyScope, type ApiKeysService } from './api-key
 import {
   accountDisabled,
   badCode,
-  codeCooldown,
-  codeDailyCapReached,
   invalidCredentials,
   inviteInvalid,
   inviteRequired,
@@ -34,21 +31,15 @@ import {
   sessionRevoked,
   tokenExpired,
 } from './errors.ts'
-import { codeMail } from './mail.ts'
+import { createEmailCodes, type CodeSent, type CodeType } from './codes.ts'
 import type { RevocationsService } from './revocations.ts'
 import type { AccessTokens } from './tokens.ts'
 
 export const REFRESH_TTL_MS = 30 * 24 * 3600_000
 /** how long after its rotation a refresh token still gives the same successor (parallel refreshes: two tabs); after that, presenting it is reuse */
 export const REFRESH_GRACE_MS = 10_000
-const CODE_TTL_MS = 10 * 60_000
-const CODE_COOLDOWN_MS = 60_000
-const CODE_DAILY_CAP = 10
-const CODE_MAX_ATTEMPTS = 5
 /** failed logins before a lock for the rest of the window: per (account, client), and per account for the clients that failed too (docs/api.md §4) */
 const LOGIN_FAILURE_LIMIT = { limit: 5, windowMs: 15 * 60_000 }
-
-export type CodeType = 'register' | 'password_reset'
 
 /** Who is calling, and how: an access token (of a session) or an API key (with its scopes). */
 export interface Principal {
@@ -103,14 +94,6 @@ export interface Session {
 }
 
 /** What a send-code request did, the same whether or not the address has an account. */
-export interface CodeSent {
-  email: string
-  codeType: CodeType
-  cooldownSeconds: number
-  remainingDailySends: number
-  expireMinutes: number
-}
-
 export function createAuthService(deps: {
   database: Database
   config: Config
@@ -129,8 +112,9 @@ export function createAuthService(deps: {
   /** default {@link REFRESH_GRACE_MS}; tests shorten it */
   refreshGraceMs?: number
 }) {
-  const { database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users } = deps
+  const { database, config, logger, tokens, revocations, limiter, apiKeys, users } = deps
   const { db, t } = database
+  const codes = createEmailCodes({ database, mailer: deps.mailer, logger, codeKey: deps.codeKey })
 
   const byLogin = db
     .select()
@@ -155,8 +139,6 @@ export function createAuthService(deps: {
    * copy of it. Only the server knows the key, so knowing a token does not tell its successor.
    */
   const successorOf = (token: string) => `hrt_${new Bun.CryptoHasher('sha256', deps.successorKey).update(`refresh-successor\n${token}`).digest('base64url')}`
-
-  const codeHash = (email: string, type: CodeType, code: string) => new Bun.CryptoHasher('sha256', deps.codeKey).update(`${email}\n${type}\n${code}`).digest('hex')
 
   const sessionLastUsed = createLastUsed('session', (id, at) => db.update(t.sessions).set({ lastUsedAt: at }).where(eq(t.sessions.id, id)), logger)
 
@@ -229,37 +211,6 @@ export function createAuthService(deps: {
     }
   }
 
-  /**
-   * Check a code and return its row id. Every check first takes one of the code's 5 attempts in a
-   * conditional update, so concurrent guesses cannot get more than 5 comparisons; a right code
-   * gives its attempt back.
-   */
-  async function checkCode(emailRaw: string, type: CodeType, code: string): Promise<string> {
-    const email = emailRaw.toLowerCase()
-    const { emailCodes: c } = t
-    const [row] = await db
-      .select({ id: c.id, codeHash: c.codeHash })
-      .from(c)
-      .where(and(eq(c.email, email), eq(c.codeType, type), isNull(c.consumedAt), gt(c.expiresAt, new Date())))
-      .orderBy(desc(c.createdAt))
-      .limit(1)
-    if (!row) throw badCode()
-    const taken = await db
-      .update(c)
-      .set({ attempts: sql`${c.attempts} + 1` })
-      .where(and(eq(c.id, row.id), lt(c.attempts, CODE_MAX_ATTEMPTS), isNull(c.consumedAt)))
-      .returning({ id: c.id })
-    if (!taken.length || row.codeHash !== codeHash(email, type, code)) throw badCode()
-    await db.update(c).set({ attempts: sql`${c.attempts} - 1` }).where(eq(c.id, row.id))
-    return row.id
-  }
-
-  /** Use up a checked code; false when another request used it first. */
-  async function useCode(id: string): Promise<boolean> {
-    const used = await db.update(t.emailCodes).set({ consumedAt: new Date() }).where(and(eq(t.emailCodes.id, id), isNull(t.emailCodes.consumedAt))).returning({ id: t.emailCodes.id })
-    return used.length > 0
-  }
-
   return {
     async register(input: NewAccount, client: ClientInfo): Promise<SignedIn> {
       const firstAdmin = await checkRegistration(input, false)
@@ -273,10 +224,10 @@ export function createAuthService(deps: {
 
     async verifyRegister(input: NewAccount & { code: string }, client: ClientInfo): Promise<SignedIn> {
       const firstAdmin = await checkRegistration(input, true)
-      const codeId = await checkCode(input.email, 'register', input.code)
+      const codeId = await codes.check(input.email, 'register', input.code)
       // the code is used up only once the user exists: a taken username leaves it usable for a retry
       const user = await createUser(database, { username: input.username, email: input.email, password: input.password, displayName: input.displayName, emailVerified: true })
-      if (!(await useCode(codeId))) {
+      if (!(await codes.use(codeId))) {
         await db.delete(t.users).where(eq(t.users.id, user.id))
         throw badCode()
       }
@@ -401,40 +352,17 @@ export function createAuthService(deps: {
       const [existing] = await byLogin.execute({ login: email })
       // register: no mail to an address that already has an account; reset: only to one that has
       const deliver = type === 'register' ? !existing : !!existing && existing.isActive
-      const code = randomDigits(6)
-      // check-then-insert under a per-address lock: concurrent requests cannot slip past the cooldown
-      const sentBefore = await withLock(database, `email-code:${email}`, async (q) => {
-        const now = Date.now()
-        const { emailCodes: c } = t
-        const recent = await q.select({ createdAt: c.createdAt }).from(c).where(and(eq(c.email, email), gt(c.createdAt, new Date(now - 24 * 3600_000)))).orderBy(desc(c.createdAt))
-        const last = recent[0]?.createdAt.getTime()
-        if (last !== undefined && now - last < CODE_COOLDOWN_MS) {
-          throw codeCooldown(Math.ceil((CODE_COOLDOWN_MS - (now - last)) / 1000))
-        }
-        if (recent.length >= CODE_DAILY_CAP) {
-          const wait = Math.ceil((recent[CODE_DAILY_CAP - 1]!.createdAt.getTime() + 24 * 3600_000 - now) / 1000)
-          throw codeDailyCapReached(Math.max(1, wait))
-        }
-        await q.update(c).set({ consumedAt: new Date(now) }).where(and(eq(c.email, email), eq(c.codeType, type), isNull(c.consumedAt)))
-        await q.insert(c).values({ email, codeType: type, codeHash: codeHash(email, type, deliver ? code : randomToken(16)), createdAt: new Date(now), expiresAt: new Date(now + CODE_TTL_MS) })
-        return recent.length
-      })
-      if (deliver) {
-        const lang = language ?? (existing ? preferencesOf(existing).language : 'en')
-        // Sent in the background: the answer must not take longer when an account exists.
-        void mailer.send({ ...codeMail(lang, type, code, CODE_TTL_MS / 60_000), to: email, logFields: { code_type: type, code } }).catch((error) => logger.error('could not send mail', { error, code_type: type }))
-      }
-      return { email, codeType: type, cooldownSeconds: CODE_COOLDOWN_MS / 1000, remainingDailySends: CODE_DAILY_CAP - sentBefore - 1, expireMinutes: CODE_TTL_MS / 60_000 }
+      return codes.send(email, type, deliver ? (language ?? (existing ? preferencesOf(existing).language : 'en')) : undefined)
     },
 
     async verifyCode(email: string, type: CodeType, code: string) {
-      await checkCode(email, type, code)
+      await codes.check(email, type, code)
     },
 
     async resetPassword(emailRaw: string, code: string, newPassword: string) {
       const email = emailRaw.toLowerCase()
-      const codeId = await checkCode(email, 'password_reset', code)
-      if (!(await useCode(codeId))) throw badCode()
+      const codeId = await codes.check(email, 'password_reset', code)
+      if (!(await codes.use(codeId))) throw badCode()
       const [user] = await byLogin.execute({ login: email })
       if (!user || user.email !== email) throw badCode()
       await db.update(t.users).set({ passwordHash: await hashPassword(newPassword), updatedAt: new Date() }).where(eq(t.users.id, user.id))
