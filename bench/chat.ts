@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
-import { HEARTH_BENCH_ENV, formatMs, renderTable, hardStop, runAsScript, samplePercentile, processCpuMs, runCommand, setupTokenIn, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
+import { HEARTH_BENCH_ENV, envInteger, errorMessage, formatMs, renderTable, hardStop, runAsScript, samplePercentile, processCpuMs, runCommand, setupTokenIn, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
 import type { ChatClientResult } from './targets/chat-client.ts'
 import type { ProbeSample } from './targets/mem-probe.ts'
 import type { Ready, Report } from './targets/sse-client.ts'
@@ -58,18 +58,6 @@ const HEARTH_CHAT = 'Hearth POST …/conversations/{id}/messages'
 
 function progress(text: string): void {
   process.stderr.write(`bench chat: ${text}\n`)
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
-
-function envNumber(name: string, fallback: number, min: number, max: number): number | Error {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < min || value > max) return new Error(`${name}=${JSON.stringify(raw)} must be a whole number from ${min} to ${max}`)
-  return value
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -344,8 +332,8 @@ async function runBaselineSse(count: number, holdSec: number, probe: Probe | und
     server = await spawnServer(withOpenFiles(cmd, count + 1_024), { HOST: '127.0.0.1', ...env }, (line) => (/^\d+$/.test(line) ? `http://127.0.0.1:${line}/health` : undefined), { cwd: root })
     await measureSubscribers(row, server.pid, `${server.url}/stream`, undefined, count, holdSec, probe)
   } catch (error) {
-    row.failure = message(error).split('\n')[0]
-    progress(`${row.name} failed: ${message(error)}`)
+    row.failure = errorMessage(error).split('\n')[0]
+    progress(`${row.name} failed: ${errorMessage(error)}`)
   } finally {
     await server?.stop()
   }
@@ -382,8 +370,8 @@ async function runHearthSse(upstream: string, count: number, holdSec: number, pr
     await withTimeout(firstDelta.promise, 15_000, 'the first token of the long chat')
     await measureSubscribers(row, server.pid, `${server.url}/api/v1/conversations/${conversation}/stream`, { authorization: `Bearer ${token}` }, count, holdSec, probe)
   } catch (error) {
-    row.failure = message(error).split('\n')[0]
-    progress(`${row.name} failed: ${message(error)}`)
+    row.failure = errorMessage(error).split('\n')[0]
+    progress(`${row.name} failed: ${errorMessage(error)}`)
   } finally {
     if (hearth && conversation) await api(hearth.server.url, 'POST', `/api/v1/conversations/${conversation}/stop`, hearth.token, undefined, 200).catch(() => {})
     chatAbort.abort()
@@ -451,7 +439,7 @@ async function verifyStored(row: ChatRow, origin: string, token: string, result:
       if (problem) noteError(row, `stored answer: ${problem}`)
       else if (outcome.ok) row.storedComplete++
     } catch (error) {
-      noteError(row, `stored answer: ${message(error)}`)
+      noteError(row, `stored answer: ${errorMessage(error)}`)
     }
   })
 }
@@ -464,8 +452,8 @@ async function runChats(upstream: { url: string; pid: number }, chats: number, r
   try {
     hearth = await startHearth(upstream.url, chats * 2 + 1_024)
   } catch (error) {
-    hearthRow.failure = message(error).split('\n')[0]
-    progress(`${HEARTH_CHAT} failed: ${message(error)}`)
+    hearthRow.failure = errorMessage(error).split('\n')[0]
+    progress(`${HEARTH_CHAT} failed: ${errorMessage(error)}`)
   }
   try {
     const warmup = Math.min(chats, 50)
@@ -495,8 +483,8 @@ async function runChats(upstream: { url: string; pid: number }, chats: number, r
         if (serverBefore !== undefined && serverAfter !== undefined) row.serverCpuMs += serverAfter - serverBefore
         if (upstreamBefore !== undefined && upstreamAfter !== undefined) row.upstreamCpuMs += upstreamAfter - upstreamBefore
       } catch (error) {
-        row.failure = message(error).split('\n')[0]
-        progress(`${row.name} failed: ${message(error)}`)
+        row.failure = errorMessage(error).split('\n')[0]
+        progress(`${row.name} failed: ${errorMessage(error)}`)
       }
     }
     progress(`warm-up: ${warmup} concurrent chats per target`)
@@ -640,10 +628,10 @@ function chatTable(rows: ChatRow[], readyMs: number | undefined): string {
 /** The whole chat benchmark; prints its tables and goal lines and returns the exit code. */
 export async function runChatBench(): Promise<number> {
   const settings = [
-    envNumber('BENCH_SSE_SUBSCRIBERS', 10_000, 1, 200_000),
-    envNumber('BENCH_SSE_HOLD', 35, 1, 600),
-    envNumber('BENCH_CHATS', 500, 1, 20_000),
-    envNumber('BENCH_CHAT_ROUNDS', 3, 1, 50),
+    envInteger('BENCH_SSE_SUBSCRIBERS', 10_000, 1, 200_000),
+    envInteger('BENCH_SSE_HOLD', 35, 1, 600),
+    envInteger('BENCH_CHATS', 500, 1, 20_000),
+    envInteger('BENCH_CHAT_ROUNDS', 3, 1, 50),
   ]
   const bad = settings.find((value): value is Error => value instanceof Error)
   const parts = (process.env.BENCH_CHAT_PARTS || 'sse,chats').split(',').map((p) => p.trim())
@@ -681,7 +669,7 @@ export async function runChatBench(): Promise<number> {
     if (doChats) chatResult = await runChats({ url: fake.url, pid: fake.pid }, chats!, rounds!, work.path)
   } catch (error) {
     exitCode = 1
-    progress(`failed: ${message(error)}`)
+    progress(`failed: ${errorMessage(error)}`)
   } finally {
     await fake?.stop()
     work.remove()

@@ -25,7 +25,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { arch, cpus, loadavg, platform } from 'node:os'
 import { basename, join } from 'node:path'
-import { HEARTH_BENCH_ENV, renderTable, hardStop, runAsScript, samplePercentile, processCpuMs, postJson, setupTokenIn, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
+import { HEARTH_BENCH_ENV, envInteger, errorMessage, renderTable, hardStop, runAsScript, samplePercentile, processCpuMs, postJson, setupTokenIn, spawnServer, startHearthServer, tempDir, trackProcess, type RunningServer } from './lib.ts'
 import type { DownloadResult } from './targets/download-client.ts'
 import type { UploadResult } from './targets/upload-client.ts'
 
@@ -56,18 +56,6 @@ const HEARTH_DOWNLOAD = 'Hearth GET /api/v1/files/{id}/content'
 
 function progress(text: string): void {
   process.stderr.write(`bench files: ${text}\n`)
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
-
-function envNumber(name: string, fallback: number, min: number, max: number): number | Error {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < min || value > max) return new Error(`${name}=${JSON.stringify(raw)} must be a whole number from ${min} to ${max}`)
-  return value
 }
 
 // ─── processes ──────────────────────────────────────────────────────────────────────────────────
@@ -216,8 +204,8 @@ async function measureUpload(row: UploadRow, target: UploadTarget, chunked: bool
     await Bun.sleep(SETTLE_MS)
     row.rssAfter = statusBytes(pid, 'VmRSS')
   } catch (error) {
-    row.failure = message(error).split('\n')[0]
-    progress(`${row.name} failed: ${message(error)}`)
+    row.failure = errorMessage(error).split('\n')[0]
+    progress(`${row.name} failed: ${errorMessage(error)}`)
   }
 }
 
@@ -239,8 +227,8 @@ async function measureSinkUpload(bytes: number, chunked: boolean): Promise<Uploa
       },
     }, chunked)
   } catch (error) {
-    row.failure = message(error).split('\n')[0]
-    progress(`${row.name} failed: ${message(error)}`)
+    row.failure = errorMessage(error).split('\n')[0]
+    progress(`${row.name} failed: ${errorMessage(error)}`)
   } finally {
     await sink?.stop()
     dir.remove()
@@ -295,7 +283,7 @@ async function measureDownloads(hearth: Hearth, bytes: number, downloads: number
       uploaded = await upload(hearth, bytes)
       ;({ id, path } = checkUpload(uploaded, bytes, hearth))
     } catch (error) {
-      throw new Error(`uploading the file to download: ${message(error)}`)
+      throw new Error(`uploading the file to download: ${errorMessage(error)}`)
     }
     staticServer = await spawnServer([bun, STATIC_FILE], { HOST: '127.0.0.1', FILE: path }, (line) => (/^\d+$/.test(line) ? `http://127.0.0.1:${line}/health` : undefined), { cwd: root })
     baseline.pid = staticServer.pid
@@ -332,8 +320,8 @@ async function measureDownloads(hearth: Hearth, bytes: number, downloads: number
       }
     }
   } catch (error) {
-    for (const row of rows) row.failure ??= message(error).split('\n')[0]
-    progress(`downloads failed: ${message(error)}`)
+    for (const row of rows) row.failure ??= errorMessage(error).split('\n')[0]
+    progress(`downloads failed: ${errorMessage(error)}`)
   } finally {
     await staticServer?.stop()
   }
@@ -414,11 +402,11 @@ function table(uploads: UploadRow[] | undefined, downloads: DownloadRow[] | unde
 /** The whole files benchmark; prints its table and goal lines and returns the exit code. */
 export async function runFilesBench(): Promise<number> {
   const settings = [
-    envNumber('BENCH_UPLOAD_MB', 200, 1, 4_096),
-    envNumber('BENCH_DOWNLOAD_MB', 100, 1, 4_096),
-    envNumber('BENCH_DOWNLOADS', 20, 1, 1_000),
-    envNumber('BENCH_DOWNLOAD_PARALLEL', 4, 1, 64),
-    envNumber('BENCH_DOWNLOAD_ROUNDS', 3, 1, 20),
+    envInteger('BENCH_UPLOAD_MB', 200, 1, 4_096),
+    envInteger('BENCH_DOWNLOAD_MB', 100, 1, 4_096),
+    envInteger('BENCH_DOWNLOADS', 20, 1, 1_000),
+    envInteger('BENCH_DOWNLOAD_PARALLEL', 4, 1, 64),
+    envInteger('BENCH_DOWNLOAD_ROUNDS', 3, 1, 20),
   ]
   const bad = settings.find((value): value is Error => value instanceof Error)
   const parts = (process.env.BENCH_FILES_PARTS || 'upload,download').split(',').map((p) => p.trim())
@@ -456,11 +444,11 @@ export async function runFilesBench(): Promise<number> {
     if (doDownload) downloadRows = (await measureDownloads(hearth, downloadBytes, downloads!, parallel!, rounds!)).rows
   } catch (error) {
     exitCode = 1
-    progress(`failed: ${message(error)}`)
-    if (doDownload) downloadRows ??= [BASELINE, HEARTH_DOWNLOAD].map((name) => ({ name, runs: [], errors: 0, errorSamples: [], serverCpuMs: 0, failure: message(error).split('\n')[0] }))
+    progress(`failed: ${errorMessage(error)}`)
+    if (doDownload) downloadRows ??= [BASELINE, HEARTH_DOWNLOAD].map((name) => ({ name, runs: [], errors: 0, errorSamples: [], serverCpuMs: 0, failure: errorMessage(error).split('\n')[0] }))
     if (doUpload) {
       uploadRows ??= []
-      for (const name of [UPLOAD_BASELINE, UPLOAD_ROW]) if (!uploadRows.some((r) => r.name === name)) uploadRows.push({ name, bytes: uploadBytes, samples: 0, failure: message(error).split('\n')[0] })
+      for (const name of [UPLOAD_BASELINE, UPLOAD_ROW]) if (!uploadRows.some((r) => r.name === name)) uploadRows.push({ name, bytes: uploadBytes, samples: 0, failure: errorMessage(error).split('\n')[0] })
     }
   } finally {
     await hearth?.stop()

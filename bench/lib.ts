@@ -697,3 +697,14 @@ export function renderTable(header: string[], cells: string[][], numeric: Set<nu
       .trimEnd()
   return [render(header), widths.map((width) => '─'.repeat(width)).join('─┼─'), ...cells.map(render)].join('\n')
 }
+
+/** A whole-number setting from the environment (BENCH_*), `fallback` when unset; an Error naming it when out of range. */
+export function envInteger(name: string, fallback: number, min: number, max: number): number | Error {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min || value > max) return new Error(`${name}=${JSON.stringify(raw)} must be a whole number from ${min} to ${max}`)
+  return value
+}
+
+export const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error))
