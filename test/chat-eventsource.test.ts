@@ -64,6 +64,8 @@ if (browserAvailable('EventSource in Chromium'))
         const list = await t.request('GET', '/api/v1/conversations', { token: a.access })
         expect(list.body.total).toBe(1)
         expect(answerCalls()).toBe(1)
+        // and nothing else reached the model but the conversation's title (one call, before done)
+        expect(fake.requests.filter((r) => r.path.endsWith('/chat/completions'))).toHaveLength(2)
       } finally {
         await browser.close()
       }
