@@ -195,11 +195,13 @@ export const usage = table(
   (t) => [index('usage_user_created_idx').on(t.userId, t.createdAt), index('usage_created_idx').on(t.createdAt)],
 )
 
-/** Instance settings by group. Secret values are stored encrypted and never returned. */
+/** Settings by group: global ones (no owner, admins') and each user's personal ones. Secret values are stored encrypted and never returned. */
 export const configs = table(
   'configs',
   {
     id: id(),
+    /** null: a global setting; else the user whose personal setting it is */
+    userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
     configGroup: text('config_group').notNull(),
     configName: text('config_name').notNull(),
     configValue: text('config_value'),
@@ -207,7 +209,10 @@ export const configs = table(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [uniqueIndex('configs_group_name_uq').on(t.configGroup, t.configName)],
+  (t) => [
+    uniqueIndex('configs_global_uq').on(t.configGroup, t.configName).where(sql`user_id IS NULL`),
+    uniqueIndex('configs_personal_uq').on(t.userId, t.configGroup, t.configName).where(sql`user_id IS NOT NULL`),
+  ],
 )
 
 /** Saved assistants. Built-in ones (no owner) are seeded at start and read-only. */
@@ -239,6 +244,8 @@ export const conversations = table(
     modelId: text('model_id'),
     presetId: text('preset_id').references(() => presets.id, { onDelete: 'set null' }),
     systemPrompt: text('system_prompt'),
+    /** the tools its answers may call (names as GET /tools lists them) */
+    tools: json<string[]>('tools').notNull().default([]),
     isFavorite: boolean('is_favorite').notNull().default(false),
     messageCount: integer('message_count').notNull().default(0),
     /** the last message of the active branch */
@@ -326,4 +333,75 @@ export const busPayloads = table(
     createdAt: createdAt(),
   },
   (t) => [index('bus_payloads_created_at_idx').on(t.createdAt)],
+)
+
+/** MCP servers: global ones (no owner, admins') and users' personal ones. `env` and `headers` are encrypted JSON objects. */
+export const mcpServers = table(
+  'mcp_servers',
+  {
+    id: id(),
+    userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    transport: text('transport', { enum: ['stdio', 'http', 'sse'] }).notNull(),
+    command: text('command'),
+    args: json<string[]>('args').notNull().default([]),
+    env: text('env'),
+    envKeys: json<string[]>('env_keys').notNull().default([]),
+    url: text('url'),
+    headers: text('headers'),
+    headerKeys: json<string[]>('header_keys').notNull().default([]),
+    /** the names each user sets for themselves (PUT /mcp/servers/{id}/user-vars) */
+    userVars: json<string[]>('user_vars').notNull().default([]),
+    enabled: boolean('enabled').notNull().default(true),
+    category: text('category'),
+    description: text('description'),
+    timeoutMs: integer('timeout_ms').notNull().default(60_000),
+    requiresApproval: boolean('requires_approval').notNull().default(false),
+    status: text('status', { enum: ['unknown', 'connected', 'error'] }).notNull().default('unknown'),
+    lastError: text('last_error'),
+    toolsCount: integer('tools_count').notNull().default(0),
+    /** the tools it listed last: `{ name, description, input_schema }` */
+    tools: json<{ name: string; description: string | null; input_schema: Record<string, unknown> }[]>('tools'),
+    toolsAt: time('tools_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('mcp_servers_global_name_uq').on(sql`lower(${t.name})`).where(sql`user_id IS NULL`),
+    uniqueIndex('mcp_servers_personal_name_uq').on(t.userId, sql`lower(${t.name})`).where(sql`user_id IS NOT NULL`),
+  ],
+)
+
+/** Each user's own values of a server's `user_vars`, an encrypted JSON object. */
+export const mcpUserVars = table(
+  'mcp_user_vars',
+  {
+    serverId: text('server_id').notNull().references(() => mcpServers.id, { onDelete: 'cascade' }),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    values: text('values').notNull(),
+    keys: json<string[]>('keys').notNull().default([]),
+    updatedAt: updatedAt(),
+  },
+  (t) => [primaryKey({ columns: [t.serverId, t.userId] })],
+)
+
+/** Every tool call, from any source: who, what, how long, and the start of the result. */
+export const toolLogs = table(
+  'tool_logs',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    tool: text('tool').notNull(),
+    /** the MCP server, kept after it is deleted */
+    serverId: text('server_id'),
+    arguments: json<unknown>('arguments'),
+    resultPreview: text('result_preview'),
+    isError: boolean('is_error').notNull().default(false),
+    durationMs: integer('duration_ms').notNull().default(0),
+    source: text('source', { enum: ['api', 'chat', 'task', 'session'] }).notNull(),
+    conversationId: text('conversation_id'),
+    taskId: text('task_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('tool_logs_user_created_idx').on(t.userId, t.createdAt), index('tool_logs_created_idx').on(t.createdAt)],
 )

@@ -119,5 +119,28 @@ export default [
       "ALTER TABLE \"files\" ADD CONSTRAINT \"files_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
       "CREATE INDEX \"files_user_created_idx\" ON \"files\" USING btree (\"user_id\",\"created_at\");"
     ]
+  },
+  {
+    "tag": "0008_tools",
+    "hash": "1488bc39e57d6c742eb39d531e2b466422928ca055757d7fde540c2dbbed794f",
+    "statements": [
+      "CREATE TABLE \"mcp_servers\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text,\n\t\"name\" text NOT NULL,\n\t\"transport\" text NOT NULL,\n\t\"command\" text,\n\t\"args\" jsonb DEFAULT '[]'::jsonb NOT NULL,\n\t\"env\" text,\n\t\"env_keys\" jsonb DEFAULT '[]'::jsonb NOT NULL,\n\t\"url\" text,\n\t\"headers\" text,\n\t\"header_keys\" jsonb DEFAULT '[]'::jsonb NOT NULL,\n\t\"user_vars\" jsonb DEFAULT '[]'::jsonb NOT NULL,\n\t\"enabled\" boolean DEFAULT true NOT NULL,\n\t\"category\" text,\n\t\"description\" text,\n\t\"timeout_ms\" integer DEFAULT 60000 NOT NULL,\n\t\"requires_approval\" boolean DEFAULT false NOT NULL,\n\t\"status\" text DEFAULT 'unknown' NOT NULL,\n\t\"last_error\" text,\n\t\"tools_count\" integer DEFAULT 0 NOT NULL,\n\t\"tools\" jsonb,\n\t\"tools_at\" timestamp with time zone,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"mcp_user_vars\" (\n\t\"server_id\" text NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"values\" text NOT NULL,\n\t\"keys\" jsonb DEFAULT '[]'::jsonb NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL,\n\tCONSTRAINT \"mcp_user_vars_server_id_user_id_pk\" PRIMARY KEY(\"server_id\",\"user_id\")\n);",
+      "CREATE TABLE \"tool_logs\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"tool\" text NOT NULL,\n\t\"server_id\" text,\n\t\"arguments\" jsonb,\n\t\"result_preview\" text,\n\t\"is_error\" boolean DEFAULT false NOT NULL,\n\t\"duration_ms\" integer DEFAULT 0 NOT NULL,\n\t\"source\" text NOT NULL,\n\t\"conversation_id\" text,\n\t\"task_id\" text,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "DROP INDEX \"configs_group_name_uq\";",
+      "ALTER TABLE \"configs\" ADD COLUMN \"user_id\" text;",
+      "ALTER TABLE \"conversations\" ADD COLUMN \"tools\" jsonb DEFAULT '[]'::jsonb NOT NULL;",
+      "ALTER TABLE \"mcp_servers\" ADD CONSTRAINT \"mcp_servers_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"mcp_user_vars\" ADD CONSTRAINT \"mcp_user_vars_server_id_mcp_servers_id_fk\" FOREIGN KEY (\"server_id\") REFERENCES \"public\".\"mcp_servers\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"mcp_user_vars\" ADD CONSTRAINT \"mcp_user_vars_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"tool_logs\" ADD CONSTRAINT \"tool_logs_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE UNIQUE INDEX \"mcp_servers_global_name_uq\" ON \"mcp_servers\" USING btree (lower(\"name\")) WHERE user_id IS NULL;",
+      "CREATE UNIQUE INDEX \"mcp_servers_personal_name_uq\" ON \"mcp_servers\" USING btree (\"user_id\",lower(\"name\")) WHERE user_id IS NOT NULL;",
+      "CREATE INDEX \"tool_logs_user_created_idx\" ON \"tool_logs\" USING btree (\"user_id\",\"created_at\");",
+      "CREATE INDEX \"tool_logs_created_idx\" ON \"tool_logs\" USING btree (\"created_at\");",
+      "ALTER TABLE \"configs\" ADD CONSTRAINT \"configs_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE UNIQUE INDEX \"configs_global_uq\" ON \"configs\" USING btree (\"config_group\",\"config_name\") WHERE user_id IS NULL;",
+      "CREATE UNIQUE INDEX \"configs_personal_uq\" ON \"configs\" USING btree (\"user_id\",\"config_group\",\"config_name\") WHERE user_id IS NOT NULL;"
+    ]
   }
 ] satisfies EmbeddedMigration[]

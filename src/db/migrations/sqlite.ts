@@ -106,5 +106,23 @@ export default [
       "ALTER TABLE `users` ADD `storage_used` integer DEFAULT 0 NOT NULL;",
       "ALTER TABLE `users` ADD `storage_quota` integer;"
     ]
+  },
+  {
+    "tag": "0008_tools",
+    "hash": "82bc6ad902c94be7104fdd60b02628085318fc928a7357882166e771a3ba90b2",
+    "statements": [
+      "CREATE TABLE `mcp_servers` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text,\n\t`name` text NOT NULL,\n\t`transport` text NOT NULL,\n\t`command` text,\n\t`args` text DEFAULT '[]' NOT NULL,\n\t`env` text,\n\t`env_keys` text DEFAULT '[]' NOT NULL,\n\t`url` text,\n\t`headers` text,\n\t`header_keys` text DEFAULT '[]' NOT NULL,\n\t`user_vars` text DEFAULT '[]' NOT NULL,\n\t`enabled` integer DEFAULT true NOT NULL,\n\t`category` text,\n\t`description` text,\n\t`timeout_ms` integer DEFAULT 60000 NOT NULL,\n\t`requires_approval` integer DEFAULT false NOT NULL,\n\t`status` text DEFAULT 'unknown' NOT NULL,\n\t`last_error` text,\n\t`tools_count` integer DEFAULT 0 NOT NULL,\n\t`tools` text,\n\t`tools_at` integer,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `mcp_servers_global_name_uq` ON `mcp_servers` (lower(\"name\")) WHERE user_id IS NULL;",
+      "CREATE UNIQUE INDEX `mcp_servers_personal_name_uq` ON `mcp_servers` (`user_id`,lower(\"name\")) WHERE user_id IS NOT NULL;",
+      "CREATE TABLE `mcp_user_vars` (\n\t`server_id` text NOT NULL,\n\t`user_id` text NOT NULL,\n\t`values` text NOT NULL,\n\t`keys` text DEFAULT '[]' NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tPRIMARY KEY(`server_id`, `user_id`),\n\tFOREIGN KEY (`server_id`) REFERENCES `mcp_servers`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE TABLE `tool_logs` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`tool` text NOT NULL,\n\t`server_id` text,\n\t`arguments` text,\n\t`result_preview` text,\n\t`is_error` integer DEFAULT false NOT NULL,\n\t`duration_ms` integer DEFAULT 0 NOT NULL,\n\t`source` text NOT NULL,\n\t`conversation_id` text,\n\t`task_id` text,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `tool_logs_user_created_idx` ON `tool_logs` (`user_id`,`created_at`);",
+      "CREATE INDEX `tool_logs_created_idx` ON `tool_logs` (`created_at`);",
+      "DROP INDEX `configs_group_name_uq`;",
+      "ALTER TABLE `configs` ADD `user_id` text REFERENCES users(id);",
+      "CREATE UNIQUE INDEX `configs_global_uq` ON `configs` (`config_group`,`config_name`) WHERE user_id IS NULL;",
+      "CREATE UNIQUE INDEX `configs_personal_uq` ON `configs` (`user_id`,`config_group`,`config_name`) WHERE user_id IS NOT NULL;",
+      "ALTER TABLE `conversations` ADD `tools` text DEFAULT '[]' NOT NULL;"
+    ]
   }
 ] satisfies EmbeddedMigration[]
