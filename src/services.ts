@@ -31,6 +31,7 @@ import { createSubscriptions } from './runs/subscriptions.ts'
 import { createStorage } from './storage/create.ts'
 import type { Storage } from './storage/index.ts'
 import { createFilesService } from './modules/files/service.ts'
+import { createMcpService, type McpStatusEvent } from './modules/mcp/service.ts'
 
 export interface BaseDeps {
   config: Config
@@ -49,6 +50,8 @@ export interface BaseDeps {
   storage?: Storage
   /** tests shorten the refresh-token grace window (default 10 s) */
   refreshGraceMs?: number
+  /** tests shorten how long an MCP connection stays open without calls (default 5 minutes) and the wait between failing starts */
+  mcp?: { idleMs?: number; backoffMs?: (failures: number) => number; onStatus?: (e: McpStatusEvent) => void }
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -84,6 +87,7 @@ export async function createServices(deps: BaseDeps) {
   const memories = createMemoriesService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
   const files = createFilesService({ database, storage, logger, linkKey: fileLinkKey, uploadMaxBytes: config.uploadMaxBytes, defaultQuotaBytes: config.storageQuotaBytes })
+  const mcp = createMcpService({ database, secrets, outbound, logger, version: deps.version, ...deps.mcp })
   const runs = createRunRegistry()
   const subscriptions = createSubscriptions({ bus, maxPerUser: config.maxStreamsPerUser })
   // a signed-out session, a deleted key or a cut-off ends the streams it opened, on every instance
@@ -142,10 +146,12 @@ export async function createServices(deps: BaseDeps) {
     subscriptions,
     turns,
     chat,
+    mcp,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
       await runs.stopAll(runGraceMs)
+      await mcp.close()
       await relay?.close()
       await usage.flush()
       revocations.close()
