@@ -26,6 +26,12 @@ function manager(options: Partial<Parameters<typeof createConnections>[0]> = {})
   return { connections, statuses }
 }
 
+/** the pid of the one process open for `serverId` (or the only one) */
+const pidOf = (c: ReturnType<typeof manager>['connections'], serverId?: string) => {
+  const open = c.live().filter((l) => serverId === undefined || l.serverId === serverId)
+  expect(open).toHaveLength(1)
+  return open[0]!.pid!
+}
 const text = (result: { content?: unknown }) => ((result.content as { text?: string }[])[0]?.text ?? '') as string
 const echo = (c: ReturnType<typeof manager>['connections'], target: ServerTarget, message = 'hi') => c.use(target, (client) => client.callTool({ name: 'echo', arguments: { message } }))
 const longCall = (c: ReturnType<typeof manager>['connections'], target: ServerTarget, signal?: AbortSignal, duration = 10) =>
@@ -113,7 +119,7 @@ describe('MCP connections over stdio', () => {
   test('a server killed mid-call: the call fails at once saying so, and the next use starts it again', async () => {
     const target = stdio()
     await echo(connections, target)
-    const [{ pid }] = connections.live().filter((l) => l.serverId === target.serverId) as [{ pid: number }]
+    const pid = pidOf(connections, target.serverId)
     const call = longCall(connections, target)
     await Bun.sleep(300)
     const started = performance.now()
@@ -191,7 +197,7 @@ describe('MCP connection lifetimes', () => {
     try {
       const target = stdio()
       await echo(connections, target)
-      const [{ pid }] = connections.live() as [{ pid: number }]
+      const pid = pidOf(connections)
       await eventually(() => !alive(pid) && connections.live().length === 0, 3000, 'the idle process to stop')
       expect(text(await echo(connections, target, 'again'))).toBe('Echo: again')
       expect(connections.live()[0]!.pid).not.toBe(pid)
@@ -205,7 +211,7 @@ describe('MCP connection lifetimes', () => {
     const pidFile = join(dir, 'grandchild.pid')
     const target = stdio({ command: 'node', args: [RECORDER, 'node', EVERYTHING, 'stdio'], env: { PATH: process.env.PATH!, MCP_PID_FILE: pidFile } })
     await echo(connections, target)
-    const [{ pid }] = connections.live() as [{ pid: number }]
+    const pid = pidOf(connections)
     const grandchild = Number(readFileSync(pidFile, 'utf8'))
     expect([alive(pid), alive(grandchild)]).toEqual([true, true])
     await connections.close()
