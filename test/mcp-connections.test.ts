@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLogger } from '../src/lib/logger.ts'
 import { ConnectionFailed, createConnections, type ConnectionStatus, type ServerTarget } from '../src/modules/mcp/connections.ts'
-import { alive, EVERYTHING, eventually, everythingStdio, freePort, RECORDER, startEverythingHttp, type HttpEverything } from './helpers/mcp.ts'
+import { alive, EVERYTHING, eventually, everythingStdio, freePort, onlyPid, RECORDER, startEverythingHttp, type HttpEverything } from './helpers/mcp.ts'
 
 const logger = createLogger('error', () => {})
 const dir = mkdtempSync(join(tmpdir(), 'hearth-mcp-'))
@@ -26,12 +26,7 @@ function manager(options: Partial<Parameters<typeof createConnections>[0]> = {})
   return { connections, statuses }
 }
 
-/** the pid of the one process open for `serverId` (or the only one) */
-const pidOf = (c: ReturnType<typeof manager>['connections'], serverId?: string) => {
-  const open = c.live().filter((l) => serverId === undefined || l.serverId === serverId)
-  expect(open).toHaveLength(1)
-  return open[0]!.pid!
-}
+const pidOf = (c: ReturnType<typeof manager>['connections'], serverId?: string) => onlyPid(c.live(), serverId)
 const text = (result: { content?: unknown }) => ((result.content as { text?: string }[])[0]?.text ?? '') as string
 const echo = (c: ReturnType<typeof manager>['connections'], target: ServerTarget, message = 'hi') => c.use(target, (client) => client.callTool({ name: 'echo', arguments: { message } }))
 const longCall = (c: ReturnType<typeof manager>['connections'], target: ServerTarget, signal?: AbortSignal, duration = 10) =>

@@ -60,6 +60,13 @@ export async function startEverythingHttp(mode: 'streamableHttp' | 'sse', port?:
   }
 }
 
+/** The pid of the one process open for `serverId` among the manager's live connections (or of the only one open). */
+export function onlyPid(live: { serverId: string; pid?: number }[], serverId?: string): number {
+  const open = live.filter((l) => serverId === undefined || l.serverId === serverId)
+  if (open.length !== 1 || !open[0]!.pid) throw new Error(`expected one process, found ${open.length}`)
+  return open[0]!.pid
+}
+
 /** true while a process with this pid runs (a zombie waiting to be reaped counts as gone) */
 export function alive(pid: number): boolean {
   try {

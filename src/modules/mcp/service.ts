@@ -96,7 +96,7 @@ const GLOBAL_SERVER_SENDER: OutboundCaller = { role: 'admin' }
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin'
 /** the most tools kept of one server's listing */
 const MAX_TOOLS = 500
-/** how long the tools layer waits for a server that was never listed (the listing goes on and fills the cache) */
+/** how long the tools layer waits for a server never listed (the listing goes on and fills the cache); one whose last start failed is not waited for */
 const FIRST_LISTING_WAIT_MS = 10_000
 /** what a masked secret value looks like in GET /mcp/user */
 const MASK = '********'
@@ -352,7 +352,8 @@ export function createMcpService(deps: {
         if (!tools) {
           const { target, missing } = await targetFor(server, vars, p)
           const listing = missing.length ? Promise.resolve([]) : listTools(server, target).then((r) => r.tools, () => [])
-          tools = await Promise.race([listing, Bun.sleep(FIRST_LISTING_WAIT_MS).then(() => [])])
+          // one that failed last time is not waited for: its listing fills the cache if it comes back
+          tools = server.status === 'error' ? [] : await Promise.race([listing, Bun.sleep(FIRST_LISTING_WAIT_MS).then(() => [])])
         }
         return { id: server.id, name: server.name, requiresApproval: server.requiresApproval, timeoutMs: server.timeoutMs, tools: tools.map(toMcpTool) }
       }),
