@@ -29,8 +29,8 @@ function manager(options: Partial<Parameters<typeof createConnections>[0]> = {})
 const pidOf = (c: ReturnType<typeof manager>['connections'], serverId?: string) => onlyPid(c.live(), serverId)
 const text = (result: { content?: unknown }) => ((result.content as { text?: string }[])[0]?.text ?? '') as string
 const echo = (c: ReturnType<typeof manager>['connections'], target: ServerTarget, message = 'hi') => c.use(target, (client) => client.callTool({ name: 'echo', arguments: { message } }))
-const longCall = (c: ReturnType<typeof manager>['connections'], target: ServerTarget, signal?: AbortSignal, duration = 10) =>
-  c.use(target, (client) => client.callTool({ name: 'trigger-long-running-operation', arguments: { duration, steps: duration } }, { signal, timeout: target.timeoutMs }))
+const longCall = (c: ReturnType<typeof manager>['connections'], target: ServerTarget, signal?: AbortSignal, timeout = target.timeoutMs) =>
+  c.use(target, (client) => client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 10, steps: 10 } }, { signal, timeout }))
 
 /** Whether the process recorded in `file` (the recorder's MCP_RECORD_FILE) received a notifications/cancelled. */
 const cancelledIn = (file: string) =>
@@ -103,10 +103,10 @@ describe('MCP connections over stdio', () => {
 
   test('a call past its timeout is cancelled on the server too', async () => {
     const record = join(dir, 'timeout.jsonl')
-    const target = stdio({ command: 'node', args: [RECORDER, 'node', EVERYTHING, 'stdio'], env: { PATH: process.env.PATH!, MCP_RECORD_FILE: record }, timeoutMs: 1000 })
+    const target = stdio({ command: 'node', args: [RECORDER, 'node', EVERYTHING, 'stdio'], env: { PATH: process.env.PATH!, MCP_RECORD_FILE: record } })
     await echo(connections, target)
     const started = performance.now()
-    await expect(longCall(connections, target)).rejects.toMatchObject({ code: 'REQUEST_TIMEOUT' })
+    await expect(longCall(connections, target, undefined, 1000)).rejects.toMatchObject({ code: 'REQUEST_TIMEOUT' })
     expect(performance.now() - started).toBeLessThan(2500)
     await eventually(() => cancelledIn(record), 3000, 'notifications/cancelled reaching the server')
   }, 20_000)

@@ -219,7 +219,7 @@ eachDialect('mcp servers', (dialect) => {
   }, 40_000)
 
   test('a call cancelled by its signal ends at once; a call past timeout_ms is a 502; a server killed mid-call is a 502, then starts again', async () => {
-    const s = await created(await post({ name: 'crashy', ...everythingStdio, timeout_ms: 1500 }))
+    const s = await created(await post({ name: 'crashy', ...everythingStdio, timeout_ms: 2500 }))
     const p = await principalOf(t, ctx.accounts.admin)
     await mcp().call(p, s.id, 'echo', { message: 'warm' }, never())
 
@@ -233,8 +233,8 @@ eachDialect('mcp servers', (dialect) => {
 
     started = performance.now()
     const late = await mcp().call(p, s.id, 'trigger-long-running-operation', { duration: 10, steps: 10 }, never()).catch((e) => e)
-    expect(late).toMatchObject({ status: 502, code: 'UPSTREAM_ERROR', detail: 'MCP server "crashy": trigger-long-running-operation did not answer within 1500 ms; the call was cancelled' })
-    expect(performance.now() - started).toBeLessThan(3000)
+    expect(late).toMatchObject({ status: 502, code: 'UPSTREAM_ERROR', detail: 'MCP server "crashy": trigger-long-running-operation did not answer within 2500 ms; the call was cancelled' })
+    expect(performance.now() - started).toBeLessThan(4000)
 
     const pid = onlyPid(mcp().connections(), s.id)
     const killed = mcp().call(p, s.id, 'trigger-long-running-operation', { duration: 10, steps: 10 }, never()).catch((e) => e)
