@@ -61,6 +61,13 @@ describe('MCP connections over stdio', () => {
     expect(connections.live().filter((l) => l.serverId === target.serverId)).toEqual([{ serverId: target.serverId, userId: null, connected: true, inFlight: 0, pid: expect.any(Number) }])
   }, 20_000)
 
+  test('a 4 MB answer arrives whole', async () => {
+    const big = 'x'.repeat(4 * 1024 * 1024)
+    const started = performance.now()
+    expect(text(await echo(connections, stdio(), big))).toBe(`Echo: ${big}`)
+    expect(performance.now() - started).toBeLessThan(3000)
+  }, 20_000)
+
   test("the child's environment is its own env and PATH only: none of Hearth's settings, not even HOME", async () => {
     process.env.HEARTH_SECRET = 'hearth-secret-must-not-leak'
     process.env.DATABASE_URL = 'postgres://leak@example/db'

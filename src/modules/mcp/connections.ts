@@ -256,8 +256,15 @@ export function createConnections(deps: { logger: Logger; version: string; idleM
 
 export type Connections = ReturnType<typeof createConnections>
 
+const keys = new WeakMap<ServerTarget, string>()
+
 /** Callers share a connection when they would open the same one: same server, same resolved command or URL and credentials, same user's values. */
 export function connectionKey(t: ServerTarget): string {
-  const what = JSON.stringify([t.transport, t.command, t.args, t.env, t.url, t.headers, t.userId])
-  return `${t.serverId}:${new Bun.CryptoHasher('sha256').update(what).digest('hex')}`
+  let key = keys.get(t)
+  if (key === undefined) {
+    const what = JSON.stringify([t.transport, t.command, t.args, t.env, t.url, t.headers, t.userId])
+    key = `${t.serverId}:${new Bun.CryptoHasher('sha256').update(what).digest('hex')}`
+    keys.set(t, key)
+  }
+  return key
 }

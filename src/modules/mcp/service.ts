@@ -336,10 +336,9 @@ export function createMcpService(deps: {
       .leftJoin(t.mcpUserVars, and(eq(t.mcpUserVars.serverId, s.id), eq(t.mcpUserVars.userId, p.userId)))
       .where(and(visible(p), eq(s.enabled, true)))
       .orderBy(sql`CASE WHEN ${s.userId} IS NULL THEN 1 ELSE 0 END`, asc(s.name))
-    const seen = new Set<string>()
-    return rows
-      .filter(({ server }) => mayRun(server, p) && !seen.has(server.name.toLowerCase()) && seen.add(server.name.toLowerCase()))
-      .sort((a, b) => a.server.name.localeCompare(b.server.name))
+    const byName = new Map<string, (typeof rows)[number]>()
+    for (const row of rows) if (mayRun(row.server, p) && !byName.has(row.server.name.toLowerCase())) byName.set(row.server.name.toLowerCase(), row)
+    return [...byName.values()].sort((a, b) => a.server.name.localeCompare(b.server.name))
   }
 
   // ---- the tools layer's view ----

@@ -16,7 +16,7 @@ export interface StdioCommand {
 }
 
 /** A line longer than this on stdout is not a message a server could mean: the process is stopped. */
-const MAX_LINE_BYTES = 32 * 1024 * 1024
+const MAX_LINE_CHARS = 32 * 1024 * 1024
 /** what is kept of stderr, for the log */
 const STDERR_TAIL = 4096
 /** how long a process gets after SIGTERM before SIGKILL */
@@ -121,18 +121,24 @@ export class ProcessTransport implements Transport {
 
   private async readStdout(stream: ReadableStream<Uint8Array>) {
     const decoder = new TextDecoder()
-    let pending = ''
+    // the start of a line not ended yet, in pieces: a long line is never searched or copied twice
+    let pieces: string[] = []
+    let pendingLength = 0
     try {
       for await (const chunk of chunksOf(stream)) {
-        pending += decoder.decode(chunk, { stream: true })
-        let newline: number
-        while ((newline = pending.indexOf('\n')) !== -1) {
-          this.receive(pending.slice(0, newline))
-          pending = pending.slice(newline + 1)
+        let text = decoder.decode(chunk, { stream: true })
+        for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n')) {
+          pieces.push(text.slice(0, newline))
+          this.receive(pieces.join(''))
+          pieces = []
+          pendingLength = 0
+          text = text.slice(newline + 1)
         }
-        if (pending.length > MAX_LINE_BYTES) {
+        if (text) pieces.push(text)
+        pendingLength += text.length
+        if (pendingLength > MAX_LINE_CHARS) {
           this.garbageLines++
-          this.onerror?.(new Error(`the server wrote a line longer than ${MAX_LINE_BYTES} bytes`))
+          this.onerror?.(new Error(`the server wrote a line longer than ${MAX_LINE_CHARS} characters`))
           void this.close()
           return
         }
