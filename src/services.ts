@@ -32,6 +32,9 @@ import { createStorage } from './storage/create.ts'
 import type { Storage } from './storage/index.ts'
 import { createFilesService } from './modules/files/service.ts'
 import { createMcpService, type McpStatusEvent } from './modules/mcp/service.ts'
+import { createToolEvents } from './modules/tools/events.ts'
+import { createToolsService } from './modules/tools/service.ts'
+import { builtinTools } from './modules/tools/builtins/index.ts'
 
 export interface BaseDeps {
   config: Config
@@ -87,12 +90,28 @@ export async function createServices(deps: BaseDeps) {
   const memories = createMemoriesService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
   const files = createFilesService({ database, storage, logger, linkKey: fileLinkKey, uploadMaxBytes: config.uploadMaxBytes, defaultQuotaBytes: config.storageQuotaBytes })
-  const mcp = createMcpService({ database, secrets, outbound, logger, version: deps.version, ...deps.mcp })
   const runs = createRunRegistry()
   const subscriptions = createSubscriptions({ bus, maxPerUser: config.maxStreamsPerUser })
   // a signed-out session, a deleted key or a cut-off ends the streams it opened, on every instance
   revocations.onInvalidate(subscriptions.revoke)
   const turns = createModelTurns({ providers, usage, logger })
+  const toolEvents = createToolEvents({ bus })
+  const mcp = createMcpService({
+    database,
+    secrets,
+    outbound,
+    logger,
+    version: deps.version,
+    idleMs: deps.mcp?.idleMs,
+    backoffMs: deps.mcp?.backoffMs,
+    // a server's status reaches whoever may see it: everyone for a global server (ownerId null), else its owner, or the user whose own user_vars the connection runs with
+    onStatus: (e) => {
+      deps.mcp?.onStatus?.(e)
+      void toolEvents.publish(e.ownerId, { event: 'server_status', data: { server_id: e.serverId, status: e.status, error: e.error } }).catch((error) => logger.warn('mcp status event not sent', { error }))
+    },
+  })
+  // TODO(configs): settingFor becomes configs.valueFor (personal, else global) once personal configs land
+  const tools = createToolsService({ database, logger, events: toolEvents, builtins: builtinTools(), mcp: mcp.toolSource, settingFor: (_userId, group, name) => configs.value(group, name) })
   const chat = createChatService({
     database,
     logger,
@@ -145,6 +164,8 @@ export async function createServices(deps: BaseDeps) {
     runs,
     subscriptions,
     turns,
+    toolEvents,
+    tools,
     chat,
     mcp,
     /** Stop background work and write what is pending; the database is closed by the caller. */
@@ -156,6 +177,7 @@ export async function createServices(deps: BaseDeps) {
       await usage.flush()
       revocations.close()
       subscriptions.close()
+      toolEvents.close()
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close()])
       await bus.close()
     },
