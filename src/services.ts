@@ -98,6 +98,7 @@ export async function createServices(deps: BaseDeps) {
   const toolEvents = createToolEvents({ bus })
   const mcp = createMcpService({
     database,
+    bus,
     secrets,
     outbound,
     logger,

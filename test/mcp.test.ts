@@ -5,6 +5,7 @@
  * module calls it.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { eq } from 'drizzle-orm'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,11 +13,12 @@ import { CATALOG } from '../src/modules/mcp/catalog.ts'
 import type { McpStatusEvent } from '../src/modules/mcp/service.ts'
 import type { Principal } from '../src/modules/auth/service.ts'
 import { register, setupCallers, useCallers, type Account, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
-import { eachDialect } from './helpers/db.ts'
+import { createSecondInstance, createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
+import { DIALECTS, eachDialect } from './helpers/db.ts'
 import { alive, EVERYTHING, eventually, everythingStdio, onlyPid, startEverythingHttp, type HttpEverything } from './helpers/mcp.ts'
 import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
+import { readEvents } from './helpers/sse.ts'
 
 type Json = Record<string, any>
 
@@ -528,6 +530,83 @@ eachDialect('mcp: private addresses', (dialect) => {
     expect((await t.request('POST', SERVERS, { token: ctx.accounts.admin.access, body: { name: 'internal', url: 'http://127.0.0.1:3001/mcp', scope: 'personal' } })).status).toBe(201)
   })
 })
+
+// -------------------------------------------------------------------------------------------------
+
+eachDialect('mcp tools through the tools layer', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers)), {}, MCP_TEST)
+  const call = (token: string, tool: string, args: unknown) => t.request('POST', '/api/v1/tools/call', { token, body: { tool, arguments: args } })
+
+  test('GET /tools lists <server>__<tool>; POST /tools/call runs echo and get-sum, checks arguments against the schema, logs the call', async () => {
+    await created(await t.request('POST', SERVERS, { token: ctx.accounts.admin.access, body: { name: 'everything', ...everythingStdio } }))
+    const tools = await t.request('GET', '/api/v1/tools', { token: ctx.accounts.user.access })
+    const echo = tools.body.items.find((i: Json) => i.name === 'everything__echo')
+    expect(echo).toMatchObject({ source: 'mcp', server_name: 'everything', description: 'Echoes back the input string', requires_approval: false })
+    const res = await call(ctx.accounts.user.access, 'everything__echo', { message: 'via /tools/call' })
+    expect(res.status).toBe(200)
+    expect(res.body).toMatchObject({ result: { content: [{ type: 'text', text: 'Echo: via /tools/call' }] }, is_error: false, log_id: expect.any(String) })
+    expect((await call(ctx.accounts.user.access, 'everything__get-sum', { a: 1, b: 41 })).body.result.content[0].text).toContain('42')
+    const bad = await call(ctx.accounts.user.access, 'everything__get-sum', { a: 'one' })
+    expectProblem(bad, 422, 'VALIDATION_ERROR')
+    expect(bad.body.errors.map((e: Json) => e.path)).toEqual(expect.arrayContaining(['arguments.a', 'arguments.b']))
+    const logs = await t.request('GET', '/api/v1/tools/logs?tool=everything__echo', { token: ctx.accounts.user.access })
+    expect(logs.body.items[0]).toMatchObject({ tool: 'everything__echo', server_id: echo.server_id, is_error: false, source: 'api' })
+  }, 30_000)
+
+  test("another user's personal server's tools are not the caller's (404); a server that cannot start is a 502, and its status reaches the events stream", async () => {
+    const mine = await created(await t.request('POST', SERVERS, { token: ctx.accounts.admin.access, body: { name: 'private', ...everythingStdio, scope: 'personal' } }))
+    expect((await t.request('GET', `${SERVERS}/${mine.id}/tools?refresh=true`, { token: ctx.accounts.admin.access })).status).toBe(200)
+    expectProblem(await call(ctx.accounts.user.access, 'private__echo', { message: 'x' }), 404, 'NOT_FOUND')
+
+    const broken = await created(await t.request('POST', SERVERS, { token: ctx.accounts.admin.access, body: { name: 'broken', ...everythingStdio } }))
+    expect((await t.request('GET', `${SERVERS}/${broken.id}/tools`, { token: ctx.accounts.admin.access })).status).toBe(200)
+    // its program changes under it (in the table, so the tools it listed stay offered): the call reaches a server that exits
+    const controller = new AbortController()
+    const stream = await t.app.handle(new Request('http://localhost/api/v1/tools/events', { headers: { authorization: `Bearer ${ctx.accounts.user.access}` }, signal: controller.signal }))
+    const heard = readEvents(stream, (e) => e.event === 'server_status')
+    await t.deps.database.db.update(t.deps.database.t.mcpServers).set({ args: ['-e', 'process.exit(9)'], updatedAt: new Date() }).where(eq(t.deps.database.t.mcpServers.id, broken.id))
+    const res = await call(ctx.accounts.user.access, 'broken__echo', { message: 'x' })
+    expectProblem(res, 502, 'UPSTREAM_ERROR')
+    expect(res.body.detail).toBe('MCP server "broken": the server process exited with code 9 before it answered')
+    const [status] = (await heard).filter((e) => e.event === 'server_status')
+    expect(status!.data).toEqual({ server_id: broken.id, status: 'error', error: 'the server process exited with code 9 before it answered' })
+    controller.abort()
+  }, 30_000)
+})
+
+// -------------------------------------------------------------------------------------------------
+
+for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
+  describe(`mcp on two instances [${dialect}]`, () => {
+    let a: TestApp
+    let b: TestApp
+    let ctx: CallersContext
+    beforeAll(async () => {
+      a = await createTestApp(dialect, {}, MCP_TEST)
+      b = await createSecondInstance(a, {}, MCP_TEST)
+      ctx = await setupCallers(a)
+    })
+    afterAll(async () => {
+      await b.close()
+      await a.close()
+    })
+
+    test('what B keeps of the servers is dropped when A changes one: a server disabled or a user_var set on A is seen on B at once', async () => {
+      const s = await created(await a.request('POST', SERVERS, { token: ctx.accounts.admin.access, body: { name: 'shared', ...everythingStdio, user_vars: ['TOKEN'], env: { TOKEN: 'default' } } }))
+      const p = await principalOf(b, ctx.accounts.user)
+      expect((await b.deps.services.mcp.servers(p)).map((x) => x.name)).toEqual(['shared'])
+      const envOnB = async () => JSON.parse(textOf(await b.deps.services.mcp.call(p, s.id, 'get-env', {}, never()))).TOKEN
+      expect(await envOnB()).toBe('default')
+      expect((await a.request('PUT', `${SERVERS}/${s.id}/user-vars`, { token: ctx.accounts.user.access, body: { TOKEN: 'set-on-a' } })).status).toBe(200)
+      await eventually(async () => (await envOnB()) === 'set-on-a', 3000, 'B to use the value set on A')
+      expect((await a.request('PATCH', `${SERVERS}/${s.id}`, { token: ctx.accounts.admin.access, body: { enabled: false } })).status).toBe(200)
+      await eventually(async () => (await b.deps.services.mcp.servers(p)).length === 0, 3000, 'B to stop offering the disabled server')
+      await expect(b.deps.services.mcp.call(p, s.id, 'echo', { message: 'x' }, never())).rejects.toMatchObject({ status: 404 })
+    }, 30_000)
+  })
+}
 
 // -------------------------------------------------------------------------------------------------
 

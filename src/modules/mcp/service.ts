@@ -7,6 +7,7 @@
  */
 import { ProtocolError, SdkError, SdkErrorCode, type Client } from '@modelcontextprotocol/client'
 import { and, asc, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
+import { createChannelCache, defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { withLock } from '../../db/lock.ts'
@@ -106,11 +107,15 @@ const substitute = (text: string, values: Record<string, string>) => text.replac
 
 const isTimeout = (error: unknown) => error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout
 
+/** Something about MCP servers changed (a server, its tools or status, someone's user_vars): cached lookups are dropped, on every instance. */
+const serversChannel = defineChannel<Record<string, never>>('mcp_servers')
+
 /** Fields that change what a connection is: changing one resets the status and the tool list. */
 const CONNECTION_FIELDS = ['transport', 'command', 'args', 'env', 'url', 'headers'] as const
 
 export function createMcpService(deps: {
   database: Database
+  bus: Bus
   secrets: SecretBox
   outbound: OutboundGuard
   logger: Logger
@@ -128,6 +133,12 @@ export function createMcpService(deps: {
   const connections = createConnections({ logger, version: deps.version, idleMs: deps.idleMs, backoffMs: deps.backoffMs, onStatus: (e) => void statusChanged(e) })
 
   const visible = (p: Principal): SQL => or(isNull(s.userId), eq(s.userId, p.userId))!
+
+  // what calls and tool listings read, per caller, kept until anything about MCP servers changes on any instance
+  type ServerWithVars = { server: McpServerRow; vars: { values: string; updatedAt: Date } | null }
+  const forUse = createChannelCache<string, ServerWithVars | undefined, Record<string, never>>(deps.bus, serversChannel, { maxSize: 10_000 })
+  const forList = createChannelCache<string, ServerWithVars[], Record<string, never>>(deps.bus, serversChannel, { maxSize: 10_000 })
+  const changed = () => forUse.changed({})
 
   const serverForUse = db
     .select({ server: s, vars: { values: t.mcpUserVars.values, updatedAt: t.mcpUserVars.updatedAt } })
@@ -202,6 +213,7 @@ export function createMcpService(deps: {
           requiresApproval: input.requiresApproval ?? false,
         })
         .returning()
+      await changed()
       return row!
     } catch (error) {
       throw isUniqueViolation(error) ? serverNameTaken(input.name) : error
@@ -235,6 +247,7 @@ export function createMcpService(deps: {
     if (reconnect) Object.assign(values, { status: 'unknown', lastError: null, tools: null, toolsCount: 0, toolsAt: null })
     try {
       const [updated] = await db.update(s).set(values).where(eq(s.id, id)).returning()
+      await changed()
       if (reconnect || changes.enabled === false || changes.userVars !== undefined) await forget(id)
       return updated!
     } catch (error) {
@@ -286,7 +299,7 @@ export function createMcpService(deps: {
 
   /** The server `p` may use, with `p`'s user_vars; 404 when invisible (or disabled, unless `evenDisabled`), 403 for a stdio server `p` may not run. */
   async function usable(p: Principal, id: string, evenDisabled = false) {
-    const [hit] = await serverForUse.execute({ id, user: p.userId })
+    const hit = await forUse.load(`${id}\0${p.userId}`, async () => (await serverForUse.execute({ id, user: p.userId }))[0])
     if (!hit) throw mcpServerNotFound()
     if (!hit.server.enabled && !evenDisabled) throw serverDisabled()
     if (!mayRun(hit.server, p)) throw stdioAdminOnly()
@@ -312,6 +325,7 @@ export function createMcpService(deps: {
         .update(s)
         .set({ status: e.status, lastError: e.error })
         .where(eq(s.id, e.serverId))
+        .then(changed)
         .catch((error) => logger.warn('mcp status not saved', { server_id: e.serverId, error }))
       statusWrites = Promise.all([statusWrites, write])
     }
@@ -323,13 +337,18 @@ export function createMcpService(deps: {
     const { tools, info } = await connections.use(target, async (client) => ({ tools: (await client.listTools(undefined, { timeout: server.timeoutMs })).tools, info: client.getServerVersion() }), { fresh })
     const kept = tools.slice(0, MAX_TOOLS).map((tool) => ({ name: tool.name, description: tool.description ?? null, input_schema: tool.inputSchema as Record<string, unknown> }))
     await db.update(s).set({ tools: kept, toolsCount: kept.length, toolsAt: new Date() }).where(and(eq(s.id, server.id), eq(s.updatedAt, server.updatedAt)))
+    await changed()
     return { tools: kept, info }
   }
 
   const toMcpTool = (tool: CachedTool): McpTool => ({ name: tool.name, description: tool.description, inputSchema: tool.input_schema })
 
   /** The enabled servers `p` may use, ordered by name; a personal server hides a global one of the same name. */
-  async function usableServers(p: Principal) {
+  async function usableServers(p: Principal): Promise<ServerWithVars[]> {
+    return forList.load(`${p.userId}\0${p.role}`, () => loadUsableServers(p))
+  }
+
+  async function loadUsableServers(p: Principal): Promise<ServerWithVars[]> {
     const rows = await db
       .select({ server: s, vars: { values: t.mcpUserVars.values, updatedAt: t.mcpUserVars.updatedAt } })
       .from(s)
@@ -400,6 +419,7 @@ export function createMcpService(deps: {
     async remove(p: Principal, id: string) {
       await getWritable(p, id)
       await db.delete(s).where(eq(s.id, id))
+      await changed()
       await forget(id)
     },
 
@@ -530,6 +550,7 @@ export function createMcpService(deps: {
         }
         return names
       })
+      await changed()
       return userVarsState(row, keys)
     },
 
