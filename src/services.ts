@@ -52,6 +52,8 @@ export interface BaseDeps {
   storage?: Storage
   /** tests shorten the refresh-token grace window (default 10 s) */
   refreshGraceMs?: number
+  /** tests shorten how long a chat tool call waits for approval (default 10 minutes) */
+  toolApprovalTimeoutMs?: number
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -98,11 +100,14 @@ export async function createServices(deps: BaseDeps) {
   const chat = createChatService({
     database,
     logger,
+    bus,
     runs,
     subscriptions,
     turns,
     users,
     configs,
+    tools,
+    approvalTimeoutMs: deps.toolApprovalTimeoutMs,
     presetOf: (p, id) => presets.get(p, id).catch(unlessNotFound),
     memoriesOf: (userId) => memories.contextFor(userId),
     maxRunsPerUser: config.maxRunsPerUser,
