@@ -34,6 +34,7 @@ import { createFilesService } from './modules/files/service.ts'
 import { createToolEvents } from './modules/tools/events.ts'
 import { createToolsService } from './modules/tools/service.ts'
 import { builtinTools } from './modules/tools/builtins/index.ts'
+import type { BuiltinTool } from './modules/tools/types.ts'
 
 export interface BaseDeps {
   config: Config
@@ -54,6 +55,8 @@ export interface BaseDeps {
   refreshGraceMs?: number
   /** tests shorten how long a chat tool call waits for approval (default 10 minutes) */
   toolApprovalTimeoutMs?: number
+  /** tests add built-in tools of their own (a slow one, say); default: builtinTools() */
+  builtins?: BuiltinTool[]
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -96,7 +99,7 @@ export async function createServices(deps: BaseDeps) {
   const turns = createModelTurns({ providers, usage, logger })
   const toolEvents = createToolEvents({ bus })
   // TODO(configs): settingFor becomes configs.valueFor (personal, else global) once personal configs land; TODO(MCP): pass mcp
-  const tools = createToolsService({ database, logger, events: toolEvents, builtins: builtinTools(), settingFor: (_userId, group, name) => configs.value(group, name) })
+  const tools = createToolsService({ database, logger, events: toolEvents, builtins: deps.builtins ?? builtinTools(), settingFor: (_userId, group, name) => configs.value(group, name) })
   const chat = createChatService({
     database,
     logger,
