@@ -292,6 +292,20 @@ eachDialect('tools in chat', (dialect) => {
       expect(next.at(-1)!.data.finish_reason).toBe('stop')
     })
 
+    test('regenerating the answer of a tool exchange runs the loop again, as a sibling of its first round', async () => {
+      const c = await conversation()
+      await readEvents(await send(c, { content: 'Time?', model_id: 'oa-one' }))
+      const [question, round, , answer] = (await get(c)).messages
+      const events = await readEvents(await fetch(`${base}/conversations/${c}/messages/${answer.id}/regenerate`, { method: 'POST', headers: { authorization: `Bearer ${a.access}`, accept: 'text/event-stream', 'content-type': 'application/json' }, body: JSON.stringify({ model_id: 'oa-one' }) }))
+      expect(names(events)).toEqual(['message.created', 'tool_call', 'tool_result', 'delta', 'delta', 'delta', 'usage', 'done'])
+      const got = await get(c)
+      expect(got.messages.map((m: Json) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant'])
+      expect(got.messages[0].id).toBe(question.id)
+      expect(got.messages[1]).toMatchObject({ id: events[0]!.data.assistant_message_id, parent_id: question.id })
+      expect(got.messages[1].id).not.toBe(round.id)
+      expect(got.message_count).toBe(7)
+    })
+
     test('the JSON send waits for the whole loop and returns the last answer', async () => {
       const c = await conversation()
       const res = await t.request('POST', `/api/v1/conversations/${c}/messages`, { token: a.access, body: { content: 'Time?', model_id: 'oa-two' } })

@@ -143,12 +143,17 @@ export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subs
       return chatTurns.start(p, await owned(p, conversationId), input)
     },
 
-    /** A new answer to the question of `messageId` (an assistant message), as its sibling. */
+    /**
+     * A new answer to the question of `messageId` (an answer, or its question), as a sibling of the
+     * old answer. An answer that used tools is the last of a chain (answer → results → … → answer):
+     * the question is found above all of it, so the whole loop runs again.
+     */
     async regenerate(p: Principal, conversationId: string, messageId: string, input: Pick<SendInput, 'modelId' | 'temperature' | 'maxTokens' | 'maxToolRounds'> = {}) {
       const conversation = await owned(p, conversationId)
       const target = await getMessage(messageId)
       if (target.conversationId !== conversationId) throw messageNotFound()
-      const question = target.role === 'assistant' ? (target.parentId ? await getMessage(target.parentId) : undefined) : target
+      let question: typeof target | undefined = target
+      while (question && (question.role === 'assistant' || question.role === 'tool')) question = question.parentId ? await getMessage(question.parentId) : undefined
       if (!question || question.role !== 'user') throw notAnAnswer()
       return chatTurns.start(p, conversation, { ...input, regenerateOf: question })
     },
