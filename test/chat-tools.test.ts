@@ -6,6 +6,7 @@
  * stop, re-attach, another user), the JSON send, and follow-up questions after a tool exchange.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { eq } from 'drizzle-orm'
 import { builtinTools } from '../src/modules/tools/builtins/index.ts'
 import type { BuiltinTool } from '../src/modules/tools/types.ts'
 import { register, type Account } from './helpers/accounts.ts'
@@ -483,3 +484,32 @@ eachDialect('tools in chat', (dialect) => {
   })
 })
 
+
+eachDialect('tools in chat: credits', (dialect) => {
+  test('each round holds its own credits: a later round that cannot is an error answer with QUOTA_EXCEEDED (402 for a JSON send), after the rounds that ran', async () => {
+    const fake = await startFakeLlm()
+    const t = await createTestApp(dialect, { HEARTH_CREDITS: 'on' })
+    try {
+      const a = await register(t, 'payer')
+      const { db, t: tables } = t.deps.database
+      const p = await t.request('POST', '/api/v1/providers', { token: a.access, body: { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' } })
+      // a credit per output token, inputs free: the first turn holds (max_tokens 6) and uses (6 argument
+      // pieces) all 6 credits, so the second cannot hold any (a hold needs a balance above 0)
+      const model = await t.request('POST', '/api/v1/models', { token: a.access, body: { provider_id: p.body.id, name: 'priced', model_id: 'fake:tokens=3,calls=current_time', input_price: 0, output_price: 1_000_000 } })
+      expect(model.status).toBe(201)
+      await db.update(tables.users).set({ creditBalance: 6 }).where(eq(tables.users.id, a.id))
+      const c = await t.request('POST', '/api/v1/conversations', { token: a.access, body: { title: 'Paid', tools: ['current_time'], model_id: 'priced' } })
+      const res = await t.request('POST', `/api/v1/conversations/${c.body.id}/messages`, { token: a.access, body: { content: 'Time?', max_tokens: 6 } })
+      expect([res.status, res.body.code]).toEqual([402, 'QUOTA_EXCEEDED'])
+      const got = (await t.request('GET', `/api/v1/conversations/${c.body.id}`, { token: a.access })).body
+      expect(got.messages.map((m: Json) => [m.role, m.status])).toEqual([['user', 'complete'], ['assistant', 'complete'], ['tool', 'complete'], ['assistant', 'error']])
+      expect(got.messages[3].metadata).toMatchObject({ error_code: 'QUOTA_EXCEEDED', finish_reason: 'error' })
+      expect(fake.requests.filter((r) => r.path === '/v1/chat/completions')).toHaveLength(1)
+      const credits = (await t.request('GET', '/api/v1/users/me/credits', { token: a.access })).body
+      expect(credits).toMatchObject({ balance: 0, used: 6 })
+    } finally {
+      await t.close()
+      await fake.stop()
+    }
+  })
+})

@@ -145,6 +145,7 @@ export function createToolLoop(deps: { turns: ModelTurns; tools: ToolsService })
     const usage = { inputTokens: 0, outputTokens: 0 }
     let cost = 0
     let inputChars = input.inputChars
+    const ended = (last: TurnResult): ToolLoopResult => ({ last, usage, cost, settled: Promise.all(settled).then(() => {}) })
 
     async function runCall(call: ToolCall): Promise<RanCall> {
       let approval: ApprovalDecision | undefined
@@ -186,21 +187,19 @@ export function createToolLoop(deps: { turns: ModelTurns; tools: ToolsService })
       usage.outputTokens += turn.usage.outputTokens
       cost += turn.cost
       const calls = specs.length > 0 && round <= input.maxRounds && turn.status === 'complete' ? turn.toolCalls : []
-      const result = (last: TurnResult): ToolLoopResult => ({ last, usage, cost, settled: Promise.all(settled).then(() => {}) })
       if (!calls.length) {
         await hooks.roundEnded(round, turn, [], false)
-        return result(turn)
+        return ended(turn)
       }
-      await hooks.callsStarting(round, turn, calls, calls.filter((c) => offered.has(c.name) && needsApproval.has(c.name)))
+      await hooks.callsStarting(round, turn, calls, calls.filter((c) => needsApproval.has(c.name)))
       const ran = await Promise.all(calls.map(runCall))
       if (signal.aborted) {
         const stopped: TurnResult = { ...turn, status: 'stopped', finishReason: 'stopped' }
         await hooks.roundEnded(round, stopped, ran, false)
-        return result(stopped)
+        return ended(stopped)
       }
       await hooks.roundEnded(round, turn, ran, true)
-      const sent = roundMessages(turn.text, calls, ran.map((r) => ({ id: r.call.id, text: r.text, isError: r.outcome.result.isError })))
-      messages.push(...sent)
+      messages.push(...roundMessages(turn.text, calls, ran.map((r) => ({ id: r.call.id, text: r.text, isError: r.outcome.result.isError }))))
       inputChars += turn.text.length + ran.reduce((n, r) => n + r.call.arguments.length + r.text.length, 0)
     }
   }
