@@ -79,7 +79,7 @@ export async function createServices(deps: BaseDeps) {
   const providers = createProvidersService({ database, bus, secrets, outbound })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
-  const configs = createConfigsService({ database, bus, secrets })
+  const configs = createConfigsService({ database, bus, secrets, outbound })
   const presets = createPresetsService({ database, modelUsable })
   const memories = createMemoriesService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
