@@ -19,6 +19,7 @@ import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
 import { createGatewayService } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
+import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
@@ -80,6 +81,7 @@ export async function createServices(deps: BaseDeps) {
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
   const configs = createConfigsService({ database, bus, secrets, outbound })
+  const search = createSearchService({ configs, outbound, logger })
   const presets = createPresetsService({ database, modelUsable })
   const memories = createMemoriesService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
@@ -134,6 +136,7 @@ export async function createServices(deps: BaseDeps) {
     usage,
     gateway,
     configs,
+    search,
     presets,
     memories,
     storage,
