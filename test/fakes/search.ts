@@ -9,6 +9,7 @@
  *   `redirect`     302 to another address
  *   `hang:MS`      wait that long before answering
  *   `garbage`      200 with a body that is not JSON
+ *   `nothing`      no results (Google then sends no `items` at all, as it does)
  */
 
 export type SearchRequest = { method: string; path: string; query: Record<string, string>; headers: Record<string, string>; body: any }
@@ -96,6 +97,8 @@ export async function startFakeSearch(keys: { google?: string[]; exa?: string[] 
       const fail = /^fail:(\d{3})$/.exec(query)
       if (fail) return isGoogle ? googleError(Number(fail[1]), UGLY) : Response.json({ requestId: 'req-fail', error: UGLY }, { status: Number(fail[1]) })
       if (query === 'redirect') return new Response(null, { status: 302, headers: { location: 'http://127.0.0.1:9/elsewhere' } })
+      if (query === 'nothing' && isGoogle) return Response.json({ kind: 'customsearch#search', searchInformation: { totalResults: '0' } })
+      if (query === 'nothing') return Response.json({ requestId: 'req-none', resolvedSearchType: 'neural', results: [] })
       if (query === 'garbage') return new Response('<html>not json</html>', { headers: { 'content-type': 'text/html' } })
       return isGoogle ? google(url.searchParams, keys.google ?? []) : exa(body, req.headers.get('x-api-key'), keys.exa ?? [])
     },
