@@ -13,6 +13,7 @@ import { presetRoutes } from './modules/presets/routes.ts'
 import { memoryRoutes } from './modules/memories/routes.ts'
 import { chatRoutes } from './modules/chat/routes.ts'
 import { fileRoutes } from './modules/files/routes.ts'
+import { toolRoutes } from './modules/tools/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -50,6 +51,7 @@ export function createApp(deps: AppDeps) {
     .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
     .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
+    .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.
   return app as unknown as ClientView<typeof app>

@@ -32,6 +32,9 @@ import { createSubscriptions } from './runs/subscriptions.ts'
 import { createStorage } from './storage/create.ts'
 import type { Storage } from './storage/index.ts'
 import { createFilesService } from './modules/files/service.ts'
+import { createToolEvents } from './modules/tools/events.ts'
+import { createToolsService } from './modules/tools/service.ts'
+import { builtinTools } from './modules/tools/builtins/index.ts'
 
 export interface BaseDeps {
   config: Config
@@ -91,6 +94,9 @@ export async function createServices(deps: BaseDeps) {
   // a signed-out session, a deleted key or a cut-off ends the streams it opened, on every instance
   revocations.onInvalidate(subscriptions.revoke)
   const turns = createModelTurns({ providers, usage, logger })
+  const toolEvents = createToolEvents({ bus })
+  // TODO(configs): settingFor becomes configs.valueFor (personal, else global) once personal configs land; TODO(MCP): pass mcp
+  const tools = createToolsService({ database, logger, events: toolEvents, builtins: builtinTools(), settingFor: (_userId, group, name) => configs.value(group, name) })
   const chat = createChatService({
     database,
     logger,
@@ -144,6 +150,8 @@ export async function createServices(deps: BaseDeps) {
     runs,
     subscriptions,
     turns,
+    toolEvents,
+    tools,
     chat,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
@@ -153,6 +161,7 @@ export async function createServices(deps: BaseDeps) {
       await usage.flush()
       revocations.close()
       subscriptions.close()
+      toolEvents.close()
       await Promise.allSettled([auth.close(), apiKeys.close(), limiter.close()])
       await bus.close()
     },

@@ -1,0 +1,12 @@
+/** @module The tools module's errors. */
+import { forbidden, notFound, validationError, type FieldProblem } from '../../lib/errors.ts'
+
+/** No tool of that name among those the caller may use (another user's server's tools included). */
+export const toolNotFound = (name: string) => notFound(`Tool '${name.slice(0, 80)}'`)
+
+export const invalidArguments = (tool: string, errors: FieldProblem[]) => validationError(`The arguments do not match the input schema of ${tool}`, errors)
+
+/** A built-in that needs something set up first (a search key, a data connection). */
+export const toolNotConfigured = (detail: string, path: string) => validationError(detail, [{ path, message: 'not configured' }])
+
+export const othersLogsForbidden = () => forbidden("Only admins may read another user's tool logs")
