@@ -96,7 +96,7 @@ export async function createServices(deps: BaseDeps) {
   const turns = createModelTurns({ providers, usage, logger })
   const toolEvents = createToolEvents({ bus })
   // TODO(configs): settingFor becomes configs.valueFor (personal, else global) once personal configs land; TODO(MCP): pass mcp
-  const tools = createToolsService({ database, logger, events: toolEvents, builtins: builtinTools(), settingFor: (_userId, group, name) => configs.value(group, name) })
+  const tools = createToolsService({ database, logger, events: toolEvents, builtins: builtinTools({ outbound, search }), settingFor: configs.valueFor })
   const chat = createChatService({
     database,
     logger,

@@ -2,7 +2,8 @@
  * The http_fetch and web_search built-in tools, called directly (`.call(args, { principal, signal })`)
  * against servers on loopback. For http_fetch, a resolver and a transport make two names "public"
  * (they resolve to global addresses, and connections to those land on the loopback fake), so that a
- * user's fetch can start on the public internet and be redirected inside.
+ * user's fetch can start on the public internet and be redirected inside. Then both through
+ * POST /api/v1/tools/call, and tools.requires_approval read per user.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Principal } from '../src/modules/auth/service.ts'
@@ -332,5 +333,55 @@ eachDialect('web_search', (dialect) => {
     const r = await search({ query: 'nothing' })
     expect(r).toEqual({ content: [{ type: 'text', text: 'No results from Google for "nothing".' }], structuredContent: { results: [] }, isError: false })
     expect(textOf(await search({ query: 'nothing', provider: 'exa' }))).toBe('No results from Exa for "nothing".')
+  })
+})
+
+eachDialect('web_search and http_fetch through POST /api/v1/tools/call', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  let fake: FakeSearch
+  let page: ReturnType<typeof Bun.serve>
+  beforeAll(async () => {
+    fake = await startFakeSearch({ google: ['AIzaGlobal-call-key-0000'] })
+    page = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('<h1>Inside</h1>', { headers: { 'content-type': 'text/html' } }) })
+    t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
+    ctx = await setupCallers(t)
+  })
+  afterAll(async () => {
+    await t.close()
+    await fake.stop()
+    await page.stop(true)
+  })
+  const toolCall = (token: string, tool: string, args: Record<string, unknown>) => t.request('POST', '/api/v1/tools/call', { token, body: { tool, arguments: args } })
+
+  test('web_search: not configured is a 422 naming the keys; configured, the results', async () => {
+    const none = await toolCall(ctx.accounts.user.access, 'web_search', { query: 'hearth' })
+    expect({ status: none.status, code: none.body.code, paths: none.body.errors?.map((e: { path: string }) => e.path) }).toEqual({ status: 422, code: 'VALIDATION_ERROR', paths: ['search.google_api_key', 'search.exa_api_key'] })
+    const admin = ctx.accounts.admin.access
+    for (const [name, value] of [['google_base_url', fake.googleUrl], ['google_api_key', 'AIzaGlobal-call-key-0000'], ['google_cse_id', 'cx-call']])
+      expect((await t.request('POST', '/api/v1/configs', { token: admin, body: { config_group: 'search', config_name: name, config_value: value } })).status).toBe(201)
+    const res = await toolCall(ctx.accounts.user.access, 'web_search', { query: 'hearth', num: 2 })
+    expect(res.status).toBe(200)
+    expect(res.body).toMatchObject({ is_error: false, result: { structured_content: { results: [{ title: 'hearth — result 1' }, { title: 'hearth — result 2' }] } } })
+    expect(res.text).not.toContain('AIzaGlobal-call-key-0000')
+    expect((await toolCall(ctx.accounts.user.access, 'web_search', { query: 'hearth', num: 11 })).status).toBe(422)
+  })
+
+  test("http_fetch: a user's private address is a tool failure (is_error), an admin's is fetched", async () => {
+    const url = `http://127.0.0.1:${page.port}/`
+    const user = await toolCall(ctx.accounts.user.access, 'http_fetch', { url })
+    expect(user.status).toBe(200)
+    expect(user.body).toMatchObject({ is_error: true, result: { content: [{ type: 'text', text: expect.stringContaining('is a loopback or private address') }] } })
+    const admin = await toolCall(ctx.accounts.admin.access, 'http_fetch', { url })
+    expect(admin.body).toMatchObject({ is_error: false, result: { content: [{ type: 'text', text: expect.stringContaining('Inside') }] } })
+  })
+
+  test("tools.requires_approval: a user's own value replaces the global one", async () => {
+    const approval = async (token: string) => Object.fromEntries(((await t.request('GET', '/api/v1/tools', { token })).body.items as { name: string; requires_approval: boolean }[]).map((i) => [i.name, i.requires_approval]))
+    const set = (token: string, value: string) => t.request('POST', '/api/v1/configs', { token, body: { config_group: 'tools', config_name: 'requires_approval', config_value: value } })
+    expect((await set(ctx.accounts.admin.access, 'http_fetch')).status).toBe(201)
+    expect((await set(ctx.accounts.user.access, 'web_search, current_time')).status).toBe(201)
+    expect(await approval(ctx.accounts.user.access)).toMatchObject({ web_search: true, current_time: true, http_fetch: false })
+    expect(await approval(ctx.accounts.other.access)).toMatchObject({ web_search: false, current_time: false, http_fetch: true })
   })
 })
