@@ -6,7 +6,6 @@
  * anything else only described. What the page did (a 404, a refused address, a timeout) is a
  * result with `isError: true`, never a thrown error.
  */
-import { convert } from 'html-to-text'
 import { upstreamText } from '../../../llm/index.ts'
 import { AppError } from '../../../lib/errors.ts'
 import type { OutboundGuard } from '../../../lib/outbound.ts'
@@ -40,8 +39,9 @@ function sniffText(bytes: Uint8Array): string | undefined {
   }
 }
 
-/** The page as text: links kept as `text [absolute URL]`, images, scripts and styles left out, headings in their own case. */
-function htmlText(html: string, page: URL): string {
+/** The page as text: links kept as `text [absolute URL]`, images, scripts and styles left out, headings in their own case. (html-to-text is loaded on first use: every process, the CLI's too, would pay for it at start.) */
+async function htmlText(html: string, page: URL): Promise<string> {
+  const { convert } = await import('html-to-text')
   const absolute = (href: string) => {
     if (/^[a-z][a-z0-9+.-]*:/i.test(href)) return href
     try {
@@ -68,13 +68,13 @@ export function httpFetchTool(deps: { outbound: OutboundGuard; timeoutMs?: numbe
   const failure = (text: string, structuredContent?: unknown): ToolResult => ({ content: [{ type: 'text', text }], ...(structuredContent ? { structuredContent } : {}), isError: true })
 
   /** What came back, as the model should read it. */
-  function result(url: URL, res: Response, body: LimitedBody): ToolResult {
+  async function result(url: URL, res: Response, body: LimitedBody): Promise<ToolResult> {
     const contentType = res.headers.get('content-type') ?? ''
     const type = contentType.split(';')[0]!.trim().toLowerCase()
     const charset = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType)?.[1]
     const size = body.truncated ? `more than ${bytesText(maxBytes)}` : bytesText(body.bytes.byteLength)
     const undeclared = type === '' || type === 'application/octet-stream'
-    let text = isHtml(type) ? htmlText(decode(body.bytes, charset), url) : isText(type) ? decode(body.bytes, charset) : undeclared ? sniffText(body.bytes) : undefined
+    let text = isHtml(type) ? await htmlText(decode(body.bytes, charset), url) : isText(type) ? decode(body.bytes, charset) : undeclared ? sniffText(body.bytes) : undefined
     const shown = text !== undefined
     text ??= `The response is ${type || 'of no declared type'}, ${size}: not text, so its content is not shown.`
     if (shown && body.truncated) text += `\n\n[Truncated: only the first ${bytesText(maxBytes)} of the body were read.]`
