@@ -65,7 +65,7 @@ async function htmlText(html: string, page: URL): Promise<string> {
 export function httpFetchTool(deps: { outbound: OutboundGuard; timeoutMs?: number; maxBytes?: number }): BuiltinTool {
   const timeoutMs = deps.timeoutMs ?? TIMEOUT_MS
   const maxBytes = deps.maxBytes ?? MAX_BYTES
-  const failure = (text: string, structuredContent?: unknown): ToolResult => ({ content: [{ type: 'text', text }], ...(structuredContent ? { structuredContent } : {}), isError: true })
+  const failure = (text: string): ToolResult => ({ content: [{ type: 'text', text }], isError: true })
 
   /** What came back, as the model should read it. */
   async function result(url: URL, res: Response, body: LimitedBody): Promise<ToolResult> {
