@@ -19,6 +19,7 @@ import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
 import { createGatewayService } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
+import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
@@ -55,8 +56,8 @@ export interface BaseDeps {
   refreshGraceMs?: number
   /** tests shorten how long a chat tool call waits for approval (default 10 minutes) */
   toolApprovalTimeoutMs?: number
-  /** tests add built-in tools of their own (a slow one, say); default: builtinTools() */
-  builtins?: BuiltinTool[]
+  /** tests add built-in tools of their own (a slow one, say) after the real ones */
+  extraBuiltins?: BuiltinTool[]
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -87,7 +88,8 @@ export async function createServices(deps: BaseDeps) {
   const providers = createProvidersService({ database, bus, secrets, outbound })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
-  const configs = createConfigsService({ database, bus, secrets })
+  const configs = createConfigsService({ database, bus, secrets, outbound })
+  const search = createSearchService({ configs, outbound, logger })
   const presets = createPresetsService({ database, modelUsable })
   const memories = createMemoriesService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
@@ -98,8 +100,8 @@ export async function createServices(deps: BaseDeps) {
   revocations.onInvalidate(subscriptions.revoke)
   const turns = createModelTurns({ providers, usage, logger })
   const toolEvents = createToolEvents({ bus })
-  // TODO(configs): settingFor becomes configs.valueFor (personal, else global) once personal configs land; TODO(MCP): pass mcp
-  const tools = createToolsService({ database, logger, events: toolEvents, builtins: deps.builtins ?? builtinTools(), settingFor: (_userId, group, name) => configs.value(group, name) })
+  // TODO(MCP): pass mcp
+  const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search }), ...(deps.extraBuiltins ?? [])], settingFor: configs.valueFor })
   const chat = createChatService({
     database,
     logger,
@@ -148,6 +150,7 @@ export async function createServices(deps: BaseDeps) {
     usage,
     gateway,
     configs,
+    search,
     presets,
     memories,
     storage,

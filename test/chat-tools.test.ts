@@ -7,7 +7,6 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
-import { builtinTools } from '../src/modules/tools/builtins/index.ts'
 import type { BuiltinTool } from '../src/modules/tools/types.ts'
 import { register, type Account } from './helpers/accounts.ts'
 import { createSecondInstance, createTestApp, type TestApp } from './helpers/app.ts'
@@ -48,7 +47,7 @@ eachDialect('tools in chat', (dialect) => {
 
   beforeAll(async () => {
     fake = await startFakeLlm()
-    t = await createTestApp(dialect, {}, { toolApprovalTimeoutMs: APPROVAL_TIMEOUT_MS, builtins: [...builtinTools(), waitingTool('slow_tool', 300), waitingTool('hang_tool', 30_000)] })
+    t = await createTestApp(dialect, {}, { toolApprovalTimeoutMs: APPROVAL_TIMEOUT_MS, extraBuiltins: [waitingTool('slow_tool', 300), waitingTool('hang_tool', 30_000)] })
     server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: t.app.fetch, idleTimeout: 30 })
     base = `http://127.0.0.1:${server.port}/api/v1`
     a = await register(t, 'tooler')
