@@ -11,6 +11,10 @@
  * fake upstream, against the same load sent to the upstream directly, in BENCH_CHAT_ROUNDS interleaved
  * rounds; every stored answer is then checked against what was streamed.
  *
+ * Part 3, a turn with one tool round: BENCH_TOOL_CHATS (default 200) chats at once whose model first
+ * calls the built-in `current_time` and then answers (two model turns, one tool call), against as many
+ * plain chats, in BENCH_CHAT_ROUNDS interleaved rounds: Hearth's CPU per turn for each, and the difference.
+ *
  * Every process is separate: the fake upstream (bench/targets/fake-llm.ts), Hearth (`bun src/index.ts`),
  * the baseline, and the clients (bench/targets/sse-client.ts, bench/targets/chat-client.ts). Prints one
  * table per part and the goal lines. Exit code: 0 whatever the goals say; 1 when the harness broke or
@@ -38,6 +42,8 @@ const BENCH_USER = { username: 'bench_user', email: 'bench@example.com', passwor
 
 const TOKENS = 200
 const CHAT_MODEL = `fake:tokens=${TOKENS}`
+/** calls current_time once, then answers with TOKENS tokens */
+const TOOL_MODEL = `fake:tokens=${TOKENS},calls=current_time`
 /** one token a second for a day: the run the idle subscribers follow */
 const IDLE_MODEL = 'fake:tokens=100000,delay=1000'
 /** streams whose pings are timed, spread over all of them */
@@ -55,6 +61,8 @@ const BASELINE = 'baseline: bare Bun.serve SSE'
 const HEARTH_SSE = 'Hearth GET …/conversations/{id}/stream'
 const DIRECT = 'direct (fake upstream)'
 const HEARTH_CHAT = 'Hearth POST …/conversations/{id}/messages'
+const PLAIN_TURN = 'Hearth turn, no tools'
+const TOOL_TURN = 'Hearth turn with one tool round (current_time)'
 
 function progress(text: string): void {
   process.stderr.write(`bench chat: ${text}\n`)
@@ -155,6 +163,7 @@ async function setUpHearth(origin: string, upstream: string, setupToken: string)
   const provider = await api<{ id: string }>(origin, 'POST', '/api/v1/providers', token, { name: 'fake', type: 'openai_compatible', base_url: `${upstream}/v1`, api_key: 'x', scope: 'global' }, 201)
   await api(origin, 'POST', '/api/v1/models', token, { provider_id: provider.id, name: 'bench', model_id: CHAT_MODEL, is_default: true }, 201)
   await api(origin, 'POST', '/api/v1/models', token, { provider_id: provider.id, name: 'bench-idle', model_id: IDLE_MODEL }, 201)
+  await api(origin, 'POST', '/api/v1/models', token, { provider_id: provider.id, name: 'bench-tool', model_id: TOOL_MODEL }, 201)
   return token
 }
 
@@ -504,6 +513,92 @@ async function runChats(upstream: { url: string; pid: number }, chats: number, r
   return { rows, readyMs: hearth?.server.readyMs }
 }
 
+// ─── part 3: a turn with one tool round ─────────────────────────────────────────────────────────
+
+/**
+ * Plain chats and chats with one tool round, BENCH_TOOL_CHATS at once per round, on one Hearth: a
+ * warm-up round each, then `rounds` interleaved rounds. The tool conversations name `current_time`
+ * and use `bench-tool`, whose first turn calls it; the driver checks both kinds alike (200 deltas,
+ * usage, done `stop`) and every answer is read back.
+ */
+async function runToolTurns(upstream: { url: string; pid: number }, chats: number, rounds: number, dir: string): Promise<ChatRow[]> {
+  const row = (name: string): ChatRow => ({ name, runs: [], errors: 0, errorSamples: [], ttfd: [], serverCpuMs: 0, upstreamCpuMs: 0, verified: 0, storedComplete: 0 })
+  const plain = row(PLAIN_TURN)
+  const tooled = row(TOOL_TURN)
+  const rows = [plain, tooled]
+  let hearth: Awaited<ReturnType<typeof startHearth>> | undefined
+  try {
+    hearth = await startHearth(upstream.url, chats * 2 + 1_024)
+    const { server, token } = hearth
+    const warmup = Math.min(chats, 50)
+    const total = warmup + rounds * chats
+    progress(`creating ${(total * 2).toLocaleString('en-US')} conversations for the tool turns`)
+    const conversations = new Map<ChatRow, string[]>([[plain, new Array<string>(total)], [tooled, new Array<string>(total)]])
+    for (const [r, ids] of conversations) {
+      const body = r === tooled ? { model_id: 'bench-tool', tools: ['current_time'] } : {}
+      await pool([...ids.keys()], 16, async (i) => {
+        ids[i] = (await api<{ id: string }>(server.url, 'POST', '/api/v1/conversations', token, body, 201)).id
+      })
+    }
+    const run = async (r: ChatRow, ids: string[], measured: boolean) => {
+      if (r.failure) return
+      try {
+        const serverBefore = processCpuMs(server.pid)
+        const upstreamBefore = processCpuMs(upstream.pid)
+        const result = await driveChats({ mode: 'hearth', origin: server.url, token, conversations: ids }, dir, ids.length)
+        const serverAfter = processCpuMs(server.pid)
+        const upstreamAfter = processCpuMs(upstream.pid)
+        if (result.errors) noteError(r, result.error_samples.join('; '), result.errors)
+        await verifyStored(r, server.url, token, result)
+        if (!measured) return
+        r.runs.push(result)
+        for (const o of result.outcomes) if (o.ok) r.ttfd.push(o.ttfd_ms)
+        if (serverBefore !== undefined && serverAfter !== undefined) r.serverCpuMs += serverAfter - serverBefore
+        if (upstreamBefore !== undefined && upstreamAfter !== undefined) r.upstreamCpuMs += upstreamAfter - upstreamBefore
+      } catch (error) {
+        r.failure = errorMessage(error).split('\n')[0]
+        progress(`${r.name} failed: ${errorMessage(error)}`)
+      }
+    }
+    progress(`tool turns: warm-up of ${warmup} concurrent chats per target`)
+    for (const r of rows) await run(r, conversations.get(r)!.slice(0, warmup), false)
+    progress(`tool turns: ${rounds} interleaved round(s) of ${chats} concurrent chats per target`)
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? [plain, tooled] : [tooled, plain]
+      for (const r of order) {
+        await Bun.sleep(1_000) // the titles asked for after `done` finish between rounds
+        await run(r, conversations.get(r)!.slice(warmup + round * chats, warmup + (round + 1) * chats), true)
+      }
+    }
+  } catch (error) {
+    for (const r of rows) r.failure ??= errorMessage(error).split('\n')[0]
+    progress(`tool turns failed: ${errorMessage(error)}`)
+  } finally {
+    await hearth?.stop()
+  }
+  return rows
+}
+
+/** Hearth's CPU per measured turn of a row (undefined when it was not measured). */
+function cpuPerTurn(row: ChatRow, pick: (r: ChatRow) => number = (r) => r.serverCpuMs): number | undefined {
+  const chats = row.runs.reduce((n, r) => n + r.chats, 0)
+  return row.failure || !chats ? undefined : pick(row) / chats
+}
+
+function toolTable(rows: ChatRow[]): string {
+  const cells = rows.map((row) => {
+    const s = summarizeChats(row)
+    const notes: string[] = []
+    if (row.failure) notes.push(`FAILED: ${row.failure}`)
+    if (row.errorSamples.length) notes.push(`ERRORS: ${row.errorSamples.join('; ')}`)
+    if (row.verified) notes.push(`stored complete: ${count(row.storedComplete)} of ${count(row.verified)} (warm-up included)`)
+    const cpu = cpuPerTurn(row)
+    const up = cpuPerTurn(row, (r) => r.upstreamCpuMs)
+    return [row.name, count(row.runs.reduce((n, r) => n + r.chats, 0)), cpu === undefined ? '-' : cpu.toFixed(2), up === undefined ? '-' : up.toFixed(2), s.rate === undefined ? '-' : s.rate.toFixed(1), formatMs(s.p50), count(row.errors), notes.join('; ')]
+  })
+  return renderTable(['target', 'turns', 'Hearth CPU ms/turn', 'upstream CPU ms/turn', 'turns/s', 'first delta p50 ms', 'errors', 'notes'], cells, new Set([1, 2, 3, 4, 5, 6]))
+}
+
 // ─── output ─────────────────────────────────────────────────────────────────────────────────────
 
 const mb = (bytes: number | undefined) => (bytes === undefined ? '-' : (bytes / MB).toFixed(1))
@@ -632,21 +727,24 @@ export async function runChatBench(): Promise<number> {
     envInteger('BENCH_SSE_HOLD', 35, 1, 600),
     envInteger('BENCH_CHATS', 500, 1, 20_000),
     envInteger('BENCH_CHAT_ROUNDS', 3, 1, 50),
+    envInteger('BENCH_TOOL_CHATS', 200, 1, 20_000),
   ]
   const bad = settings.find((value): value is Error => value instanceof Error)
-  const parts = (process.env.BENCH_CHAT_PARTS || 'sse,chats').split(',').map((p) => p.trim())
-  if (bad || parts.some((p) => p !== 'sse' && p !== 'chats')) {
-    process.stderr.write(`bench chat: ${bad ? bad.message : `BENCH_CHAT_PARTS=${JSON.stringify(process.env.BENCH_CHAT_PARTS)} must be sse, chats or both (comma-separated)`}\n`)
+  const parts = (process.env.BENCH_CHAT_PARTS || 'sse,chats,tools').split(',').map((p) => p.trim())
+  if (bad || parts.some((p) => p !== 'sse' && p !== 'chats' && p !== 'tools')) {
+    process.stderr.write(`bench chat: ${bad ? bad.message : `BENCH_CHAT_PARTS=${JSON.stringify(process.env.BENCH_CHAT_PARTS)} must be sse, chats, tools or several (comma-separated)`}\n`)
     return 2
   }
-  const [subscribers, holdSec, chats, rounds] = settings as number[]
+  const [subscribers, holdSec, chats, rounds, toolChats] = settings as number[]
   const doSse = parts.includes('sse')
   const doChats = parts.includes('chats')
+  const doTools = parts.includes('tools')
 
   // A hard stop whatever hangs: two rows of part 1 (start, open, hold, reports, stop) and part 2's rounds, with room to spare.
   const sseBudget = doSse ? 2 * (30_000 + SETTLE_MS + 60_000 + subscribers! * 10 + 30_000 + holdSec! * 1000 + 60_000 + 20_000) : 0
   const chatBudget = doChats ? 60_000 + chats! * (rounds! + 1) * 100 + (rounds! * 2 + 2) * 200_000 : 0
-  const budgetMs = 30_000 + sseBudget + chatBudget
+  const toolBudget = doTools ? 60_000 + toolChats! * 2 * (rounds! + 1) * 100 + (rounds! * 2 + 2) * 200_000 : 0
+  const budgetMs = 30_000 + sseBudget + chatBudget + toolBudget
   const budget = hardStop('bench chat', budgetMs)
 
   const work = tempDir('hearth-bench-chat-results-')
@@ -654,6 +752,7 @@ export async function runChatBench(): Promise<number> {
   let fake: RunningServer | undefined
   const sseRows: SseRow[] = []
   let chatResult: { rows: ChatRow[]; readyMs?: number } | undefined
+  let toolRows: ChatRow[] | undefined
   try {
     progress('starting the fake upstream')
     fake = await spawnServer([bun, FAKE], {}, (line) => (/^http:\/\/127\.0\.0\.1:\d+$/.test(line) ? `${line}/v1beta/models?key=x` : undefined), { cwd: root })
@@ -667,6 +766,7 @@ export async function runChatBench(): Promise<number> {
       sseRows.push(await runHearthSse(fake.url, subscribers!, holdSec!, probe('hearth')))
     }
     if (doChats) chatResult = await runChats({ url: fake.url, pid: fake.pid }, chats!, rounds!, work.path)
+    if (doTools) toolRows = await runToolTurns({ url: fake.url, pid: fake.pid }, toolChats!, rounds!, work.path)
   } catch (error) {
     exitCode = 1
     progress(`failed: ${errorMessage(error)}`)
@@ -728,6 +828,20 @@ export async function runChatBench(): Promise<number> {
     console.log(`goal: every chat stored complete: ${complete ? 'PASS' : 'FAIL'} (${hearthRow.failure ? `not measured: ${hearthRow.failure}` : `${count(hearthRow.storedComplete)} of ${count(hearthRow.verified)}`})`)
     for (const row of chatResult.rows) if (row.failure || row.errors) exitCode = 1
   } else if (doChats) exitCode = 1
+
+  if (doTools && toolRows) {
+    console.log('')
+    console.log(
+      `tool turns: ${count(toolChats!)} chats started at once per round and target, ${rounds} interleaved round(s) after a warm-up of ${Math.min(toolChats!, 50)}, on one Hearth; ` +
+        `plain: ${CHAT_MODEL}; with a tool round: conversations naming tools ["current_time"] on ${TOOL_MODEL} — a turn that calls current_time, the call, then a turn of ${TOKENS} tokens; ` +
+        `CPU per turn = the process's CPU over the measured rounds / chats (each first exchange also asks the model for a title, in both rows)`,
+    )
+    console.log(toolTable(toolRows))
+    const [plainCpu, toolCpu] = toolRows.map((r) => cpuPerTurn(r))
+    if (plainCpu === undefined || toolCpu === undefined) console.log('tools: the added server CPU of a tool round: not measured')
+    else console.log(`tools: one tool round adds ${(toolCpu - plainCpu).toFixed(2)} ms of Hearth CPU per turn (${plainCpu.toFixed(2)} ms plain, ${toolCpu.toFixed(2)} ms with the round, ${(toolCpu / plainCpu).toFixed(2)}x)`)
+    for (const row of toolRows) if (row.failure || row.errors) exitCode = 1
+  } else if (doTools) exitCode = 1
 
   return exitCode
 }

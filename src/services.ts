@@ -19,6 +19,7 @@ import { createProvidersService } from './modules/providers/service.ts'
 import { createUsageService } from './modules/usage/service.ts'
 import { createGatewayService } from './modules/gateway/service.ts'
 import { createConfigsService } from './modules/configs/service.ts'
+import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
@@ -35,6 +36,7 @@ import { createMcpService, type McpStatusEvent } from './modules/mcp/service.ts'
 import { createToolEvents } from './modules/tools/events.ts'
 import { createToolsService } from './modules/tools/service.ts'
 import { builtinTools } from './modules/tools/builtins/index.ts'
+import type { BuiltinTool } from './modules/tools/types.ts'
 
 export interface BaseDeps {
   config: Config
@@ -53,6 +55,10 @@ export interface BaseDeps {
   storage?: Storage
   /** tests shorten the refresh-token grace window (default 10 s) */
   refreshGraceMs?: number
+  /** tests shorten how long a chat tool call waits for approval (default 10 minutes) */
+  toolApprovalTimeoutMs?: number
+  /** tests add built-in tools of their own (a slow one, say) after the real ones */
+  extraBuiltins?: BuiltinTool[]
   /** tests shorten how long an MCP connection stays open without calls (default 5 minutes) and the wait between failing starts */
   mcp?: { idleMs?: number; backoffMs?: (failures: number) => number; onStatus?: (e: McpStatusEvent) => void }
 }
@@ -85,7 +91,8 @@ export async function createServices(deps: BaseDeps) {
   const providers = createProvidersService({ database, bus, secrets, outbound })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
-  const configs = createConfigsService({ database, bus, secrets })
+  const configs = createConfigsService({ database, bus, secrets, outbound })
+  const search = createSearchService({ configs, outbound, logger })
   const presets = createPresetsService({ database, modelUsable })
   const memories = createMemoriesService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
@@ -111,16 +118,18 @@ export async function createServices(deps: BaseDeps) {
       void toolEvents.publish(e.ownerId, { event: 'server_status', data: { server_id: e.serverId, status: e.status, error: e.error } }).catch((error) => logger.warn('mcp status event not sent', { error }))
     },
   })
-  // TODO(configs): settingFor becomes configs.valueFor (personal, else global) once personal configs land
-  const tools = createToolsService({ database, logger, events: toolEvents, builtins: builtinTools(), mcp: mcp.toolSource, settingFor: (_userId, group, name) => configs.value(group, name) })
+  const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search }), ...(deps.extraBuiltins ?? [])], mcp: mcp.toolSource, settingFor: configs.valueFor })
   const chat = createChatService({
     database,
     logger,
+    bus,
     runs,
     subscriptions,
     turns,
     users,
     configs,
+    tools,
+    approvalTimeoutMs: deps.toolApprovalTimeoutMs,
     presetOf: (p, id) => presets.get(p, id).catch(unlessNotFound),
     memoriesOf: (userId) => memories.contextFor(userId),
     maxRunsPerUser: config.maxRunsPerUser,
@@ -158,6 +167,7 @@ export async function createServices(deps: BaseDeps) {
     usage,
     gateway,
     configs,
+    search,
     presets,
     memories,
     storage,

@@ -63,5 +63,16 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       expect((await a.request('POST', '/api/v1/configs', { token: admin.access, body: { config_group: 'chat', config_name: 'default_system_prompt', config_value: 'Set on A.' } })).status).toBe(201)
       await within(1000, async () => (await prompt())?.content === 'Set on A.')
     })
+
+    test("a user's personal setting changed on A: B's valueFor reads it at once", async () => {
+      const user = await register(a, 'cacheuser')
+      const read = () => b.deps.services.configs.valueFor(user.id, 'tools', 'requires_approval')
+      expect(await read()).toBeNull() // cached on B now
+      const set = await a.request('POST', '/api/v1/configs', { token: user.access, body: { config_group: 'tools', config_name: 'requires_approval', config_value: 'http_fetch' } })
+      expect(set.body.scope).toBe('personal')
+      await within(1000, async () => (await read()) === 'http_fetch')
+      await a.request('DELETE', `/api/v1/configs/${set.body.id}`, { token: user.access })
+      await within(1000, async () => (await read()) === null)
+    })
   })
 }

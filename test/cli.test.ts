@@ -123,7 +123,7 @@ eachDialect('hearth command line on a database', (dialect) => {
     expect(again.stderr).toContain('email is already taken')
     expect(run(['admin', 'create', '--email', 'x@example.com'], env).code).toBe(2)
     expect(run(['admin', 'create', '--email', 'y@example.com', '--username', 'y'], { ...env, HEARTH_ADMIN_PASSWORD: 'short' }).code).toBe(2)
-  })
+  }, 20_000) // five CLI starts one after the other: ~3 s alone, more on a loaded machine
 
   test('serve: a body over a limit is a 413 problem from Hearth, never a bare 413 from the HTTP layer', async () => {
     const server = await startServe({ ...(await freshEnv(dialect)), HEARTH_UPLOAD_MAX_BYTES: '1MiB' })

@@ -1,11 +1,13 @@
 /**
- * Configs (docs/api.md §10): admin-only grouped key/values; known secret keys are encrypted at rest and
- * only ever shown as a hint; the server itself reads the plain value.
+ * Configs (docs/api.md §10): every user's personal grouped key/values beside the admins' global
+ * ones; known secret keys are encrypted at rest and only ever shown as a hint (a global one to
+ * non-admins not even that); names are folded to lower case; the server itself reads the plain
+ * value — a user's own, else the global one.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { setupCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, type TestApp } from './helpers/app.ts'
+import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
@@ -22,17 +24,35 @@ async function configRow(t: TestApp, id: string) {
 }
 
 interface Ctx extends CallersContext {
-  configId: string
+  /** global, set by the admin */
+  sitePlain: string
+  globalSecret: string
+  /** the user's personal ones */
+  userSecret: string
+  userPlain: string
 }
 
-eachDialect('configs: admins only', (dialect) => {
+const GLOBAL_GOOGLE = 'AIzaSyGlobal-admin-key-5550001111'
+const USER_EXA = 'exa-user-personal-key-42424242'
+
+eachDialect('configs: who may do what', (dialect) => {
   let ctx: Ctx
   beforeAll(async () => {
     const t = await createTestApp(dialect)
     const callers = await setupCallers(t)
-    const res = await t.request('POST', '/api/v1/configs', { token: callers.accounts.admin.access, body: { config_group: 'general', config_name: 'site_name', config_value: 'Hearth Test' } })
-    expect(res.status).toBe(201)
-    ctx = { ...callers, configId: res.body.id }
+    const as = async (token: string, body: Json) => {
+      const res = await t.request('POST', '/api/v1/configs', { token, body })
+      expect({ status: res.status, body: res.body }).toMatchObject({ status: 201 })
+      return res.body.id as string
+    }
+    const { admin, user } = callers.accounts
+    ctx = {
+      ...callers,
+      sitePlain: await as(admin.access, { config_group: 'general', config_name: 'site_name', config_value: 'Hearth Test' }),
+      globalSecret: await as(admin.access, { config_group: 'search', config_name: 'google_api_key', config_value: GLOBAL_GOOGLE }),
+      userSecret: await as(user.access, { config_group: 'search', config_name: 'exa_api_key', config_value: USER_EXA }),
+      userPlain: await as(user.access, { config_group: 'general', config_name: 'site_name', config_value: 'My Own Hearth' }),
+    }
   })
   afterAll(() => ctx.t.close())
 
@@ -40,21 +60,74 @@ eachDialect('configs: admins only', (dialect) => {
     ['GET', () => '/api/v1/config/info'],
     ['GET', () => '/api/v1/configs'],
     ['GET', () => '/api/v1/configs?config_group=general'],
-    ['POST', () => '/api/v1/configs', { config_group: 'search', config_name: 'google_api_key', config_value: 'user-tries-this' }],
-    ['GET', (c) => `/api/v1/configs/${c.configId}`],
-    ['PUT', (c) => `/api/v1/configs/${c.configId}`, { config_value: 'changed by a user' }],
-    ['DELETE', (c) => `/api/v1/configs/${c.configId}`],
+    ['POST', () => '/api/v1/configs', { config_group: 'search', config_name: 'google_api_key', config_value: 'guest-tries-this' }],
+    ['GET', (c) => `/api/v1/configs/${c.sitePlain}`],
+    ['PUT', (c) => `/api/v1/configs/${c.sitePlain}`, { config_value: 'changed by a guest' }],
+    ['DELETE', (c) => `/api/v1/configs/${c.sitePlain}`],
   ]
+  /** what must never reach anyone but the admin: the global key, and any hint of it */
+  const globalSecret = [GLOBAL_GOOGLE, 'AIz...1111', '1111']
+  /** what must never reach anyone but the user */
+  const userSecret = [USER_EXA, 'exa...4242', 'My Own Hearth']
+  const ids = (r: TestResponse) => (r.body.items as Json[]).map((i) => i.id as string)
+  const byId = (r: TestResponse, id: string) => (r.body.items as Json[]).find((i) => i.id === id)
+
   scenarios<Ctx>(() => ctx, [
-    ...routes.map(([method, path, body]): Scenario<Ctx> => ({ name: 'needs credentials', as: 'guest', method, path, body, status: 401, code: 'UNAUTHORIZED' })),
-    ...routes.flatMap(([method, path, body]): Scenario<Ctx>[] =>
-      (['user', 'other'] as const).map((as) => ({ name: 'admins only', as, method, path, body, status: 403, code: 'FORBIDDEN', notContains: ['Hearth Test'] })),
-    ),
-    // nothing the users tried changed anything
-    { name: 'the value is unchanged', as: 'admin', method: 'GET', path: (c) => `/api/v1/configs/${c.configId}`, status: 200, check: (r) => expect(r.body.config_value).toBe('Hearth Test') },
-    { name: 'no key was added by a user', as: 'admin', method: 'GET', path: '/api/v1/configs?config_group=search', status: 200, check: (r) => expect(r.body.total).toBe(0) },
+    ...routes.map(([method, path, body]): Scenario<Ctx> => ({ name: 'needs credentials', as: 'guest', method, path, body, status: 401, code: 'UNAUTHORIZED', notContains: [...globalSecret, ...userSecret, 'Hearth Test'] })),
+    ...(['user', 'other', 'admin'] as const).map((as): Scenario<Ctx> => ({ name: 'the known names are for everyone', as, method: 'GET', path: '/api/v1/config/info', status: 200, contains: ['google_api_key', 'google_base_url', 'requires_approval'] })),
+
+    // global settings: readable by everyone, a global secret's value by admins only, changed by admins only
+    ...(['user', 'other'] as const).flatMap((as): Scenario<Ctx>[] => [
+      { name: 'a global setting is readable', as, method: 'GET', path: (c) => `/api/v1/configs/${c.sitePlain}`, status: 200, check: (r) => expect(r.body).toMatchObject({ config_value: 'Hearth Test', scope: 'global', has_value: true }) },
+      { name: 'a global secret shows no value, not even a hint, but that it is set', as, method: 'GET', path: (c) => `/api/v1/configs/${c.globalSecret}`, status: 200, notContains: globalSecret,
+        check: (r) => expect(r.body).toMatchObject({ config_group: 'search', config_name: 'google_api_key', config_value: null, is_secret: true, has_value: true, scope: 'global' }) },
+      { name: 'the list hides the global secret too', as, method: 'GET', path: '/api/v1/configs?config_group=search', status: 200, notContains: globalSecret,
+        check: (r, c) => expect(byId(r, c.globalSecret)).toMatchObject({ config_value: null, has_value: true }) },
+      { name: 'a global setting cannot be changed', as, method: 'PUT', path: (c) => `/api/v1/configs/${c.sitePlain}`, body: { config_value: `changed by ${as}` }, status: 403, code: 'FORBIDDEN' },
+      { name: 'a global secret cannot be changed', as, method: 'PUT', path: (c) => `/api/v1/configs/${c.globalSecret}`, body: { config_value: 'replaced' }, status: 403, code: 'FORBIDDEN', notContains: globalSecret },
+      { name: 'a global setting cannot be deleted', as, method: 'DELETE', path: (c) => `/api/v1/configs/${c.globalSecret}`, status: 403, code: 'FORBIDDEN' },
+      { name: 'a global setting cannot be created', as, method: 'POST', path: '/api/v1/configs', body: { config_group: 'search', config_name: 'google_cse_id', config_value: 'cx-by-user', scope: 'global' }, status: 403, code: 'FORBIDDEN' },
+    ]),
+    { name: 'the admin sees the hint of the global secret', as: 'admin', method: 'GET', path: (c) => `/api/v1/configs/${c.globalSecret}`, status: 200, notContains: [GLOBAL_GOOGLE],
+      check: (r) => expect(r.body).toMatchObject({ config_value: 'AIz...1111', has_value: true, scope: 'global' }) },
+
+    // a user's personal settings: invisible to everyone else, admins included
+    ...(['other', 'admin'] as const).flatMap((as): Scenario<Ctx>[] => [
+      { name: "another user's personal setting is invisible", as, method: 'GET', path: (c) => `/api/v1/configs/${c.userSecret}`, status: 404, code: 'NOT_FOUND', notContains: userSecret },
+      { name: "another user's personal setting cannot be changed", as, method: 'PUT', path: (c) => `/api/v1/configs/${c.userPlain}`, body: { config_value: 'overwritten' }, status: 404, code: 'NOT_FOUND', notContains: userSecret },
+      { name: "another user's personal setting cannot be deleted", as, method: 'DELETE', path: (c) => `/api/v1/configs/${c.userSecret}`, status: 404, code: 'NOT_FOUND' },
+      { name: "the list has none of another user's settings", as, method: 'GET', path: '/api/v1/configs', status: 200, notContains: userSecret,
+        check: (r, c) => {
+          expect(ids(r)).toEqual(expect.arrayContaining([c.sitePlain, c.globalSecret]))
+          expect(ids(r)).not.toContain(c.userSecret)
+        } },
+      { name: "…nor does ?scope=personal", as, method: 'GET', path: '/api/v1/configs?scope=personal', status: 200, notContains: userSecret, check: (r, c) => expect(ids(r)).not.toContain(c.userPlain) },
+    ]),
+    { name: 'a name another user holds personally is free for me', as: 'other', method: 'POST', path: '/api/v1/configs', body: { config_group: 'search', config_name: 'exa_api_key', config_value: 'exa-other-own-key-0000' }, status: 201,
+      check: (r) => expect(r.body).toMatchObject({ scope: 'personal', config_value: 'exa...0000' }) },
+    { name: 'my own name twice is a conflict', as: 'user', method: 'POST', path: '/api/v1/configs', body: { config_group: 'SEARCH', config_name: 'EXA_API_KEY', config_value: 'again' }, status: 409, code: 'CONFLICT' },
+    { name: 'the owner sees their secret as a hint', as: 'user', method: 'GET', path: (c) => `/api/v1/configs/${c.userSecret}`, status: 200, notContains: [USER_EXA],
+      check: (r) => expect(r.body).toMatchObject({ config_value: 'exa...4242', is_secret: true, has_value: true, scope: 'personal' }) },
+    { name: "the owner's list: the global settings and their own, nobody else's", as: 'user', method: 'GET', path: '/api/v1/configs', status: 200, notContains: [...globalSecret, 'exa-other-own-key-0000', 'exa...0000'],
+      check: (r, c) => expect(ids(r).sort()).toEqual([c.sitePlain, c.globalSecret, c.userSecret, c.userPlain].sort()) },
+    { name: "?scope=global: the admins' only", as: 'user', method: 'GET', path: '/api/v1/configs?scope=global', status: 200, check: (r, c) => expect(ids(r).sort()).toEqual([c.sitePlain, c.globalSecret].sort()) },
+    { name: '?scope=personal: mine only', as: 'user', method: 'GET', path: '/api/v1/configs?scope=personal', status: 200, check: (r, c) => expect(ids(r).sort()).toEqual([c.userSecret, c.userPlain].sort()) },
+    { name: 'a global and a personal one of the same name, the global first', as: 'user', method: 'GET', path: '/api/v1/configs?config_group=general', status: 200,
+      check: (r, c) => expect((r.body.items as Json[]).map((i) => [i.id, i.scope, i.config_value])).toEqual([[c.sitePlain, 'global', 'Hearth Test'], [c.userPlain, 'personal', 'My Own Hearth']]) },
+    { name: 'an unknown scope', as: 'user', method: 'GET', path: '/api/v1/configs?scope=everyone', status: 422, code: 'VALIDATION_ERROR' },
+
+    // nothing anyone else tried changed anything
+    { name: 'the global value is unchanged', as: 'admin', method: 'GET', path: (c) => `/api/v1/configs/${c.sitePlain}`, status: 200, check: (r) => expect(r.body.config_value).toBe('Hearth Test') },
+    { name: 'no global key was added by a user', as: 'admin', method: 'GET', path: '/api/v1/configs?config_group=search&scope=global', status: 200, check: (r, c) => expect(ids(r)).toEqual([c.globalSecret]) },
+    { name: "the user's settings are unchanged", as: 'user', method: 'GET', path: (c) => `/api/v1/configs/${c.userPlain}`, status: 200,
+      check: async (r, c) => {
+        expect(r.body.config_value).toBe('My Own Hearth')
+        expect(await c.t.deps.services.configs.valueFor(c.accounts.user.id, 'search', 'exa_api_key')).toBe(USER_EXA)
+        expect(await c.t.deps.services.configs.value('search', 'google_api_key')).toBe(GLOBAL_GOOGLE)
+      } },
     { name: 'unknown id', as: 'admin', method: 'GET', path: '/api/v1/configs/nope', status: 404, code: 'NOT_FOUND' },
-    { name: 'unknown id: PUT', as: 'admin', method: 'PUT', path: '/api/v1/configs/nope', body: { config_value: 'x' }, status: 404, code: 'NOT_FOUND' },
+    { name: 'unknown id: PUT', as: 'user', method: 'PUT', path: '/api/v1/configs/nope', body: { config_value: 'x' }, status: 404, code: 'NOT_FOUND' },
+    { name: 'unknown id: DELETE', as: 'user', method: 'DELETE', path: '/api/v1/configs/nope', status: 404, code: 'NOT_FOUND' },
   ])
 })
 
@@ -97,7 +170,7 @@ eachDialect('configs', (dialect) => {
     const res = await post({ config_group: 'search', config_name: 'google_api_key', config_value: GOOGLE_KEY, is_secret: false })
     expect(res.status).toBe(201)
     expect(res.headers.get('location')).toBe(`/api/v1/configs/${res.body.id}`)
-    expect(res.body).toEqual({ id: expect.any(String), config_group: 'search', config_name: 'google_api_key', config_value: 'AIz...6789', is_secret: true, created_at: expect.any(String), updated_at: expect.any(String) })
+    expect(res.body).toEqual({ id: expect.any(String), config_group: 'search', config_name: 'google_api_key', config_value: 'AIz...6789', is_secret: true, has_value: true, scope: 'global', created_at: expect.any(String), updated_at: expect.any(String) })
     expect(res.body.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
     expect(res.text).not.toContain(GOOGLE_KEY)
     const row = await configRow(t, res.body.id)
@@ -208,12 +281,13 @@ eachDialect('configs', (dialect) => {
   })
 
   const invalid: [string, Json, string][] = [
-    ['upper-case group', { config_group: 'Search', config_name: 'x', config_value: 'v' }, 'config_group'],
     ['group with spaces', { config_group: 'my group', config_name: 'x', config_value: 'v' }, 'config_group'],
-    ['upper-case name', { config_group: 'search', config_name: 'Google_Api_Key', config_value: 'v' }, 'config_name'],
     ['name with spaces', { config_group: 'search', config_name: 'api key', config_value: 'v' }, 'config_name'],
+    ['group with a slash', { config_group: 'a/b', config_name: 'x', config_value: 'v' }, 'config_group'],
+    ['name with a non-ASCII letter', { config_group: 'search', config_name: 'clé', config_value: 'v' }, 'config_name'],
     ['empty group', { config_group: '', config_name: 'x', config_value: 'v' }, 'config_group'],
     ['over-long name', { config_group: 'g', config_name: 'n'.repeat(101), config_value: 'v' }, 'config_name'],
+    ['unknown scope', { config_group: 'g', config_name: 'n', config_value: 'v', scope: 'shared' }, 'scope'],
     ['missing value', { config_group: 'g', config_name: 'n' }, 'config_value'],
     ['value not a string', { config_group: 'g', config_name: 'n', config_value: { nested: true } }, 'config_value'],
     ['over-long value', { config_group: 'g', config_name: 'n', config_value: 'v'.repeat(65_537) }, 'config_value'],
@@ -240,9 +314,133 @@ eachDialect('configs', (dialect) => {
     expect(await t.deps.services.configs.value('search', 'never-set')).toBeNull()
   })
 
+  test('group and name are folded to lower case: GOOGLE_API_KEY is search.google_api_key, a known secret', async () => {
+    const res = await post({ config_group: 'Search', config_name: 'GOOGLE_CSE_ID', config_value: 'cx-upper' })
+    // search.google_cse_id was set above: the same setting, whatever the case
+    expectProblem(res, 409, 'CONFLICT')
+    expect(res.body.detail).toContain('search.google_cse_id')
+    const made = await post({ config_group: 'Casing', config_name: 'Mixed.Name_1', config_value: 'v' })
+    expect(made.body).toMatchObject({ config_group: 'casing', config_name: 'mixed.name_1' })
+    const filtered = await t.request('GET', '/api/v1/configs?config_group=CASING', { token: admin })
+    expect((filtered.body.items as Json[]).map((c) => c.id)).toEqual([made.body.id])
+    expect(await t.deps.services.configs.value('CASING', 'MIXED.NAME_1')).toBe('v')
+
+    // a known secret's name in upper case is that secret: encrypted, shown as a hint
+    const user = ctx.accounts.user.access
+    const key = await t.request('POST', '/api/v1/configs', { token: user, body: { config_group: 'SEARCH', config_name: 'GOOGLE_API_KEY', config_value: 'AIzaUser-upper-case-key-777', is_secret: false } })
+    expect(key.status).toBe(201)
+    expect(key.body).toMatchObject({ config_group: 'search', config_name: 'google_api_key', is_secret: true, config_value: 'AIz...-777', scope: 'personal' })
+    expect((await configRow(t, key.body.id))?.configValue).toStartWith('v1.')
+    expect(await t.deps.services.configs.valueFor(ctx.accounts.user.id, 'Search', 'Google_Api_Key')).toBe('AIzaUser-upper-case-key-777')
+    await t.request('DELETE', `/api/v1/configs/${key.body.id}`, { token: user })
+  })
+
   test('secret values never reach the log', () => {
     const log = t.logText()
     expect(log.length).toBeGreaterThan(0)
     for (const secret of [GOOGLE_KEY, EXA_KEY, 'exa-rotated-key-000-1111', 'tok-42-xyz']) expect(log).not.toContain(secret)
+  })
+})
+
+eachDialect('configs: personal values', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  beforeAll(async () => {
+    t = await createTestApp(dialect)
+    ctx = await setupCallers(t)
+  })
+  afterAll(() => t.close())
+
+  const post = (token: string, body: Json) => t.request('POST', '/api/v1/configs', { token, body })
+  const configs = () => t.deps.services.configs
+
+  test("an admin's setting is global unless it says personal; a user's is personal", async () => {
+    const { admin, user } = ctx.accounts
+    const global = await post(admin.access, { config_group: 'scoped', config_name: 'a', config_value: 'for everyone' })
+    const own = await post(admin.access, { config_group: 'scoped', config_name: 'a', config_value: 'for the admin', scope: 'personal' })
+    const mine = await post(user.access, { config_group: 'scoped', config_name: 'a', config_value: 'for the user', scope: 'personal' })
+    const implicit = await post(user.access, { config_group: 'scoped', config_name: 'b', config_value: 'also mine' })
+    expect([global, own, mine, implicit].map((r) => [r.status, r.body.scope])).toEqual([[201, 'global'], [201, 'personal'], [201, 'personal'], [201, 'personal']])
+    const seen = await t.request('GET', '/api/v1/configs?config_group=scoped', { token: user.access })
+    expect((seen.body.items as Json[]).map((c) => c.config_value)).toEqual(['for everyone', 'for the user', 'also mine'])
+    expectProblem(await t.request('GET', `/api/v1/configs/${own.body.id}`, { token: user.access }), 404, 'NOT_FOUND')
+  })
+
+  test('valueFor: the personal value, else the global one; value: the global one only', async () => {
+    const { admin, user, other } = ctx.accounts
+    await post(admin.access, { config_group: 'tools', config_name: 'requires_approval', config_value: 'http_fetch' })
+    const personal = await post(user.access, { config_group: 'tools', config_name: 'requires_approval', config_value: 'http_fetch,web_search' })
+    expect(await configs().valueFor(user.id, 'tools', 'requires_approval')).toBe('http_fetch,web_search')
+    expect(await configs().settingFor(user.id, 'tools', 'requires_approval')).toEqual({ value: 'http_fetch,web_search', scope: 'personal' })
+    expect(await configs().valueFor(other.id, 'tools', 'requires_approval')).toBe('http_fetch')
+    expect(await configs().settingFor(other.id, 'tools', 'requires_approval')).toEqual({ value: 'http_fetch', scope: 'global' })
+    // the server's own reads never take a user's value
+    expect(await configs().value('tools', 'requires_approval')).toBe('http_fetch')
+
+    // a personal value set to null does not hide the global one; a change is read at once (the cache is dropped)
+    await t.request('PUT', `/api/v1/configs/${personal.body.id}`, { token: user.access, body: { config_value: null } })
+    expect(await configs().valueFor(user.id, 'tools', 'requires_approval')).toBe('http_fetch')
+    await t.request('PUT', `/api/v1/configs/${personal.body.id}`, { token: user.access, body: { config_value: 'web_search' } })
+    expect(await configs().valueFor(user.id, 'tools', 'requires_approval')).toBe('web_search')
+    await t.request('DELETE', `/api/v1/configs/${personal.body.id}`, { token: user.access })
+    expect(await configs().valueFor(user.id, 'tools', 'requires_approval')).toBe('http_fetch')
+    expect(await configs().valueFor(user.id, 'tools', 'never-set')).toBeNull()
+    expect(await configs().settingFor(user.id, 'tools', 'never-set')).toBeNull()
+  })
+
+  test("a user's chat setting does not change the instance's (chat reads the global value)", async () => {
+    await post(ctx.accounts.user.access, { config_group: 'chat', config_name: 'default_system_prompt', config_value: 'Only for me' })
+    expect(await configs().value('chat', 'default_system_prompt')).toBeNull()
+  })
+
+  test('a personal secret is encrypted, shown to its owner as a hint, read in plain by the server', async () => {
+    const res = await post(ctx.accounts.other.access, { config_group: 'search', config_name: 'exa_api_key', config_value: 'exa-other-key-abcdef-9999' })
+    expect(res.body).toMatchObject({ is_secret: true, config_value: 'exa...9999', scope: 'personal', has_value: true })
+    const row = await configRow(t, res.body.id)
+    expect(row?.userId).toBe(ctx.accounts.other.id)
+    expect(row?.configValue).toStartWith('v1.')
+    expect(await configs().valueFor(ctx.accounts.other.id, 'search', 'exa_api_key')).toBe('exa-other-key-abcdef-9999')
+    expect(await configs().valueFor(ctx.accounts.user.id, 'search', 'exa_api_key')).toBeNull()
+    expect(t.logText()).not.toContain('exa-other-key-abcdef-9999')
+  })
+
+  test('the service refuses what the routes refuse (for callers other than the routes)', async () => {
+    const user = { userId: ctx.accounts.user.id, role: 'user' }
+    await expect(configs().create(user, { group: 'g', name: 'n', value: 'v', scope: 'global' })).rejects.toMatchObject({ status: 403, code: 'FORBIDDEN' })
+    const global = await configs().create({ userId: ctx.accounts.admin.id, role: 'admin' }, { group: 'svc', name: 'global', value: 'v' })
+    await expect(configs().update(user, global.id, 'x')).rejects.toMatchObject({ status: 403, code: 'FORBIDDEN' })
+    await expect(configs().remove(user, global.id)).rejects.toMatchObject({ status: 403, code: 'FORBIDDEN' })
+    const own = await configs().create(user, { group: 'svc', name: 'own', value: 'v' })
+    await expect(configs().get({ userId: ctx.accounts.other.id, role: 'user' }, own.id)).rejects.toMatchObject({ status: 404 })
+    await expect(configs().remove({ userId: ctx.accounts.admin.id, role: 'admin' }, own.id)).rejects.toMatchObject({ status: 404 })
+  })
+})
+
+eachDialect('configs: base URLs follow the private-address rule', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  beforeAll(async () => {
+    t = await createTestApp(dialect, { HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'false' })
+    ctx = await setupCallers(t)
+  })
+  afterAll(() => t.close())
+
+  test("a user's base URL at a private address is a 422 naming config_value; an admin's is accepted; other names are not URLs", async () => {
+    const { admin, user } = ctx.accounts
+    for (const name of ['google_base_url', 'EXA_BASE_URL']) {
+      const res = await t.request('POST', '/api/v1/configs', { token: user.access, body: { config_group: 'search', config_name: name, config_value: 'http://127.0.0.1:9/x' } })
+      expectProblem(res, 422, 'VALIDATION_ERROR')
+      expect(res.body.errors).toEqual([{ path: 'config_value', message: expect.stringContaining('private addresses') }])
+    }
+    const notUrl = await t.request('POST', '/api/v1/configs', { token: user.access, body: { config_group: 'search', config_name: 'google_base_url', config_value: 'file:///etc/passwd' } })
+    expectProblem(notUrl, 422, 'VALIDATION_ERROR')
+    const ok = await t.request('POST', '/api/v1/configs', { token: user.access, body: { config_group: 'search', config_name: 'google_base_url', config_value: 'https://93.184.216.34/customsearch/v1' } })
+    expect(ok.status).toBe(201)
+    expectProblem(await t.request('PUT', `/api/v1/configs/${ok.body.id}`, { token: user.access, body: { config_value: 'http://[::1]/' } }), 422, 'VALIDATION_ERROR')
+    expect(await t.deps.services.configs.valueFor(user.id, 'search', 'google_base_url')).toBe('https://93.184.216.34/customsearch/v1')
+    // some other setting may hold any text
+    expect((await t.request('POST', '/api/v1/configs', { token: user.access, body: { config_group: 'general', config_name: 'site_name', config_value: 'http://127.0.0.1/' } })).status).toBe(201)
+    const global = await t.request('POST', '/api/v1/configs', { token: admin.access, body: { config_group: 'search', config_name: 'google_base_url', config_value: 'http://127.0.0.1:9/customsearch/v1' } })
+    expect(global.body).toMatchObject({ scope: 'global', config_value: 'http://127.0.0.1:9/customsearch/v1' })
   })
 })

@@ -300,6 +300,47 @@ describe('Gemini generateContent', () => {
   })
 })
 
+describe('a model that uses tools (calls=, rounds=)', () => {
+  const TOOL = { type: 'function', function: { name: 'a', parameters: { type: 'object' } } }
+  const ARGS = '{"timezone":"Europe/Paris"}'
+
+  test('parsing', () => {
+    expect(parseScenario('fake:calls=a+b_c,rounds=2')).toMatchObject({ calls: ['a', 'b_c'], rounds: 2 })
+    expect(parseScenario('fake')).toMatchObject({ rounds: 1 })
+    expect(() => parseScenario('fake:calls=a b')).toThrow('unknown fake model option')
+  })
+
+  test('OpenAI: several calls in one streamed turn while tools are offered; text once the rounds are done, without tools, or with tool_choice none', async () => {
+    const chunks = datas(await sse(await openai({ model: 'fake:calls=a+b', stream: true, tools: [TOOL] })))
+    const deltas = chunks.flatMap(c => c.choices[0]?.delta.tool_calls ?? [])
+    expect(deltas.filter(d => d.id).map(d => [d.index, d.id, d.function.name])).toEqual([[0, expect.stringMatching(/^call_fake\d+_0$/), 'a'], [1, expect.stringMatching(/^call_fake\d+_1$/), 'b']])
+    for (const index of [0, 1]) expect(deltas.filter(d => d.index === index).map(d => d.function.arguments).join('')).toBe(ARGS)
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('tool_calls')
+    const round = [...msgs(), { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'a', arguments: ARGS } }] }, { role: 'tool', tool_call_id: 'c1', content: 'now' }]
+    for (const body of [{ tools: [TOOL], messages: round }, {}, { tools: [TOOL], tool_choice: 'none' }]) {
+      const reply = await (await openai({ model: 'fake:tokens=2,calls=a', ...body })).json()
+      expect(reply.choices[0]).toMatchObject({ message: { content: 'tok0 tok1 ' }, finish_reason: 'stop' })
+    }
+    // a new question starts the count again; rounds=2 calls twice
+    const again = await (await openai({ model: 'fake:calls=a', tools: [TOOL], messages: [...round, { role: 'user', content: 'and now?' }] })).json()
+    expect(again.choices[0].finish_reason).toBe('tool_calls')
+    expect((await (await openai({ model: 'fake:calls=a,rounds=2', tools: [TOOL], messages: round })).json()).choices[0].finish_reason).toBe('tool_calls')
+  })
+
+  test('Anthropic: a tool_use block per call, arguments as input_json_delta; text once a tool_result answered them', async () => {
+    const tools = [{ name: 'a', input_schema: { type: 'object' } }]
+    const events = datas(await sse(await anthropic({ model: 'fake:calls=a+b', stream: true, tools })))
+    expect(events.filter(x => x.type === 'content_block_start').map(x => x.content_block)).toEqual([
+      { type: 'tool_use', id: expect.stringMatching(/^toolu_fake\d+_0$/), name: 'a', input: {} },
+      { type: 'tool_use', id: expect.stringMatching(/^toolu_fake\d+_1$/), name: 'b', input: {} },
+    ])
+    for (const index of [0, 1]) expect(events.filter(x => x.index === index && x.delta?.type === 'input_json_delta').map(x => x.delta.partial_json).join('')).toBe(ARGS)
+    const answered = [...msgs(), { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'a', input: {} }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'now' }] }]
+    const reply = await (await anthropic({ model: 'fake:tokens=1,calls=a', tools, messages: answered })).json()
+    expect(reply).toMatchObject({ content: [{ type: 'text', text: 'tok0 ' }], stop_reason: 'end_turn' })
+  })
+})
+
 describe('failure modes', () => {
   test('fail=STATUS answers with each protocol\'s error body', async () => {
     const o = await openai({ model: 'fake:fail=500', stream: true })

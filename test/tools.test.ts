@@ -2,7 +2,7 @@
  * The tools layer: the built-ins listed and called, arguments checked against the tool's JSON
  * Schema (422 with `arguments.…` paths), unknown tools 404, every call logged for its caller only
  * and announced live on GET /tools/events — on Postgres, to a stream on another instance too.
- * (MCP tools: test/mcp*.test.ts; web_search and http_fetch: test/search.test.ts.)
+ * (MCP tools: test/mcp*.test.ts; web_search and http_fetch: test/search-tools.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { setupCallers, useCallers, type CallersContext } from './helpers/accounts.ts'
@@ -41,7 +41,7 @@ eachDialect('tools: who may do what', (dialect) => {
       status: 200,
       check: (r: { body: Json }) => {
         const builtins = (r.body.items as Json[]).filter((i) => i.source === 'builtin')
-        expect(builtins.map((i) => i.name)).toEqual(['sql_query', 'current_time'])
+        expect(builtins.map((i) => i.name)).toEqual(['web_search', 'http_fetch', 'sql_query', 'current_time'])
         for (const b of builtins) expect(b).toMatchObject({ server_id: null, server_name: null, enabled: true, requires_approval: false, input_schema: { type: 'object' } })
       },
     })),

@@ -60,7 +60,8 @@ export interface TurnResult {
   cost: number
   latencyMs: number
   ttftMs: number | null
-  error?: { code: 'UPSTREAM_ERROR'; message: string }
+  /** UPSTREAM_ERROR: the model failed; QUOTA_EXCEEDED: a later turn of a tool loop could not hold its credits (tool-loop.ts) */
+  error?: { code: 'UPSTREAM_ERROR' | 'QUOTA_EXCEEDED'; message: string }
   /** resolves once the usage row is written and the credits settled */
   settled: Promise<void>
 }

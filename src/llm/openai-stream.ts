@@ -155,7 +155,8 @@ export async function* streamOpenAI(c: ProviderConnection, req: ChatRequest, sig
       if (signal?.aborted) return
       throw new UpstreamError('the provider ended the stream early', undefined, 'network')
     }
-    for (const t of [...tools.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1])) yield { type: 'tool_call', id: t.id, name: t.name, arguments: t.arguments || '{}' }
+    // some OpenAI-compatible servers send no call id: the results sent back need one to pair with
+    for (const [index, t] of [...tools.entries()].sort((a, b) => a[0] - b[0])) yield { type: 'tool_call', id: t.id || `call_${index}`, name: t.name, arguments: t.arguments || '{}' }
     yield { type: 'finish', reason: finish ?? 'stop', usage }
   } finally {
     clearTimeout(watchdog)

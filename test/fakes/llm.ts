@@ -11,7 +11,14 @@
  *   fail=STATUS  answer with that HTTP status and the protocol's error body
  *   failmid=N    send N deltas (fewer if there are fewer), then reset the connection before the final event
  *   hang=MS      wait that long before the status line (stop() ends it)
- *   tool=NAME    reply with a call to NAME with arguments {"city":"Paris"} (in pieces) instead of text
+ *   tool=NAME    reply with a call to NAME with arguments {"city":"Paris"} (in pieces) instead of text, always
+ *   calls=A+B    a model that uses tools: while the request offers tools (and tool_choice is not `none`),
+ *                the turn calls A and B at once (one call each, in that order, arguments
+ *                {"timezone":"Europe/Paris"} streamed in pieces) instead of text — OpenAI streamed
+ *                `tool_calls` deltas, Anthropic `tool_use` blocks with `input_json_delta`, Gemini
+ *                `functionCall` parts; once the request holds `rounds` tool rounds after its last user
+ *                question (or offers no tools, or tool_choice `none`) it answers with text
+ *   rounds=N     how many turns of a `calls` model call tools before it answers (default 1)
  *   reason=N     N reasoning deltas `think{i} ` first (OpenAI delta.reasoning_content, Anthropic thinking, Gemini thought parts)
  *   finish=length|stop   length → length / max_tokens / MAX_TOKENS
  *
@@ -31,6 +38,8 @@ export type Scenario = {
   failmid?: number
   hang: number
   tool?: string
+  calls?: string[]
+  rounds: number
   reason: number
   finish: 'stop' | 'length'
 }
@@ -38,13 +47,16 @@ export type Scenario = {
 export const FAKE_MODELS = ['fake', 'fake-large', 'fake-small'] as const
 export const TOOL_ARGS = { city: 'Paris' }
 const ARG_PIECES = ['{"', 'city', '":"', 'Paris', '"}']
+/** the arguments of every `calls=` call: valid for the built-in `current_time` */
+export const CALL_ARGS = { timezone: 'Europe/Paris' }
+const CALL_PIECES = ['{"', 'timezone', '":"', 'Europe/', 'Paris', '"}']
 const CREATED = 1_700_000_000
 
 /** Parses `fake:tokens=3,delay=5`; throws on an unknown option or a bad value. */
 export function parseScenario(model: string): Scenario {
   const colon = model.indexOf(':')
   const name = colon < 0 || !model.startsWith('fake') ? model : model.slice(0, colon)
-  const s: Scenario = { name, tokens: 8, delay: 0, hang: 0, reason: 0, finish: 'stop' }
+  const s: Scenario = { name, tokens: 8, delay: 0, hang: 0, rounds: 1, reason: 0, finish: 'stop' }
   if (name === model) return s
   const int = (k: string, v: string) => {
     if (!/^\d+$/.test(v)) throw new Error(`fake model option ${k} needs a whole number, got "${v}"`)
@@ -58,6 +70,8 @@ export function parseScenario(model: string): Scenario {
     else if (k === 'delay') s.delay = int(k, v)
     else if (k === 'hang') s.hang = int(k, v)
     else if (k === 'reason') s.reason = int(k, v)
+    else if (k === 'rounds') s.rounds = int(k, v)
+    else if (k === 'calls' && /^[\w-]+(\+[\w-]+)*$/.test(v)) s.calls = v.split('+')
     else if (k === 'failmid') s.failmid = int(k, v)
     else if (k === 'fail') {
       s.fail = int(k, v)
@@ -70,6 +84,9 @@ export function parseScenario(model: string): Scenario {
   return s
 }
 
+/** One tool call of a reply: its id suffix (`call_fake{n}{suffix}`), name and argument pieces. */
+type PlannedCall = { suffix: string; name: string; pieces: string[] }
+
 /** What every protocol replies, before it is dressed in that protocol's shapes. */
 type Plan = {
   sc: Scenario
@@ -77,20 +94,56 @@ type Plan = {
   n: number
   reasoning: string[]
   text: string[]
-  tool?: { name: string; pieces: string[] }
+  calls: PlannedCall[]
   finish: 'stop' | 'length' | 'tool'
   prompt: number
   completion: number
 }
 
-function plan(model: string, promptText: string, n: number): Plan {
+/** What a request says about tools, for a `calls=` model: whether it may call them, and the tool rounds since its last question. */
+type ToolState = { offered: boolean; rounds: number }
+
+function plan(model: string, promptText: string, n: number, tools: ToolState): Plan {
   const sc = parseScenario(model)
   const reasoning = Array.from({ length: sc.reason }, (_, i) => `think${i} `)
-  const text = sc.tool ? [] : Array.from({ length: sc.tokens }, (_, i) => `${sc.words ? sc.words[i % sc.words.length] : `tok${i}`} `)
-  const tool = sc.tool ? { name: sc.tool, pieces: ARG_PIECES } : undefined
-  const finish = sc.finish === 'length' ? 'length' : tool ? 'tool' : 'stop'
+  const calls: PlannedCall[] = sc.tool
+    ? [{ suffix: '', name: sc.tool, pieces: ARG_PIECES }]
+    : sc.calls && tools.offered && tools.rounds < sc.rounds ? sc.calls.map((name, i) => ({ suffix: `_${i}`, name, pieces: CALL_PIECES })) : []
+  const text = calls.length ? [] : Array.from({ length: sc.tokens }, (_, i) => `${sc.words ? sc.words[i % sc.words.length] : `tok${i}`} `)
+  const finish = sc.finish === 'length' ? 'length' : calls.length ? 'tool' : 'stop'
   const prompt = Math.max(1, Math.ceil(promptText.length / 4))
-  return { sc, model, n, reasoning, text, tool, finish, prompt, completion: reasoning.length + (tool ? tool.pieces.length : text.length) }
+  return { sc, model, n, reasoning, text, calls, finish, prompt, completion: reasoning.length + (calls.length ? calls.reduce((k, c) => k + c.pieces.length, 0) : text.length) }
+}
+
+/** The messages after the last one `isQuestion` accepts. */
+const afterLastQuestion = (messages: unknown[], isQuestion: (m: Body) => boolean) => {
+  let i = messages.length
+  while (i > 0 && !isQuestion((messages[i - 1] ?? {}) as Body)) i--
+  return messages.slice(i).map((m) => (m ?? {}) as Body)
+}
+const blocks = (m: Body) => (Array.isArray(m.content) ? (m.content as Body[]) : [])
+
+function openaiTools(b: Body): ToolState {
+  const offered = Array.isArray(b.tools) && b.tools.length > 0 && b.tool_choice !== 'none'
+  const rounds = afterLastQuestion(b.messages as unknown[], (m) => m.role === 'user').filter((m) => m.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length).length
+  return { offered, rounds }
+}
+
+function anthropicTools(b: Body): ToolState {
+  const offered = Array.isArray(b.tools) && b.tools.length > 0 && (b.tool_choice as Body | undefined)?.type !== 'none'
+  // tool results come back in `user` messages: a question is a user message with something else in it
+  const question = (m: Body) => m.role === 'user' && (typeof m.content === 'string' || blocks(m).some((c) => c.type !== 'tool_result'))
+  const rounds = afterLastQuestion(b.messages as unknown[], question).filter((m) => m.role === 'assistant' && blocks(m).some((c) => c.type === 'tool_use')).length
+  return { offered, rounds }
+}
+
+function geminiTools(b: Body): ToolState {
+  const declared = Array.isArray(b.tools) && (b.tools as Body[]).some((t) => Array.isArray(t.functionDeclarations) && t.functionDeclarations.length)
+  const mode = ((b.toolConfig as Body | undefined)?.functionCallingConfig as Body | undefined)?.mode
+  const parts = (m: Body) => (Array.isArray(m.parts) ? (m.parts as Body[]) : [])
+  const question = (m: Body) => m.role === 'user' && parts(m).some((p) => !p.functionResponse)
+  const rounds = afterLastQuestion(b.contents as unknown[], question).filter((m) => m.role === 'model' && parts(m).some((p) => p.functionCall)).length
+  return { offered: declared && mode !== 'NONE', rounds }
 }
 
 /** All message text in a request body: strings, `text` fields, and `content`/`parts` recursively. */
@@ -189,13 +242,13 @@ function openaiReply(p: Plan, body: Body, signal: AbortSignal): Promise<Response
     prompt_tokens: p.prompt, completion_tokens: p.completion, total_tokens: p.prompt + p.completion,
     prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: p.reasoning.length },
   }
-  const toolCall = (args: string) => ({ id: `call_fake${p.n}`, type: 'function', function: { name: p.tool?.name, arguments: args } })
+  const toolCall = (c: PlannedCall, args: string) => ({ id: `call_fake${p.n}${c.suffix}`, type: 'function', function: { name: c.name, arguments: args } })
   const head = { id, created: CREATED, model: p.model, system_fingerprint: 'fp_fake' }
   if (body.stream !== true) {
     const message = {
-      role: 'assistant', content: p.tool ? null : p.text.join(''), refusal: null,
+      role: 'assistant', content: p.calls.length ? null : p.text.join(''), refusal: null,
       ...(p.reasoning.length ? { reasoning_content: p.reasoning.join('') } : {}),
-      ...(p.tool ? { tool_calls: [toolCall(p.tool.pieces.join(''))] } : {}),
+      ...(p.calls.length ? { tool_calls: p.calls.map((c) => toolCall(c, c.pieces.join(''))) } : {}),
     }
     return whole(p, { ...head, object: 'chat.completion', choices: [{ index: 0, message, logprobs: null, finish_reason }], usage }, signal, headers)
   }
@@ -207,9 +260,9 @@ function openaiReply(p: Plan, body: Body, signal: AbortSignal): Promise<Response
     yield { text: chunk({ role: 'assistant', content: '', refusal: null }) }
     for (const r of p.reasoning) yield { text: chunk({ reasoning_content: r }), token: true }
     for (const t of p.text) yield { text: chunk({ content: t }), token: true }
-    if (p.tool) {
-      yield { text: chunk({ tool_calls: [{ index: 0, ...toolCall('') }] }) }
-      for (const piece of p.tool.pieces) yield { text: chunk({ tool_calls: [{ index: 0, function: { arguments: piece } }] }), token: true }
+    for (const [index, c] of p.calls.entries()) {
+      yield { text: chunk({ tool_calls: [{ index, ...toolCall(c, '') }] }) }
+      for (const piece of c.pieces) yield { text: chunk({ tool_calls: [{ index, function: { arguments: piece } }] }), token: true }
     }
     yield { text: chunk({}, finish_reason), final: true }
     if (withUsage) yield { text: data({ ...head, object: 'chat.completion.chunk', choices: [], usage }) }
@@ -224,14 +277,14 @@ function openaiReply(p: Plan, body: Body, signal: AbortSignal): Promise<Response
 function anthropicReply(p: Plan, body: Body, signal: AbortSignal): Promise<Response> | Response {
   const headers = { 'request-id': `req_fake${p.n}` }
   const stop_reason = { stop: 'end_turn', length: 'max_tokens', tool: 'tool_use' }[p.finish]
-  const toolId = `toolu_fake${p.n}`
+  const toolId = (c: PlannedCall) => `toolu_fake${p.n}${c.suffix}`
   const signature = `fakesig${p.n}`
   const message = { id: `msg_fake${p.n}`, type: 'message', role: 'assistant', model: p.model }
   if (body.stream !== true) {
     const content = [
       ...(p.reasoning.length ? [{ type: 'thinking', thinking: p.reasoning.join(''), signature }] : []),
       ...(p.text.length ? [{ type: 'text', text: p.text.join('') }] : []),
-      ...(p.tool ? [{ type: 'tool_use', id: toolId, name: p.tool.name, input: TOOL_ARGS }] : []),
+      ...p.calls.map((c) => ({ type: 'tool_use', id: toolId(c), name: c.name, input: JSON.parse(c.pieces.join('')) })),
     ]
     const usage = { input_tokens: p.prompt, output_tokens: p.completion, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }
     return whole(p, { ...message, content, stop_reason, stop_sequence: null, usage }, signal, headers)
@@ -250,7 +303,7 @@ function anthropicReply(p: Plan, body: Body, signal: AbortSignal): Promise<Respo
     }
     if (p.reasoning.length) yield* block({ type: 'thinking', thinking: '' }, p.reasoning.map(thinking => ({ type: 'thinking_delta', thinking })), [{ type: 'signature_delta', signature }])
     if (p.text.length) yield* block({ type: 'text', text: '' }, p.text.map(text => ({ type: 'text_delta', text })))
-    if (p.tool) yield* block({ type: 'tool_use', id: toolId, name: p.tool.name, input: {} }, p.tool.pieces.map(partial_json => ({ type: 'input_json_delta', partial_json })))
+    for (const c of p.calls) yield* block({ type: 'tool_use', id: toolId(c), name: c.name, input: {} }, c.pieces.map(partial_json => ({ type: 'input_json_delta', partial_json })))
     yield { text: event('message_delta', { delta: { stop_reason, stop_sequence: null }, usage: { output_tokens: p.completion } }), final: true }
     yield { text: event('message_stop') }
   }
@@ -262,7 +315,7 @@ function anthropicReply(p: Plan, body: Body, signal: AbortSignal): Promise<Respo
 
 function geminiReply(p: Plan, stream: boolean, sse: boolean, signal: AbortSignal): Promise<Response> | Response {
   const finishReason = p.finish === 'length' ? 'MAX_TOKENS' : 'STOP'
-  const functionCall = p.tool && { name: p.tool.name, args: TOOL_ARGS }
+  const functionCalls = p.calls.map((c) => ({ functionCall: { name: c.name, args: JSON.parse(c.pieces.join('')) } }))
   const usageMetadata = (thoughts: number, candidates: number) => ({
     promptTokenCount: p.prompt, candidatesTokenCount: candidates, totalTokenCount: p.prompt + thoughts + candidates,
     ...(thoughts ? { thoughtsTokenCount: thoughts } : {}),
@@ -275,7 +328,7 @@ function geminiReply(p: Plan, stream: boolean, sse: boolean, signal: AbortSignal
   if (!stream) {
     const parts = [
       ...(p.reasoning.length ? [{ text: p.reasoning.join(''), thought: true }] : []),
-      ...(functionCall ? [{ functionCall }] : [{ text: p.text.join('') }]),
+      ...(functionCalls.length ? functionCalls : [{ text: p.text.join('') }]),
     ]
     return whole(p, response(parts, p.reasoning.length, answered, finishReason), signal, {})
   }
@@ -286,7 +339,7 @@ function geminiReply(p: Plan, stream: boolean, sse: boolean, signal: AbortSignal
     let thoughts = 0, candidates = 0
     for (const text of p.reasoning) yield { text: frame(response([{ text, thought: true }], ++thoughts, 0)), token: true }
     for (const text of p.text) yield { text: frame(response([{ text }], thoughts, ++candidates)), token: true }
-    if (functionCall) yield { text: frame(response([{ functionCall }], thoughts, answered, finishReason)), token: true, final: true }
+    if (functionCalls.length) yield { text: frame(response(functionCalls, thoughts, answered, finishReason)), token: true, final: true }
     else yield { text: frame(response([{ text: '' }], thoughts, answered, finishReason)), final: true }
     if (!sse) yield { text: count ? ']' : '[]' }
   }
@@ -363,15 +416,15 @@ export async function startFakeLlm(opts: { port?: number } = {}): Promise<FakeLl
         if (typeof b.model !== 'string') return fail(400, 'you must provide a model parameter')
         if (!Array.isArray(b.messages)) return fail(400, 'messages: an array is required')
         if (b.stream_options != null && b.stream !== true) return fail(400, 'The \'stream_options\' parameter is only allowed when \'stream\' is enabled.')
-        p = plan(b.model, (b.messages as unknown[]).map(m => textOf((m as Body)?.content)).join(''), num)
+        p = plan(b.model, (b.messages as unknown[]).map(m => textOf((m as Body)?.content)).join(''), num, openaiTools(b))
       } else if (route === 'anthropic') {
         if (typeof b.model !== 'string') return fail(400, 'model: Field required')
         if (!Array.isArray(b.messages)) return fail(400, 'messages: Field required')
         if (typeof b.max_tokens !== 'number') return fail(400, 'max_tokens: Field required')
-        p = plan(b.model, textOf(b.system) + textOf(b.messages), num)
+        p = plan(b.model, textOf(b.system) + textOf(b.messages), num, anthropicTools(b))
       } else {
         if (!Array.isArray(b.contents)) return fail(400, '* GenerateContentRequest.contents: contents is not specified')
-        p = plan(decodeURIComponent(gemini?.[1] ?? ''), textOf(b.systemInstruction) + textOf(b.contents), num)
+        p = plan(decodeURIComponent(gemini?.[1] ?? ''), textOf(b.systemInstruction) + textOf(b.contents), num, geminiTools(b))
       }
     } catch (e) {
       return fail(400, (e as Error).message)

@@ -74,7 +74,7 @@ export async function signUpAndChat(): Promise<string[]> {
   if (sent.error) return [sent.error.value.detail]
   if (!(Symbol.asyncIterator in sent.data)) return [sent.data.assistant_message.content]
   for await (const e of sent.data) {
-    exact<typeof e.event, 'message.created' | 'delta' | 'reasoning' | 'tool_call' | 'usage' | 'error' | 'title' | 'done' | 'shutdown' | 'revoked' | 'deleted'>(true)
+    exact<typeof e.event, 'message.created' | 'delta' | 'reasoning' | 'tool_call' | 'tool_approval_required' | 'tool_result' | 'usage' | 'error' | 'title' | 'done' | 'shutdown' | 'revoked' | 'deleted'>(true)
     switch (e.event) {
       case 'message.created':
         seen.push(e.data.user_message.content, e.data.assistant_message_id)
@@ -86,6 +86,13 @@ export async function signUpAndChat(): Promise<string[]> {
         break
       case 'tool_call':
         seen.push(e.data.name, e.data.arguments)
+        break
+      case 'tool_approval_required':
+        exact<typeof e.data, { id: string; tool: string; arguments: string }>(true)
+        break
+      case 'tool_result':
+        exact<typeof e.data.is_error, boolean>(true)
+        seen.push(e.data.id, e.data.name, ...e.data.result.content.map((part) => part.type))
         break
       case 'usage':
         seen.push(String(e.data.input_tokens + e.data.output_tokens + e.data.cost))

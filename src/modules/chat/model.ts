@@ -1,13 +1,27 @@
 /** @module The chat module's wire: request and response schemas, and the mapping of rows to them (docs/api.md §11). */
 import { z } from 'zod'
 import type { Database } from '../../db/index.ts'
+import { DEFAULT_MAX_TOOL_ROUNDS } from '../../generation/tool-loop.ts'
 import { eventStreamOf, isoDate, type FinalStreamEvent } from '../../lib/schemas.ts'
+import type { Run } from '../../runs/index.ts'
+import { toolResultSchema } from '../tools/model.ts'
 
 export type ConversationRow = Database['t']['conversations']['$inferSelect']
 export type MessageRow = Database['t']['messages']['$inferSelect']
 
 export const conversationSchema = z
-  .object({ id: z.string(), title: z.string().nullable(), model_id: z.string().nullable(), preset_id: z.string().nullable(), system_prompt: z.string().nullable(), is_favorite: z.boolean(), message_count: z.number().int(), created_at: isoDate, updated_at: isoDate })
+  .object({
+    id: z.string(),
+    title: z.string().nullable(),
+    model_id: z.string().nullable(),
+    preset_id: z.string().nullable(),
+    system_prompt: z.string().nullable(),
+    tools: z.array(z.string()).describe('The tools its answers may call (`GET /tools` names); empty: its preset’s'),
+    is_favorite: z.boolean(),
+    message_count: z.number().int(),
+    created_at: isoDate,
+    updated_at: isoDate,
+  })
   .meta({ id: 'Conversation' })
 
 export const messageSchema = z
@@ -29,14 +43,16 @@ export const turnSchema = z.object({ user_message: messageSchema, assistant_mess
 export const sharedSchema = z.object({ title: z.string().nullable(), messages: z.array(z.object({ role: z.string(), content: z.string(), created_at: isoDate })), created_at: isoDate })
 
 const optText = (max: number) => z.string().max(max).nullable().optional()
-export const conversationBody = z.object({ title: optText(200), model_id: optText(200), preset_id: optText(64), system_prompt: optText(20_000) })
-export const conversationPatch = z.object({ title: optText(200), is_favorite: z.boolean().optional(), model_id: optText(200), system_prompt: optText(20_000) })
+const toolNames = z.array(z.string().trim().min(1).max(100)).max(50).optional().describe('Tool names as `GET /tools` lists them; unknown ones are `422`')
+export const conversationBody = z.object({ title: optText(200), model_id: optText(200), preset_id: optText(64), system_prompt: optText(20_000), tools: toolNames })
+export const conversationPatch = z.object({ title: optText(200), is_favorite: z.boolean().optional(), model_id: optText(200), system_prompt: optText(20_000), tools: toolNames })
 export const sendBody = z.object({
   content: z.string().trim().min(1).max(200_000),
   model_id: z.string().max(200).optional(),
   parent_id: z.string().max(64).nullable().optional(),
   temperature: z.number().min(0).max(2).optional(),
   max_tokens: z.number().int().min(1).max(1_000_000).optional(),
+  max_tool_rounds: z.number().int().min(0).max(20).optional().describe(`Rounds of tool calls before the answer must come (default ${DEFAULT_MAX_TOOL_ROUNDS})`),
 })
 export const regenerateBody = sendBody.omit({ content: true, parent_id: true }).optional()
 export const messageParams = z.object({ id: z.string().min(1).max(64), message_id: z.string().min(1).max(64) })
@@ -50,6 +66,7 @@ export function toConversationDto(c: ConversationRow) {
     model_id: c.modelId,
     preset_id: c.presetId,
     system_prompt: c.systemPrompt,
+    tools: c.tools,
     is_favorite: c.isFavorite,
     message_count: c.messageCount,
     created_at: c.createdAt.toISOString(),
@@ -73,8 +90,11 @@ export function toMessageDto(m: MessageRow) {
 }
 
 /** Camel-case inputs from the bodies above. */
-export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens })
-export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, systemPrompt: b.system_prompt, isFavorite: b.is_favorite })
+export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens, maxToolRounds: b.max_tool_rounds })
+export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, systemPrompt: b.system_prompt, tools: b.tools, isFavorite: b.is_favorite })
+
+export const approvalBody = z.object({ tool_call_id: z.string().min(1).max(200), approve: z.boolean() })
+export const approvalSchema = z.object({ tool_call_id: z.string(), tool: z.string(), arguments: z.string().describe('JSON text'), approved: z.boolean() }).meta({ id: 'ToolApproval' })
 
 /** What `data` holds in each event of a chat run (docs/api.md §11); the run's events are emitted through these types (turns.ts). */
 export const chatEventData = {
@@ -82,13 +102,22 @@ export const chatEventData = {
   delta: z.object({ text: z.string() }).describe('The next piece of the answer'),
   reasoning: z.object({ text: z.string() }).describe("The next piece of the model's reasoning (models that expose it)"),
   tool_call: z.object({ id: z.string(), name: z.string(), arguments: z.string().describe('JSON text') }).describe('The model calls a tool'),
-  usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number() }).describe("The answer's tokens and cost"),
+  tool_approval_required: z
+    .object({ id: z.string().describe('The call, as `tool_call` named it'), tool: z.string(), arguments: z.string().describe('JSON text') })
+    .describe('The call waits for `POST /conversations/{id}/tool-approvals` (at most 10 minutes; then it is refused)'),
+  tool_result: z
+    .object({ id: z.string(), name: z.string(), result: toolResultSchema.describe('What the model is sent: the result’s text (cut to 16,000 characters), and its structured content when small'), is_error: z.boolean() })
+    .describe('A call is over (or was refused); the next model turn gets its result'),
+  usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number() }).describe("The answer's tokens and cost: every model turn of the answer added up; just before `done`"),
   error: z.object({ code: z.string(), message: z.string() }).describe('The model call failed; `done` follows'),
   title: z.object({ conversation_id: z.string(), title: z.string() }).describe("The conversation's new title, given by its first exchange; just before `done`"),
   done: z
     .object({ conversation_id: z.string(), message_id: z.string(), finish_reason: z.enum(['stop', 'length', 'tool_calls', 'content_filter', 'other', 'stopped', 'error']) })
     .describe('Always the last event'),
 }
+
+/** An event of a chat run, its data typed by the schema that documents it. */
+export const emitChatEvent = <E extends keyof typeof chatEventData>(run: Run, event: E, data: z.input<(typeof chatEventData)[E]>) => run.emit(event, data)
 
 export const chatEventSchema = eventStreamOf(chatEventData).meta({ id: 'ChatEvent', description: 'One event of a chat stream: `id:`, `event:` and a one-line JSON `data:`' })
 

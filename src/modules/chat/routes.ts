@@ -8,6 +8,7 @@ import { eventStreamResponse, jsonSchemaOf } from '../../plugins/openapi-documen
 import type { Run } from '../../runs/index.ts'
 import type { Subscription, Subscriptions } from '../../runs/subscriptions.ts'
 import type { Principal } from '../auth/service.ts'
+import { quotaExceeded } from '../usage/errors.ts'
 import { answerFailed } from './errors.ts'
 import * as m from './model.ts'
 import { conversationTopic, type ChatService } from './service.ts'
@@ -68,11 +69,16 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
 
   const wantsStream = (request: Request) => request.headers.get('accept')?.includes('text/event-stream') ?? false
 
-  /** The JSON answer of a turn: waits for the run, then both messages (502 when the model failed). */
+  /**
+   * The JSON answer of a turn: waits for the run (the whole tool loop, approvals included), then the
+   * question and the last answer (502 when the model failed, 402 when a later round found the credits used up).
+   */
   async function turnResult(started: { run: Run; userMessage: m.MessageRow; assistantId: string }) {
     await started.run.completed
-    const assistant = await chat.getMessage(started.assistantId)
-    if (assistant.status === 'error') throw answerFailed(String(assistant.metadata.error ?? 'The model call failed'))
+    const done = started.run.events.at(-1)
+    const answerId = done?.event === 'done' ? (done.data as m.ChatEventData['done']).message_id : started.assistantId
+    const assistant = await chat.getMessage(answerId)
+    if (assistant.status === 'error') throw assistant.metadata.error_code === 'QUOTA_EXCEEDED' ? quotaExceeded() : answerFailed(String(assistant.metadata.error ?? 'The model call failed'))
     return { user_message: m.toMessageDto(started.userMessage), assistant_message: m.toMessageDto(assistant) }
   }
 
@@ -157,7 +163,7 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
     .post(
       '/conversations/:id/messages/:message_id/regenerate',
       async ({ principal, params, body, request, status }) => {
-        const regenerate = () => chat.regenerate(principal, params.id, params.message_id, { modelId: body?.model_id, temperature: body?.temperature, maxTokens: body?.max_tokens })
+        const regenerate = () => chat.regenerate(principal, params.id, params.message_id, { modelId: body?.model_id, temperature: body?.temperature, maxTokens: body?.max_tokens, maxToolRounds: body?.max_tool_rounds })
         return wantsStream(request) ? streamTurn(principal, request, params.id, regenerate) : status(201, await turnResult(await regenerate()))
       },
       {
@@ -201,6 +207,24 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
       response: { 200: z.object({ stopped: z.boolean() }), ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'Stop the answer', description: 'Stops the answer being generated, on whichever instance runs it: the partial answer is kept with `status: stopped`. `stopped` says whether one was running.' },
     })
+    .post(
+      '/conversations/:id/tool-approvals',
+      async ({ principal, params, body }) => {
+        const decided = await chat.decideApproval(principal, params.id, body.tool_call_id, body.approve)
+        return { tool_call_id: decided.id, tool: decided.tool, arguments: decided.arguments, approved: decided.approved }
+      },
+      {
+        auth: true,
+        params: idParams,
+        body: m.approvalBody,
+        response: { 200: m.approvalSchema, ...problems(401, 403, 404, 422, 429) },
+        detail: {
+          summary: 'Approve or refuse a tool call',
+          description:
+            'The decision on a call the answer being generated waits for (`tool_approval_required`), from any instance. `approve: false` refuses it: the model is told the user declined. `404` when no such call waits in this conversation — never asked, already decided, timed out — or the conversation is another user’s.',
+        },
+      },
+    )
     .post(
       '/conversations/:id/share',
       async ({ principal, params, set }) => {

@@ -5,12 +5,14 @@
  * shared snapshots in shares.ts.
  */
 import { and, count, desc, eq, gt, inArray, type SQL } from 'drizzle-orm'
+import type { Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import { pageWithTotal, type PageRequest } from '../../db/query.ts'
 import { deletedEvent, type Subscriptions } from '../../runs/subscriptions.ts'
 import type { Principal } from '../auth/service.ts'
+import { createApprovals } from './approvals.ts'
 import { branchOf } from './context.ts'
-import { conversationNotFound, messageNotFound, notAnAnswer, unknownPreset } from './errors.ts'
+import { conversationNotFound, messageNotFound, noPendingApproval, notAnAnswer, unknownPreset, unknownTools } from './errors.ts'
 import type { ConversationRow } from './model.ts'
 import { conversationMatches } from './search.ts'
 import { createShares } from './shares.ts'
@@ -21,6 +23,7 @@ export interface ConversationInput {
   modelId?: string | null
   presetId?: string | null
   systemPrompt?: string | null
+  tools?: string[]
   isFavorite?: boolean
 }
 
@@ -30,6 +33,7 @@ export interface SendInput {
   modelId?: string
   temperature?: number
   maxTokens?: number
+  maxToolRounds?: number
   language?: 'zh' | 'en'
 }
 
@@ -39,10 +43,11 @@ const RECONNECT_WINDOW_MS = 15 * 60_000
 /** What a conversation's event streams follow (src/runs/subscriptions.ts). */
 export const conversationTopic = (id: string) => `conversation:${id}`
 
-export function createChatService(deps: ChatTurnDeps & { subscriptions: Subscriptions }) {
+export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subscriptions: Subscriptions; bus: Bus; approvalTimeoutMs?: number }) {
   const { database, runs, turns, subscriptions } = deps
   const { db, t } = database
-  const chatTurns = createChatTurns(deps)
+  const approvals = createApprovals({ database, bus: deps.bus, timeoutMs: deps.approvalTimeoutMs })
+  const chatTurns = createChatTurns({ ...deps, approvals })
   const shares = createShares({ database })
   const { messagesOf } = chatTurns
 
@@ -68,6 +73,15 @@ export function createChatService(deps: ChatTurnDeps & { subscriptions: Subscrip
     if (modelId) await turns.model(p, modelId)
   }
 
+  /** the tools named, each once; 422 naming `tools` for any the caller cannot use */
+  async function checkedTools(p: Principal, names: string[] | undefined) {
+    if (!names) return undefined
+    const unique = [...new Set(names)]
+    const unknown = await deps.tools.unknownOf(p, unique)
+    if (unknown.length) throw unknownTools(unknown)
+    return unique
+  }
+
   return {
     getMessage,
     get,
@@ -87,14 +101,17 @@ export function createChatService(deps: ChatTurnDeps & { subscriptions: Subscrip
     async create(p: Principal, input: ConversationInput) {
       if (input.presetId && !(await deps.presetOf(p, input.presetId))) throw unknownPreset()
       await checkModel(p, input.modelId)
-      const [row] = await db.insert(t.conversations).values({ userId: p.userId, title: input.title ?? null, modelId: input.modelId ?? null, presetId: input.presetId ?? null, systemPrompt: input.systemPrompt ?? null }).returning()
+      const tools = (await checkedTools(p, input.tools)) ?? []
+      const [row] = await db.insert(t.conversations).values({ userId: p.userId, title: input.title ?? null, modelId: input.modelId ?? null, presetId: input.presetId ?? null, systemPrompt: input.systemPrompt ?? null, tools }).returning()
       return row!
     },
 
     async update(p: Principal, id: string, input: Omit<ConversationInput, 'presetId'>) {
       await owned(p, id)
       await checkModel(p, input.modelId)
+      const tools = await checkedTools(p, input.tools)
       const values: Partial<Database['t']['conversations']['$inferInsert']> = { updatedAt: new Date() }
+      if (tools) values.tools = tools
       if (input.title !== undefined) values.title = input.title
       if (input.isFavorite !== undefined) values.isFavorite = input.isFavorite
       if (input.modelId !== undefined) values.modelId = input.modelId
@@ -126,14 +143,30 @@ export function createChatService(deps: ChatTurnDeps & { subscriptions: Subscrip
       return chatTurns.start(p, await owned(p, conversationId), input)
     },
 
-    /** A new answer to the question of `messageId` (an assistant message), as its sibling. */
-    async regenerate(p: Principal, conversationId: string, messageId: string, input: Pick<SendInput, 'modelId' | 'temperature' | 'maxTokens'> = {}) {
+    /**
+     * A new answer to the question of `messageId` (an answer, or its question), as a sibling of the
+     * old answer. An answer that used tools is the last of a chain (answer → results → … → answer):
+     * the question is found above all of it, so the whole loop runs again.
+     */
+    async regenerate(p: Principal, conversationId: string, messageId: string, input: Pick<SendInput, 'modelId' | 'temperature' | 'maxTokens' | 'maxToolRounds'> = {}) {
       const conversation = await owned(p, conversationId)
       const target = await getMessage(messageId)
       if (target.conversationId !== conversationId) throw messageNotFound()
-      const question = target.role === 'assistant' ? (target.parentId ? await getMessage(target.parentId) : undefined) : target
+      let question: typeof target | undefined = target
+      while (question && (question.role === 'assistant' || question.role === 'tool')) question = question.parentId ? await getMessage(question.parentId) : undefined
       if (!question || question.role !== 'user') throw notAnAnswer()
       return chatTurns.start(p, conversation, { ...input, regenerateOf: question })
+    },
+
+    /**
+     * The user's decision on a tool call that waits for approval in the conversation's run, from
+     * any instance (approvals.ts); 404 when no such call waits.
+     */
+    async decideApproval(p: Principal, conversationId: string, toolCallId: string, approve: boolean) {
+      await owned(p, conversationId)
+      const call = await approvals.decide(conversationId, toolCallId, approve)
+      if (!call) throw noPendingApproval()
+      return { ...call, approved: approve }
     },
 
     /** Stop the generation in progress, keeping the partial answer — on whichever instance runs it. */

@@ -1,27 +1,30 @@
 /**
  * @module A chat turn: the user message and a `streaming` assistant placeholder are stored under the
  * conversation's lock (one answer at a time, across instances), credits are held, and a run
- * (src/runs) streams the model turn (src/generation) into the placeholder and out to the run's
- * subscribers as chat events. The first exchange titles an untitled conversation.
+ * (src/runs) streams the answer into the placeholder and out to the run's subscribers as chat
+ * events. With tools (the conversation's, else its preset's), the answer is a tool loop
+ * (src/generation/tool-loop.ts) whose rounds rounds.ts stores. The first exchange titles an
+ * untitled conversation.
  */
 import { and, count, eq, gt, lt, sql } from 'drizzle-orm'
-import type { z } from 'zod'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { withLock } from '../../db/lock.ts'
-import type { ModelTurns, TurnResult } from '../../generation/model-turn.ts'
+import type { ModelTurns } from '../../generation/model-turn.ts'
+import { createToolLoop, DEFAULT_MAX_TOOL_ROUNDS } from '../../generation/tool-loop.ts'
 import type { Logger } from '../../lib/logger.ts'
+import type { ChatRequest } from '../../llm/index.ts'
 import type { Run, RunRegistry } from '../../runs/index.ts'
 import type { Principal } from '../auth/service.ts'
 import type { ConfigsService } from '../configs/service.ts'
 import type { ResolvedModel } from '../providers/service.ts'
+import type { ToolsService } from '../tools/service.ts'
 import type { UsersService } from '../users/service.ts'
+import type { Approvals } from './approvals.ts'
 import { branchOf, buildContext } from './context.ts'
 import { answerInProgress, parentNotInConversation, tooManyRuns } from './errors.ts'
-import { chatEventData, toMessageDto, type ConversationRow, type MessageRow } from './model.ts'
-
-/** An event of a chat run, its data typed by the schema that documents it (model.ts). */
-const emit = <E extends keyof typeof chatEventData>(run: Run, event: E, data: z.input<(typeof chatEventData)[E]>) => run.emit(event, data)
+import { emitChatEvent as emit, toMessageDto, type ConversationRow, type MessageRow } from './model.ts'
+import { createChatRounds } from './rounds.ts'
 
 /** A streaming message not written for this long belongs to a run that died (live runs write at least every 10 s). */
 export const STALE_STREAMING_MS = 20_000
@@ -35,6 +38,7 @@ export interface PresetLike {
   modelId: string | null
   temperature: number | null
   maxTokens: number | null
+  tools: string[]
 }
 
 export interface ChatTurnDeps {
@@ -44,6 +48,8 @@ export interface ChatTurnDeps {
   turns: ModelTurns
   users: UsersService
   configs: ConfigsService
+  tools: ToolsService
+  approvals: Approvals
   /** the preset a conversation names, if the caller may see it */
   presetOf: (p: Principal, id: string) => Promise<PresetLike | undefined>
   /** the user's remembered facts, oldest first */
@@ -62,29 +68,27 @@ export interface TurnInput {
   modelId?: string
   temperature?: number
   maxTokens?: number
+  maxToolRounds?: number
   language?: 'zh' | 'en'
 }
 
-/** The message metadata of an answer (stored as a JSON document and shown as is). */
-function answerMetadata(result: TurnResult, model: ResolvedModel) {
-  return {
-    model: model.model.name,
-    provider_id: model.provider.id,
-    input_tokens: result.usage.inputTokens,
-    output_tokens: result.usage.outputTokens,
-    cost: result.cost,
-    latency_ms: result.latencyMs,
-    ttft_ms: result.ttftMs,
-    finish_reason: result.finishReason,
-    ...(result.reasoning ? { reasoning: result.reasoning } : {}),
-    ...(result.toolCalls.length ? { tool_calls: result.toolCalls } : {}),
-    ...(result.error ? { error: result.error.message } : {}),
-  }
+/** What an answer's run is given: the model, its request and tools, what was held, the question. */
+interface AnswerInput {
+  conversation: ConversationRow
+  model: ResolvedModel
+  assistantId: string
+  request: Omit<ChatRequest, 'model' | 'tools' | 'toolChoice'>
+  tools: Awaited<ReturnType<ToolsService['forModel']>>
+  maxToolRounds: number
+  held: number
+  inputChars: number
+  question: string
 }
 
 export function createChatTurns(deps: ChatTurnDeps) {
   const { database, logger, runs, turns, users, configs } = deps
   const { db, t } = database
+  const runToolLoop = createToolLoop({ turns, tools: deps.tools })
 
   const messagesOf = (conversationId: string) => db.select().from(t.messages).where(eq(t.messages.conversationId, conversationId)).orderBy(t.messages.createdAt, t.messages.id)
 
@@ -138,37 +142,39 @@ export function createChatTurns(deps: ChatTurnDeps) {
     }
   }
 
-  /** The model turn of an answer, streamed into the placeholder row and the run; then usage, a title (the first exchange) and `done`. */
-  async function answer(p: Principal, run: Run, ctx: { conversation: ConversationRow; model: ResolvedModel; assistantId: string; request: Parameters<ModelTurns['run']>[0]['request']; held: number; question: string }) {
-    const { conversation, model, assistantId } = ctx
-    const result = await turns.run({
+  /**
+   * The answer: its model turns (one, or a tool loop's), streamed into their rows and the run; then
+   * usage (every turn's, added up), a title (the first exchange) and `done` naming the last answer.
+   */
+  async function answer(p: Principal, run: Run, ctx: AnswerInput) {
+    const { conversation, model } = ctx
+    const rounds = createChatRounds({ database, approvals: deps.approvals, run, conversationId: conversation.id, userId: conversation.userId, model, firstAnswerId: ctx.assistantId })
+    const loop = await runToolLoop({
       principal: p,
       model,
       request: ctx.request,
-      source: 'chat',
+      tools: ctx.tools,
+      maxRounds: ctx.maxToolRounds,
       held: ctx.held,
+      inputChars: ctx.inputChars,
+      source: 'chat',
+      origin: { source: 'chat', conversationId: conversation.id },
       signal: run.signal,
       logFields: { conversation_id: conversation.id },
-      sink: {
-        text: (text) => emit(run, 'delta', { text }),
-        reasoning: (text) => emit(run, 'reasoning', { text }),
-        toolCall: (call) => emit(run, 'tool_call', call),
-        persist: (content) => db.update(t.messages).set({ content, updatedAt: new Date() }).where(eq(t.messages.id, assistantId)),
-      },
+      hooks: rounds.hooks,
     })
-    await db.update(t.messages).set({ content: result.text, status: result.status, metadata: answerMetadata(result, model), updatedAt: new Date() }).where(eq(t.messages.id, assistantId))
-    await db.update(t.conversations).set({ updatedAt: new Date() }).where(eq(t.conversations.id, conversation.id))
-    const { inputTokens, outputTokens } = result.usage
-    if (inputTokens || outputTokens) emit(run, 'usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost: result.cost })
-    if (result.error) emit(run, 'error', result.error)
+    const { last } = loop
+    const { inputTokens, outputTokens } = loop.usage
+    if (inputTokens || outputTokens) emit(run, 'usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost: loop.cost })
+    if (last.error) emit(run, 'error', last.error)
     // the first exchange titles the conversation before `done`, so clients that stop reading there have it too
-    if (!conversation.title && result.status === 'complete') {
-      const title = await giveTitle(p, conversation.id, ctx.question, result.text, model, run.signal).catch((error) => logger.warn('could not title the conversation', { error }))
+    if (!conversation.title && last.status === 'complete') {
+      const title = await giveTitle(p, conversation.id, ctx.question, last.text, model, run.signal).catch((error) => logger.warn('could not title the conversation', { error }))
       if (title) emit(run, 'title', { conversation_id: conversation.id, title })
     }
-    emit(run, 'done', { conversation_id: conversation.id, message_id: assistantId, finish_reason: result.finishReason })
+    emit(run, 'done', { conversation_id: conversation.id, message_id: rounds.answerId, finish_reason: last.finishReason })
     // the run ends (and a waiting JSON request answers) once usage is written too
-    await result.settled
+    await loop.settled
   }
 
   /**
@@ -212,6 +218,8 @@ export function createChatTurns(deps: ChatTurnDeps) {
         parentId = input.parentId === undefined ? (conversation.activeLeafId ?? null) : input.parentId
         if (parentId && !all.some((m) => m.id === parentId)) throw parentNotInConversation()
       }
+      const toolNames = conversation.tools.length ? conversation.tools : (preset?.tools ?? [])
+      const tools = await deps.tools.forModel(p, toolNames)
       const historyBefore = parentId ? branchOf(all, parentId) : []
       const inputChars = historyBefore.reduce((n, m) => n + m.content.length, 0) + (input.content?.length ?? 0)
       const held = await turns.reserve(p, model, { inputChars, maxTokens })
@@ -233,11 +241,13 @@ export function createChatTurns(deps: ChatTurnDeps) {
         contextRounds: preferences.context_rounds,
         model,
         maxTokens,
+        withTools: tools.specs.length > 0,
       })
       const request = { ...context, temperature, maxTokens }
+      const maxToolRounds = input.maxToolRounds ?? DEFAULT_MAX_TOOL_ROUNDS
       const run = runs.start(conversation.id, (r) => {
         emit(r, 'message.created', { conversation_id: conversation.id, user_message: toMessageDto(userMessage), assistant_message_id: assistant.id })
-        return answer(p, r, { conversation, model, assistantId: assistant.id, request, held, question: userMessage.content })
+        return answer(p, r, { conversation, model, assistantId: assistant.id, request, tools, maxToolRounds, held, inputChars, question: userMessage.content })
       })
       if (!run) throw answerInProgress()
       run.ownerId = p.userId
