@@ -3,6 +3,7 @@
  * changes and disabling (with what they revoke), the last-admin guard, deletion.
  */
 import { describe, expect, test } from 'bun:test'
+import { eq } from 'drizzle-orm'
 import { register, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
@@ -87,6 +88,23 @@ eachDialect('admin', (dialect) => {
     expect((await t.request('DELETE', `/api/v1/admin/users/${victim.id}`, { token: ctx.accounts.admin.access })).status).toBe(204)
     expect((await me(t, victim.access)).status).toBe(401)
     expect((await t.request('DELETE', `/api/v1/admin/users/${victim.id}`, { token: ctx.accounts.admin.access })).status).toBe(404)
+  })
+
+  test('deleting a user who owns one of everything: 204, and what they owned is gone', async () => {
+    const owner = await register(t, 'owner')
+    const as = { token: owner.access }
+    const made = await Promise.all([
+      t.request('POST', '/api/v1/configs', { ...as, body: { config_group: 'search', config_name: 'exa_api_key', config_value: 'personal-key' } }),
+      t.request('POST', '/api/v1/mcp/servers', { ...as, body: { name: 'mine', transport: 'http', url: 'http://127.0.0.1:9/mcp' } }),
+      t.request('POST', '/api/v1/conversations', { ...as, body: { title: 'with tools', tools: ['current_time'] } }),
+      t.request('POST', '/api/v1/tools/call', { ...as, body: { tool: 'current_time' } }),
+      t.request('POST', '/api/v1/memories', { ...as, body: { content: 'a fact' } }),
+    ])
+    expect(made.map((r) => r.status)).toEqual([201, 201, 201, 200, 201])
+    expect((await t.request('DELETE', `/api/v1/admin/users/${owner.id}`, { token: ctx.accounts.admin.access })).status).toBe(204)
+    const { db, t: tables } = t.deps.database
+    const left = await Promise.all([tables.configs, tables.mcpServers, tables.conversations, tables.toolLogs, tables.memories].map((table) => db.$count(table, eq(table.userId, owner.id))))
+    expect(left).toEqual([0, 0, 0, 0, 0])
   })
 
   test('no password, hash, token or key ever reaches the log', () => {

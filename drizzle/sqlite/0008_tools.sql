@@ -58,7 +58,7 @@ CREATE TABLE `tool_logs` (
 CREATE INDEX `tool_logs_user_created_idx` ON `tool_logs` (`user_id`,`created_at`);--> statement-breakpoint
 CREATE INDEX `tool_logs_created_idx` ON `tool_logs` (`created_at`);--> statement-breakpoint
 DROP INDEX `configs_group_name_uq`;--> statement-breakpoint
-ALTER TABLE `configs` ADD `user_id` text REFERENCES users(id);--> statement-breakpoint
+ALTER TABLE `configs` ADD `user_id` text REFERENCES users(id) ON DELETE cascade;--> statement-breakpoint
 CREATE UNIQUE INDEX `configs_global_uq` ON `configs` (`config_group`,`config_name`) WHERE user_id IS NULL;--> statement-breakpoint
 CREATE UNIQUE INDEX `configs_personal_uq` ON `configs` (`user_id`,`config_group`,`config_name`) WHERE user_id IS NOT NULL;--> statement-breakpoint
 ALTER TABLE `conversations` ADD `tools` text DEFAULT '[]' NOT NULL;

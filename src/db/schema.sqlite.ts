@@ -247,6 +247,8 @@ export const conversations = table(
     systemPrompt: text('system_prompt'),
     /** the tools its answers may call (names as GET /tools lists them) */
     tools: json<string[]>('tools').notNull().default([]),
+    /** the agent whose model, prompt and tools its answers use */
+    agentId: text('agent_id').references(() => agents.id, { onDelete: 'set null' }),
     isFavorite: boolean('is_favorite').notNull().default(false),
     messageCount: integer('message_count').notNull().default(0),
     /** the last message of the active branch */
@@ -405,4 +407,149 @@ export const toolLogs = table(
     createdAt: createdAt(),
   },
   (t) => [index('tool_logs_user_created_idx').on(t.userId, t.createdAt), index('tool_logs_created_idx').on(t.createdAt)],
+)
+
+/** Agents: a model, a prompt and tools under a name. Global ones (no owner) are admins'; users keep personal ones. */
+export const agents = table(
+  'agents',
+  {
+    id: id(),
+    userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    type: text('type', { enum: ['assistant', 'planner', 'sql', 'workflow', 'custom'] }).notNull().default('assistant'),
+    description: text('description'),
+    modelId: text('model_id'),
+    systemPrompt: text('system_prompt'),
+    temperature: number('temperature'),
+    maxTokens: integer('max_tokens'),
+    tools: json<string[]>('tools').notNull().default([]),
+    maxSteps: integer('max_steps'),
+    status: text('status', { enum: ['active', 'disabled'] }).notNull().default('active'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('agents_user_idx').on(t.userId)],
+)
+
+/**
+ * Durable background work: the row is the job. Workers claim pending rows (run_after passed),
+ * hold a lease (lease_owner, lease_until) renewed while they run, and see a cancel through it.
+ */
+export const tasks = table(
+  'tasks',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    kind: text('kind', { enum: ['agent', 'plan', 'workflow', 'external'] }).notNull(),
+    title: text('title'),
+    agentId: text('agent_id').references(() => agents.id, { onDelete: 'set null' }),
+    modelId: text('model_id'),
+    input: json<Record<string, unknown>>('input').notNull().default({}),
+    tools: json<string[]>('tools').notNull().default([]),
+    maxSteps: integer('max_steps'),
+    status: text('status', { enum: ['pending', 'running', 'completed', 'failed', 'cancelled'] }).notNull().default('pending'),
+    progress: integer('progress').notNull().default(0),
+    result: json<unknown>('result'),
+    error: json<{ code: string; message: string }>('error'),
+    attempts: integer('attempts').notNull().default(0),
+    maxAttempts: integer('max_attempts').notNull().default(3),
+    inputTokens: integer('input_tokens').notNull().default(0),
+    outputTokens: integer('output_tokens').notNull().default(0),
+    cost: number('cost').notNull().default(0),
+    /** not claimed before this (a retry's backoff) */
+    runAfter: time('run_after'),
+    leaseOwner: text('lease_owner'),
+    leaseUntil: time('lease_until'),
+    cancelRequested: boolean('cancel_requested').notNull().default(false),
+    /** the seq of its last step */
+    lastSeq: integer('last_seq').notNull().default(0),
+    createdAt: createdAt(),
+    startedAt: time('started_at'),
+    finishedAt: time('finished_at'),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index('tasks_user_created_idx').on(t.userId, t.createdAt),
+    index('tasks_status_run_after_idx').on(t.status, t.runAfter),
+    index('tasks_lease_idx').on(t.leaseUntil),
+  ],
+)
+
+/** A task's events, stored before they are sent: `seq` counts up per task and is the SSE id. */
+export const taskSteps = table(
+  'task_steps',
+  {
+    id: id(),
+    taskId: text('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    step: text('step').notNull(),
+    data: json<unknown>('data'),
+    timestamp: time('timestamp').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('task_steps_task_seq_uq').on(t.taskId, t.seq)],
+)
+
+/** Frozen, public snapshots of a task and its steps, found by the SHA-256 of their token. */
+export const taskShares = table(
+  'task_shares',
+  {
+    id: id(),
+    taskId: text('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull(),
+    snapshot: json<Record<string, unknown>>('snapshot').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('task_shares_token_uq').on(t.tokenHash), index('task_shares_task_idx').on(t.taskId)],
+)
+
+/** One row per task run, chat turn or session turn that used an agent. */
+export const agentExecutions = table(
+  'agent_executions',
+  {
+    id: id(),
+    agentId: text('agent_id').notNull().references(() => agents.id, { onDelete: 'cascade' }),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    taskId: text('task_id'),
+    conversationId: text('conversation_id'),
+    sessionId: text('session_id'),
+    executionType: text('execution_type', { enum: ['task', 'chat', 'session', 'plan'] }).notNull(),
+    status: text('status', { enum: ['running', 'completed', 'failed', 'cancelled'] }).notNull().default('running'),
+    durationMs: integer('duration_ms'),
+    inputTokens: integer('input_tokens').notNull().default(0),
+    outputTokens: integer('output_tokens').notNull().default(0),
+    cost: number('cost').notNull().default(0),
+    toolCalls: integer('tool_calls').notNull().default(0),
+    startedAt: time('started_at').notNull(),
+    finishedAt: time('finished_at'),
+  },
+  (t) => [index('agent_executions_agent_started_idx').on(t.agentId, t.startedAt)],
+)
+
+/** Plan types: input and output JSON Schemas and a prompt. Built-in ones are seeded at start. */
+export const planTypes = table('plan_types', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  description: text('description'),
+  inputSchema: json<Record<string, unknown>>('input_schema').notNull(),
+  outputSchema: json<Record<string, unknown>>('output_schema').notNull(),
+  prompt: text('prompt').notNull(),
+  isBuiltin: boolean('is_builtin').notNull().default(false),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+})
+
+/** A plan: structured generation run as a task (its status and result are the task's). */
+export const plans = table(
+  'plans',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    taskId: text('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+    title: text('title'),
+    input: json<Record<string, unknown>>('input').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('plans_user_created_idx').on(t.userId, t.createdAt)],
 )

@@ -142,5 +142,38 @@ export default [
       "CREATE UNIQUE INDEX \"configs_global_uq\" ON \"configs\" USING btree (\"config_group\",\"config_name\") WHERE user_id IS NULL;",
       "CREATE UNIQUE INDEX \"configs_personal_uq\" ON \"configs\" USING btree (\"user_id\",\"config_group\",\"config_name\") WHERE user_id IS NOT NULL;"
     ]
+  },
+  {
+    "tag": "0009_tasks",
+    "hash": "4490a0720a6cb2e9cef7b2f3cd2d5896ca98c11808fb22cc320e50db518b5a79",
+    "statements": [
+      "CREATE TABLE \"agent_executions\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"agent_id\" text NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"task_id\" text,\n\t\"conversation_id\" text,\n\t\"session_id\" text,\n\t\"execution_type\" text NOT NULL,\n\t\"status\" text DEFAULT 'running' NOT NULL,\n\t\"duration_ms\" integer,\n\t\"input_tokens\" integer DEFAULT 0 NOT NULL,\n\t\"output_tokens\" integer DEFAULT 0 NOT NULL,\n\t\"cost\" double precision DEFAULT 0 NOT NULL,\n\t\"tool_calls\" integer DEFAULT 0 NOT NULL,\n\t\"started_at\" timestamp with time zone NOT NULL,\n\t\"finished_at\" timestamp with time zone\n);",
+      "CREATE TABLE \"agents\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text,\n\t\"name\" text NOT NULL,\n\t\"type\" text DEFAULT 'assistant' NOT NULL,\n\t\"description\" text,\n\t\"model_id\" text,\n\t\"system_prompt\" text,\n\t\"temperature\" double precision,\n\t\"max_tokens\" integer,\n\t\"tools\" jsonb DEFAULT '[]'::jsonb NOT NULL,\n\t\"max_steps\" integer,\n\t\"status\" text DEFAULT 'active' NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"plan_types\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"description\" text,\n\t\"input_schema\" jsonb NOT NULL,\n\t\"output_schema\" jsonb NOT NULL,\n\t\"prompt\" text NOT NULL,\n\t\"is_builtin\" boolean DEFAULT false NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"plans\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"type\" text NOT NULL,\n\t\"task_id\" text NOT NULL,\n\t\"title\" text,\n\t\"input\" jsonb NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"task_shares\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"task_id\" text NOT NULL,\n\t\"token_hash\" text NOT NULL,\n\t\"snapshot\" jsonb NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"task_steps\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"task_id\" text NOT NULL,\n\t\"seq\" integer NOT NULL,\n\t\"step\" text NOT NULL,\n\t\"data\" jsonb,\n\t\"timestamp\" timestamp with time zone NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"tasks\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"kind\" text NOT NULL,\n\t\"title\" text,\n\t\"agent_id\" text,\n\t\"model_id\" text,\n\t\"input\" jsonb DEFAULT '{}'::jsonb NOT NULL,\n\t\"tools\" jsonb DEFAULT '[]'::jsonb NOT NULL,\n\t\"max_steps\" integer,\n\t\"status\" text DEFAULT 'pending' NOT NULL,\n\t\"progress\" integer DEFAULT 0 NOT NULL,\n\t\"result\" jsonb,\n\t\"error\" jsonb,\n\t\"attempts\" integer DEFAULT 0 NOT NULL,\n\t\"max_attempts\" integer DEFAULT 3 NOT NULL,\n\t\"input_tokens\" integer DEFAULT 0 NOT NULL,\n\t\"output_tokens\" integer DEFAULT 0 NOT NULL,\n\t\"cost\" double precision DEFAULT 0 NOT NULL,\n\t\"run_after\" timestamp with time zone,\n\t\"lease_owner\" text,\n\t\"lease_until\" timestamp with time zone,\n\t\"cancel_requested\" boolean DEFAULT false NOT NULL,\n\t\"last_seq\" integer DEFAULT 0 NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"started_at\" timestamp with time zone,\n\t\"finished_at\" timestamp with time zone,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "ALTER TABLE \"conversations\" ADD COLUMN \"agent_id\" text;",
+      "ALTER TABLE \"agent_executions\" ADD CONSTRAINT \"agent_executions_agent_id_agents_id_fk\" FOREIGN KEY (\"agent_id\") REFERENCES \"public\".\"agents\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"agent_executions\" ADD CONSTRAINT \"agent_executions_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"agents\" ADD CONSTRAINT \"agents_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"plans\" ADD CONSTRAINT \"plans_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"plans\" ADD CONSTRAINT \"plans_task_id_tasks_id_fk\" FOREIGN KEY (\"task_id\") REFERENCES \"public\".\"tasks\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"task_shares\" ADD CONSTRAINT \"task_shares_task_id_tasks_id_fk\" FOREIGN KEY (\"task_id\") REFERENCES \"public\".\"tasks\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"task_steps\" ADD CONSTRAINT \"task_steps_task_id_tasks_id_fk\" FOREIGN KEY (\"task_id\") REFERENCES \"public\".\"tasks\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"tasks\" ADD CONSTRAINT \"tasks_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"tasks\" ADD CONSTRAINT \"tasks_agent_id_agents_id_fk\" FOREIGN KEY (\"agent_id\") REFERENCES \"public\".\"agents\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "CREATE INDEX \"agent_executions_agent_started_idx\" ON \"agent_executions\" USING btree (\"agent_id\",\"started_at\");",
+      "CREATE INDEX \"agents_user_idx\" ON \"agents\" USING btree (\"user_id\");",
+      "CREATE INDEX \"plans_user_created_idx\" ON \"plans\" USING btree (\"user_id\",\"created_at\");",
+      "CREATE UNIQUE INDEX \"task_shares_token_uq\" ON \"task_shares\" USING btree (\"token_hash\");",
+      "CREATE INDEX \"task_shares_task_idx\" ON \"task_shares\" USING btree (\"task_id\");",
+      "CREATE UNIQUE INDEX \"task_steps_task_seq_uq\" ON \"task_steps\" USING btree (\"task_id\",\"seq\");",
+      "CREATE INDEX \"tasks_user_created_idx\" ON \"tasks\" USING btree (\"user_id\",\"created_at\");",
+      "CREATE INDEX \"tasks_status_run_after_idx\" ON \"tasks\" USING btree (\"status\",\"run_after\");",
+      "CREATE INDEX \"tasks_lease_idx\" ON \"tasks\" USING btree (\"lease_until\");",
+      "ALTER TABLE \"conversations\" ADD CONSTRAINT \"conversations_agent_id_agents_id_fk\" FOREIGN KEY (\"agent_id\") REFERENCES \"public\".\"agents\"(\"id\") ON DELETE set null ON UPDATE no action;"
+    ]
   }
 ] satisfies EmbeddedMigration[]

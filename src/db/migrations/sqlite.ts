@@ -109,7 +109,7 @@ export default [
   },
   {
     "tag": "0008_tools",
-    "hash": "82bc6ad902c94be7104fdd60b02628085318fc928a7357882166e771a3ba90b2",
+    "hash": "5e34441557193d4f47062c51aff4729e6b672d024ee2e340ca6e8dc41d09a317",
     "statements": [
       "CREATE TABLE `mcp_servers` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text,\n\t`name` text NOT NULL,\n\t`transport` text NOT NULL,\n\t`command` text,\n\t`args` text DEFAULT '[]' NOT NULL,\n\t`env` text,\n\t`env_keys` text DEFAULT '[]' NOT NULL,\n\t`url` text,\n\t`headers` text,\n\t`header_keys` text DEFAULT '[]' NOT NULL,\n\t`user_vars` text DEFAULT '[]' NOT NULL,\n\t`enabled` integer DEFAULT true NOT NULL,\n\t`category` text,\n\t`description` text,\n\t`timeout_ms` integer DEFAULT 60000 NOT NULL,\n\t`requires_approval` integer DEFAULT false NOT NULL,\n\t`status` text DEFAULT 'unknown' NOT NULL,\n\t`last_error` text,\n\t`tools_count` integer DEFAULT 0 NOT NULL,\n\t`tools` text,\n\t`tools_at` integer,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
       "CREATE UNIQUE INDEX `mcp_servers_global_name_uq` ON `mcp_servers` (lower(\"name\")) WHERE user_id IS NULL;",
@@ -119,10 +119,33 @@ export default [
       "CREATE INDEX `tool_logs_user_created_idx` ON `tool_logs` (`user_id`,`created_at`);",
       "CREATE INDEX `tool_logs_created_idx` ON `tool_logs` (`created_at`);",
       "DROP INDEX `configs_group_name_uq`;",
-      "ALTER TABLE `configs` ADD `user_id` text REFERENCES users(id);",
+      "ALTER TABLE `configs` ADD `user_id` text REFERENCES users(id) ON DELETE cascade;",
       "CREATE UNIQUE INDEX `configs_global_uq` ON `configs` (`config_group`,`config_name`) WHERE user_id IS NULL;",
       "CREATE UNIQUE INDEX `configs_personal_uq` ON `configs` (`user_id`,`config_group`,`config_name`) WHERE user_id IS NOT NULL;",
       "ALTER TABLE `conversations` ADD `tools` text DEFAULT '[]' NOT NULL;"
+    ]
+  },
+  {
+    "tag": "0009_tasks",
+    "hash": "ee4adfec59f108a1a18eee070080a0426db987a54962e90a6522be609488dfce",
+    "statements": [
+      "CREATE TABLE `agent_executions` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`agent_id` text NOT NULL,\n\t`user_id` text NOT NULL,\n\t`task_id` text,\n\t`conversation_id` text,\n\t`session_id` text,\n\t`execution_type` text NOT NULL,\n\t`status` text DEFAULT 'running' NOT NULL,\n\t`duration_ms` integer,\n\t`input_tokens` integer DEFAULT 0 NOT NULL,\n\t`output_tokens` integer DEFAULT 0 NOT NULL,\n\t`cost` real DEFAULT 0 NOT NULL,\n\t`tool_calls` integer DEFAULT 0 NOT NULL,\n\t`started_at` integer NOT NULL,\n\t`finished_at` integer,\n\tFOREIGN KEY (`agent_id`) REFERENCES `agents`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `agent_executions_agent_started_idx` ON `agent_executions` (`agent_id`,`started_at`);",
+      "CREATE TABLE `agents` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text,\n\t`name` text NOT NULL,\n\t`type` text DEFAULT 'assistant' NOT NULL,\n\t`description` text,\n\t`model_id` text,\n\t`system_prompt` text,\n\t`temperature` real,\n\t`max_tokens` integer,\n\t`tools` text DEFAULT '[]' NOT NULL,\n\t`max_steps` integer,\n\t`status` text DEFAULT 'active' NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `agents_user_idx` ON `agents` (`user_id`);",
+      "CREATE TABLE `plan_types` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`name` text NOT NULL,\n\t`description` text,\n\t`input_schema` text NOT NULL,\n\t`output_schema` text NOT NULL,\n\t`prompt` text NOT NULL,\n\t`is_builtin` integer DEFAULT false NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);",
+      "CREATE TABLE `plans` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`type` text NOT NULL,\n\t`task_id` text NOT NULL,\n\t`title` text,\n\t`input` text NOT NULL,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`task_id`) REFERENCES `tasks`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `plans_user_created_idx` ON `plans` (`user_id`,`created_at`);",
+      "CREATE TABLE `task_shares` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`task_id` text NOT NULL,\n\t`token_hash` text NOT NULL,\n\t`snapshot` text NOT NULL,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`task_id`) REFERENCES `tasks`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `task_shares_token_uq` ON `task_shares` (`token_hash`);",
+      "CREATE INDEX `task_shares_task_idx` ON `task_shares` (`task_id`);",
+      "CREATE TABLE `task_steps` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`task_id` text NOT NULL,\n\t`seq` integer NOT NULL,\n\t`step` text NOT NULL,\n\t`data` text,\n\t`timestamp` integer NOT NULL,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`task_id`) REFERENCES `tasks`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `task_steps_task_seq_uq` ON `task_steps` (`task_id`,`seq`);",
+      "CREATE TABLE `tasks` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`kind` text NOT NULL,\n\t`title` text,\n\t`agent_id` text,\n\t`model_id` text,\n\t`input` text DEFAULT '{}' NOT NULL,\n\t`tools` text DEFAULT '[]' NOT NULL,\n\t`max_steps` integer,\n\t`status` text DEFAULT 'pending' NOT NULL,\n\t`progress` integer DEFAULT 0 NOT NULL,\n\t`result` text,\n\t`error` text,\n\t`attempts` integer DEFAULT 0 NOT NULL,\n\t`max_attempts` integer DEFAULT 3 NOT NULL,\n\t`input_tokens` integer DEFAULT 0 NOT NULL,\n\t`output_tokens` integer DEFAULT 0 NOT NULL,\n\t`cost` real DEFAULT 0 NOT NULL,\n\t`run_after` integer,\n\t`lease_owner` text,\n\t`lease_until` integer,\n\t`cancel_requested` integer DEFAULT false NOT NULL,\n\t`last_seq` integer DEFAULT 0 NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`started_at` integer,\n\t`finished_at` integer,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`agent_id`) REFERENCES `agents`(`id`) ON UPDATE no action ON DELETE set null\n);",
+      "CREATE INDEX `tasks_user_created_idx` ON `tasks` (`user_id`,`created_at`);",
+      "CREATE INDEX `tasks_status_run_after_idx` ON `tasks` (`status`,`run_after`);",
+      "CREATE INDEX `tasks_lease_idx` ON `tasks` (`lease_until`);",
+      "ALTER TABLE `conversations` ADD `agent_id` text REFERENCES agents(id) ON DELETE set null;"
     ]
   }
 ] satisfies EmbeddedMigration[]
