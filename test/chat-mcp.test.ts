@@ -23,13 +23,18 @@ type Json = Record<string, any>
 /** A JSON-RPC message the recorder saw on the server's stdin. */
 type Recorded = { id?: number | string; method?: string; params?: Json }
 
-/** What Hearth sent the server recorded in `file`, message by message. */
+/** What Hearth sent the server recorded in `file`, message by message (a line still being written is left out). */
 function sent(file: string): Recorded[] {
   if (!existsSync(file)) return []
   return readFileSync(file, 'utf8')
     .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as Recorded)
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Recorded]
+      } catch {
+        return []
+      }
+    })
 }
 const toolCallsIn = (file: string, tool: string) => sent(file).filter((m) => m.method === 'tools/call' && m.params?.name === tool)
 
