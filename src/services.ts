@@ -22,6 +22,7 @@ import { createConfigsService } from './modules/configs/service.ts'
 import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
+import { createPlansService } from './modules/plans/service.ts'
 import { createChatService } from './modules/chat/service.ts'
 import { STALE_STREAMING_MS } from './modules/chat/turns.ts'
 import { createModelTurns, type ModelUsable } from './generation/model-turn.ts'
@@ -104,6 +105,8 @@ export async function createServices(deps: BaseDeps) {
   revocations.onInvalidate(subscriptions.revoke)
   const turns = createModelTurns({ providers, usage, logger })
   const toolEvents = createToolEvents({ bus })
+  // TODO(tasks engine): pass the engine's `announce` so a new plan wakes the workers, and register `planKind` as the 'plan' kind
+  const plans = createPlansService({ database, turns })
   const mcp = createMcpService({
     database,
     bus,
@@ -139,6 +142,7 @@ export async function createServices(deps: BaseDeps) {
   await revocations.start()
   limiter.start()
   await presets.seedBuiltins()
+  await plans.seedBuiltins()
   // what uploads cut by a crash left in storage; on SQLite no other instance is uploading, so the quota holds they left go too
   await storage.sweep()
   if (database.dialect === 'sqlite') await files.reconcile()
@@ -171,6 +175,7 @@ export async function createServices(deps: BaseDeps) {
     search,
     presets,
     memories,
+    plans,
     storage,
     files,
     runs,

@@ -22,6 +22,10 @@
  *   args=K:V     the `calls` arguments are {"K":"V"} instead (V a string; for an MCP tool such as echo's `message`)
  *   reason=N     N reasoning deltas `think{i} ` first (OpenAI delta.reasoning_content, Anthropic thinking, Gemini thought parts)
  *   finish=length|stop   length → length / max_tokens / MAX_TOKENS
+ *   script       the answer text is scripted by the request: its text holds
+ *                `FAKE_ANSWERS=["first answer", "second answer", …]` (a JSON array of strings) and the turn answers with the entry for the number of assistant turns already in
+ *                the request (the last entry once they run out), streamed in 4 deltas — e.g. an invalid JSON
+ *                answer, then a valid one for the repair turn that carries the first answer back
  *
  * Usage: prompt tokens = ceil(characters of the request's message text / 4), min 1; completion tokens =
  * deltas streamed (reasoning + text, or reasoning + tool-argument pieces).
@@ -45,6 +49,7 @@ export type Scenario = {
   rounds: number
   reason: number
   finish: 'stop' | 'length'
+  script?: boolean
 }
 
 export const FAKE_MODELS = ['fake', 'fake-large', 'fake-small'] as const
@@ -86,6 +91,7 @@ export function parseScenario(model: string): Scenario {
     } else if (k === 'tool' && v) s.tool = v
     else if (k === 'text' && v.trim()) s.words = v.trim().split(/\s+/)
     else if (k === 'finish' && (v === 'stop' || v === 'length')) s.finish = v
+    else if (k === 'script' && !v) s.script = true
     else throw new Error(`unknown fake model option "${opt}"`)
   }
   return s
@@ -108,7 +114,23 @@ type Plan = {
 }
 
 /** What a request says about tools, for a `calls=` model: whether it may call them, and the tool rounds since its last question. */
-type ToolState = { offered: boolean; rounds: number }
+type ToolState = { offered: boolean; rounds: number; /** assistant turns already in the request */ answered?: number }
+
+/** A `script` model's answer: the request's FAKE_ANSWERS entry for this turn, in 4 pieces. */
+function scriptedAnswer(promptText: string, answered: number): string[] {
+  const start = promptText.indexOf('FAKE_ANSWERS=[')
+  // the shortest JSON array after the marker (the request's texts are joined, so more may follow it on the line)
+  let answers: string[] | undefined
+  for (let end = promptText.indexOf(']', start); start >= 0 && end >= 0 && !answers; end = promptText.indexOf(']', end + 1)) {
+    try {
+      answers = JSON.parse(promptText.slice(start + 'FAKE_ANSWERS='.length, end + 1)) as string[]
+    } catch {}
+  }
+  if (!answers) throw new Error('a script model needs a FAKE_ANSWERS=[…] array in the request')
+  const answer = String(answers[Math.min(answered, answers.length - 1)] ?? '')
+  const size = Math.max(1, Math.ceil(answer.length / 4))
+  return Array.from({ length: Math.ceil(answer.length / size) }, (_, i) => answer.slice(i * size, (i + 1) * size))
+}
 
 function plan(model: string, promptText: string, n: number, tools: ToolState): Plan {
   const sc = parseScenario(model)
@@ -116,7 +138,7 @@ function plan(model: string, promptText: string, n: number, tools: ToolState): P
   const calls: PlannedCall[] = sc.tool
     ? [{ suffix: '', name: sc.tool, pieces: ARG_PIECES }]
     : sc.calls && tools.offered && tools.rounds < sc.rounds ? sc.calls.map((name, i) => ({ suffix: `_${i}`, name, pieces: sc.callPieces })) : []
-  const text = calls.length ? [] : Array.from({ length: sc.tokens }, (_, i) => `${sc.words ? sc.words[i % sc.words.length] : `tok${i}`} `)
+  const text = calls.length ? [] : sc.script ? scriptedAnswer(promptText, tools.answered ?? 0) : Array.from({ length: sc.tokens }, (_, i) => `${sc.words ? sc.words[i % sc.words.length] : `tok${i}`} `)
   const finish = sc.finish === 'length' ? 'length' : calls.length ? 'tool' : 'stop'
   const prompt = Math.max(1, Math.ceil(promptText.length / 4))
   return { sc, model, n, reasoning, text, calls, finish, prompt, completion: reasoning.length + (calls.length ? calls.reduce((k, c) => k + c.pieces.length, 0) : text.length) }
@@ -133,7 +155,7 @@ const blocks = (m: Body) => (Array.isArray(m.content) ? (m.content as Body[]) : 
 function openaiTools(b: Body): ToolState {
   const offered = Array.isArray(b.tools) && b.tools.length > 0 && b.tool_choice !== 'none'
   const rounds = afterLastQuestion(b.messages as unknown[], (m) => m.role === 'user').filter((m) => m.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length).length
-  return { offered, rounds }
+  return { offered, rounds, answered: (b.messages as Body[]).filter((m) => m?.role === 'assistant').length }
 }
 
 function anthropicTools(b: Body): ToolState {
@@ -141,7 +163,7 @@ function anthropicTools(b: Body): ToolState {
   // tool results come back in `user` messages: a question is a user message with something else in it
   const question = (m: Body) => m.role === 'user' && (typeof m.content === 'string' || blocks(m).some((c) => c.type !== 'tool_result'))
   const rounds = afterLastQuestion(b.messages as unknown[], question).filter((m) => m.role === 'assistant' && blocks(m).some((c) => c.type === 'tool_use')).length
-  return { offered, rounds }
+  return { offered, rounds, answered: (b.messages as Body[]).filter((m) => m?.role === 'assistant').length }
 }
 
 function geminiTools(b: Body): ToolState {
@@ -150,7 +172,7 @@ function geminiTools(b: Body): ToolState {
   const parts = (m: Body) => (Array.isArray(m.parts) ? (m.parts as Body[]) : [])
   const question = (m: Body) => m.role === 'user' && parts(m).some((p) => !p.functionResponse)
   const rounds = afterLastQuestion(b.contents as unknown[], question).filter((m) => m.role === 'model' && parts(m).some((p) => p.functionCall)).length
-  return { offered: declared && mode !== 'NONE', rounds }
+  return { offered: declared && mode !== 'NONE', rounds, answered: (b.contents as Body[]).filter((m) => m?.role === 'model').length }
 }
 
 /** All message text in a request body: strings, `text` fields, and `content`/`parts` recursively. */
