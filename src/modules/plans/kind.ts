@@ -53,7 +53,7 @@ export function planKind(deps: {
           await run.emit('usage', { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens, cost: usage.cost }, { usage })
           if (attempt === 1 && problems.length) {
             await run.emit('message_created', { message: `The answer did not match the output schema (${problems.length} problem${problems.length === 1 ? '' : 's'}): asking the model to repair it` }, { progress: 60 })
-          } else {
+          } else if (!problems.length) {
             await run.emit('task_progress', { progress: 90, message: 'The answer is valid' }, { progress: 90 })
           }
         },
