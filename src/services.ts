@@ -23,6 +23,7 @@ import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
+import { createAgentsService } from './modules/agents/service.ts'
 import { STALE_STREAMING_MS } from './modules/chat/turns.ts'
 import { createModelTurns, type ModelUsable } from './generation/model-turn.ts'
 import { unlessNotFound } from './lib/errors.ts'
@@ -119,6 +120,7 @@ export async function createServices(deps: BaseDeps) {
     },
   })
   const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search }), ...(deps.extraBuiltins ?? [])], mcp: mcp.toolSource, settingFor: configs.valueFor })
+  const agents = createAgentsService({ database, logger, modelUsable, unknownTools: tools.unknownOf })
   const chat = createChatService({
     database,
     logger,
@@ -177,6 +179,7 @@ export async function createServices(deps: BaseDeps) {
     turns,
     toolEvents,
     tools,
+    agents,
     chat,
     mcp,
     /** Stop background work and write what is pending; the database is closed by the caller. */
