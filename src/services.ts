@@ -133,6 +133,8 @@ export async function createServices(deps: BaseDeps) {
     tools,
     approvalTimeoutMs: deps.toolApprovalTimeoutMs,
     presetOf: (p, id) => presets.get(p, id).catch(unlessNotFound),
+    agentOf: (p, id) => agents.usable(p, id),
+    agentExecutions: agents.executions,
     memoriesOf: (userId) => memories.contextFor(userId),
     maxRunsPerUser: config.maxRunsPerUser,
   })
