@@ -24,6 +24,7 @@ import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
 import { createAgentsService } from './modules/agents/service.ts'
+import { createHistoryService } from './modules/history/service.ts'
 import { STALE_STREAMING_MS } from './modules/chat/turns.ts'
 import { createModelTurns, type ModelUsable } from './generation/model-turn.ts'
 import { unlessNotFound } from './lib/errors.ts'
@@ -182,6 +183,7 @@ export async function createServices(deps: BaseDeps) {
     toolEvents,
     tools,
     agents,
+    history: createHistoryService({ database }),
     chat,
     mcp,
     /** Stop background work and write what is pending; the database is closed by the caller. */
