@@ -24,6 +24,8 @@ import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createPlansService } from './modules/plans/service.ts'
 import { createChatService } from './modules/chat/service.ts'
+import { createAgentsService } from './modules/agents/service.ts'
+import { createHistoryService } from './modules/history/service.ts'
 import { STALE_STREAMING_MS } from './modules/chat/turns.ts'
 import { createModelTurns, type ModelUsable } from './generation/model-turn.ts'
 import { unlessNotFound } from './lib/errors.ts'
@@ -123,6 +125,7 @@ export async function createServices(deps: BaseDeps) {
     },
   })
   const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search }), ...(deps.extraBuiltins ?? [])], mcp: mcp.toolSource, settingFor: configs.valueFor })
+  const agents = createAgentsService({ database, logger, modelUsable, unknownTools: tools.unknownOf })
   const chat = createChatService({
     database,
     logger,
@@ -135,6 +138,8 @@ export async function createServices(deps: BaseDeps) {
     tools,
     approvalTimeoutMs: deps.toolApprovalTimeoutMs,
     presetOf: (p, id) => presets.get(p, id).catch(unlessNotFound),
+    agentOf: (p, id) => agents.usable(p, id),
+    agentExecutions: agents.executions,
     memoriesOf: (userId) => memories.contextFor(userId),
     maxRunsPerUser: config.maxRunsPerUser,
   })
@@ -183,6 +188,8 @@ export async function createServices(deps: BaseDeps) {
     turns,
     toolEvents,
     tools,
+    agents,
+    history: createHistoryService({ database }),
     chat,
     mcp,
     /** Stop background work and write what is pending; the database is closed by the caller. */
