@@ -107,7 +107,9 @@ export async function createServices(deps: BaseDeps) {
   revocations.onInvalidate(subscriptions.revoke)
   const turns = createModelTurns({ providers, usage, logger })
   const toolEvents = createToolEvents({ bus })
-  // TODO(tasks engine): pass the engine's `announce` so a new plan wakes the workers, and register `planKind` as the 'plan' kind
+  // TODO(tasks engine, src/tasks/ from helper5): once it is in main, build plans with `announce: () => taskEngine.announce()`
+  // and register the kind: `taskEngine.registerKind('plan', planKind({ database, turns, failure: (c, m, r) => new TaskFailure(c, m, r) }))`
+  // (modules/plans/kind.ts). Until then plan tasks stay pending: nothing claims them.
   const plans = createPlansService({ database, turns })
   const mcp = createMcpService({
     database,

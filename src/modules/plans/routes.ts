@@ -62,6 +62,7 @@ export function planRoutes(deps: { plans: PlansService; authPlugin: ReturnType<t
     .post(
       '/plans',
       async ({ principal, body, set }) => {
+        // TODO(tasks engine): with `Accept: text/event-stream` or `use_stream: true`, answer with the task's events (the engine's follow) instead of 202
         const { type, input, model_id, use_stream: _, ...rest } = body
         const { plan, task } = await plans.create(principal, { type, input, rest, modelId: model_id })
         set.status = 202
