@@ -10,6 +10,7 @@ import { and, eq } from 'drizzle-orm'
 import type { Principal } from '../src/modules/auth/service.ts'
 import { PET_DIET } from '../src/modules/plans/builtins.ts'
 import { createPlanRunner, PlanFailure, type PlanSpec } from '../src/modules/plans/runner.ts'
+import { planKind } from '../src/modules/plans/kind.ts'
 import { setupCallers, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
@@ -383,6 +384,23 @@ eachDialect('plan runner', (dialect) => {
     aborted.abort()
     expect(await run(scripted('{}'), 'compat-script', aborted.signal).catch((e: PlanFailure) => e.code)).toBe('CANCELLED')
     expect(calls(from)).toHaveLength(0)
+  })
+  test('planKind runs a plan task: progress, repair and usage steps, then the result; a failure becomes the engine’s', async () => {
+    const spec = scripted('{"stops":[]}', '{"stops":["Part-Dieu"]}')
+    await t.deps.services.plans.createType({ id: 'kind-test', name: 'Kind test', inputSchema: { type: 'object' }, outputSchema: spec.outputSchema, prompt: spec.prompt })
+    const res = await accepted(await t.request('POST', '/api/v1/plans', { token: ctx.accounts.user.access, body: { type: 'kind-test', input: { city: 'Lyon' }, model_id: 'compat-script' } }))
+    const { db, t: tables } = t.deps.database
+    const [task] = await db.select().from(tables.tasks).where(eq(tables.tasks.id, res.task_id))
+    const steps: [string, any, any][] = []
+    const failure = (code: string, message: string, retryable: boolean) => Object.assign(new Error(message), { code, retryable })
+    const runner = planKind({ database: t.deps.database, turns: t.deps.services.turns, failure })
+    const emit = async (event: string, data: unknown, effect?: unknown) => void steps.push([event, data, effect])
+    expect(await runner({ task: task!, signal: new AbortController().signal, emit })).toEqual({ result: { stops: ['Part-Dieu'] } })
+    expect(steps.map(([e]) => e)).toEqual(['task_progress', 'usage', 'message_created', 'usage', 'task_progress'])
+    expect(steps[1]![2].usage.outputTokens).toBeGreaterThan(0)
+    await db.update(tables.planTypes).set({ prompt: scripted('x', 'y').prompt }).where(eq(tables.planTypes.id, 'kind-test'))
+    const error = (await runner({ task: task!, signal: new AbortController().signal, emit }).catch((e: unknown) => e)) as { code: string; retryable: boolean }
+    expect({ code: error.code, retryable: error.retryable }).toEqual({ code: 'UPSTREAM_ERROR', retryable: false })
   })
 })
 
