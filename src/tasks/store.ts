@@ -106,7 +106,7 @@ function postgresStore(sql: postgres.Sql): TaskStore {
           RETURNING last_seq),
         s AS (SELECT v, ord FROM jsonb_array_elements(${JSON.stringify(steps.map((x) => ({ id: newId(), step: x.step, data: x.data ?? null })))}::jsonb) WITH ORDINALITY AS x(v, ord))
         INSERT INTO task_steps (id, task_id, seq, step, data, "timestamp", created_at)
-        SELECT s.v->>'id', ${taskId}, t.last_seq - ${n} + s.ord, s.v->>'step', s.v->'data', ${timestamp}, now() FROM t, s
+        SELECT s.v->>'id', ${taskId}, t.last_seq - ${n} + s.ord, s.v->>'step', s.v->'data', ${timestamp.toISOString()}::timestamptz, now() FROM t, s
         RETURNING seq`
       return rows.length ? Math.max(...rows.map((r) => r.seq)) : undefined
     },
