@@ -110,6 +110,7 @@ export function createTaskEngine(opts: EngineOptions) {
   const pollMs = opts.pollMs ?? Math.max(200, Math.min(5_000, Math.floor(opts.leaseMs / 2)))
   let started = false
   let closing = false
+  let claimed = 0
   let pumping: Promise<void> | undefined
   let again = false
   let heartbeat: Timer | undefined
@@ -149,6 +150,7 @@ export function createTaskEngine(opts: EngineOptions) {
             break
           }
           if (!id) break
+          claimed++
           if (closing) {
             await store.handBack(owner)
             break
@@ -342,6 +344,10 @@ export function createTaskEngine(opts: EngineOptions) {
     follow,
     /** wake every instance's workers (a task was created or retried) */
     announce: () => bus.publish(wakeChannel, { at: Date.now() }),
+    /** how many claims this instance has made */
+    get claimed() {
+      return claimed
+    },
     /** how many tasks this instance runs now */
     get running() {
       return active.size
