@@ -11,6 +11,8 @@ import { searchRoutes } from './modules/search/routes.ts'
 import { gatewayRoutes } from './modules/gateway/routes.ts'
 import { presetRoutes } from './modules/presets/routes.ts'
 import { memoryRoutes } from './modules/memories/routes.ts'
+import { agentRoutes } from './modules/agents/routes.ts'
+import { historyRoutes } from './modules/history/routes.ts'
 import { chatRoutes } from './modules/chat/routes.ts'
 import { fileRoutes } from './modules/files/routes.ts'
 import { mcpRoutes } from './modules/mcp/routes.ts'
@@ -52,6 +54,8 @@ export function createApp(deps: AppDeps) {
     .use(gatewayRoutes({ gateway: services.gateway, subscriptions: services.subscriptions, authPlugin: auth }))
     .use(presetRoutes({ presets: services.presets, authPlugin: auth }))
     .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
+    .use(agentRoutes({ agents: services.agents, authPlugin: auth }))
+    .use(historyRoutes({ history: services.history, authPlugin: auth }))
     .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
     .use(mcpRoutes({ mcp: services.mcp, authPlugin: auth }))
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown, sharedTask: services.tasks.shared }))

@@ -23,6 +23,8 @@ import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createChatService } from './modules/chat/service.ts'
+import { createAgentsService } from './modules/agents/service.ts'
+import { createHistoryService } from './modules/history/service.ts'
 import { STALE_STREAMING_MS } from './modules/chat/turns.ts'
 import { createModelTurns, type ModelUsable } from './generation/model-turn.ts'
 import { unlessNotFound } from './lib/errors.ts'
@@ -96,7 +98,8 @@ export async function createServices(deps: BaseDeps) {
   const gateway = createGatewayService({ providers, usage, logger })
   const configs = createConfigsService({ database, bus, secrets, outbound })
   const search = createSearchService({ configs, outbound, logger })
-  const presets = createPresetsService({ database, modelUsable })
+  // a preset's tools are checked where they are saved, by the tools layer built below (this runs only on requests, like modelUsable)
+  const presets = createPresetsService({ database, modelUsable, unknownTools: (p, names) => tools.unknownOf(p, names) })
   const memories = createMemoriesService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
   const files = createFilesService({ database, storage, logger, linkKey: fileLinkKey, uploadMaxBytes: config.uploadMaxBytes, defaultQuotaBytes: config.storageQuotaBytes })
@@ -122,6 +125,7 @@ export async function createServices(deps: BaseDeps) {
     },
   })
   const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search }), ...(deps.extraBuiltins ?? [])], mcp: mcp.toolSource, settingFor: configs.valueFor })
+  const agents = createAgentsService({ database, logger, modelUsable, unknownTools: tools.unknownOf })
   const chat = createChatService({
     database,
     logger,
@@ -134,6 +138,8 @@ export async function createServices(deps: BaseDeps) {
     tools,
     approvalTimeoutMs: deps.toolApprovalTimeoutMs,
     presetOf: (p, id) => presets.get(p, id).catch(unlessNotFound),
+    agentOf: (p, id) => agents.usable(p, id),
+    agentExecutions: agents.executions,
     memoriesOf: (userId) => memories.contextFor(userId),
     maxRunsPerUser: config.maxRunsPerUser,
   })
@@ -185,6 +191,8 @@ export async function createServices(deps: BaseDeps) {
     turns,
     toolEvents,
     tools,
+    agents,
+    history: createHistoryService({ database }),
     chat,
     mcp,
     taskEngine,

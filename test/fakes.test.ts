@@ -300,7 +300,7 @@ describe('Gemini generateContent', () => {
   })
 })
 
-describe('a model that uses tools (calls=, rounds=)', () => {
+describe('a model that uses tools (calls=, rounds=, args=)', () => {
   const TOOL = { type: 'function', function: { name: 'a', parameters: { type: 'object' } } }
   const ARGS = '{"timezone":"Europe/Paris"}'
 
@@ -308,6 +308,10 @@ describe('a model that uses tools (calls=, rounds=)', () => {
     expect(parseScenario('fake:calls=a+b_c,rounds=2')).toMatchObject({ calls: ['a', 'b_c'], rounds: 2 })
     expect(parseScenario('fake')).toMatchObject({ rounds: 1 })
     expect(() => parseScenario('fake:calls=a b')).toThrow('unknown fake model option')
+    // args=K:V: the calls' arguments are {"K":"V"}, streamed in pieces
+    expect(parseScenario('fake:calls=a').callPieces.join('')).toBe(ARGS)
+    expect(JSON.parse(parseScenario('fake:calls=a,args=message:say "hi"').callPieces.join(''))).toEqual({ message: 'say "hi"' })
+    expect(() => parseScenario('fake:calls=a,args=nokey')).toThrow('unknown fake model option')
   })
 
   test('OpenAI: several calls in one streamed turn while tools are offered; text once the rounds are done, without tools, or with tool_choice none', async () => {

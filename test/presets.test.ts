@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { and, eq, isNull } from 'drizzle-orm'
 import { BUILTIN_PRESETS } from '../src/modules/presets/service.ts'
+import type { BuiltinTool } from '../src/modules/tools/types.ts'
 import { register, setupCallers, unique, type Account, useCallers, type CallersContext } from './helpers/accounts.ts'
 import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
@@ -14,6 +15,14 @@ import { scenarios, type Scenario } from './helpers/scenarios.ts'
 type Json = Record<string, any>
 
 const BUILTIN_NAMES = ['General assistant', 'Translator', 'Code reviewer', 'Summarizer']
+
+/** 50 tools with names of the longest a tool may have (64 characters): a preset may name as many as that */
+const MANY_TOOLS: BuiltinTool[] = Array.from({ length: 50 }, (_, i) => ({
+  name: `${i}`.padEnd(64, 't'),
+  description: 'A tool to be named',
+  inputSchema: { type: 'object' },
+  call: async () => ({ content: [], isError: false }),
+}))
 
 async function created(res: TestResponse): Promise<Json> {
   expect({ status: res.status, body: res.body }).toMatchObject({ status: 201 })
@@ -105,7 +114,7 @@ eachDialect('presets', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
   let user: string
-  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers), (user = callers.accounts.user.access)))
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers), (user = callers.accounts.user.access)), {}, { extraBuiltins: MANY_TOOLS })
 
   const post = (body: unknown, token = user) => t.request('POST', '/api/v1/presets', { token, body })
 
@@ -155,10 +164,10 @@ eachDialect('presets', (dialect) => {
   })
 
   test('POST → 201 + Location, owned by the caller, never a built-in; GET reads it back', async () => {
-    const body = { name: '  Poet  ', description: 'Writes haiku', system_prompt: 'You write haiku.', model_id: 'gpt-4o-mini', temperature: 1.2, max_tokens: 256, tools: ['web_search', 'calculator', 'web_search'], is_builtin: true, user_id: ctx.accounts.other.id, surprise: 'boo-field' }
+    const body = { name: '  Poet  ', description: 'Writes haiku', system_prompt: 'You write haiku.', model_id: 'gpt-4o-mini', temperature: 1.2, max_tokens: 256, tools: ['web_search', 'current_time', 'web_search'], is_builtin: true, user_id: ctx.accounts.other.id, surprise: 'boo-field' }
     const res = await post(body)
     const p = await created(res)
-    expect(p).toEqual({ id: expect.any(String), name: 'Poet', description: 'Writes haiku', system_prompt: 'You write haiku.', model_id: 'gpt-4o-mini', temperature: 1.2, max_tokens: 256, tools: ['web_search', 'calculator'], is_builtin: false, created_at: expect.any(String), updated_at: expect.any(String) })
+    expect(p).toEqual({ id: expect.any(String), name: 'Poet', description: 'Writes haiku', system_prompt: 'You write haiku.', model_id: 'gpt-4o-mini', temperature: 1.2, max_tokens: 256, tools: ['web_search', 'current_time'], is_builtin: false, created_at: expect.any(String), updated_at: expect.any(String) })
     expect(p.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
     expect(res.text).not.toContain('boo-field')
     const got = await t.request('GET', `/api/v1/presets/${p.id}`, { token: user })
@@ -176,7 +185,7 @@ eachDialect('presets', (dialect) => {
   })
 
   test('PATCH changes only what it names; null clears; {} changes nothing', async () => {
-    const p = await created(await post({ name: 'Patchable', description: 'd', system_prompt: 'sp', model_id: 'm', temperature: 0.5, max_tokens: 100, tools: ['a'] }))
+    const p = await created(await post({ name: 'Patchable', description: 'd', system_prompt: 'sp', model_id: 'm', temperature: 0.5, max_tokens: 100, tools: ['current_time'] }))
     const temp = await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: { temperature: 0.9 } })
     expect(temp.status).toBe(200)
     expect(temp.body).toEqual({ ...p, temperature: 0.9, updated_at: expect.any(String) })
@@ -185,17 +194,36 @@ eachDialect('presets', (dialect) => {
     const cleared = await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: { description: null, system_prompt: null, model_id: null, temperature: null, max_tokens: null, tools: [] } })
     expect(cleared.body).toMatchObject({ name: 'Patchable', description: null, system_prompt: null, model_id: null, temperature: null, max_tokens: null, tools: [] })
 
-    const renamed = await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: { name: 'Renamed', tools: ['x', 'y'] } })
-    expect(renamed.body).toMatchObject({ name: 'Renamed', tools: ['x', 'y'], created_at: p.created_at })
+    const renamed = await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: { name: 'Renamed', tools: ['http_fetch', 'web_search'] } })
+    expect(renamed.body).toMatchObject({ name: 'Renamed', tools: ['http_fetch', 'web_search'], created_at: p.created_at })
 
     const nothing = await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: {} })
     expect(nothing.status).toBe(200)
-    expect(nothing.body).toMatchObject({ name: 'Renamed', tools: ['x', 'y'] })
+    expect(nothing.body).toMatchObject({ name: 'Renamed', tools: ['http_fetch', 'web_search'] })
 
     expectProblem(await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: { name: null } }), 422, 'VALIDATION_ERROR')
     expectProblem(await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: { temperature: 3 } }), 422, 'VALIDATION_ERROR')
     expectProblem(await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: { name: '' } }), 422, 'VALIDATION_ERROR')
     expect((await t.request('GET', `/api/v1/presets/${p.id}`, { token: user })).body).toMatchObject({ name: 'Renamed', temperature: null })
+  })
+
+  test('tools must be tools the caller may use: other names are 422 naming tools (POST and PATCH), and nothing is saved', async () => {
+    const bad = await post({ name: 'Dreamer', tools: ['current_time', 'calculator', 'nope'] })
+    expectProblem(bad, 422, 'VALIDATION_ERROR')
+    expect(bad.body.errors).toEqual([
+      { path: 'tools', message: "unknown tool 'calculator'" },
+      { path: 'tools', message: "unknown tool 'nope'" },
+    ])
+    expect(names(await t.request('GET', '/api/v1/presets?q=dreamer', { token: user }))).toEqual([])
+
+    const p = await created(await post({ name: 'Checked', tools: ['current_time'] }))
+    const refused = await t.request('PATCH', `/api/v1/presets/${p.id}`, { token: user, body: { name: 'never', tools: ['current_time', 'nope'] } })
+    expectProblem(refused, 422, 'VALIDATION_ERROR')
+    expect(refused.body.errors).toEqual([{ path: 'tools', message: "unknown tool 'nope'" }])
+    expect((await t.request('GET', `/api/v1/presets/${p.id}`, { token: user })).body).toMatchObject({ name: 'Checked', tools: ['current_time'] })
+    // a built-in is still read-only first, whatever the tools
+    const builtin = (await t.request('GET', '/api/v1/presets', { token: user })).body.items.find((x: Json) => x.is_builtin)
+    expectProblem(await t.request('PATCH', `/api/v1/presets/${builtin.id}`, { token: user, body: { tools: ['nope'] } }), 403, 'FORBIDDEN')
   })
 
   test('DELETE → 204 with no body, then 404 everywhere', async () => {
@@ -242,7 +270,7 @@ eachDialect('presets', (dialect) => {
 
   test('POST: malformed JSON → 400; the limits themselves are accepted', async () => {
     expectProblem(await t.request('POST', '/api/v1/presets', { token: user, raw: '{"name":', headers: { 'content-type': 'application/json' } }), 400, 'VALIDATION_ERROR')
-    const edge = await post({ name: 'n'.repeat(100), description: 'd'.repeat(500), system_prompt: 's'.repeat(20_000), model_id: 'm'.repeat(200), temperature: 2, max_tokens: 1_000_000, tools: Array.from({ length: 50 }, (_, i) => `${i}`.padEnd(100, 't')) })
+    const edge = await post({ name: 'n'.repeat(100), description: 'd'.repeat(500), system_prompt: 's'.repeat(20_000), model_id: 'm'.repeat(200), temperature: 2, max_tokens: 1_000_000, tools: MANY_TOOLS.map((tool) => tool.name) })
     expect(edge.status).toBe(201)
     expect(edge.body.tools).toHaveLength(50)
     const low = await post({ name: 'low', temperature: 0, max_tokens: 1 })

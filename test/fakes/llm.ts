@@ -19,6 +19,7 @@
  *                `functionCall` parts; once the request holds `rounds` tool rounds after its last user
  *                question (or offers no tools, or tool_choice `none`) it answers with text
  *   rounds=N     how many turns of a `calls` model call tools before it answers (default 1)
+ *   args=K:V     the `calls` arguments are {"K":"V"} instead (V a string; for an MCP tool such as echo's `message`)
  *   reason=N     N reasoning deltas `think{i} ` first (OpenAI delta.reasoning_content, Anthropic thinking, Gemini thought parts)
  *   finish=length|stop   length → length / max_tokens / MAX_TOKENS
  *
@@ -39,6 +40,8 @@ export type Scenario = {
   hang: number
   tool?: string
   calls?: string[]
+  /** the argument pieces of every `calls=` call */
+  callPieces: string[]
   rounds: number
   reason: number
   finish: 'stop' | 'length'
@@ -52,11 +55,14 @@ export const CALL_ARGS = { timezone: 'Europe/Paris' }
 const CALL_PIECES = ['{"', 'timezone', '":"', 'Europe/', 'Paris', '"}']
 const CREATED = 1_700_000_000
 
+/** `{"key":"value"}` in the pieces a model streams it in. */
+const argPieces = (key: string, value: string) => ['{"', key, '":', JSON.stringify(value).slice(0, -1), '"}']
+
 /** Parses `fake:tokens=3,delay=5`; throws on an unknown option or a bad value. */
 export function parseScenario(model: string): Scenario {
   const colon = model.indexOf(':')
   const name = colon < 0 || !model.startsWith('fake') ? model : model.slice(0, colon)
-  const s: Scenario = { name, tokens: 8, delay: 0, hang: 0, rounds: 1, reason: 0, finish: 'stop' }
+  const s: Scenario = { name, tokens: 8, delay: 0, hang: 0, callPieces: CALL_PIECES, rounds: 1, reason: 0, finish: 'stop' }
   if (name === model) return s
   const int = (k: string, v: string) => {
     if (!/^\d+$/.test(v)) throw new Error(`fake model option ${k} needs a whole number, got "${v}"`)
@@ -72,6 +78,7 @@ export function parseScenario(model: string): Scenario {
     else if (k === 'reason') s.reason = int(k, v)
     else if (k === 'rounds') s.rounds = int(k, v)
     else if (k === 'calls' && /^[\w-]+(\+[\w-]+)*$/.test(v)) s.calls = v.split('+')
+    else if (k === 'args' && /^\w+:/.test(v)) s.callPieces = argPieces(v.slice(0, v.indexOf(':')), v.slice(v.indexOf(':') + 1))
     else if (k === 'failmid') s.failmid = int(k, v)
     else if (k === 'fail') {
       s.fail = int(k, v)
@@ -108,7 +115,7 @@ function plan(model: string, promptText: string, n: number, tools: ToolState): P
   const reasoning = Array.from({ length: sc.reason }, (_, i) => `think${i} `)
   const calls: PlannedCall[] = sc.tool
     ? [{ suffix: '', name: sc.tool, pieces: ARG_PIECES }]
-    : sc.calls && tools.offered && tools.rounds < sc.rounds ? sc.calls.map((name, i) => ({ suffix: `_${i}`, name, pieces: CALL_PIECES })) : []
+    : sc.calls && tools.offered && tools.rounds < sc.rounds ? sc.calls.map((name, i) => ({ suffix: `_${i}`, name, pieces: sc.callPieces })) : []
   const text = calls.length ? [] : Array.from({ length: sc.tokens }, (_, i) => `${sc.words ? sc.words[i % sc.words.length] : `tok${i}`} `)
   const finish = sc.finish === 'length' ? 'length' : calls.length ? 'tool' : 'stop'
   const prompt = Math.max(1, Math.ceil(promptText.length / 4))

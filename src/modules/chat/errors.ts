@@ -12,6 +12,4 @@ export const notAnAnswer = () => validationError('Only an answer to a question (
 export const answerFailed = (message: string) => new AppError(502, 'UPSTREAM_ERROR', message)
 export const tooManyRuns = (max: number) =>
   new AppError(429, 'RATE_LIMITED', `You have ${max} answers being generated, the most allowed at once; wait for one to finish or stop one`, undefined, { 'retry-after': String(BUSY_RETRY_AFTER_S) })
-export const unknownTools = (names: string[]) =>
-  validationError(`No tool named ${names.map((n) => `'${n}'`).join(', ')} that you can use`, names.map((n) => ({ path: 'tools', message: `unknown tool '${n}'` })))
 export const noPendingApproval = () => notFound('Tool call waiting for approval')

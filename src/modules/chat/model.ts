@@ -15,6 +15,7 @@ export const conversationSchema = z
     title: z.string().nullable(),
     model_id: z.string().nullable(),
     preset_id: z.string().nullable(),
+    agent_id: z.string().nullable().describe('The agent whose model, prompt, settings and tools its answers use (what the conversation sets itself comes first)'),
     system_prompt: z.string().nullable(),
     tools: z.array(z.string()).describe('The tools its answers may call (`GET /tools` names); empty: its preset’s'),
     is_favorite: z.boolean(),
@@ -44,8 +45,9 @@ export const sharedSchema = z.object({ title: z.string().nullable(), messages: z
 
 const optText = (max: number) => z.string().max(max).nullable().optional()
 const toolNames = z.array(z.string().trim().min(1).max(100)).max(50).optional().describe('Tool names as `GET /tools` lists them; unknown ones are `422`')
-export const conversationBody = z.object({ title: optText(200), model_id: optText(200), preset_id: optText(64), system_prompt: optText(20_000), tools: toolNames })
-export const conversationPatch = z.object({ title: optText(200), is_favorite: z.boolean().optional(), model_id: optText(200), system_prompt: optText(20_000), tools: toolNames })
+const agentId = optText(64).describe('An active agent you can use (global or yours; `422` otherwise); null clears it')
+export const conversationBody = z.object({ title: optText(200), model_id: optText(200), preset_id: optText(64), agent_id: agentId, system_prompt: optText(20_000), tools: toolNames })
+export const conversationPatch = z.object({ title: optText(200), is_favorite: z.boolean().optional(), model_id: optText(200), agent_id: agentId, system_prompt: optText(20_000), tools: toolNames })
 export const sendBody = z.object({
   content: z.string().trim().min(1).max(200_000),
   model_id: z.string().max(200).optional(),
@@ -65,6 +67,7 @@ export function toConversationDto(c: ConversationRow) {
     title: c.title,
     model_id: c.modelId,
     preset_id: c.presetId,
+    agent_id: c.agentId,
     system_prompt: c.systemPrompt,
     tools: c.tools,
     is_favorite: c.isFavorite,
@@ -91,7 +94,7 @@ export function toMessageDto(m: MessageRow) {
 
 /** Camel-case inputs from the bodies above. */
 export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens, maxToolRounds: b.max_tool_rounds })
-export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, systemPrompt: b.system_prompt, tools: b.tools, isFavorite: b.is_favorite })
+export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, agentId: b.agent_id, systemPrompt: b.system_prompt, tools: b.tools, isFavorite: b.is_favorite })
 
 export const approvalBody = z.object({ tool_call_id: z.string().min(1).max(200), approve: z.boolean() })
 export const approvalSchema = z.object({ tool_call_id: z.string(), tool: z.string(), arguments: z.string().describe('JSON text'), approved: z.boolean() }).meta({ id: 'ToolApproval' })

@@ -10,9 +10,11 @@ import type { Database } from '../../db/index.ts'
 import { pageWithTotal, type PageRequest } from '../../db/query.ts'
 import { deletedEvent, type Subscriptions } from '../../runs/subscriptions.ts'
 import type { Principal } from '../auth/service.ts'
+import { unusableAgent } from '../agents/errors.ts'
+import { unknownTools } from '../tools/errors.ts'
 import { createApprovals } from './approvals.ts'
 import { branchOf } from './context.ts'
-import { conversationNotFound, messageNotFound, noPendingApproval, notAnAnswer, unknownPreset, unknownTools } from './errors.ts'
+import { conversationNotFound, messageNotFound, noPendingApproval, notAnAnswer, unknownPreset } from './errors.ts'
 import type { ConversationRow } from './model.ts'
 import { conversationMatches } from './search.ts'
 import { createShares } from './shares.ts'
@@ -22,6 +24,7 @@ export interface ConversationInput {
   title?: string | null
   modelId?: string | null
   presetId?: string | null
+  agentId?: string | null
   systemPrompt?: string | null
   tools?: string[]
   isFavorite?: boolean
@@ -82,6 +85,11 @@ export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subs
     return unique
   }
 
+  /** an agent the caller may use now (global or theirs, active); 422 naming `agent_id` otherwise */
+  async function checkAgent(p: Principal, agentId: string | null | undefined) {
+    if (agentId && !(await deps.agentOf(p, agentId))) throw unusableAgent()
+  }
+
   return {
     getMessage,
     get,
@@ -101,20 +109,23 @@ export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subs
     async create(p: Principal, input: ConversationInput) {
       if (input.presetId && !(await deps.presetOf(p, input.presetId))) throw unknownPreset()
       await checkModel(p, input.modelId)
+      await checkAgent(p, input.agentId)
       const tools = (await checkedTools(p, input.tools)) ?? []
-      const [row] = await db.insert(t.conversations).values({ userId: p.userId, title: input.title ?? null, modelId: input.modelId ?? null, presetId: input.presetId ?? null, systemPrompt: input.systemPrompt ?? null, tools }).returning()
+      const [row] = await db.insert(t.conversations).values({ userId: p.userId, title: input.title ?? null, modelId: input.modelId ?? null, presetId: input.presetId ?? null, agentId: input.agentId ?? null, systemPrompt: input.systemPrompt ?? null, tools }).returning()
       return row!
     },
 
     async update(p: Principal, id: string, input: Omit<ConversationInput, 'presetId'>) {
       await owned(p, id)
       await checkModel(p, input.modelId)
+      await checkAgent(p, input.agentId)
       const tools = await checkedTools(p, input.tools)
       const values: Partial<Database['t']['conversations']['$inferInsert']> = { updatedAt: new Date() }
       if (tools) values.tools = tools
       if (input.title !== undefined) values.title = input.title
       if (input.isFavorite !== undefined) values.isFavorite = input.isFavorite
       if (input.modelId !== undefined) values.modelId = input.modelId
+      if (input.agentId !== undefined) values.agentId = input.agentId
       if (input.systemPrompt !== undefined) values.systemPrompt = input.systemPrompt
       const [row] = await db.update(t.conversations).set(values).where(eq(t.conversations.id, id)).returning()
       return row!

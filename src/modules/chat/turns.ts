@@ -16,6 +16,7 @@ import type { Logger } from '../../lib/logger.ts'
 import type { ChatRequest } from '../../llm/index.ts'
 import type { Run, RunRegistry } from '../../runs/index.ts'
 import type { Principal } from '../auth/service.ts'
+import type { AgentsService, ExecutionOutcome } from '../agents/service.ts'
 import type { ConfigsService } from '../configs/service.ts'
 import type { ResolvedModel } from '../providers/service.ts'
 import type { ToolsService } from '../tools/service.ts'
@@ -31,6 +32,17 @@ export const STALE_STREAMING_MS = 20_000
 
 /** The longest the title call may hold back `done` after the first exchange; then the question's first words are the title. */
 const TITLE_TIMEOUT_MS = 5_000
+
+/** What a conversation's agent contributes to its answers (agents module). */
+export interface AgentLike {
+  id: string
+  modelId: string | null
+  systemPrompt: string | null
+  temperature: number | null
+  maxTokens: number | null
+  tools: string[]
+  maxSteps: number | null
+}
 
 /** What a conversation's preset contributes to its answers. */
 export interface PresetLike {
@@ -52,6 +64,10 @@ export interface ChatTurnDeps {
   approvals: Approvals
   /** the preset a conversation names, if the caller may see it */
   presetOf: (p: Principal, id: string) => Promise<PresetLike | undefined>
+  /** the agent a conversation names, if the caller may use it now (visible and active) */
+  agentOf: (p: Principal, id: string) => Promise<AgentLike | undefined>
+  /** records each turn of a conversation with an agent (agents module) */
+  agentExecutions: Pick<AgentsService['executions'], 'start' | 'finish'>
   /** the user's remembered facts, oldest first */
   memoriesOf: (userId: string) => Promise<string[]>
   /** answers one user may have generating at once, on all instances together */
@@ -75,6 +91,8 @@ export interface TurnInput {
 /** What an answer's run is given: the model, its request and tools, what was held, the question. */
 interface AnswerInput {
   conversation: ConversationRow
+  /** the conversation's agent: the turn is recorded as one of its executions */
+  agentId?: string
   model: ResolvedModel
   assistantId: string
   request: Omit<ChatRequest, 'model' | 'tools' | 'toolChoice'>
@@ -92,9 +110,9 @@ export function createChatTurns(deps: ChatTurnDeps) {
 
   const messagesOf = (conversationId: string) => db.select().from(t.messages).where(eq(t.messages.conversationId, conversationId)).orderBy(t.messages.createdAt, t.messages.id)
 
-  /** Which model a new answer uses: the request's, the conversation's, its preset's, the user's default, the default. */
-  async function pickModel(p: Principal, requested: string | undefined, conversation: ConversationRow, preset: PresetLike | undefined): Promise<ResolvedModel> {
-    const ref = requested ?? conversation.modelId ?? preset?.modelId ?? (await users.profile(p.userId)).preferences.default_model_id
+  /** Which model a new answer uses: the request's, the conversation's, its agent's, its preset's, the user's default, the default. */
+  async function pickModel(p: Principal, requested: string | undefined, conversation: ConversationRow, agent: AgentLike | undefined, preset: PresetLike | undefined): Promise<ResolvedModel> {
+    const ref = requested ?? conversation.modelId ?? agent?.modelId ?? preset?.modelId ?? (await users.profile(p.userId)).preferences.default_model_id
     return ref ? turns.model(p, ref) : turns.defaultModel(p)
   }
 
@@ -149,22 +167,34 @@ export function createChatTurns(deps: ChatTurnDeps) {
   async function answer(p: Principal, run: Run, ctx: AnswerInput) {
     const { conversation, model } = ctx
     const rounds = createChatRounds({ database, approvals: deps.approvals, run, conversationId: conversation.id, userId: conversation.userId, model, firstAnswerId: ctx.assistantId })
-    const loop = await runToolLoop({
-      principal: p,
-      model,
-      request: ctx.request,
-      tools: ctx.tools,
-      maxRounds: ctx.maxToolRounds,
-      held: ctx.held,
-      inputChars: ctx.inputChars,
-      source: 'chat',
-      origin: { source: 'chat', conversationId: conversation.id },
-      signal: run.signal,
-      logFields: { conversation_id: conversation.id },
-      hooks: rounds.hooks,
-    })
+    const execution = ctx.agentId ? await recordStart(ctx.agentId, conversation) : undefined
+    let toolCalls = 0
+    const finish = async (outcome: Omit<ExecutionOutcome, 'toolCalls'>) => {
+      if (execution) await deps.agentExecutions.finish(execution, { ...outcome, toolCalls }).catch((error) => logger.warn('agent execution not finished', { error, execution_id: execution }))
+    }
+    let loop
+    try {
+      loop = await runToolLoop({
+        principal: p,
+        model,
+        request: ctx.request,
+        tools: ctx.tools,
+        maxRounds: ctx.maxToolRounds,
+        held: ctx.held,
+        inputChars: ctx.inputChars,
+        source: 'chat',
+        origin: { source: 'chat', conversationId: conversation.id },
+        signal: run.signal,
+        logFields: { conversation_id: conversation.id },
+        hooks: { ...rounds.hooks, roundEnded: (round, turn, ran, next) => ((toolCalls += ran.length), rounds.hooks.roundEnded(round, turn, ran, next)) },
+      })
+    } catch (error) {
+      await finish({ status: 'failed', inputTokens: 0, outputTokens: 0, cost: 0 })
+      throw error
+    }
     const { last } = loop
     const { inputTokens, outputTokens } = loop.usage
+    await finish({ status: last.status === 'complete' ? 'completed' : last.status === 'stopped' ? 'cancelled' : 'failed', inputTokens, outputTokens, cost: loop.cost })
     if (inputTokens || outputTokens) emit(run, 'usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost: loop.cost })
     if (last.error) emit(run, 'error', last.error)
     // the first exchange titles the conversation before `done`, so clients that stop reading there have it too
@@ -175,6 +205,16 @@ export function createChatTurns(deps: ChatTurnDeps) {
     emit(run, 'done', { conversation_id: conversation.id, message_id: rounds.answerId, finish_reason: last.finishReason })
     // the run ends (and a waiting JSON request answers) once usage is written too
     await loop.settled
+  }
+
+  /** The execution of the conversation's agent that this turn is; a failure to record it is logged, never the turn's failure. */
+  async function recordStart(agentId: string, conversation: ConversationRow): Promise<string | undefined> {
+    try {
+      return await deps.agentExecutions.start({ agentId, userId: conversation.userId, executionType: 'chat', conversationId: conversation.id })
+    } catch (error) {
+      logger.warn('agent execution not recorded', { error, agent_id: agentId })
+      return undefined
+    }
   }
 
   /**
@@ -208,9 +248,11 @@ export function createChatTurns(deps: ChatTurnDeps) {
     /** Start a turn: pick the model, hold credits, store the messages, start the run. 409 while another answer is being generated. */
     async start(p: Principal, conversation: ConversationRow, input: TurnInput) {
       const preset = conversation.presetId ? await deps.presetOf(p, conversation.presetId) : undefined
-      const model = await pickModel(p, input.modelId, conversation, preset)
-      const maxTokens = input.maxTokens ?? preset?.maxTokens ?? undefined
-      const temperature = input.temperature ?? preset?.temperature ?? undefined
+      // an agent disabled (or gone) since the conversation named it contributes nothing, and the turn is no execution of it
+      const agent = conversation.agentId ? await deps.agentOf(p, conversation.agentId) : undefined
+      const model = await pickModel(p, input.modelId, conversation, agent, preset)
+      const maxTokens = input.maxTokens ?? agent?.maxTokens ?? preset?.maxTokens ?? undefined
+      const temperature = input.temperature ?? agent?.temperature ?? preset?.temperature ?? undefined
       const all = await messagesOf(conversation.id)
       let parentId: string | null
       if (input.regenerateOf) parentId = input.regenerateOf.id
@@ -218,7 +260,7 @@ export function createChatTurns(deps: ChatTurnDeps) {
         parentId = input.parentId === undefined ? (conversation.activeLeafId ?? null) : input.parentId
         if (parentId && !all.some((m) => m.id === parentId)) throw parentNotInConversation()
       }
-      const toolNames = conversation.tools.length ? conversation.tools : (preset?.tools ?? [])
+      const toolNames = conversation.tools.length ? conversation.tools : agent?.tools.length ? agent.tools : (preset?.tools ?? [])
       const tools = await deps.tools.forModel(p, toolNames)
       const historyBefore = parentId ? branchOf(all, parentId) : []
       const inputChars = historyBefore.reduce((n, m) => n + m.content.length, 0) + (input.content?.length ?? 0)
@@ -234,7 +276,7 @@ export function createChatTurns(deps: ChatTurnDeps) {
       const history = input.regenerateOf ? branchOf(all, input.regenerateOf.id) : [...historyBefore, userMessage]
       const { preferences } = await users.profile(p.userId)
       const context = buildContext({
-        basePrompt: conversation.systemPrompt ?? preset?.systemPrompt ?? (await configs.value('chat', 'default_system_prompt')),
+        basePrompt: conversation.systemPrompt ?? agent?.systemPrompt ?? preset?.systemPrompt ?? (await configs.value('chat', 'default_system_prompt')),
         memories: preferences.memory_enabled ? await deps.memoriesOf(p.userId) : [],
         language: input.language,
         history,
@@ -244,10 +286,10 @@ export function createChatTurns(deps: ChatTurnDeps) {
         withTools: tools.specs.length > 0,
       })
       const request = { ...context, temperature, maxTokens }
-      const maxToolRounds = input.maxToolRounds ?? DEFAULT_MAX_TOOL_ROUNDS
+      const maxToolRounds = input.maxToolRounds ?? agent?.maxSteps ?? DEFAULT_MAX_TOOL_ROUNDS
       const run = runs.start(conversation.id, (r) => {
         emit(r, 'message.created', { conversation_id: conversation.id, user_message: toMessageDto(userMessage), assistant_message_id: assistant.id })
-        return answer(p, r, { conversation, model, assistantId: assistant.id, request, tools, maxToolRounds, held, inputChars, question: userMessage.content })
+        return answer(p, r, { conversation, agentId: agent?.id, model, assistantId: assistant.id, request, tools, maxToolRounds, held, inputChars, question: userMessage.content })
       })
       if (!run) throw answerInProgress()
       run.ownerId = p.userId

@@ -1,5 +1,5 @@
 /**
- * @module Presets (saved assistants): a name, a system prompt and default model settings. Built-in
+ * @module Presets (saved assistants): a name, a system prompt, default model settings and tools. Built-in
  * presets (no owner) are seeded at start, shown to everyone and changed by no one, admins included;
  * a user's own presets are invisible (404) to everyone else.
  */
@@ -9,6 +9,7 @@ import { withLock } from '../../db/lock.ts'
 import { containsText, pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
 import type { Principal } from '../auth/service.ts'
 import type { ModelUsable } from '../../generation/model-turn.ts'
+import { unknownTools } from '../tools/errors.ts'
 import { builtinPresetReadOnly, presetNotFound, unusablePresetModel } from './errors.ts'
 
 export type PresetRow = Database['t']['presets']['$inferSelect']
@@ -91,6 +92,8 @@ export function createPresetsService(deps: {
   database: Database
   /** whether a user may use the model a reference names: a preset's `model_id` is checked when it is saved */
   modelUsable: ModelUsable
+  /** the names among these that are no tool the caller may use (tools.unknownOf): a preset's `tools` are checked when saved */
+  unknownTools: (p: Principal, names: readonly string[]) => Promise<string[]>
 }) {
   const { database } = deps
   const { db, t } = database
@@ -116,6 +119,12 @@ export function createPresetsService(deps: {
     if (ref && !(await deps.modelUsable(p, ref))) throw unusablePresetModel()
   }
 
+  /** the same for tools: 422 naming `tools` for any name the caller cannot use, as conversations do */
+  async function checkTools(p: Principal, names: string[] | undefined) {
+    const unknown = names?.length ? await deps.unknownTools(p, uniqueTools(names)) : []
+    if (unknown.length) throw unknownTools(unknown)
+  }
+
   return {
     /** built-ins first, then the caller's own, oldest first; `q` searches names */
     list(p: Caller, filter: PageRequest & { q?: string }): Promise<Page<PresetRow>> {
@@ -128,6 +137,7 @@ export function createPresetsService(deps: {
 
     async create(p: Principal, input: PresetInput): Promise<PresetRow> {
       await checkModel(p, input.modelId)
+      await checkTools(p, input.tools)
       const [row] = await db
         .insert(t.presets)
         .values({ ...newPresetValues(input), userId: p.userId, isBuiltin: false })
@@ -139,6 +149,7 @@ export function createPresetsService(deps: {
     async update(p: Principal, id: string, input: Partial<PresetInput>): Promise<PresetRow> {
       await getWritable(p, id)
       await checkModel(p, input.modelId)
+      await checkTools(p, input.tools)
       const [row] = await db
         .update(t.presets)
         // Drizzle leaves out the columns set to undefined

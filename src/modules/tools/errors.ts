@@ -4,6 +4,10 @@ import { forbidden, notFound, validationError, type FieldProblem } from '../../l
 /** No tool of that name among those the caller may use (another user's server's tools included). */
 export const toolNotFound = (name: string) => notFound(`Tool '${name.slice(0, 80)}'`)
 
+/** A conversation or preset names tools the caller cannot use (unknown, or another user's server's). */
+export const unknownTools = (names: string[]) =>
+  validationError(`No tool named ${names.map((n) => `'${n}'`).join(', ')} that you can use`, names.map((n) => ({ path: 'tools', message: `unknown tool '${n}'` })))
+
 export const invalidArguments = (tool: string, errors: FieldProblem[]) => validationError(`The arguments do not match the input schema of ${tool}`, errors)
 
 /** A built-in that needs something set up first (a search key, a data connection). */

@@ -83,6 +83,9 @@ export function resultText(r: ToolResult): string {
 /** A problem met before or instead of calling the tool, as a tool result a model can read. */
 const failedResult = (message: string): ToolResult => ({ content: [{ type: 'text', text: message }], isError: true })
 
+/** What a call aborted by its caller's run returns, when the tool itself threw rather than answer. */
+const CANCELLED = 'The call was cancelled: the run was stopped'
+
 /** The model-facing name of an MCP tool: `<server>__<tool>`, the tool's name made to fit TOOL_NAME. */
 const mcpName = (server: string, tool: string) => `${server}__${tool.replace(/[^a-zA-Z0-9_-]/g, '_')}`.slice(0, 64)
 
@@ -159,7 +162,9 @@ export function createToolsService(deps: ToolsDeps) {
         result = await deps.mcp!.call(p, found.server.id, found.toolName, args, origin.signal ?? new AbortController().signal)
       }
     } catch (error) {
-      failure = error
+      // the caller's run was stopped (the MCP server was sent notifications/cancelled): a result saying so, not a failure of the tool
+      if (origin.signal?.aborted) result = failedResult(CANCELLED)
+      else failure = error
     }
     const durationMs = Math.round(performance.now() - started)
     const isError = result?.isError ?? true
