@@ -62,12 +62,13 @@ function postgresStore(sql: postgres.Sql): TaskStore {
           UPDATE tasks SET status = 'running', lease_owner = ${owner}, lease_until = now() + ${leaseMs} * interval '1 millisecond',
             attempts = attempts + 1, started_at = coalesce(started_at, now()), run_after = NULL, updated_at = now()
           WHERE id = (
-            SELECT c.id FROM tasks c
+            WITH busy AS (SELECT user_id, count(*) AS n FROM tasks WHERE status = 'running' AND lease_until >= now() GROUP BY user_id)
+            SELECT c.id FROM tasks c LEFT JOIN busy b ON b.user_id = c.user_id
             WHERE c.kind IN ${sql(kinds)}
               AND ((c.status = 'pending' AND (c.run_after IS NULL OR c.run_after <= now())) OR (c.status = 'running' AND c.lease_until < now()))
-              AND (SELECT count(*) FROM tasks r WHERE r.user_id = c.user_id AND r.status = 'running' AND r.lease_until >= now()) < ${userMax}
-            ORDER BY (SELECT count(*) FROM tasks r WHERE r.user_id = c.user_id AND r.status = 'running' AND r.lease_until >= now()), c.created_at, c.id
-            LIMIT 1 FOR UPDATE SKIP LOCKED)
+              AND coalesce(b.n, 0) < ${userMax}
+            ORDER BY coalesce(b.n, 0), c.created_at, c.id
+            LIMIT 1 FOR UPDATE OF c SKIP LOCKED)
           RETURNING id`
       })
       return rows[0]?.id
@@ -118,16 +119,16 @@ function sqliteStore(db: SQLite): TaskStore {
   const insertStep = db.query('INSERT INTO task_steps (id, task_id, seq, step, data, "timestamp", created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
   const claimOne = (owner: string, kinds: string[], leaseMs: number, userMax: number) => {
     const now = Date.now()
-    const running = `(SELECT count(*) FROM tasks r WHERE r.user_id = c.user_id AND r.status = 'running' AND r.lease_until >= ?1)`
     const row = db
       .query(
         `UPDATE tasks SET status = 'running', lease_owner = ?2, lease_until = ?1 + ?3, attempts = attempts + 1, started_at = coalesce(started_at, ?1), run_after = NULL, updated_at = ?1
          WHERE id = (
-           SELECT c.id FROM tasks c
+           WITH busy AS (SELECT user_id, count(*) AS n FROM tasks WHERE status = 'running' AND lease_until >= ?1 GROUP BY user_id)
+           SELECT c.id FROM tasks c LEFT JOIN busy b ON b.user_id = c.user_id
            WHERE c.kind IN (SELECT value FROM json_each(?4))
              AND ((c.status = 'pending' AND (c.run_after IS NULL OR c.run_after <= ?1)) OR (c.status = 'running' AND c.lease_until < ?1))
-             AND ${running} < ?5
-           ORDER BY ${running}, c.created_at, c.id
+             AND coalesce(b.n, 0) < ?5
+           ORDER BY coalesce(b.n, 0), c.created_at, c.id
            LIMIT 1)
          RETURNING id`,
       )
