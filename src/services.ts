@@ -145,7 +145,7 @@ export async function createServices(deps: BaseDeps) {
   })
 
   const taskEngine = createTaskEngine({ database, bus, logger, concurrency: config.taskConcurrency, userConcurrency: config.taskUserConcurrency, leaseMs: config.taskLeaseMs, retryBaseMs: config.taskRetryMs })
-  taskEngine.registerKind('agent', createAgentRunner({ database, turns, tools }))
+  taskEngine.registerKind('agent', createAgentRunner({ database, turns, tools, executions: agents.executions }))
   const tasks = createTasksService({ database, engine: taskEngine, turns, subscriptions })
 
   await revocations.start()

@@ -282,6 +282,12 @@ eachDialect('tasks', (dialect) => {
     const ok = await create({ prompt: 'x', agent_id: global!.id })
     const got = await readEvents(await events(ok.id))
     expect(got.find((e) => e.event === 'agent_message')!.data.agent).toBe('helper')
+    // the run is one of the agent's executions
+    let executions: Json = {}
+    await eventually(async () => (executions = (await t.request('GET', `/api/v1/agents/${global!.id}/executions`, { token: user })).body).items?.[0]?.status === 'completed')
+    expect(executions.items).toHaveLength(1)
+    expect(executions.items[0]).toMatchObject({ task_id: ok.id, execution_type: 'task', status: 'completed', tool_calls: 0 })
+    expect(executions.items[0].token_usage.output_tokens).toBe(4)
     const filtered = await t.request('GET', `/api/v1/tasks?agent_id=${global!.id}&kind=agent&status=completed`, { token: user })
     expect(filtered.body.items.map((i: Json) => i.id)).toEqual([ok.id])
   })

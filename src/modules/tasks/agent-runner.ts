@@ -43,12 +43,34 @@ const usageOf = (turn: TurnResult) => ({ inputTokens: turn.usage.inputTokens, ou
 const usageStep = (turn: TurnResult): NewStep => ({ step: 'usage', data: { input_tokens: turn.usage.inputTokens, output_tokens: turn.usage.outputTokens, cost: turn.cost } })
 const resultStep = (r: RanCall): NewStep => ({ step: 'tool_result', data: { id: r.call.id, tool: r.call.name, result: r.text, is_error: r.outcome.result.isError, duration_ms: r.outcome.durationMs } })
 
-export function createAgentRunner(deps: { database: Database; turns: ModelTurns; tools: ToolsService }): TaskRunner {
+/** Where an agent's runs are recorded (agents' executions): one per attempt of a task that names an agent. */
+export interface ExecutionLog {
+  start(input: { agentId: string; userId: string; executionType: 'task'; taskId: string }): Promise<string>
+  finish(id: string, outcome: { status: 'completed' | 'failed' | 'cancelled'; inputTokens: number; outputTokens: number; cost: number; toolCalls: number }): Promise<void>
+}
+
+export function createAgentRunner(deps: { database: Database; turns: ModelTurns; tools: ToolsService; executions?: ExecutionLog }): TaskRunner {
   const { database, turns, tools } = deps
   const { db, t } = database
   const runToolLoop = createToolLoop({ turns, tools })
 
-  return async function runAgentTask(run: TaskRun) {
+  return async function runAgentTaskRecorded(run: TaskRun) {
+    const { task } = run
+    const log = task.agentId && deps.executions ? deps.executions : undefined
+    const executionId = log ? await log.start({ agentId: task.agentId!, userId: task.userId, executionType: 'task', taskId: task.id }).catch(() => undefined) : undefined
+    const totals = { inputTokens: 0, outputTokens: 0, cost: 0, toolCalls: 0 }
+    let status: 'completed' | 'failed' | 'cancelled' = 'failed'
+    try {
+      const outcome = await runAgentTask(run, totals)
+      // a cancel ends the run 'ended'; a hand-back or a lost lease leaves the task to another attempt (this one counts as failed)
+      status = run.signal.aborted ? (run.signal.reason === 'ended' ? 'cancelled' : 'failed') : 'completed'
+      return outcome
+    } finally {
+      if (executionId) await log!.finish(executionId, { status, ...totals }).catch(() => {})
+    }
+  }
+
+  async function runAgentTask(run: TaskRun, totals: { inputTokens: number; outputTokens: number; cost: number; toolCalls: number }) {
     const { task } = run
     const [agent] = task.agentId ? await db.select().from(t.agents).where(eq(t.agents.id, task.agentId)) : []
     const [user] = await db.select({ role: t.users.role }).from(t.users).where(eq(t.users.id, task.userId))
@@ -76,6 +98,7 @@ export function createAgentRunner(deps: { database: Database; turns: ModelTurns;
           : { result: { content: [{ type: 'text' as const, text: `The tool '${call.name}' cannot run here` }], isError: true }, durationMs: 0, logId: '' }
         if (run.signal.aborted) return { result: null }
         const ran: RanCall = { call, outcome, text: resultForModel(outcome) }
+        totals.toolCalls++
         await run.emitAll([resultStep(ran)])
         r.results.set(call.id, { id: call.id, text: ran.text, isError: outcome.result.isError })
       }
@@ -108,6 +131,7 @@ export function createAgentRunner(deps: { database: Database; turns: ModelTurns;
       hooks: {
         sink: () => ({ text: (text) => run.delta(text) }),
         async callsStarting(round, turn, calls) {
+          totals.toolCalls += calls.length
           const steps: NewStep[] = [{ step: 'agent_message', data: { agent: name, content: turn.text } }, usageStep(turn), ...calls.map((c) => ({ step: 'tool_called', data: { id: c.id, tool: c.name, arguments: c.arguments } }))]
           await run.emitAll(steps, { usage: usageOf(turn), progress: progress(done + round) })
         },
@@ -122,6 +146,9 @@ export function createAgentRunner(deps: { database: Database; turns: ModelTurns;
       },
     })
     await loop.settled
+    totals.inputTokens += loop.usage.inputTokens
+    totals.outputTokens += loop.usage.outputTokens
+    totals.cost += loop.cost
     const { last } = loop
     if (last.status === 'stopped') return { result: null }
     if (last.error) throw new TaskFailure(last.error.code, last.error.message, last.error.code === 'UPSTREAM_ERROR')
