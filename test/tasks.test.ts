@@ -292,6 +292,16 @@ eachDialect('tasks', (dialect) => {
     expect(filtered.body.items.map((i: Json) => i.id)).toEqual([ok.id])
   })
 
+  test('deleting a task ends its open streams with `deleted`', async () => {
+    const ext = await create({ kind: 'external' })
+    const live = readEvents(await events(ext.id))
+    await Bun.sleep(50)
+    expect((await t.request('DELETE', `/api/v1/tasks/${ext.id}`, { token: user })).status).toBe(204)
+    const got = await live
+    expect(got.at(-1)).toMatchObject({ event: 'deleted', data: { code: 'NOT_FOUND', reason: 'task_deleted' } })
+    expect((await t.request('GET', `/api/v1/tasks/${ext.id}`, { token: user })).status).toBe(404)
+  })
+
   test('stats and system status count tasks', async () => {
     const stats = await t.request('GET', '/api/v1/users/me/stats', { token: user })
     expect(stats.body.tasks).toBeGreaterThan(5)

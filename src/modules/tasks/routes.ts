@@ -1,7 +1,7 @@
 /** @module /api/v1/tasks, /api/v1/steps and task share playback (docs/api.md §16). */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
-import { idParams, page, pageOf, problems } from '../../lib/schemas.ts'
+import { idParams, page, pageOf, problems, type FinalStreamEvent } from '../../lib/schemas.ts'
 import { asEventStream, sseResponse, type EventFeed } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import { eventStreamResponse } from '../../plugins/openapi-document.ts'
@@ -11,7 +11,7 @@ import type { Principal } from '../auth/service.ts'
 import * as m from './model.ts'
 import { taskTopic, type TasksService } from './service.ts'
 
-type TaskStreamEvent = { [E in keyof typeof m.taskEventData]: { id: number; event: E; data: z.infer<(typeof m.taskEventData)[E]> } }[keyof typeof m.taskEventData]
+type TaskStreamEvent = { [E in keyof typeof m.taskEventData]: { id: number; event: E; data: z.infer<(typeof m.taskEventData)[E]> } }[keyof typeof m.taskEventData] | FinalStreamEvent
 
 const taskEventStream = { responses: { 200: eventStreamResponse('The task\'s events as server-sent events: the recorded ones after `Last-Event-ID`, then the live ones, until the terminal event (`task_completed`, `task_cancelled` or `error`)', m.taskEventSchema) } }
 const playbackStream = { responses: { 200: eventStreamResponse('The recorded steps, `delay` seconds apart, then `done`', m.taskEventSchema) } }
