@@ -18,6 +18,7 @@ import { chatRoutes } from './modules/chat/routes.ts'
 import { fileRoutes } from './modules/files/routes.ts'
 import { mcpRoutes } from './modules/mcp/routes.ts'
 import { toolRoutes } from './modules/tools/routes.ts'
+import { taskRoutes } from './modules/tasks/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -34,6 +35,7 @@ export function createApp(deps: AppDeps) {
   const auth = authPlugin({ auth: services.auth, limiter: services.limiter, config })
   const counters = [
     { countsOf: services.chat.countsOf, totals: services.chat.totals },
+    { countsOf: services.tasks.countsOf, totals: services.tasks.totals },
     { countsOf: async (userId: string) => ({ storage_bytes: await services.files.bytesOf(userId) }), totals: async () => ({ storage_bytes: await services.files.bytesOf(undefined) }) },
   ]
   const app = new Elysia({ name: 'hearth' })
@@ -58,7 +60,8 @@ export function createApp(deps: AppDeps) {
     .use(historyRoutes({ history: services.history, authPlugin: auth }))
     .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
     .use(mcpRoutes({ mcp: services.mcp, authPlugin: auth }))
-    .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
+    .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown, sharedTask: services.tasks.shared }))
+    .use(taskRoutes({ tasks: services.tasks, engine: services.taskEngine, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.

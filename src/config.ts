@@ -39,6 +39,14 @@ export interface Config {
   uploadMaxBytes: number
   /** one user's files, unless an admin set theirs (HEARTH_STORAGE_QUOTA_BYTES) */
   storageQuotaBytes: number
+  /** background tasks this instance runs at once (HEARTH_TASK_CONCURRENCY) */
+  taskConcurrency: number
+  /** background tasks one user may have running at once, across instances (HEARTH_TASK_USER_CONCURRENCY) */
+  taskUserConcurrency: number
+  /** how long a worker's hold on a task lasts unless renewed (HEARTH_TASK_LEASE_MS); a dead instance's tasks are claimed again after it */
+  taskLeaseMs: number
+  /** the first retry's delay after an upstream failure, doubled per attempt (HEARTH_TASK_RETRY_MS) */
+  taskRetryMs: number
   logLevel: LogLevel
   /** where file bytes go when not the data dir's `files/` (`HEARTH_S3_URL`) */
   s3: S3Settings | undefined
@@ -207,6 +215,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxRunsPerUser: wholeNumber('HEARTH_MAX_RUNS_PER_USER', env.HEARTH_MAX_RUNS_PER_USER, 5),
     uploadMaxBytes: byteSize('HEARTH_UPLOAD_MAX_BYTES', env.HEARTH_UPLOAD_MAX_BYTES, 25 * 1024 ** 2),
     storageQuotaBytes: byteSize('HEARTH_STORAGE_QUOTA_BYTES', env.HEARTH_STORAGE_QUOTA_BYTES, 1024 ** 3),
+    taskConcurrency: wholeNumber('HEARTH_TASK_CONCURRENCY', env.HEARTH_TASK_CONCURRENCY, 4, 1000),
+    taskUserConcurrency: wholeNumber('HEARTH_TASK_USER_CONCURRENCY', env.HEARTH_TASK_USER_CONCURRENCY, 2, 1000),
+    taskLeaseMs: wholeNumber('HEARTH_TASK_LEASE_MS', env.HEARTH_TASK_LEASE_MS, 30_000, 3_600_000),
+    taskRetryMs: wholeNumber('HEARTH_TASK_RETRY_MS', env.HEARTH_TASK_RETRY_MS, 2_000, 3_600_000),
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
     s3: env.HEARTH_S3_URL ? parseS3Url(env.HEARTH_S3_URL) : undefined,
   }

@@ -40,6 +40,9 @@ import { createToolEvents } from './modules/tools/events.ts'
 import { createToolsService } from './modules/tools/service.ts'
 import { builtinTools } from './modules/tools/builtins/index.ts'
 import type { BuiltinTool } from './modules/tools/types.ts'
+import { createTaskEngine } from './tasks/engine.ts'
+import { createAgentRunner } from './modules/tasks/agent-runner.ts'
+import { createTasksService } from './modules/tasks/service.ts'
 
 export interface BaseDeps {
   config: Config
@@ -146,6 +149,10 @@ export async function createServices(deps: BaseDeps) {
     maxRunsPerUser: config.maxRunsPerUser,
   })
 
+  const taskEngine = createTaskEngine({ database, bus, logger, concurrency: config.taskConcurrency, userConcurrency: config.taskUserConcurrency, leaseMs: config.taskLeaseMs, retryBaseMs: config.taskRetryMs })
+  taskEngine.registerKind('agent', createAgentRunner({ database, turns, tools, executions: agents.executions }))
+  const tasks = createTasksService({ database, engine: taskEngine, turns, subscriptions })
+
   await revocations.start()
   limiter.start()
   await presets.seedBuiltins()
@@ -160,6 +167,7 @@ export async function createServices(deps: BaseDeps) {
   // on SQLite this process is the only server: runs have no one else to reach
   const relay = database.dialect === 'postgres' ? startRunRelay({ runs, bus, logger }) : undefined
   await bus.ready()
+  taskEngine.start()
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), STALE_STREAMING_MS / 2) : undefined
   recovery?.unref?.()
 
@@ -194,9 +202,13 @@ export async function createServices(deps: BaseDeps) {
     history: createHistoryService({ database }),
     chat,
     mcp,
+    taskEngine,
+    tasks,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
+      // running tasks go back to the queue at once, for another instance or the next start
+      await taskEngine.close()
       await runs.stopAll(runGraceMs)
       await mcp.close()
       await relay?.close()

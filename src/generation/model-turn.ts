@@ -134,6 +134,8 @@ export function createModelTurns(deps: { providers: ProvidersService; usage: Usa
         : undefined
 
       try {
+        // a run stopped before its turn began (a task handed back as it was claimed) makes no call
+        signal.throwIfAborted()
         const connection = await providers.connection(model.provider, p)
         for await (const e of streamChat(connection, { model: model.model.modelId, ...input.request }, signal)) {
           ttftMs ??= Math.round(performance.now() - started)

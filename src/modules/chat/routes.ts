@@ -11,6 +11,7 @@ import type { Principal } from '../auth/service.ts'
 import { quotaExceeded } from '../usage/errors.ts'
 import { answerFailed } from './errors.ts'
 import * as m from './model.ts'
+import { sharedTaskSchema } from '../tasks/model.ts'
 import { conversationTopic, type ChatService } from './service.ts'
 
 /** The OpenAPI entry of a 200 that is a stream of chat events. */
@@ -34,7 +35,14 @@ function lastEventId(request: Request) {
 /** Whether `run` is the answer to the user message `messageId` (its first event names the question). */
 const startedBy = (run: Run, messageId: string) => (run.events[0]?.data as { user_message?: { id?: string } } | undefined)?.user_message?.id === messageId
 
-export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptions; authPlugin: ReturnType<typeof authPlugin>; shutdown: AbortSignal }) {
+export function chatRoutes(deps: {
+  chat: ChatService
+  subscriptions: Subscriptions
+  authPlugin: ReturnType<typeof authPlugin>
+  shutdown: AbortSignal
+  /** a task share behind a token that is not a conversation's (one route answers both kinds) */
+  sharedTask?: (token: string) => Promise<z.infer<typeof sharedTaskSchema> | undefined>
+}) {
   const { chat, subscriptions } = deps
 
 
@@ -320,13 +328,19 @@ export function chatRoutes(deps: { chat: ChatService; subscriptions: Subscriptio
     .get(
       '/share/:token',
       async ({ params }) => {
-        const { title, messages, createdAt } = await chat.shared(params.token)
+        const conversation = await chat.shared(params.token).catch(async (error: unknown) => {
+          const task = await deps.sharedTask?.(params.token)
+          if (task) return task
+          throw error
+        })
+        if ('task' in conversation) return conversation
+        const { title, messages, createdAt } = conversation
         return { title, messages, created_at: createdAt.toISOString() }
       },
       {
         params: z.object({ token: z.string().min(1).max(100) }),
-        response: { 200: m.sharedSchema, ...problems(404, 422, 429) },
-        detail: { summary: 'Read a shared conversation', description: 'No auth: the frozen copy taken when the link was made (title, roles, texts, times). `404` once revoked or replaced.' },
+        response: { 200: z.union([m.sharedSchema, sharedTaskSchema]), ...problems(404, 422, 429) },
+        detail: { summary: 'Read a shared conversation or task', description: 'No auth: the frozen copy taken when the link was made — a conversation (title, roles, texts, times) or a task (`task` and its `steps`). `404` once revoked or replaced.' },
       },
     )
 }
