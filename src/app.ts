@@ -18,7 +18,7 @@ import { chatRoutes } from './modules/chat/routes.ts'
 import { fileRoutes } from './modules/files/routes.ts'
 import { mcpRoutes } from './modules/mcp/routes.ts'
 import { toolRoutes } from './modules/tools/routes.ts'
-import { taskRoutes } from './modules/tasks/routes.ts'
+import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -55,7 +55,7 @@ export function createApp(deps: AppDeps) {
     .use(gatewayRoutes({ gateway: services.gateway, subscriptions: services.subscriptions, authPlugin: auth }))
     .use(presetRoutes({ presets: services.presets, authPlugin: auth }))
     .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
-    .use(planRoutes({ plans: services.plans, authPlugin: auth }))
+    .use(planRoutes({ plans: services.plans, taskEvents: createTaskEvents({ engine: services.taskEngine, subscriptions: services.subscriptions, shutdown: deps.shutdown }), authPlugin: auth }))
     .use(agentRoutes({ agents: services.agents, authPlugin: auth }))
     .use(historyRoutes({ history: services.history, authPlugin: auth }))
     .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))

@@ -23,6 +23,7 @@ import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
 import { createPlansService } from './modules/plans/service.ts'
+import { planKind } from './modules/plans/kind.ts'
 import { createChatService } from './modules/chat/service.ts'
 import { createAgentsService } from './modules/agents/service.ts'
 import { createHistoryService } from './modules/history/service.ts'
@@ -40,7 +41,7 @@ import { createToolEvents } from './modules/tools/events.ts'
 import { createToolsService } from './modules/tools/service.ts'
 import { builtinTools } from './modules/tools/builtins/index.ts'
 import type { BuiltinTool } from './modules/tools/types.ts'
-import { createTaskEngine } from './tasks/engine.ts'
+import { createTaskEngine, TaskFailure } from './tasks/engine.ts'
 import { createAgentRunner } from './modules/tasks/agent-runner.ts'
 import { createTasksService } from './modules/tasks/service.ts'
 
@@ -110,10 +111,6 @@ export async function createServices(deps: BaseDeps) {
   revocations.onInvalidate(subscriptions.revoke)
   const turns = createModelTurns({ providers, usage, logger })
   const toolEvents = createToolEvents({ bus })
-  // TODO(tasks engine, src/tasks/ from helper5): once it is in main, build plans with `announce: () => taskEngine.announce()`
-  // and register the kind: `taskEngine.registerKind('plan', planKind({ database, turns, failure: (c, m, r) => new TaskFailure(c, m, r) }))`
-  // (modules/plans/kind.ts). Until then plan tasks stay pending: nothing claims them.
-  const plans = createPlansService({ database, turns })
   const mcp = createMcpService({
     database,
     bus,
@@ -152,6 +149,10 @@ export async function createServices(deps: BaseDeps) {
   const taskEngine = createTaskEngine({ database, bus, logger, concurrency: config.taskConcurrency, userConcurrency: config.taskUserConcurrency, leaseMs: config.taskLeaseMs, retryBaseMs: config.taskRetryMs })
   taskEngine.registerKind('agent', createAgentRunner({ database, turns, tools, executions: agents.executions }))
   const tasks = createTasksService({ database, engine: taskEngine, turns, subscriptions })
+  // a plan is a `plan` task beside its plans row: the engine runs it (modules/plans/kind.ts), a new one wakes the workers,
+  // and deleting one goes through the tasks service (its open streams end with `task_deleted`)
+  taskEngine.registerKind('plan', planKind({ database, turns, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
+  const plans = createPlansService({ database, turns, announce: () => taskEngine.announce(), removeTask: tasks.remove })
 
   await revocations.start()
   limiter.start()

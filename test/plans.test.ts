@@ -63,6 +63,8 @@ eachDialect('plans: who may do what', (dialect) => {
   beforeAll(async () => {
     fake = await startFakeLlm()
     const t = await createTestApp(dialect)
+    // the plans here stay pending: no worker claims them
+    await t.deps.services.taskEngine.close()
     const callers = await setupCallers(t)
     await addFakeModels(t, callers.accounts.admin.access, fake)
     const plan = await accepted(await t.request('POST', '/api/v1/plans', { token: callers.accounts.user.access, body: { type: 'pet_diet', input: { ...PET, pet_breed: 'SECRET-breed' } } }))
@@ -192,6 +194,8 @@ eachDialect('plans', (dialect) => {
   beforeAll(async () => (fake = await startFakeLlm()))
   afterAll(() => fake.stop())
   useCallers(dialect, (app, callers) => ((t = app), (ctx = callers), (user = callers.accounts.user.access)))
+  // the plans here stay pending (their status is set by hand): no worker claims them; 'plans run as tasks' runs them
+  beforeAll(() => t.deps.services.taskEngine.close())
   beforeAll(() => addFakeModels(t, ctx.accounts.admin.access, fake, 'openai_compatible', [['quick', 'fake:tokens=3'], ['other-model', 'fake:tokens=2']]))
 
   const post = (body: unknown, token = user) => t.request('POST', '/api/v1/plans', { token, body })

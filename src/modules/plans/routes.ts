@@ -3,11 +3,12 @@ import { Elysia } from 'elysia'
 import { z } from 'zod'
 import { idParams, listQuery, page, pageOf, problems } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
+import { taskEventStream, wantsStream, type TaskEvents } from '../tasks/routes.ts'
 import * as m from './model.ts'
 import type { PlansService } from './service.ts'
 
-export function planRoutes(deps: { plans: PlansService; authPlugin: ReturnType<typeof authPlugin> }) {
-  const { plans } = deps
+export function planRoutes(deps: { plans: PlansService; taskEvents: TaskEvents; authPlugin: ReturnType<typeof authPlugin> }) {
+  const { plans, taskEvents } = deps
   return new Elysia({ name: 'hearth.routes.plans', prefix: '/api/v1', detail: { tags: ['Plans'] } })
     .use(deps.authPlugin)
     .get(
@@ -61,10 +62,10 @@ export function planRoutes(deps: { plans: PlansService; authPlugin: ReturnType<t
     )
     .post(
       '/plans',
-      async ({ principal, body, set }) => {
-        // TODO(tasks engine): with `Accept: text/event-stream` or `use_stream: true`, answer with the task's events (the engine's follow) instead of 202
+      async ({ principal, body, request, set }) => {
         const { type, input, model_id, use_stream: _, ...rest } = body
         const { plan, task } = await plans.create(principal, { type, input, rest, modelId: model_id })
+        if (wantsStream(body, request)) return taskEvents(principal, task.id)
         set.status = 202
         set.headers.location = `/api/v1/plans/${plan.id}`
         return { plan_id: plan.id, task_id: task.id, status: 'pending' as const }
@@ -76,7 +77,8 @@ export function planRoutes(deps: { plans: PlansService; authPlugin: ReturnType<t
         detail: {
           summary: 'Make a plan',
           description:
-            "Checks `input` against the type's input schema (`422` with field errors under `input.…`; an unknown `type` or `model_id` is `422` naming it), then queues a `plan` task: `202` with the plan's and the task's ids. For `pet_diet` the input's fields may also stand at the top level of the body. Follow the task (`GET /api/v1/tasks/{task_id}/events`) or poll `GET /api/v1/plans/{id}`.",
+            "Checks `input` against the type's input schema (`422` with field errors under `input.…`; an unknown `type` or `model_id` is `422` naming it), then queues a `plan` task: `202` with the plan's and the task's ids. For `pet_diet` the input's fields may also stand at the top level of the body. Follow the task (`GET /api/v1/tasks/{task_id}/events`) or poll `GET /api/v1/plans/{id}`. With `Accept: text/event-stream` or `use_stream: true`, the task's events stream at once instead, ending with `task_completed { task_id, result }` (or `error`).",
+          ...taskEventStream,
         },
       },
     )

@@ -5,13 +5,14 @@
  * input `{ type, input }`), written together; its status and result are the task's. A plan belongs
  * to one user and is invisible (404) to everyone else.
  */
-import { and, asc, count, desc, eq, inArray, ne } from 'drizzle-orm'
+import { and, asc, count, desc, eq, inArray } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import { withLock } from '../../db/lock.ts'
 import { pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
 import type { ModelTurns } from '../../generation/model-turn.ts'
 import { newId } from '../../lib/ids.ts'
+import { AppError } from '../../lib/errors.ts'
 import { isUsableSchema, schemaProblems } from '../../lib/json-schema.ts'
 import type { Principal } from '../auth/service.ts'
 import { BUILTIN_PLAN_TYPES, PET_DIET, planTitle, type PlanTypeInput } from './builtins.ts'
@@ -45,6 +46,8 @@ export function createPlansService(deps: {
   turns: Pick<ModelTurns, 'model' | 'defaultModel'>
   /** wakes the task workers once a plan's task is written (the task engine's `announce`) */
   announce?: () => Promise<unknown>
+  /** deletes the plan's task (the tasks service's `remove`: 404/409 like it, its open streams end with `task_deleted`); the plan row goes with it */
+  removeTask: (userId: string, taskId: string) => Promise<void>
 }) {
   const { database, turns } = deps
   const { db, t } = database
@@ -192,13 +195,18 @@ export function createPlansService(deps: {
 
     get: own,
 
-    /** 204; the task goes with it. A running task: 409. */
+    /** 204; the task goes with it (ON DELETE CASCADE). A running task: 409. */
     async remove(userId: string, id: string) {
       const { plan, task } = await own(userId, id)
       if (task.status === 'running') throw planRunning()
-      // the plan row goes with its task (ON DELETE CASCADE); a task claimed meanwhile is not deleted
-      const gone = await db.delete(t.tasks).where(and(eq(t.tasks.id, plan.taskId), eq(t.tasks.userId, userId), ne(t.tasks.status, 'running'))).returning({ id: t.tasks.id })
-      if (!gone.length) throw (await own(userId, id)).task.status === 'running' ? planRunning() : planNotFound()
+      try {
+        await deps.removeTask(userId, plan.taskId)
+      } catch (error) {
+        // claimed or deleted meanwhile: the plan's own error
+        if (error instanceof AppError && error.status === 409) throw planRunning()
+        if (error instanceof AppError && error.status === 404) throw planNotFound()
+        throw error
+      }
     },
   }
 }

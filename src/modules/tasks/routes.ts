@@ -13,7 +13,8 @@ import { taskTopic, type TasksService } from './service.ts'
 
 type TaskStreamEvent = { [E in keyof typeof m.taskEventData]: { id: number; event: E; data: z.infer<(typeof m.taskEventData)[E]> } }[keyof typeof m.taskEventData] | FinalStreamEvent
 
-const taskEventStream = { responses: { 200: eventStreamResponse('The task\'s events as server-sent events: the recorded ones after `Last-Event-ID`, then the live ones, until the terminal event (`task_completed`, `task_cancelled` or `error`)', m.taskEventSchema) } }
+/** The OpenAPI response of a route answering with a task's events. */
+export const taskEventStream = { responses: { 200: eventStreamResponse('The task\'s events as server-sent events: the recorded ones after `Last-Event-ID`, then the live ones, until the terminal event (`task_completed`, `task_cancelled` or `error`)', m.taskEventSchema) } }
 const playbackStream = { responses: { 200: eventStreamResponse('The recorded steps, `delay` seconds apart, then `done`', m.taskEventSchema) } }
 
 function lastEventId(request: Request) {
@@ -21,15 +22,27 @@ function lastEventId(request: Request) {
   return Number.isSafeInteger(last) && last > 0 ? last : 0
 }
 
-export function taskRoutes(deps: { tasks: TasksService; engine: TaskEngine; subscriptions: Subscriptions; authPlugin: ReturnType<typeof authPlugin>; shutdown: AbortSignal }) {
-  const { tasks, engine, subscriptions } = deps
-
-  /** The task's events as one of the caller's subscriptions (429 past the cap), ended when the task is deleted. */
-  function events(principal: Principal, taskId: string, after: number) {
-    const sub = subscriptions.open(principal)
+/**
+ * A task's events as SSE for `principal` (the caller checks the task is theirs): the recorded ones
+ * after seq `after`, then the live ones, until the terminal event. One of the caller's
+ * subscriptions (429 past the cap), ended with `task_deleted` when the task is deleted. Used by
+ * `POST /tasks` and `POST /plans` with `use_stream`, and `GET /tasks/{id}/events`.
+ */
+export function createTaskEvents(deps: { engine: TaskEngine; subscriptions: Subscriptions; shutdown: AbortSignal }) {
+  return function taskEvents(principal: Principal, taskId: string, after = 0) {
+    const sub = deps.subscriptions.open(principal)
     sub.watch(taskTopic(taskId))
-    return asEventStream<TaskStreamEvent>(sseResponse(engine.follow(taskId, after), { shutdown: deps.shutdown, subscription: sub }))
+    return asEventStream<TaskStreamEvent>(sseResponse(deps.engine.follow(taskId, after), { shutdown: deps.shutdown, subscription: sub }))
   }
+}
+export type TaskEvents = ReturnType<typeof createTaskEvents>
+
+/** `use_stream: true` or `Accept: text/event-stream`: the caller wants the events instead of 202. */
+export const wantsStream = (body: { use_stream?: boolean }, request: Request) => body.use_stream === true || (request.headers.get('accept')?.includes('text/event-stream') ?? false)
+
+export function taskRoutes(deps: { tasks: TasksService; engine: TaskEngine; subscriptions: Subscriptions; authPlugin: ReturnType<typeof authPlugin>; shutdown: AbortSignal }) {
+  const { tasks } = deps
+  const events = createTaskEvents(deps)
 
   const playback = (feed: EventFeed) => asEventStream<TaskStreamEvent>(sseResponse(feed, { shutdown: deps.shutdown }))
 
@@ -46,7 +59,7 @@ export function taskRoutes(deps: { tasks: TasksService; engine: TaskEngine; subs
       '/tasks',
       async ({ principal, body, request, set }) => {
         const row = await tasks.create(principal, { prompt: body.prompt, input: body.input, agentId: body.agent_id, modelId: body.model_id, tools: body.tools, maxSteps: body.max_steps, title: body.title, kind: body.kind })
-        if (body.use_stream || request.headers.get('accept')?.includes('text/event-stream')) return events(principal, row.id, 0)
+        if (wantsStream(body, request)) return events(principal, row.id)
         set.status = 202
         set.headers.location = `/api/v1/tasks/${row.id}`
         return m.toTaskDto(row)

@@ -6,7 +6,7 @@
  * (`task_completed` with `data.result`, `error` with `data.code`/`data.message`, or
  * `task_cancelled`), or on cancel.
  */
-import { and, asc, count, desc, eq, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, ne, type SQL } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { pageOfTable, type Page } from '../../db/query.ts'
 import type { ModelTurns } from '../../generation/model-turn.ts'
@@ -123,11 +123,15 @@ export function createTasksService(deps: { database: Database; engine: TaskEngin
       return pageOfTable(db, t.tasks, and(...where), [desc(t.tasks.createdAt), desc(t.tasks.id)], q)
     },
 
-    /** 409 while it runs. Its open streams end with `deleted`. */
+    /** 409 while it runs (a task claimed meanwhile is not deleted). Its open streams end with `task_deleted`. */
     async remove(userId: string, id: string) {
       const task = await get(userId, id)
       if (task.status === 'running' && task.kind !== 'external') throw taskRunning()
-      await db.delete(t.tasks).where(eq(t.tasks.id, id))
+      const gone = await db
+        .delete(t.tasks)
+        .where(and(eq(t.tasks.id, id), task.kind === 'external' ? undefined : ne(t.tasks.status, 'running')))
+        .returning({ id: t.tasks.id })
+      if (!gone.length) throw (await get(userId, id)).status === 'running' ? taskRunning() : taskNotFound()
       await subscriptions.endTopic(taskTopic(id), deletedEvent('task_deleted'))
     },
 
