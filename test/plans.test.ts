@@ -17,6 +17,8 @@ import { eachDialect } from './helpers/db.ts'
 import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
+import { readEvents } from './helpers/sse.ts'
+import { eventually } from './helpers/streams.ts'
 
 type Json = Record<string, any>
 
@@ -405,6 +407,99 @@ eachDialect('plan runner', (dialect) => {
     await db.update(tables.planTypes).set({ prompt: scripted('x', 'y').prompt }).where(eq(tables.planTypes.id, 'kind-test'))
     const error = (await runner({ task: task!, signal: new AbortController().signal, emit }).catch((e: unknown) => e)) as { code: string; retryable: boolean }
     expect({ code: error.code, retryable: error.retryable }).toEqual({ code: 'UPSTREAM_ERROR', retryable: false })
+  })
+})
+
+const DIET_RESULT = {
+  pet_information: { pet_type: 'dog', pet_breed: 'Beagle', age: '4 years', weight: '11.5 kg', health_status: 'healthy, a little overweight', daily_calories_kcal: 700 },
+  ai_suggestions: { summary: 'A lean grain-free diet to lose a little weight.', recommendations: ['Weigh every portion'], foods_to_avoid: ['grapes'], consult_vet: false },
+  pet_diet_plan: { daily_meals: [{ name: 'Breakfast', time: '07:30', foods: ['grain-free kibble'], portion: '90 g' }, { name: 'Dinner', time: '18:30', foods: ['grain-free kibble', 'green beans'], portion: '90 g' }], water: 'Fresh water at all times' },
+}
+
+eachDialect('plans run as tasks', (dialect) => {
+  let t: TestApp
+  let ctx: CallersContext
+  let fake: FakeLlm
+  let user: string
+  beforeAll(async () => (fake = await startFakeLlm()))
+  afterAll(() => fake.stop())
+  useCallers(dialect, (app, callers) => ((t = app), (ctx = callers), (user = callers.accounts.user.access)))
+  beforeAll(() => addFakeModels(t, ctx.accounts.admin.access, fake, 'openai_compatible', [['script', 'fake:script']]))
+
+  /** pet_diet's prompt (read-only through the API) scripts the fake `script` model's answers, one per turn */
+  const script = async (...answers: string[]) => {
+    const { db, t: tables } = t.deps.database
+    await db.update(tables.planTypes).set({ prompt: `${PET_DIET.prompt}\nFAKE_ANSWERS=${JSON.stringify(answers)}` }).where(eq(tables.planTypes.id, 'pet_diet'))
+  }
+  const plan = async (id: string) => (await t.request('GET', `/api/v1/plans/${id}`, { token: user })).body as Json
+  const settled = async (id: string) => {
+    let row: Json = {}
+    await eventually(async () => ['completed', 'failed', 'cancelled'].includes((row = await plan(id)).status), 8000, `plan ${id} settled`)
+    return row
+  }
+  const stream = (body: Json, headers: Record<string, string> = {}) =>
+    t.app.handle(new Request('http://localhost/api/v1/plans', { method: 'POST', headers: { authorization: `Bearer ${user}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }))
+
+  test('POST → 202, then GET /plans/{id} is completed with the validated result; the task has its steps', async () => {
+    await script(JSON.stringify(DIET_RESULT))
+    const res = await accepted(await t.request('POST', '/api/v1/plans', { token: user, body: { type: 'pet_diet', input: PET } }))
+    const done = await settled(res.plan_id)
+    expect(done).toMatchObject({ id: res.plan_id, status: 'completed', result: DIET_RESULT, task_id: res.task_id })
+    const task = (await t.request('GET', `/api/v1/tasks/${res.task_id}`, { token: user })).body as Json
+    expect(task).toMatchObject({ kind: 'plan', status: 'completed', progress: 100, result: DIET_RESULT, error: null, attempts: 1 })
+    expect(task.usage.output_tokens).toBeGreaterThan(0)
+    const steps = (await t.request('GET', `/api/v1/tasks/${res.task_id}/steps`, { token: user })).body as Json
+    expect((steps.items as Json[]).map((s) => s.step)).toEqual(['task_started', 'task_progress', 'usage', 'task_progress', 'task_completed'])
+    const history = (await t.request('GET', '/api/v1/plans/history', { token: user })).body as Json
+    expect((history.items as Json[]).find((i) => i.id === res.plan_id)?.status).toBe('completed')
+  }, 15000)
+
+  test('use_stream: true → the task’s events at once, ending with task_completed { task_id, result }', async () => {
+    await script(JSON.stringify(DIET_RESULT))
+    const res = await stream({ type: 'pet_diet', input: PET, use_stream: true })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toContain('text/event-stream')
+    const got = await readEvents(res)
+    const stored = got.filter((e) => e.id !== undefined)
+    expect(stored.map((e) => e.event)).toEqual(['task_started', 'task_progress', 'usage', 'task_progress', 'task_completed'])
+    const last = stored.at(-1)!
+    expect(last.data).toEqual({ task_id: expect.any(String), result: DIET_RESULT })
+    const { db, t: tables } = t.deps.database
+    const [row] = await db.select().from(tables.plans).where(eq(tables.plans.taskId, last.data.task_id))
+    expect(await plan(row!.id)).toMatchObject({ status: 'completed', result: DIET_RESULT })
+  }, 15000)
+
+  test('Accept: text/event-stream streams too; a repaired answer shows message_created', async () => {
+    await script('{"pet_information":{}}', JSON.stringify(DIET_RESULT))
+    const got = await readEvents(await stream({ type: 'pet_diet', ...PET }, { accept: 'text/event-stream' }))
+    expect(got.map((e) => e.event)).toEqual(['task_started', 'task_progress', 'usage', 'message_created', 'usage', 'task_progress', 'task_completed'])
+    expect(got.at(-1)!.data.result).toEqual(DIET_RESULT)
+  }, 15000)
+
+  test('an answer failing validation twice → failed with UPSTREAM_ERROR, not retried; the stream ends with error', async () => {
+    await script('{"pet_information":{}}', 'still not a plan')
+    const res = await accepted(await t.request('POST', '/api/v1/plans', { token: user, body: { type: 'pet_diet', input: PET } }))
+    const done = await settled(res.plan_id)
+    expect(done).toMatchObject({ status: 'failed', result: null })
+    const task = (await t.request('GET', `/api/v1/tasks/${res.task_id}`, { token: user })).body as Json
+    expect(task).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'UPSTREAM_ERROR', message: expect.stringContaining("did not match the plan type's output schema") } })
+    const streamed = await readEvents(await stream({ type: 'pet_diet', input: PET, use_stream: true }))
+    expect(streamed.at(-1)).toMatchObject({ event: 'error', data: { code: 'UPSTREAM_ERROR' } })
+  }, 15000)
+
+  test('DELETE of a finished plan → 204 through the tasks service: the task and the plan are gone', async () => {
+    const res = await accepted(await t.request('POST', '/api/v1/plans', { token: user, body: { type: 'pet_diet', input: PET } }))
+    await settled(res.plan_id)
+    const del = await t.request('DELETE', `/api/v1/plans/${res.plan_id}`, { token: user })
+    expect(del.status).toBe(204)
+    expectProblem(await t.request('GET', `/api/v1/tasks/${res.task_id}`, { token: user }), 404, 'NOT_FOUND')
+    expectProblem(await t.request('GET', `/api/v1/plans/${res.plan_id}`, { token: user }), 404, 'NOT_FOUND')
+  }, 15000)
+
+  test('POST /tasks with kind "plan" → 422 naming kind: plans are made through /plans', async () => {
+    const res = await t.request('POST', '/api/v1/tasks', { token: user, body: { kind: 'plan', prompt: 'x' } })
+    expectProblem(res, 422, 'VALIDATION_ERROR')
+    expect(paths(res)).toContain('kind')
   })
 })
 
