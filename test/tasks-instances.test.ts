@@ -77,7 +77,7 @@ describe.skipIf(!TEST_DATABASE_URL)('tasks on two instances [postgres]', () => {
   }, 60_000)
 
   test('cancel through the instance not running the task aborts it within 1 s', async () => {
-    const r = await a.request('POST', '/api/v1/tasks', { token: ctx.tokens.user, body: { prompt: 'hang', model_id: 'hang' } })
+    const r = await a.request('POST', '/api/v1/tasks', { token: ctx.tokens.user, body: { prompt: 'hang, cancelled elsewhere', model_id: 'hang' } })
     const { db, t } = a.deps.database
     let owner: string | null = null
     await eventually(async () => {
@@ -91,6 +91,11 @@ describe.skipIf(!TEST_DATABASE_URL)('tasks on two instances [postgres]', () => {
     expect(c.body.status).toBe('cancelled')
     await eventually(() => runner.deps.services.taskEngine.running === 0, 1000, 'the run ended on its instance')
     expect(performance.now() - startedAt).toBeLessThan(1000)
+    // the runner's upstream request was closed by the client within 1 s of the cancel
+    const upstream = fake.requests.filter((q) => JSON.stringify(q.body).includes('hang, cancelled elsewhere'))
+    expect(upstream).toHaveLength(1)
+    await eventually(() => upstream[0]!.abortedAt !== undefined, 1000, 'the upstream request was aborted')
+    expect(upstream[0]!.abortedAt! - startedAt).toBeLessThan(1000)
   })
 
   test("a task's events followed from the other instance: every event once, in order", async () => {

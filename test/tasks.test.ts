@@ -119,7 +119,7 @@ eachDialect('tasks', (dialect) => {
   })
 
   test('cancel: a pending task at once; a running one aborts its upstream call within 1 s; finished: 409', async () => {
-    const running = await create({ prompt: 'hang', model_id: 'hang' })
+    const running = await create({ prompt: 'hang to be cancelled', model_id: 'hang' })
     const running2 = await create({ prompt: 'hang', model_id: 'hang' })
     await waitFor(running.id, ['running'])
     await waitFor(running2.id, ['running'])
@@ -135,6 +135,12 @@ eachDialect('tasks', (dialect) => {
     expect({ status: c2.status, body: c2.body }).toMatchObject({ status: 200, body: { status: 'cancelled' } })
     await eventually(() => t.deps.services.taskEngine.running === 1, 1000, 'the cancelled run ended')
     expect(performance.now() - started).toBeLessThan(1000)
+    // the upstream saw its streaming request closed by the client within 1 s of the cancel
+    const upstream = fake.requests.filter((q) => JSON.stringify(q.body).includes('hang to be cancelled'))
+    expect(upstream).toHaveLength(1)
+    expect(upstream[0]!.body).toMatchObject({ stream: true })
+    await eventually(() => upstream[0]!.abortedAt !== undefined, 1000, 'the upstream request was aborted')
+    expect(upstream[0]!.abortedAt! - started).toBeLessThan(1000)
     const got = await follow
     expect(got.at(-1)).toMatchObject({ event: 'task_cancelled', data: { task_id: running.id } })
     expect((await t.request('POST', `/api/v1/tasks/${running.id}/cancel`, { token: user })).status).toBe(409)

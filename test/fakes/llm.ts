@@ -31,7 +31,8 @@
  * deltas streamed (reasoning + text, or reasoning + tool-argument pieces).
  */
 
-export type RecordedRequest = { method: string; path: string; headers: Record<string, string>; body: unknown }
+/** `abortedAt` (performance.now()) is set when the client closed the request before the fake finished it. */
+export type RecordedRequest = { method: string; path: string; headers: Record<string, string>; body: unknown; abortedAt?: number }
 export type FakeLlm = { url: string; requests: RecordedRequest[]; stop(): Promise<void> }
 
 export type Scenario = {
@@ -403,7 +404,9 @@ export async function startFakeLlm(opts: { port?: number } = {}): Promise<FakeLl
     try {
       body = raw ? JSON.parse(raw) : null
     } catch {}
-    requests.push({ method: req.method, path: path + url.search, headers, body })
+    const record: RecordedRequest = { method: req.method, path: path + url.search, headers, body }
+    requests.push(record)
+    req.signal.addEventListener('abort', () => { if (!life.signal.aborted) record.abortedAt ??= performance.now() }, { once: true })
     const signal = AbortSignal.any([req.signal, life.signal])
     const num = ++n
 
