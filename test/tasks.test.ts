@@ -166,24 +166,36 @@ eachDialect('tasks', (dialect) => {
     expect((await t.request('POST', `/api/v1/tasks/${done.id}/retry`, { token: user })).status).toBe(409)
   })
 
-  test('quota: credits used up fail the task with QUOTA_EXCEEDED, not retried', async () => {
-    const { database } = t.deps
-    const poor = await t.request('POST', '/api/v1/auth/register', { body: { username: `poor_${Date.now()}`, email: `poor_${Date.now()}@example.com`, password: 'poor-password-123' } })
-    const enforced = await createTestApp(dialect, { HEARTH_CREDITS: 'on' })
+  test('quota: a balance too small for the turn fails the task with QUOTA_EXCEEDED at once, not retried', async () => {
+    const enforced = await createTestApp(dialect, { HEARTH_CREDITS: 'on', HEARTH_TASK_RETRY_MS: '20' })
     try {
-      void database
-      void poor
-      // credits enforced on a fresh app: a new user has no credits unless granted
       const c = await setupCallers(enforced)
       const provider = await enforced.request('POST', '/api/v1/providers', { token: c.tokens.admin, body: { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' } })
-      await enforced.request('POST', '/api/v1/models', { token: c.tokens.admin, body: { provider_id: provider.body.id, name: 'priced', model_id: 'fake:tokens=4', is_default: true, input_price: 1000, output_price: 1000 } })
-      const { db, t: tables } = enforced.deps.database
-      await db.update(tables.users).set({ credits: 0 } as never).where(eq(tables.users.id, c.accounts.user.id)).catch(() => {})
-      const r = await enforced.request('POST', '/api/v1/tasks', { token: c.tokens.user, body: { prompt: 'hi' } })
+      expect(provider.status).toBe(201)
+      const model = await enforced.request('POST', '/api/v1/models', { token: c.tokens.admin, body: { provider_id: provider.body.id, name: 'priced', model_id: 'fake:tokens=4', is_default: true, input_price: 1000, output_price: 1000 } })
+      expect(model.status).toBe(201)
+      // whatever the user has, take it all away: a hold needs a balance above 0
+      const before = (await enforced.request('GET', '/api/v1/users/me/credits', { token: c.tokens.user })).body as Json
+      if (before.balance !== 0) {
+        const patch = await enforced.request('PATCH', `/api/v1/admin/users/${c.accounts.user.id}`, { token: c.tokens.admin, body: { credits_delta: -before.balance } })
+        expect(patch.status).toBe(200)
+      }
+      expect((await enforced.request('GET', '/api/v1/users/me/credits', { token: c.tokens.user })).body).toMatchObject({ balance: 0, enforced: true })
+      const upstreamBefore = fake.requests.length
+      const r = await enforced.request('POST', '/api/v1/tasks', { token: c.tokens.user, body: { prompt: 'hi, with no credits' } })
       expect(r.status).toBe(202)
       let row: Json = {}
-      await eventually(async () => ['completed', 'failed'].includes((row = (await enforced.request('GET', `/api/v1/tasks/${r.body.id}`, { token: c.tokens.user })).body).status), 4000)
-      if (row.status === 'failed') expect(row).toMatchObject({ attempts: 1, error: { code: 'QUOTA_EXCEEDED' } })
+      await eventually(async () => ['completed', 'failed'].includes((row = (await enforced.request('GET', `/api/v1/tasks/${r.body.id}`, { token: c.tokens.user })).body).status), 4000, 'the task ended')
+      expect(row).toMatchObject({ status: 'failed', attempts: 1, result: null, error: { code: 'QUOTA_EXCEEDED' } })
+      // not put back for a retry: still failed, one attempt, after several retry delays
+      await Bun.sleep(200)
+      expect((await enforced.request('GET', `/api/v1/tasks/${r.body.id}`, { token: c.tokens.user })).body).toMatchObject({ status: 'failed', attempts: 1 })
+      const steps = ((await enforced.request('GET', `/api/v1/tasks/${r.body.id}/steps`, { token: c.tokens.user })).body.items as Json[])
+      expect(steps.filter((s) => s.step === 'task_started')).toHaveLength(1)
+      expect(steps.at(-1)).toMatchObject({ step: 'error' })
+      expect(JSON.stringify(steps.at(-1))).toContain('QUOTA_EXCEEDED')
+      // refused before any upstream call
+      expect(fake.requests.slice(upstreamBefore).some((q) => JSON.stringify(q.body).includes('with no credits'))).toBe(false)
     } finally {
       await enforced.close()
     }
