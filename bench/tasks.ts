@@ -11,14 +11,26 @@
  *   raised to 100 and HEARTH_TASK_CONCURRENCY 32), waited for until all are completed: tasks/s
  *   from the first create to the last `finished_at`.
  *
+ * BENCH_TASK_PARTS (default `engine,subscribers`) picks the parts: `engine` is the two above on each
+ * database; `subscribers` (SQLite only) is memory per idle subscriber: BENCH_TASK_SUBSCRIBERS (default
+ * 500) SSE streams opened on one running task's `/events` (a slow answer: one token a second), then as
+ * many on a chat re-attach (`GET /conversations/{id}/stream`) of an equally slow answer, each on a fresh
+ * server with bench/targets/mem-probe.ts preloaded; the server's RSS and JS heap after a full GC are
+ * taken before and once every stream has its first bytes, and the difference divided by the streams.
+ *
  * Exit code: 0 whatever the goal says; 1 when a task failed or the harness broke; 2 for a bad setting.
  */
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
+import type { ProbeSample } from './targets/mem-probe.ts'
 import { envInteger, errorMessage, formatMs, renderTable, runAsScript, samplePercentile, setupTokenIn, spawnServer, startHearthServer, type RunningServer } from './lib.ts'
 
 const root = join(import.meta.dir, '..')
 const FAKE = join(import.meta.dir, 'targets/fake-llm.ts')
+const MEM_PROBE = join(import.meta.dir, 'targets/mem-probe.ts')
+const SLOW_MODEL = 'fake:tokens=100000,delay=1000'
 const MODEL = 'fake:tokens=8'
 const USERS = 10
 const GOAL_P50_MS = 20
@@ -37,7 +49,7 @@ async function api<T>(origin: string, method: string, path: string, token: strin
   return (text ? JSON.parse(text) : undefined) as T
 }
 
-async function setUp(origin: string, upstream: string, setupToken: string): Promise<string[]> {
+async function setUp(origin: string, upstream: string, setupToken: string, more: Record<string, string> = {}): Promise<string[]> {
   const tokens: string[] = []
   for (let i = 0; i < USERS; i++) {
     const body = { username: `bench_tasks_${i}`, email: `bench_tasks_${i}@example.com`, password: 'bench-password-1', ...(i === 0 ? { setup_token: setupToken } : {}) }
@@ -46,6 +58,7 @@ async function setUp(origin: string, upstream: string, setupToken: string): Prom
   }
   const provider = await api<{ id: string }>(origin, 'POST', '/api/v1/providers', tokens[0], { name: 'fake', type: 'openai_compatible', base_url: `${upstream}/v1`, api_key: 'x', scope: 'global' }, 201)
   await api(origin, 'POST', '/api/v1/models', tokens[0], { provider_id: provider.id, name: 'bench', model_id: MODEL, is_default: true }, 201)
+  for (const [name, id] of Object.entries(more)) await api(origin, 'POST', '/api/v1/models', tokens[0], { provider_id: provider.id, name, model_id: id }, 201)
   return tokens
 }
 
@@ -134,7 +147,163 @@ async function runOn(dialect: 'sqlite' | 'postgres', upstream: string, latencyCo
   }
 }
 
+// ─── part 2: idle subscribers, a task's events beside a chat re-attach ────────────────────────────
+
+interface SubscriberRow {
+  name: string
+  subscribers: number
+  rssBefore?: number
+  rssAfter?: number
+  heapBefore?: number
+  heapAfter?: number
+  failure?: string
+}
+
+/** Ask the preloaded probe for a sample (SIGUSR2: a full GC, then one JSON line in `file`). */
+async function probeSample(pid: number, file: string): Promise<ProbeSample> {
+  const lines = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [])
+  const before = lines().length
+  process.kill(pid, 'SIGUSR2')
+  const deadline = performance.now() + 30_000
+  while (lines().length <= before) {
+    if (performance.now() > deadline) throw new Error('the memory probe did not answer within 30 s')
+    await Bun.sleep(50)
+  }
+  return JSON.parse(lines()[before]!) as ProbeSample
+}
+
+/**
+ * `count` raw HTTP/1.1 SSE requests on `path` (plain sockets: no client connection pool to raise), each
+ * resolved once its first body bytes arrived; `close()` ends them all.
+ */
+async function openStreams(origin: string, path: string, token: string, count: number): Promise<{ close(): void }> {
+  const { hostname, port } = new URL(origin)
+  const request = `GET ${path} HTTP/1.1\r\nhost: ${hostname}:${port}\r\nauthorization: Bearer ${token}\r\naccept: text/event-stream\r\n\r\n`
+  const sockets: { end(): void }[] = []
+  const opened = Array.from({ length: count }, () => {
+    const ready = Promise.withResolvers<void>()
+    let head = ''
+    void Bun.connect({
+      hostname,
+      port: Number(port),
+      socket: {
+        open(socket) {
+          sockets.push(socket)
+          socket.write(request)
+        },
+        data(_socket, data) {
+          if (head.length > 4096) return
+          head += data.toString()
+          if (!head.startsWith('HTTP/1.1 200')) {
+            if (head.includes('\r\n\r\n')) ready.reject(new Error(`a stream answered ${head.split('\r\n')[0]}`))
+            return
+          }
+          if (/\r\n\r\n[\s\S]*(data|event|:)/.test(head)) ready.resolve()
+        },
+        close: () => ready.reject(new Error('a stream closed')),
+        error: (_s, error) => ready.reject(error),
+      },
+    }).catch((error) => ready.reject(error))
+    return ready.promise
+  })
+  const close = () => sockets.forEach((s) => s.end())
+  try {
+    await Promise.race([Promise.all(opened), Bun.sleep(60_000).then(() => Promise.reject(new Error('the streams did not open within 60 s')))])
+  } catch (error) {
+    close()
+    throw error
+  }
+  return { close }
+}
+
+async function measureIdle(upstream: string, which: 'task' | 'chat', count: number): Promise<SubscriberRow> {
+  const row: SubscriberRow = { name: which === 'task' ? 'GET /tasks/{id}/events (running task)' : 'GET /conversations/{id}/stream (chat re-attach)', subscribers: count }
+  const probeFile = join(tmpdir(), `hearth-bench-tasks-probe-${process.pid}-${Date.now()}.jsonl`)
+  const hearth = await startHearthServer({
+    root,
+    prefix: 'hearth-bench-tasks-subs-',
+    command: (cmd) => ({ cmd: [cmd[0]!, '--preload', MEM_PROBE, ...cmd.slice(1)], env: { MEM_PROBE_FILE: probeFile } }),
+    setUp: async (origin, dataDir) => (await setUp(origin, upstream, setupTokenIn(dataDir), { 'bench-slow': SLOW_MODEL }))[0]!,
+  })
+  const stopAnswer = new AbortController()
+  let streams: { close(): void } | undefined
+  try {
+    const origin = hearth.server.url
+    const token = hearth.value
+    let path: string
+    if (which === 'task') {
+      const task = await api<{ id: string }>(origin, 'POST', '/api/v1/tasks', token, { prompt: 'Talk slowly.', model_id: 'bench-slow' }, 202)
+      path = `/api/v1/tasks/${task.id}/events`
+    } else {
+      const conversation = (await api<{ id: string }>(origin, 'POST', '/api/v1/conversations', token, {}, 201)).id
+      const response = await fetch(`${origin}/api/v1/conversations/${conversation}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ content: 'Talk slowly.', model_id: 'bench-slow' }),
+        signal: stopAnswer.signal,
+      })
+      if (response.status !== 200) throw new Error(`the slow chat answered ${response.status}`)
+      void response.body!.pipeTo(new WritableStream()).catch(() => {})
+      path = `/api/v1/conversations/${conversation}/stream`
+    }
+    // one subscriber first, so that what the first one creates (the live channel) is not counted
+    const first = await openStreams(origin, path, token, 1)
+    await Bun.sleep(2_000)
+    const before = await probeSample(hearth.server.pid, probeFile)
+    progress(`[subscribers] ${row.name}: opening ${count}`)
+    streams = await openStreams(origin, path, token, count)
+    await Bun.sleep(2_000)
+    const after = await probeSample(hearth.server.pid, probeFile)
+    row.rssBefore = before.after_gc.rss
+    row.rssAfter = after.after_gc.rss
+    row.heapBefore = before.after_gc.heap_size
+    row.heapAfter = after.after_gc.heap_size
+    streams.close()
+    first.close()
+    if (which === 'task') {
+      const tasks = await api<{ items: { id: string }[] }>(origin, 'GET', '/api/v1/tasks?status=running', token, undefined, 200)
+      for (const t of tasks.items) await api(origin, 'POST', `/api/v1/tasks/${t.id}/cancel`, token, undefined, 200).catch(() => {})
+    }
+    return row
+  } catch (error) {
+    return { ...row, failure: errorMessage(error) }
+  } finally {
+    streams?.close()
+    stopAnswer.abort()
+    await hearth.stop()
+    rmSync(probeFile, { force: true })
+  }
+}
+
+const KB = 1024
+const perSubscriber = (after: number | undefined, before: number | undefined, n: number) => (after === undefined || before === undefined ? '' : `${((after - before) / n / KB).toFixed(1)} KB`)
+
 export async function runTasksBench(): Promise<number> {
+  const parts = (process.env.BENCH_TASK_PARTS || 'engine,subscribers').split(',').map((p) => p.trim())
+  if (!parts.length || parts.some((p) => p !== 'engine' && p !== 'subscribers')) return progress(`BENCH_TASK_PARTS=${JSON.stringify(process.env.BENCH_TASK_PARTS)} must be engine, subscribers or both (comma-separated)`), 2
+  const subscribers = envInteger('BENCH_TASK_SUBSCRIBERS', 500, 1, 20_000)
+  if (subscribers instanceof Error) return progress(subscribers.message), 2
+  let failed = false
+  if (parts.includes('engine')) failed = (await runEngineBench()) !== 0 || failed
+  if (parts.includes('subscribers')) {
+    let fake: RunningServer | undefined
+    const rows: SubscriberRow[] = []
+    try {
+      fake = await spawnServer([process.execPath, FAKE], {}, (line) => (/^http:\/\/127\.0\.0\.1:\d+$/.test(line) ? `${line}/v1beta/models?key=x` : undefined), { cwd: root })
+      rows.push(await measureIdle(fake.url, 'task', subscribers))
+      rows.push(await measureIdle(fake.url, 'chat', subscribers))
+    } finally {
+      await fake?.stop()
+    }
+    const mb = (b: number | undefined) => (b === undefined ? '' : (b / KB / KB).toFixed(1))
+    const cells = rows.map((r) => [r.name, r.failure ? `failed: ${r.failure}` : String(r.subscribers), mb(r.rssBefore), mb(r.rssAfter), perSubscriber(r.rssAfter, r.rssBefore, r.subscribers), perSubscriber(r.heapAfter, r.heapBefore, r.subscribers)])
+    console.log(renderTable(['idle subscribers (SQLite, after a full GC)', 'streams', 'RSS before MB', 'RSS after MB', 'RSS/subscriber', 'JS heap/subscriber'], cells, new Set([1, 2, 3, 4, 5])))
+    failed = rows.some((r) => r.failure) || failed
+  }
+  return failed ? 1 : 0
+}
+
+async function runEngineBench(): Promise<number> {
   const latencyCount = envInteger('BENCH_TASK_LATENCY', 200, 1, 100_000)
   const total = envInteger('BENCH_TASKS', 1000, 1, 1_000_000)
   for (const v of [latencyCount, total]) if (v instanceof Error) return progress(v.message), 2
