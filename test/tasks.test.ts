@@ -15,6 +15,9 @@ import { readEvents } from './helpers/sse.ts'
 import { scenarios } from './helpers/scenarios.ts'
 import { eventually } from './helpers/streams.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
+import { createAgentRunner } from '../src/modules/tasks/agent-runner.ts'
+import { createTaskApprovals } from '../src/modules/tasks/approvals.ts'
+import { createTaskEngine } from '../src/tasks/engine.ts'
 
 type Json = Record<string, any>
 
@@ -460,4 +463,29 @@ eachDialect('tasks: tool approvals', (dialect) => {
         await second.close()
       }
     }, 20_000)
+
+  // last: it stops this app's workers
+  test('a task handed back while it waits resumes waiting for the same call (no new question); the decision then reaches the new worker', async () => {
+    const id = await create()
+    const call = await pendingCall(id)
+    const { database, logger, config, services } = t.deps
+    await services.taskEngine.close()
+    expect((await t.request('GET', `/api/v1/tasks/${id}`, { token: user })).body.status).toBe('pending')
+    expect((await decide(id, { tool_call_id: call.id, approve: true })).status).toBe(409)
+    // the next worker (another process, as after a crash or a restart)
+    const engine = createTaskEngine({ database, bus: services.bus, logger, concurrency: 2, userConcurrency: 2, leaseMs: config.taskLeaseMs, retryBaseMs: 20 })
+    engine.registerKind('agent', createAgentRunner({ database, turns: services.turns, tools: services.tools, approvals: createTaskApprovals({ database, engine, timeoutMs: 30_000 }) }))
+    engine.start()
+    try {
+      await eventually(async () => (await stepsOf(id)).filter((s) => s.step === 'task_started').length === 2, 4000, 'the task started again')
+      const res = await decide(id, { tool_call_id: call.id, approve: true })
+      expect([res.status, res.body.approved]).toEqual([200, true])
+      expect((await finished(id)).status).toBe('completed')
+      const steps = await stepsOf(id)
+      expect(steps.filter((s) => s.step === 'tool_approval_required')).toHaveLength(1)
+      expect(steps.filter((s) => s.step === 'tool_result').map((s) => s.data)).toEqual([expect.objectContaining({ id: call.id, is_error: false })])
+    } finally {
+      await engine.close()
+    }
+  }, 20_000)
 })
