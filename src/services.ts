@@ -43,6 +43,7 @@ import { builtinTools } from './modules/tools/builtins/index.ts'
 import type { BuiltinTool } from './modules/tools/types.ts'
 import { createTaskEngine, TaskFailure } from './tasks/engine.ts'
 import { createAgentRunner } from './modules/tasks/agent-runner.ts'
+import { createTaskApprovals } from './modules/tasks/approvals.ts'
 import { createTasksService } from './modules/tasks/service.ts'
 
 export interface BaseDeps {
@@ -62,7 +63,7 @@ export interface BaseDeps {
   storage?: Storage
   /** tests shorten the refresh-token grace window (default 10 s) */
   refreshGraceMs?: number
-  /** tests shorten how long a chat tool call waits for approval (default 10 minutes) */
+  /** tests shorten how long a tool call (a chat's, an agent task's) waits for approval (default 10 minutes) */
   toolApprovalTimeoutMs?: number
   /** tests add built-in tools of their own (a slow one, say) after the real ones */
   extraBuiltins?: BuiltinTool[]
@@ -147,8 +148,10 @@ export async function createServices(deps: BaseDeps) {
   })
 
   const taskEngine = createTaskEngine({ database, bus, logger, concurrency: config.taskConcurrency, userConcurrency: config.taskUserConcurrency, leaseMs: config.taskLeaseMs, retryBaseMs: config.taskRetryMs })
-  taskEngine.registerKind('agent', createAgentRunner({ database, turns, tools, executions: agents.executions }))
-  const tasks = createTasksService({ database, engine: taskEngine, turns, subscriptions })
+  // a tool call that needs approval waits for a decision recorded as a step, from any instance
+  const taskApprovals = createTaskApprovals({ database, engine: taskEngine, timeoutMs: deps.toolApprovalTimeoutMs })
+  taskEngine.registerKind('agent', createAgentRunner({ database, turns, tools, approvals: taskApprovals, executions: agents.executions }))
+  const tasks = createTasksService({ database, engine: taskEngine, turns, subscriptions, approvals: taskApprovals })
   // a plan is a `plan` task beside its plans row: the engine runs it (modules/plans/kind.ts), a new one wakes the workers,
   // and deleting one goes through the tasks service (its open streams end with `task_deleted`)
   taskEngine.registerKind('plan', planKind({ database, turns, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))

@@ -2,17 +2,22 @@
  * Background tasks (docs/api.md §16) against the fake upstream: an agent task's events in order and
  * stored as steps, Last-Event-ID re-attach, tool calls through the tool loop, cancel (pending, and
  * running: the upstream call aborted within a second), retry, failure after max attempts, SIGTERM
- * hand-back (close()), external tasks' steps and playback timing, shares, IDOR rows and bad input.
+ * hand-back (close()), external tasks' steps and playback timing, shares, IDOR rows and bad input;
+ * tools that need approval pause the task until `POST /tasks/{id}/tool-approvals` (approve, deny,
+ * timeout, cancel, IDOR, and on Postgres a decision posted to another instance).
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { setupCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, type TestApp } from './helpers/app.ts'
+import { createSecondInstance, createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { readEvents } from './helpers/sse.ts'
 import { scenarios } from './helpers/scenarios.ts'
 import { eventually } from './helpers/streams.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
+import { createAgentRunner } from '../src/modules/tasks/agent-runner.ts'
+import { createTaskApprovals } from '../src/modules/tasks/approvals.ts'
+import { createTaskEngine } from '../src/tasks/engine.ts'
 
 type Json = Record<string, any>
 
@@ -347,4 +352,158 @@ eachDialect('tasks', (dialect) => {
     { name: 'guest create', as: 'guest', method: 'POST', path: '/api/v1/tasks', body: { prompt: 'x' }, status: 401 },
     { name: 'own get', as: 'user', method: 'GET', path: () => `/api/v1/tasks/${ownId}`, status: 200 },
   ])
+})
+
+/** how long a task's tool call waits for approval here (then it is refused) */
+const APPROVAL_TIMEOUT_MS = 2_000
+
+eachDialect('tasks: tool approvals', (dialect) => {
+  let t: TestApp
+  let fake: FakeLlm
+  let ctx: CallersContext
+  let user: string
+
+  beforeAll(async () => {
+    fake = await startFakeLlm()
+    t = await createTestApp(dialect, {}, { toolApprovalTimeoutMs: APPROVAL_TIMEOUT_MS })
+    ctx = await setupCallers(t)
+    user = ctx.tokens.user!
+    const provider = await t.request('POST', '/api/v1/providers', { token: ctx.tokens.admin, body: { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' } })
+    expect(provider.status).toBe(201)
+    const model = await t.request('POST', '/api/v1/models', { token: ctx.tokens.admin, body: { provider_id: provider.body.id, name: 'clock', model_id: 'fake:tokens=3,calls=current_time', is_default: true } })
+    expect(model.status).toBe(201)
+    const setting = await t.request('POST', '/api/v1/configs', { token: user, body: { config_group: 'tools', config_name: 'requires_approval', config_value: 'current_time' } })
+    expect(setting.status).toBe(201)
+  })
+
+  afterAll(async () => {
+    await t?.close()
+    await fake?.stop()
+  })
+
+  const create = async () => {
+    const r = await t.request('POST', '/api/v1/tasks', { token: user, body: { prompt: 'What time is it?', tools: ['current_time'] } })
+    expect({ status: r.status, body: r.body }).toMatchObject({ status: 202 })
+    return r.body.id as string
+  }
+  const stepsOf = async (id: string) => ((await t.request('GET', `/api/v1/tasks/${id}/steps?limit=100`, { token: user })).body.items as Json[]).map((s) => ({ step: s.step as string, data: s.data as Json }))
+  /** the call the task waits for, once its `tool_approval_required` step is stored */
+  const pendingCall = async (id: string) => {
+    let asked: Json | undefined
+    await eventually(async () => !!(asked = (await stepsOf(id)).find((s) => s.step === 'tool_approval_required')), 4000, `task ${id} asking for approval`)
+    return asked!.data
+  }
+  const decide = (id: string, body: Json, token = user, app = t) => app.request('POST', `/api/v1/tasks/${id}/tool-approvals`, { token, body })
+  const finished = async (id: string, ms = 5000) => {
+    let row: Json = {}
+    await eventually(async () => ['completed', 'failed', 'cancelled'].includes((row = (await t.request('GET', `/api/v1/tasks/${id}`, { token: user })).body).status), ms, `task ${id} finished`)
+    return row
+  }
+  /** the chat requests the fake received since `from` */
+  const upstream = (from: number) => fake.requests.slice(from).filter((r) => r.path === '/v1/chat/completions').map((r) => r.body as Json)
+  const toolMessage = (body: Json) => (body.messages as Json[]).find((m) => m.role === 'tool')
+
+  test('approve: the task waits (tool_approval_required), then the tool runs and the task completes; a later decision is 409', async () => {
+    const id = await create()
+    const call = await pendingCall(id)
+    expect(call).toMatchObject({ tool: 'current_time', arguments: expect.any(String) })
+    expect((await t.request('GET', `/api/v1/tasks/${id}`, { token: user })).body.status).toBe('running')
+    const res = await decide(id, { tool_call_id: call.id, approve: true })
+    expect(res.status).toBe(200)
+    expect(res.body).toEqual({ tool_call_id: call.id, tool: 'current_time', arguments: call.arguments, approved: true })
+    expect((await finished(id)).status).toBe('completed')
+    const steps = await stepsOf(id)
+    expect(steps.map((s) => s.step)).toEqual(['task_started', 'agent_message', 'usage', 'tool_called', 'tool_approval_required', 'tool_approval', 'tool_result', 'task_progress', 'agent_message', 'usage', 'task_completed'])
+    expect(steps.find((s) => s.step === 'tool_approval')!.data).toEqual({ id: call.id, approved: true, decision: 'approved' })
+    expect(steps.find((s) => s.step === 'tool_result')!.data).toMatchObject({ id: call.id, is_error: false })
+    expect((await decide(id, { tool_call_id: call.id, approve: false })).status).toBe(409)
+  }, 15_000)
+
+  test('deny: the tool is not run, the model is told the user declined, the task completes', async () => {
+    const from = fake.requests.length
+    const id = await create()
+    const call = await pendingCall(id)
+    const res = await decide(id, { tool_call_id: call.id, approve: false })
+    expect([res.status, res.body.approved]).toEqual([200, false])
+    expect((await finished(id)).status).toBe('completed')
+    const steps = await stepsOf(id)
+    expect(steps.find((s) => s.step === 'tool_approval')!.data).toEqual({ id: call.id, approved: false, decision: 'declined' })
+    expect(steps.find((s) => s.step === 'tool_result')!.data).toMatchObject({ id: call.id, is_error: true, result: 'The user declined this tool call: it was not run.' })
+    const sent = upstream(from)
+    expect(sent).toHaveLength(2)
+    expect(JSON.stringify(toolMessage(sent[1]!))).toContain('The user declined this tool call')
+  }, 15_000)
+
+  test('no decision in time: a refusal (tool_approval with decision timeout), the model is told, the task completes; a late decision is 409', async () => {
+    const from = fake.requests.length
+    const id = await create()
+    const call = await pendingCall(id)
+    expect((await finished(id, APPROVAL_TIMEOUT_MS + 5000)).status).toBe('completed')
+    const steps = await stepsOf(id)
+    expect(steps.find((s) => s.step === 'tool_approval')!.data).toEqual({ id: call.id, approved: false, decision: 'timeout' })
+    expect(JSON.stringify(toolMessage(upstream(from)[1]!))).toContain('did not approve this tool call in time')
+    expect((await decide(id, { tool_call_id: call.id, approve: true })).status).toBe(409)
+  }, 15_000)
+
+  test("another user's task, an unknown call, a bad body; cancel ends the wait", async () => {
+    const id = await create()
+    const call = await pendingCall(id)
+    expect((await decide(id, { tool_call_id: call.id, approve: true }, ctx.tokens.other)).status).toBe(404)
+    expect((await decide(id, { tool_call_id: call.id, approve: true }, ctx.tokens.admin)).status).toBe(404)
+    expect((await decide('no-such-task', { tool_call_id: call.id, approve: true })).status).toBe(404)
+    expect((await decide(id, { tool_call_id: 'no-such-call', approve: true })).status).toBe(404)
+    expect((await decide(id, { tool_call_id: call.id })).status).toBe(422)
+    expect((await decide(id, { tool_call_id: '', approve: 'yes' })).status).toBe(422)
+    const started = performance.now()
+    expect((await t.request('POST', `/api/v1/tasks/${id}/cancel`, { token: user })).status).toBe(200)
+    await eventually(() => t.deps.services.taskEngine.running === 0, 2000, 'the worker stopping')
+    expect(performance.now() - started).toBeLessThan(APPROVAL_TIMEOUT_MS)
+    expect((await finished(id)).status).toBe('cancelled')
+    const steps = await stepsOf(id)
+    expect(steps.some((s) => s.step === 'tool_approval' || s.step === 'tool_result')).toBe(false)
+    expect((await decide(id, { tool_call_id: call.id, approve: true })).status).toBe(409)
+  }, 15_000)
+
+  if (dialect === 'postgres')
+    test('a decision posted to another instance reaches the worker', async () => {
+      const second = await createSecondInstance(t, {}, { toolApprovalTimeoutMs: 30_000 })
+      try {
+        const id = await create()
+        const call = await pendingCall(id)
+        // the decision goes to the instance that does not run the task
+        await eventually(() => t.deps.services.taskEngine.running + second.deps.services.taskEngine.running === 1, 2000, 'one worker running the task')
+        const other = t.deps.services.taskEngine.running ? second : t
+        const res = await decide(id, { tool_call_id: call.id, approve: true }, user, other)
+        expect([res.status, res.body.approved]).toEqual([200, true])
+        expect((await finished(id)).status).toBe('completed')
+        expect((await stepsOf(id)).find((s) => s.step === 'tool_result')!.data).toMatchObject({ id: call.id, is_error: false })
+      } finally {
+        await second.close()
+      }
+    }, 20_000)
+
+  // last: it stops this app's workers
+  test('a task handed back while it waits resumes waiting for the same call (no new question); the decision then reaches the new worker', async () => {
+    const id = await create()
+    const call = await pendingCall(id)
+    const { database, logger, config, services } = t.deps
+    await services.taskEngine.close()
+    expect((await t.request('GET', `/api/v1/tasks/${id}`, { token: user })).body.status).toBe('pending')
+    expect((await decide(id, { tool_call_id: call.id, approve: true })).status).toBe(409)
+    // the next worker (another process, as after a crash or a restart)
+    const engine = createTaskEngine({ database, bus: services.bus, logger, concurrency: 2, userConcurrency: 2, leaseMs: config.taskLeaseMs, retryBaseMs: 20 })
+    engine.registerKind('agent', createAgentRunner({ database, turns: services.turns, tools: services.tools, approvals: createTaskApprovals({ database, engine, timeoutMs: 30_000 }) }))
+    engine.start()
+    try {
+      await eventually(async () => (await stepsOf(id)).filter((s) => s.step === 'task_started').length === 2, 4000, 'the task started again')
+      const res = await decide(id, { tool_call_id: call.id, approve: true })
+      expect([res.status, res.body.approved]).toEqual([200, true])
+      expect((await finished(id)).status).toBe('completed')
+      const steps = await stepsOf(id)
+      expect(steps.filter((s) => s.step === 'tool_approval_required')).toHaveLength(1)
+      expect(steps.filter((s) => s.step === 'tool_result').map((s) => s.data)).toEqual([expect.objectContaining({ id: call.id, is_error: false })])
+    } finally {
+      await engine.close()
+    }
+  }, 20_000)
 })

@@ -128,6 +128,9 @@ const REFUSED: Record<Exclude<ApprovalDecision, 'approved'>, string> = {
   stopped: 'The run was stopped before this tool call ran.',
 }
 
+/** The outcome of a call that was refused (a driver that runs recorded calls again, after a crash, says the same). */
+export const refusedOutcome = (decision: Exclude<ApprovalDecision, 'approved'>): ToolOutcome => notRun(REFUSED[decision])
+
 /** The turn a later round has instead of a model call when its credits cannot be held. */
 function quotaTurn(error: AppError): TurnResult {
   return { status: 'error', finishReason: 'error', text: '', reasoning: '', toolCalls: [], usage: { inputTokens: 0, outputTokens: 0 }, cost: 0, latencyMs: 0, ttftMs: null, error: { code: 'QUOTA_EXCEEDED', message: error.detail }, settled: Promise.resolve() }

@@ -26,7 +26,7 @@ export type StepRow = Database['t']['taskSteps']['$inferSelect']
 /** The events that end a task's run. */
 export const TERMINAL_EVENTS = new Set(['task_completed', 'task_cancelled', 'error'])
 /** The events Hearth itself sends; any other step name is an external runtime's, sent as `step { step, data }`. */
-export const TASK_EVENTS = new Set(['task_started', 'message_created', 'task_progress', 'agent_message', 'delta', 'tool_called', 'tool_result', 'step', 'usage', 'task_completed', 'task_cancelled', 'error'])
+export const TASK_EVENTS = new Set(['task_started', 'message_created', 'task_progress', 'agent_message', 'delta', 'tool_called', 'tool_approval_required', 'tool_approval', 'tool_result', 'step', 'usage', 'task_completed', 'task_cancelled', 'error'])
 
 /** A failure a runner reports: `retryable` ones (the upstream failed) are tried again with backoff up to max_attempts. */
 export class TaskFailure extends Error {
@@ -56,6 +56,12 @@ export interface TaskRun {
   emitAll(steps: NewStep[], effect?: Pick<StepEffect, 'progress' | 'usage'>): Promise<void>
   /** a live-only delta */
   delta(text: string): void
+  /**
+   * Call `wake` whenever a stored step of this task arrives on the bus (from any instance: a
+   * decision posted elsewhere, say) and on every heartbeat, so a waiting runner re-reads the
+   * database; returns how to stop.
+   */
+  onWake(wake: () => void): () => void
 }
 
 export type TaskRunner = (run: TaskRun) => Promise<{ result: unknown }>
@@ -106,6 +112,11 @@ export function createTaskEngine(opts: EngineOptions) {
   const runners = new Map<string, TaskRunner>()
   const active = new Map<string, { controller: AbortController; done: Promise<void> }>()
   const followers = new Map<string, Set<(m: TaskEventMessage) => void>>()
+  /** the runners here waiting for something another instance may write (TaskRun.onWake) */
+  const wakers = new Map<string, Set<() => void>>()
+  const wakeRunners = (taskId: string) => {
+    for (const w of wakers.get(taskId) ?? []) w()
+  }
   const heartbeatMs = Math.max(200, Math.min(10_000, Math.floor(opts.leaseMs / 3)))
   const pollMs = opts.pollMs ?? Math.max(200, Math.min(5_000, Math.floor(opts.leaseMs / 2)))
   let started = false
@@ -118,6 +129,7 @@ export function createTaskEngine(opts: EngineOptions) {
 
   const unsubscribeEvents = bus.subscribe(eventsChannel, (m) => {
     for (const f of followers.get(m.task_id) ?? []) f(m)
+    if (m.seq !== undefined) wakeRunners(m.task_id)
     // a cancel (or anything that ends the task elsewhere) stops its worker here
     if (m.seq !== undefined && TERMINAL_EVENTS.has(m.event)) active.get(m.task_id)?.controller.abort('ended')
   })
@@ -208,6 +220,15 @@ export function createTaskEngine(opts: EngineOptions) {
       emit,
       emitAll,
       delta: (text) => void bus.publish(eventsChannel, { task_id: id, event: 'delta', data: { text } }).catch(() => {}),
+      onWake(w) {
+        let set = wakers.get(id)
+        if (!set) wakers.set(id, (set = new Set()))
+        set.add(w)
+        return () => {
+          const s = wakers.get(id)
+          if (s?.delete(w) && s.size === 0) wakers.delete(id)
+        }
+      },
     }
     try {
       await emit('task_started', { task_id: id, attempt: task.attempts })
@@ -240,6 +261,7 @@ export function createTaskEngine(opts: EngineOptions) {
     for (const id of ids) {
       // gone from what we hold: cancelled, reclaimed after an expired lease, or deleted
       if (!still.has(id) || still.get(id)) active.get(id)?.controller.abort('ended')
+      else wakeRunners(id)
     }
   }
 

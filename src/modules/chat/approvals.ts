@@ -12,10 +12,10 @@ import { and, eq } from 'drizzle-orm'
 import { defineChannel, type Bus } from '../../db/bus.ts'
 import type { Database } from '../../db/index.ts'
 import { withLock } from '../../db/lock.ts'
+import { APPROVAL_TIMEOUT_MS, waitForDecision } from '../../generation/approval-wait.ts'
 import type { ApprovalDecision } from '../../generation/tool-loop.ts'
 
-/** How long a call waits for its approval unless the deps say otherwise. */
-export const APPROVAL_TIMEOUT_MS = 10 * 60_000
+export { APPROVAL_TIMEOUT_MS }
 
 /** A call waiting for approval, as the waiting message's metadata lists it. */
 export interface PendingApproval {
@@ -71,29 +71,17 @@ export function createApprovals(deps: { database: Database; bus: Bus; timeoutMs?
 
   return {
     /** The run's side: wait for the decision on `callId` of its message `messageId`; `signal` aborts it (`stopped`). */
-    async wait(messageId: string, callId: string, signal: AbortSignal): Promise<ApprovalDecision> {
+    wait(messageId: string, callId: string, signal: AbortSignal): Promise<ApprovalDecision> {
       const key = keyOf(messageId, callId)
-      const deadline = Date.now() + timeoutMs
-      try {
-        for (;;) {
-          let timer: Timer | undefined
-          let onAbort: (() => void) | undefined
-          await new Promise<void>((resolve) => {
-            waiting.set(key, resolve)
-            timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
-            onAbort = resolve
-            signal.addEventListener('abort', onAbort, { once: true })
-            if (signal.aborted) resolve()
-          })
-          clearTimeout(timer)
-          signal.removeEventListener('abort', onAbort!)
-          const fallback = signal.aborted ? 'stopped' : Date.now() >= deadline ? 'timeout' : undefined
-          const decision = await settle(messageId, callId, (_, decided) => (decided ? undefined : fallback))
-          if (decision) return decision
-        }
-      } finally {
-        waiting.delete(key)
-      }
+      return waitForDecision({
+        deadline: Date.now() + timeoutMs,
+        signal,
+        listen(wake) {
+          waiting.set(key, wake)
+          return () => waiting.delete(key)
+        },
+        settle: (fallback) => settle(messageId, callId, (_, decided) => (decided ? undefined : fallback)),
+      })
     },
 
     /**

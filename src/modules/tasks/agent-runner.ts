@@ -5,19 +5,22 @@
  * is stored as `agent_message` (with its `usage`, and its `tool_called` steps, in one write); each
  * result as `tool_result`. A task claimed again after a crash rebuilds the conversation from those
  * steps: finished turns and recorded results are not redone, a call without a recorded result is
- * made again, a recorded final answer completes the task at once. Tools that need approval are
- * declined: no one is there to approve them.
+ * made again, a recorded final answer completes the task at once. A call of a tool that needs
+ * approval waits for it (approvals.ts: a `tool_approval_required` step, then the decision as a
+ * `tool_approval` step); a refusal or a timeout goes back to the model as the call's result. On a
+ * resume a recorded decision is honoured and a call still pending waits again.
  */
 import type { ModelMessage } from 'ai'
 import { eq } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import type { ModelTurns, ToolCall, TurnResult } from '../../generation/model-turn.ts'
-import { createToolLoop, resultForModel, roundMessages, type RanCall } from '../../generation/tool-loop.ts'
+import { createToolLoop, refusedOutcome, resultForModel, roundMessages, type RanCall } from '../../generation/tool-loop.ts'
 import { AppError } from '../../lib/errors.ts'
 import { TaskFailure, type StepRow, type TaskRun, type TaskRunner } from '../../tasks/engine.ts'
 import type { NewStep } from '../../tasks/store.ts'
 import type { Principal } from '../auth/service.ts'
-import type { ToolsService } from '../tools/service.ts'
+import type { ToolOutcome, ToolsService } from '../tools/service.ts'
+import { approvalsIn, type TaskApprovals } from './approvals.ts'
 
 export const DEFAULT_MAX_STEPS = 10
 
@@ -49,10 +52,21 @@ export interface ExecutionLog {
   finish(id: string, outcome: { status: 'completed' | 'failed' | 'cancelled'; inputTokens: number; outputTokens: number; cost: number; toolCalls: number }): Promise<void>
 }
 
-export function createAgentRunner(deps: { database: Database; turns: ModelTurns; tools: ToolsService; executions?: ExecutionLog }): TaskRunner {
+export function createAgentRunner(deps: { database: Database; turns: ModelTurns; tools: ToolsService; approvals: TaskApprovals; executions?: ExecutionLog }): TaskRunner {
   const { database, turns, tools } = deps
   const { db, t } = database
   const runToolLoop = createToolLoop({ turns, tools })
+
+  /** Ask for the approval of `call` (a step), then wait for the decision. */
+  async function askApproval(run: TaskRun, call: ToolCall) {
+    const at = new Date()
+    try {
+      await run.emit('tool_approval_required', { id: call.id, tool: call.name, arguments: call.arguments })
+    } catch {
+      return 'stopped' as const
+    }
+    return deps.approvals.wait(run, call.id, at)
+  }
 
   return async function runAgentTaskRecorded(run: TaskRun) {
     const { task } = run
@@ -93,9 +107,15 @@ export function createAgentRunner(deps: { database: Database; turns: ModelTurns;
     const names = new Set(offered.specs.map((s) => s.name))
     for (const r of rounds) {
       for (const call of r.calls.filter((c) => !r.results.has(c.id))) {
-        const outcome = names.has(call.name) && !offered.needsApproval.has(call.name)
-          ? await tools.execute(p, call.name, call.arguments, { source: 'task', taskId: task.id, signal: run.signal })
-          : { result: { content: [{ type: 'text' as const, text: `The tool '${call.name}' cannot run here` }], isError: true }, durationMs: 0, logId: '' }
+        let outcome: ToolOutcome
+        if (!names.has(call.name)) outcome = { result: { content: [{ type: 'text' as const, text: `The tool '${call.name}' cannot run here` }], isError: true }, durationMs: 0, logId: '' }
+        else {
+          // asked before the crash: the recorded decision, or wait again (the timeout counts from the question)
+          const asked = offered.needsApproval.has(call.name) ? approvalsIn(run.history).asked.get(call.id) : undefined
+          const decision = !offered.needsApproval.has(call.name) ? 'approved' : asked ? await deps.approvals.wait(run, call.id, asked.at) : await askApproval(run, call)
+          if (run.signal.aborted) return { result: null }
+          outcome = decision === 'approved' ? await tools.execute(p, call.name, call.arguments, { source: 'task', taskId: task.id, signal: run.signal }) : refusedOutcome(decision)
+        }
         if (run.signal.aborted) return { result: null }
         const ran: RanCall = { call, outcome, text: resultForModel(outcome) }
         totals.toolCalls++
@@ -135,7 +155,7 @@ export function createAgentRunner(deps: { database: Database; turns: ModelTurns;
           const steps: NewStep[] = [{ step: 'agent_message', data: { agent: name, content: turn.text } }, usageStep(turn), ...calls.map((c) => ({ step: 'tool_called', data: { id: c.id, tool: c.name, arguments: c.arguments } }))]
           await run.emitAll(steps, { usage: usageOf(turn), progress: progress(done + round) })
         },
-        approval: async () => 'declined',
+        approval: (call) => askApproval(run, call),
         callEnded: (r) => void run.emitAll([resultStep(r)]).catch(() => {}),
         async roundEnded(round, turn, ran, next) {
           if (ran.length || next) return run.emitAll([{ step: 'task_progress', data: { progress: progress(done + round), message: `Step ${done + round} of at most ${maxSteps} done` } }], { progress: progress(done + round) })

@@ -13,3 +13,5 @@ export const taskFinished = (status: string) => conflict(`The task is already ${
 export const notRetryable = (status: string) => conflict(`Only a failed or cancelled task can be retried; this one is ${status}`)
 export const runByHearth = () => conflict('Steps can be posted to external tasks only: Hearth records the steps of the tasks it runs')
 export const stepDataTooLarge = (max: number) => new AppError(413, 'PAYLOAD_TOO_LARGE', `A step's data may be at most ${max} characters of JSON`)
+export const taskNotRunning = (status: string) => conflict(`Only a running task waits for tool approvals; this one is ${status}`)
+export const noPendingApproval = () => notFound('Tool call waiting for approval')

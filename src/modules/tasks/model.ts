@@ -66,6 +66,10 @@ export const taskEventData = {
   agent_message: z.object({ agent: z.string(), content: z.string() }),
   delta: z.object({ text: z.string() }),
   tool_called: z.object({ id: z.string(), tool: z.string(), arguments: z.string() }),
+  tool_approval_required: z
+    .object({ id: z.string(), tool: z.string(), arguments: z.string() })
+    .describe('The call waits for `POST /tasks/{id}/tool-approvals` (at most 10 minutes; then it is refused)'),
+  tool_approval: z.object({ id: z.string(), approved: z.boolean(), decision: z.enum(['approved', 'declined', 'timeout']) }).describe('The decision on a call that waited for approval'),
   tool_result: z.object({ id: z.string(), tool: z.string(), result: z.string(), is_error: z.boolean(), duration_ms: z.number() }),
   step: z.object({ step: z.string(), data: z.unknown() }),
   usage,

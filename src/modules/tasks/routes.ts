@@ -8,6 +8,7 @@ import { eventStreamResponse } from '../../plugins/openapi-document.ts'
 import type { Subscriptions } from '../../runs/subscriptions.ts'
 import type { TaskEngine } from '../../tasks/engine.ts'
 import type { Principal } from '../auth/service.ts'
+import { approvalBody, approvalSchema } from '../chat/model.ts'
 import * as m from './model.ts'
 import { taskTopic, type TasksService } from './service.ts'
 
@@ -142,6 +143,17 @@ export function taskRoutes(deps: { tasks: TasksService; engine: TaskEngine; subs
         },
       },
     )
+    .post('/tasks/:id/tool-approvals', async ({ principal, params, body }) => tasks.decideApproval(principal.userId, params.id, body.tool_call_id, body.approve), {
+      auth: true,
+      params: idParams,
+      body: approvalBody,
+      response: { 200: approvalSchema, ...problems(401, 403, 404, 409, 422, 429) },
+      detail: {
+        summary: 'Approve or refuse a tool call',
+        description:
+          'The decision on a call the running task waits for (`tool_approval_required`), from any instance; it is recorded as a `tool_approval` step. `approve: false` refuses it: the model is told the user declined. `404` when no such call waits — never asked, already decided, timed out — or the task is another user’s; `409` when the task is not running.',
+      },
+    })
     .get('/steps/:id', async ({ principal, params }) => m.toStepDto(await tasks.getStep(principal.userId, params.id)), {
       auth: true,
       params: idParams,

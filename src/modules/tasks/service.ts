@@ -15,7 +15,8 @@ import type { EventFeed, SseEvent } from '../../lib/sse.ts'
 import { deletedEvent, type Subscriptions } from '../../runs/subscriptions.ts'
 import { stepEvent, type StepRow, type TaskEngine, type TaskRow } from '../../tasks/engine.ts'
 import type { Principal } from '../auth/service.ts'
-import { notRetryable, promptRequired, runByHearth, stepDataTooLarge, stepNotFound, taskFinished, taskNotFound, taskRunning, taskShareNotFound, unknownAgent } from './errors.ts'
+import type { TaskApprovals } from './approvals.ts'
+import { noPendingApproval, notRetryable, promptRequired, runByHearth, stepDataTooLarge, stepNotFound, taskFinished, taskNotFound, taskRunning, taskNotRunning, taskShareNotFound, unknownAgent } from './errors.ts'
 import { MAX_STEP_DATA_CHARS, toStepDto, toTaskDto, type TASK_KINDS, type TASK_STATUSES } from './model.ts'
 
 export const taskTopic = (id: string) => `task:${id}`
@@ -32,7 +33,7 @@ export interface CreateTaskInput {
   kind?: 'agent' | 'external'
 }
 
-export function createTasksService(deps: { database: Database; engine: TaskEngine; turns: ModelTurns; subscriptions: Subscriptions }) {
+export function createTasksService(deps: { database: Database; engine: TaskEngine; turns: ModelTurns; subscriptions: Subscriptions; approvals: TaskApprovals }) {
   const { database, engine, turns, subscriptions } = deps
   const { db, t } = database
 
@@ -147,6 +148,20 @@ export function createTasksService(deps: { database: Database; engine: TaskEngin
       const row = await reread(id)
       if (seq === undefined) throw taskFinished(row.status)
       return row
+    },
+
+    /**
+     * The user's decision on a tool call the running task waits for (approvals.ts), from any
+     * instance: 404 when no such call waits (or the task is another user's), 409 when the task is
+     * not running.
+     */
+    async decideApproval(userId: string, id: string, toolCallId: string, approve: boolean) {
+      const task = await get(userId, id)
+      if (task.status !== 'running') throw taskNotRunning(task.status)
+      const call = await deps.approvals.decide(id, toolCallId, approve)
+      if (call === 'not_running') throw taskNotRunning((await reread(id)).status)
+      if (!call) throw noPendingApproval()
+      return { tool_call_id: call.id, tool: call.tool, arguments: call.arguments, approved: approve }
     },
 
     /** A failed or cancelled task goes back to pending (attempts from 0); 409 otherwise. */
