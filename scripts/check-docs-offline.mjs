@@ -28,12 +28,15 @@ const page = context.pages()[0] ?? (await context.newPage())
 page.on('pageerror', (e) => errors.push(String(e)))
 page.on('console', (m) => m.type() === 'error' && errors.push(m.text()))
 await page.goto(`${base}/docs`, { waitUntil: 'networkidle', timeout: 30_000 })
-await page.waitForTimeout(2_000)
+// the reference renders the whole document (300 KB of OpenAPI) after the assets load: wait for its text
+// rather than a fixed time, which a loaded machine overran (seen once in CI at 2 s)
+const expected = ['Hearth API', '/health', '/ready']
+await page.waitForFunction((words) => words.every((w) => (document.body?.textContent ?? '').includes(w)), expected, { timeout: 30_000 }).catch(() => {})
 const text = await page.evaluate(() => document.body?.textContent ?? '')
 if (screenshot) await page.screenshot({ path: screenshot, fullPage: true })
 await context.close()
 rmSync(profile, { recursive: true, force: true })
 
-const rendered = ['Hearth API', '/health', '/ready'].every((s) => text.includes(s))
+const rendered = expected.every((s) => text.includes(s))
 console.log(JSON.stringify({ rendered, outside_requests: outside, errors }))
 process.exit(rendered && outside.length === 0 && errors.length === 0 ? 0 : 1)
