@@ -4,92 +4,22 @@
  * an answer streams over real HTTP, then a new process starts on the same data dir / database.
  */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type { Subprocess } from 'bun'
-import { createTestDatabase, DIALECTS, type TestDatabase } from './helpers/db.ts'
 import { readEvents, textOf, type ReceivedEvent } from './helpers/sse.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
+import { DIALECTS } from './helpers/db.ts'
+import { callServer as call, serverProcesses } from './helpers/server-process.ts'
 
-type Json = Record<string, any>
-
-const ENTRY = join(import.meta.dir, '../src/index.ts')
 const TOKENS = 200
 const FULL_TEXT = Array.from({ length: TOKENS }, (_, i) => `tok${i} `).join('')
 /** deltas to read before the kill (≈ 40 × 20 ms: several 250 ms flushes have happened) */
 const DELTAS_BEFORE_KILL = 40
 /** the answer is written every 250 ms; a delta the client had this long before the kill must be stored */
 const FLUSHED_AFTER_MS = 400
+type Json = Record<string, any>
 
-interface ServerProcess {
-  proc: Subprocess<'ignore', 'pipe', 'pipe'>
-  base: string
-  output(): string
-}
-
-const live = new Set<Subprocess>()
-const cleanups: (() => Promise<void> | void)[] = []
+const servers = serverProcesses()
 let fake: FakeLlm | undefined
-
-afterAll(async () => {
-  for (const proc of live) proc.kill('SIGKILL')
-  await Promise.all([...live].map((p) => p.exited))
-  for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => {})
-  await fake?.stop()
-})
-
-/** Start `hearth serve` and wait for its "listening" line; its output is drained (and kept) from then on. */
-async function startServer(env: Record<string, string>): Promise<ServerProcess> {
-  const proc = Bun.spawn([process.execPath, ENTRY], {
-    env: { PATH: process.env.PATH ?? '', ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...env },
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-  })
-  live.add(proc)
-  void proc.exited.then(() => live.delete(proc))
-  let out = ''
-  let err = ''
-  /** every chunk of `stream`, as it comes, until it ends */
-  const drain = async (stream: ReadableStream<Uint8Array>, onText: (text: string) => void) => {
-    const reader = stream.getReader()
-    const textDecoder = new TextDecoder()
-    for (;;) {
-      const { value, done } = await reader.read()
-      if (done) return
-      onText(textDecoder.decode(value, { stream: true }))
-    }
-  }
-  void drain(proc.stderr, (text) => (err += text)).catch(() => {})
-  const { promise: listening, resolve, reject } = Promise.withResolvers<string>()
-  void drain(proc.stdout, (text) => {
-    out += text
-    const port = /"msg":"listening","url":"http:\/\/[^"]*:(\d+)"/.exec(out)?.[1]
-    if (port) resolve(port)
-  })
-    .then(() => reject(new Error(`the server exited before listening:\n${out}\n${err}`)))
-    .catch(reject)
-  const timer = setTimeout(() => reject(new Error(`the server did not listen within 20 s:\n${out}\n${err}`)), 20_000)
-  try {
-    const port = await listening
-    return { proc, base: `http://127.0.0.1:${port}`, output: () => out + err }
-  } catch (error) {
-    proc.kill('SIGKILL')
-    throw error
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function call(base: string, method: string, path: string, token?: string, body?: unknown) {
-  const headers: Record<string, string> = {}
-  if (token) headers.authorization = `Bearer ${token}`
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
-  const text = await res.text()
-  return { status: res.status, body: (res.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : text }
-}
+afterAll(() => fake?.stop())
 
 for (const dialect of DIALECTS) {
   describe(`chat crash safety, real server process [${dialect}]`, () => {
@@ -97,20 +27,10 @@ for (const dialect of DIALECTS) {
       'SIGKILL mid-stream: the question is kept, the partial answer is stored as error, and the conversation works again',
       async () => {
         fake ??= await startFakeLlm()
-        let env: Record<string, string>
-        if (dialect === 'postgres') {
-          const db: TestDatabase = await createTestDatabase('postgres')
-          cleanups.push(() => db.drop())
-          env = { HEARTH_DATA_DIR: db.dataDir, DATABASE_URL: db.url! }
-        } else {
-          const dataDir = mkdtempSync(join(tmpdir(), 'hearth-crash-'))
-          cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
-          env = { HEARTH_DATA_DIR: dataDir }
-        }
-        env = { ...env, PORT: '0', HOST: '127.0.0.1', HEARTH_LOG: 'info', HEARTH_RATE_LIMIT: '100000/min', HEARTH_AUTH_RATE_LIMIT: '100000/min', HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'true' }
+        const env = await servers.environment(dialect)
 
         // --- the first process: set up, start a long answer, kill it mid-stream -----------------
-        const first = await startServer(env)
+        const first = await servers.start(env)
         // the first account is the admin: it presents the setup token from the start log
         const setupToken = /"setup_token":"(hst_[\w-]+)"/.exec(first.output())?.[1]
         expect(setupToken).toBeDefined()
@@ -155,7 +75,7 @@ for (const dialect of DIALECTS) {
         const surelyFlushed = textOf(events.filter((e) => e.event !== 'delta' || e.at <= killedAt - FLUSHED_AFTER_MS))
 
         // --- the second process on the same data dir / database ---------------------------------
-        const second = await startServer(env)
+        const second = await servers.start(env)
         // the access token still works: the signing secret lives in the data dir
         const view = async () => {
           const r = await call(second.base, 'GET', `/api/v1/conversations/${id}`, token)

@@ -6,61 +6,16 @@
  * duplicated. Then SIGTERM: a running task is handed back at once (pending, not an attempt).
  */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type { Subprocess } from 'bun'
-import { createTestDatabase, DIALECTS, type TestDatabase } from './helpers/db.ts'
 import { readEvents } from './helpers/sse.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
+import { DIALECTS } from './helpers/db.ts'
+import { callServer as call, serverProcesses } from './helpers/server-process.ts'
 
 type Json = Record<string, any>
 
-const ENTRY = join(import.meta.dir, '../src/index.ts')
-const live = new Set<Subprocess>()
-const cleanups: (() => Promise<void> | void)[] = []
+const servers = serverProcesses()
 let fake: FakeLlm | undefined
-
-afterAll(async () => {
-  for (const proc of live) proc.kill('SIGKILL')
-  await Promise.all([...live].map((p) => p.exited))
-  for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => {})
-  await fake?.stop()
-})
-
-async function startServer(env: Record<string, string>) {
-  const proc = Bun.spawn([process.execPath, ENTRY], { env: { PATH: process.env.PATH ?? '', ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
-  live.add(proc)
-  void proc.exited.then(() => live.delete(proc))
-  let out = ''
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const reader = stream.getReader()
-    const d = new TextDecoder()
-    for (;;) {
-      const { value, done } = await reader.read()
-      if (done) return
-      out += d.decode(value, { stream: true })
-    }
-  }
-  void drain(proc.stderr).catch(() => {})
-  void drain(proc.stdout).catch(() => {})
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    const port = /"msg":"listening","url":"http:\/\/[^"]*:(\d+)"/.exec(out)?.[1]
-    if (port) return { proc, base: `http://127.0.0.1:${port}`, output: () => out }
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`the server did not listen:\n${out}`)
-    await Bun.sleep(25)
-  }
-}
-
-async function call(base: string, method: string, path: string, token?: string, body?: unknown) {
-  const headers: Record<string, string> = {}
-  if (token) headers.authorization = `Bearer ${token}`
-  if (body !== undefined) headers['content-type'] = 'application/json'
-  const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
-  const text = await res.text()
-  return { status: res.status, body: (res.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : text }
-}
+afterAll(() => fake?.stop())
 
 for (const dialect of DIALECTS) {
   describe(`tasks crash safety, real server process [${dialect}]`, () => {
@@ -68,19 +23,9 @@ for (const dialect of DIALECTS) {
       'SIGKILL between tool rounds: a new process resumes the task from its steps and completes it, no step duplicated; SIGTERM hands a running task back',
       async () => {
         fake ??= await startFakeLlm()
-        let env: Record<string, string>
-        if (dialect === 'postgres') {
-          const db: TestDatabase = await createTestDatabase('postgres')
-          cleanups.push(() => db.drop())
-          env = { HEARTH_DATA_DIR: db.dataDir, DATABASE_URL: db.url! }
-        } else {
-          const dataDir = mkdtempSync(join(tmpdir(), 'hearth-task-crash-'))
-          cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
-          env = { HEARTH_DATA_DIR: dataDir }
-        }
-        env = { ...env, PORT: '0', HOST: '127.0.0.1', HEARTH_LOG: 'info', HEARTH_RATE_LIMIT: '100000/min', HEARTH_AUTH_RATE_LIMIT: '100000/min', HEARTH_ALLOW_PRIVATE_UPSTREAMS: 'true', HEARTH_TASK_LEASE_MS: '1500' }
+        const env = await servers.environment(dialect, { HEARTH_TASK_LEASE_MS: '1500' })
 
-        const first = await startServer(env)
+        const first = await servers.start(env)
         const setupToken = /"setup_token":"(hst_[\w-]+)"/.exec(first.output())?.[1]
         const reg = await call(first.base, 'POST', '/api/v1/auth/register', undefined, { username: 'taskadmin', email: 'taskadmin@example.com', password: 'task-admin-password', setup_token: setupToken })
         expect(reg.status).toBe(201)
@@ -105,7 +50,7 @@ for (const dialect of DIALECTS) {
         const lastSeen = before.filter((e) => e.id !== undefined).at(-1)!.id!
         const requestsBefore = fake.requests.length
 
-        const second = await startServer(env)
+        const second = await servers.start(env)
         const after = await readEvents(await fetch(`${second.base}/api/v1/tasks/${id}/events`, { headers: { authorization: `Bearer ${token}`, 'last-event-id': String(lastSeen) } }))
         expect(after.at(-1)?.event).toBe('task_completed')
         const task = (await call(second.base, 'GET', `/api/v1/tasks/${id}`, token)).body as Json
@@ -135,7 +80,7 @@ for (const dialect of DIALECTS) {
         second.proc.kill('SIGTERM')
         expect(await second.proc.exited).toBe(0)
         expect(performance.now() - stopAt).toBeLessThan(5000)
-        const third = await startServer({ ...env, HEARTH_TASK_CONCURRENCY: '1' })
+        const third = await servers.start({ ...env, HEARTH_TASK_CONCURRENCY: '1' })
         const seen = await readEvents(await fetch(`${third.base}/api/v1/tasks/${running.body.id}/events`, { headers: { authorization: `Bearer ${token}` } }), (e) => e.event === 'task_started' && e.data.attempt === 1 && e.id! > 1)
         // claimed again as attempt 1: the hand-back did not count
         expect(seen.filter((e) => e.event === 'task_started').map((e) => e.data.attempt)).toEqual([1, 1])
