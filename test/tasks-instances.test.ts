@@ -85,7 +85,8 @@ describe.skipIf(!TEST_DATABASE_URL)('tasks on two instances [postgres]', () => {
       return !!(owner = row?.owner ?? null)
     })
     const [runner, other] = owner === a.deps.services.taskEngine.owner ? [a, b] : [b, a]
-    expect(runner.deps.services.taskEngine.running).toBe(1)
+    // the claim is committed before the claiming instance has read its answer: wait for it to start the run
+    await eventually(() => runner.deps.services.taskEngine.running === 1, 1000, 'the run started on its instance')
     const startedAt = performance.now()
     const c = await other.request('POST', `/api/v1/tasks/${r.body.id}/cancel`, { token: ctx.tokens.user })
     expect(c.body.status).toBe('cancelled')
