@@ -248,6 +248,8 @@ export const conversations = table(
     tools: json<string[]>('tools').notNull().default([]),
     /** the agent whose model, prompt and tools its answers use */
     agentId: text('agent_id').references(() => agents.id, { onDelete: 'set null' }),
+    /** the data connection its questions are answered from with SQL (section 11) */
+    connectionId: text('connection_id').references(() => connections.id, { onDelete: 'set null' }),
     isFavorite: boolean('is_favorite').notNull().default(false),
     messageCount: integer('message_count').notNull().default(0),
     /** the last message of the active branch */
@@ -551,4 +553,145 @@ export const plans = table(
     createdAt: createdAt(),
   },
   (t) => [index('plans_user_created_idx').on(t.userId, t.createdAt)],
+)
+
+/**
+ * Data connections (section 11): a database a user (or, global, an admin) asks questions of.
+ * `password` is encrypted; a SQLite connection reads an uploaded dataset (`file_id`) or, admins only, a server `path`.
+ */
+export const connections = table(
+  'connections',
+  {
+    id: id(),
+    userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    driver: text('driver', { enum: ['sqlite', 'postgres', 'mysql'] }).notNull(),
+    host: text('host'),
+    port: integer('port'),
+    database: text('database'),
+    username: text('username'),
+    password: text('password'),
+    ssl: boolean('ssl').notNull().default(false),
+    fileId: text('file_id').references(() => files.id, { onDelete: 'set null' }),
+    path: text('path'),
+    isDefault: boolean('is_default').notNull().default(false),
+    isConnected: boolean('is_connected').notNull().default(false),
+    lastTestedAt: time('last_tested_at'),
+    lastError: text('last_error'),
+    /** the last schema read (GET /connections/{id}/schema), and when */
+    schemaCache: json<unknown>('schema_cache'),
+    schemaFetchedAt: time('schema_fetched_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('connections_global_name_uq').on(sql`lower(${t.name})`).where(sql`user_id IS NULL`),
+    uniqueIndex('connections_personal_name_uq').on(t.userId, sql`lower(${t.name})`).where(sql`user_id IS NOT NULL`),
+  ],
+)
+
+/** A user's own version of a built-in prompt (sql_generation, sql_answer, chart, title); absent: the default. */
+export const prompts = table(
+  'prompts',
+  {
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    content: text('content').notNull(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.name] })],
+)
+
+/** Workflow engines (section 12), admin-managed; ComfyUI first. `status` is kept by the health check. */
+export const services = table(
+  'services',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    kind: text('kind', { enum: ['comfyui'] }).notNull().default('comfyui'),
+    url: text('url').notNull(),
+    description: text('description'),
+    status: text('status', { enum: ['online', 'offline', 'unknown'] }).notNull().default('unknown'),
+    responseTimeMs: integer('response_time_ms'),
+    version: text('version'),
+    lastError: text('last_error'),
+    lastCheckTime: time('last_check_time'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('services_name_uq').on(sql`lower(${t.name})`)],
+)
+
+/**
+ * A user's workflow for an engine. `workflow_data` is the current version's JSON. While an agent
+ * edits it, it is locked: `locked_by` (the holder, e.g. the session turn), until `locked_until`
+ * (a lock past it is free, so a dead instance cannot keep it).
+ */
+export const workflows = table(
+  'workflows',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    serviceId: text('service_id').references(() => services.id, { onDelete: 'set null' }),
+    name: text('name').notNull(),
+    description: text('description'),
+    workflowData: json<Record<string, unknown>>('workflow_data').notNull(),
+    isFavorite: boolean('is_favorite').notNull().default(false),
+    currentVersion: integer('current_version').notNull().default(1),
+    lastUsedAt: time('last_used_at'),
+    lockedBy: text('locked_by'),
+    lockedReason: text('locked_reason'),
+    lockedSince: time('locked_since'),
+    lockedUntil: time('locked_until'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('workflows_user_updated_idx').on(t.userId, t.updatedAt), index('workflows_service_idx').on(t.serviceId)],
+)
+
+/** Every version of a workflow's JSON, 1, 2, 3 …; the workflow row holds the current one's data too. */
+export const workflowVersions = table(
+  'workflow_versions',
+  {
+    id: id(),
+    workflowId: text('workflow_id').notNull().references(() => workflows.id, { onDelete: 'cascade' }),
+    version: integer('version').notNull(),
+    workflowData: json<Record<string, unknown>>('workflow_data').notNull(),
+    note: text('note'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('workflow_versions_workflow_version_uq').on(t.workflowId, t.version)],
+)
+
+/** A conversation about one workflow with its agent (section 12); table name avoids auth's `sessions`. */
+export const workflowSessions = table(
+  'workflow_sessions',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    workflowId: text('workflow_id').notNull().references(() => workflows.id, { onDelete: 'cascade' }),
+    agentId: text('agent_id').references(() => agents.id, { onDelete: 'set null' }),
+    title: text('title'),
+    status: text('status', { enum: ['active', 'archived'] }).notNull().default('active'),
+    lastMessageSummary: text('last_message_summary'),
+    messageCount: integer('message_count').notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('workflow_sessions_user_updated_idx').on(t.userId, t.updatedAt), index('workflow_sessions_workflow_idx').on(t.workflowId)],
+)
+
+/** A session's messages, oldest first; an assistant reply is written as it streams (status), like chat's. */
+export const sessionMessages = table(
+  'session_messages',
+  {
+    id: id(),
+    sessionId: text('session_id').notNull().references(() => workflowSessions.id, { onDelete: 'cascade' }),
+    role: text('role', { enum: ['user', 'assistant'] }).notNull(),
+    content: text('content').notNull().default(''),
+    status: text('status', { enum: ['complete', 'streaming', 'stopped', 'error'] }).notNull().default('complete'),
+    metadata: json<Record<string, unknown>>('metadata').notNull().default({}),
+    createdAt: createdAt(),
+  },
+  (t) => [index('session_messages_session_created_idx').on(t.sessionId, t.createdAt)],
 )

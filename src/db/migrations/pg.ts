@@ -175,5 +175,39 @@ export default [
       "CREATE INDEX \"tasks_lease_idx\" ON \"tasks\" USING btree (\"lease_until\");",
       "ALTER TABLE \"conversations\" ADD CONSTRAINT \"conversations_agent_id_agents_id_fk\" FOREIGN KEY (\"agent_id\") REFERENCES \"public\".\"agents\"(\"id\") ON DELETE set null ON UPDATE no action;"
     ]
+  },
+  {
+    "tag": "0010_sql_workflows",
+    "hash": "5068c76768650b51f52271c2a808224d2c5039d85b8e4b9131c0853cd3042297",
+    "statements": [
+      "CREATE TABLE \"connections\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text,\n\t\"name\" text NOT NULL,\n\t\"driver\" text NOT NULL,\n\t\"host\" text,\n\t\"port\" integer,\n\t\"database\" text,\n\t\"username\" text,\n\t\"password\" text,\n\t\"ssl\" boolean DEFAULT false NOT NULL,\n\t\"file_id\" text,\n\t\"path\" text,\n\t\"is_default\" boolean DEFAULT false NOT NULL,\n\t\"is_connected\" boolean DEFAULT false NOT NULL,\n\t\"last_tested_at\" timestamp with time zone,\n\t\"last_error\" text,\n\t\"schema_cache\" jsonb,\n\t\"schema_fetched_at\" timestamp with time zone,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"prompts\" (\n\t\"user_id\" text NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"content\" text NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL,\n\tCONSTRAINT \"prompts_user_id_name_pk\" PRIMARY KEY(\"user_id\",\"name\")\n);",
+      "CREATE TABLE \"services\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"kind\" text DEFAULT 'comfyui' NOT NULL,\n\t\"url\" text NOT NULL,\n\t\"description\" text,\n\t\"status\" text DEFAULT 'unknown' NOT NULL,\n\t\"response_time_ms\" integer,\n\t\"version\" text,\n\t\"last_error\" text,\n\t\"last_check_time\" timestamp with time zone,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"session_messages\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"session_id\" text NOT NULL,\n\t\"role\" text NOT NULL,\n\t\"content\" text DEFAULT '' NOT NULL,\n\t\"status\" text DEFAULT 'complete' NOT NULL,\n\t\"metadata\" jsonb DEFAULT '{}'::jsonb NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"workflow_sessions\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"workflow_id\" text NOT NULL,\n\t\"agent_id\" text,\n\t\"title\" text,\n\t\"status\" text DEFAULT 'active' NOT NULL,\n\t\"last_message_summary\" text,\n\t\"message_count\" integer DEFAULT 0 NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"workflow_versions\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"workflow_id\" text NOT NULL,\n\t\"version\" integer NOT NULL,\n\t\"workflow_data\" jsonb NOT NULL,\n\t\"note\" text,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"workflows\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"service_id\" text,\n\t\"name\" text NOT NULL,\n\t\"description\" text,\n\t\"workflow_data\" jsonb NOT NULL,\n\t\"is_favorite\" boolean DEFAULT false NOT NULL,\n\t\"current_version\" integer DEFAULT 1 NOT NULL,\n\t\"last_used_at\" timestamp with time zone,\n\t\"locked_by\" text,\n\t\"locked_reason\" text,\n\t\"locked_since\" timestamp with time zone,\n\t\"locked_until\" timestamp with time zone,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "ALTER TABLE \"conversations\" ADD COLUMN \"connection_id\" text;",
+      "ALTER TABLE \"connections\" ADD CONSTRAINT \"connections_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"connections\" ADD CONSTRAINT \"connections_file_id_files_id_fk\" FOREIGN KEY (\"file_id\") REFERENCES \"public\".\"files\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "ALTER TABLE \"prompts\" ADD CONSTRAINT \"prompts_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"session_messages\" ADD CONSTRAINT \"session_messages_session_id_workflow_sessions_id_fk\" FOREIGN KEY (\"session_id\") REFERENCES \"public\".\"workflow_sessions\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"workflow_sessions\" ADD CONSTRAINT \"workflow_sessions_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"workflow_sessions\" ADD CONSTRAINT \"workflow_sessions_workflow_id_workflows_id_fk\" FOREIGN KEY (\"workflow_id\") REFERENCES \"public\".\"workflows\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"workflow_sessions\" ADD CONSTRAINT \"workflow_sessions_agent_id_agents_id_fk\" FOREIGN KEY (\"agent_id\") REFERENCES \"public\".\"agents\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "ALTER TABLE \"workflow_versions\" ADD CONSTRAINT \"workflow_versions_workflow_id_workflows_id_fk\" FOREIGN KEY (\"workflow_id\") REFERENCES \"public\".\"workflows\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"workflows\" ADD CONSTRAINT \"workflows_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"workflows\" ADD CONSTRAINT \"workflows_service_id_services_id_fk\" FOREIGN KEY (\"service_id\") REFERENCES \"public\".\"services\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "CREATE UNIQUE INDEX \"connections_global_name_uq\" ON \"connections\" USING btree (lower(\"name\")) WHERE user_id IS NULL;",
+      "CREATE UNIQUE INDEX \"connections_personal_name_uq\" ON \"connections\" USING btree (\"user_id\",lower(\"name\")) WHERE user_id IS NOT NULL;",
+      "CREATE UNIQUE INDEX \"services_name_uq\" ON \"services\" USING btree (lower(\"name\"));",
+      "CREATE INDEX \"session_messages_session_created_idx\" ON \"session_messages\" USING btree (\"session_id\",\"created_at\");",
+      "CREATE INDEX \"workflow_sessions_user_updated_idx\" ON \"workflow_sessions\" USING btree (\"user_id\",\"updated_at\");",
+      "CREATE INDEX \"workflow_sessions_workflow_idx\" ON \"workflow_sessions\" USING btree (\"workflow_id\");",
+      "CREATE UNIQUE INDEX \"workflow_versions_workflow_version_uq\" ON \"workflow_versions\" USING btree (\"workflow_id\",\"version\");",
+      "CREATE INDEX \"workflows_user_updated_idx\" ON \"workflows\" USING btree (\"user_id\",\"updated_at\");",
+      "CREATE INDEX \"workflows_service_idx\" ON \"workflows\" USING btree (\"service_id\");",
+      "ALTER TABLE \"conversations\" ADD CONSTRAINT \"conversations_connection_id_connections_id_fk\" FOREIGN KEY (\"connection_id\") REFERENCES \"public\".\"connections\"(\"id\") ON DELETE set null ON UPDATE no action;"
+    ]
   }
 ] satisfies EmbeddedMigration[]

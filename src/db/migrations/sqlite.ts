@@ -147,5 +147,28 @@ export default [
       "CREATE INDEX `tasks_lease_idx` ON `tasks` (`lease_until`);",
       "ALTER TABLE `conversations` ADD `agent_id` text REFERENCES agents(id) ON DELETE set null;"
     ]
+  },
+  {
+    "tag": "0010_sql_workflows",
+    "hash": "c3f63cddf6ecab8df06d880c3a20d8c1f7abeeecfa26073df57ff1b77e79b7af",
+    "statements": [
+      "CREATE TABLE `connections` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text,\n\t`name` text NOT NULL,\n\t`driver` text NOT NULL,\n\t`host` text,\n\t`port` integer,\n\t`database` text,\n\t`username` text,\n\t`password` text,\n\t`ssl` integer DEFAULT false NOT NULL,\n\t`file_id` text,\n\t`path` text,\n\t`is_default` integer DEFAULT false NOT NULL,\n\t`is_connected` integer DEFAULT false NOT NULL,\n\t`last_tested_at` integer,\n\t`last_error` text,\n\t`schema_cache` text,\n\t`schema_fetched_at` integer,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`file_id`) REFERENCES `files`(`id`) ON UPDATE no action ON DELETE set null\n);",
+      "CREATE UNIQUE INDEX `connections_global_name_uq` ON `connections` (lower(\"name\")) WHERE user_id IS NULL;",
+      "CREATE UNIQUE INDEX `connections_personal_name_uq` ON `connections` (`user_id`,lower(\"name\")) WHERE user_id IS NOT NULL;",
+      "CREATE TABLE `prompts` (\n\t`user_id` text NOT NULL,\n\t`name` text NOT NULL,\n\t`content` text NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tPRIMARY KEY(`user_id`, `name`),\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE TABLE `services` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`name` text NOT NULL,\n\t`kind` text DEFAULT 'comfyui' NOT NULL,\n\t`url` text NOT NULL,\n\t`description` text,\n\t`status` text DEFAULT 'unknown' NOT NULL,\n\t`response_time_ms` integer,\n\t`version` text,\n\t`last_error` text,\n\t`last_check_time` integer,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);",
+      "CREATE UNIQUE INDEX `services_name_uq` ON `services` (lower(\"name\"));",
+      "CREATE TABLE `session_messages` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`session_id` text NOT NULL,\n\t`role` text NOT NULL,\n\t`content` text DEFAULT '' NOT NULL,\n\t`status` text DEFAULT 'complete' NOT NULL,\n\t`metadata` text DEFAULT '{}' NOT NULL,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`session_id`) REFERENCES `workflow_sessions`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `session_messages_session_created_idx` ON `session_messages` (`session_id`,`created_at`);",
+      "CREATE TABLE `workflow_sessions` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`agent_id` text,\n\t`title` text,\n\t`status` text DEFAULT 'active' NOT NULL,\n\t`last_message_summary` text,\n\t`message_count` integer DEFAULT 0 NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`workflow_id`) REFERENCES `workflows`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`agent_id`) REFERENCES `agents`(`id`) ON UPDATE no action ON DELETE set null\n);",
+      "CREATE INDEX `workflow_sessions_user_updated_idx` ON `workflow_sessions` (`user_id`,`updated_at`);",
+      "CREATE INDEX `workflow_sessions_workflow_idx` ON `workflow_sessions` (`workflow_id`);",
+      "CREATE TABLE `workflow_versions` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`workflow_id` text NOT NULL,\n\t`version` integer NOT NULL,\n\t`workflow_data` text NOT NULL,\n\t`note` text,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`workflow_id`) REFERENCES `workflows`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `workflow_versions_workflow_version_uq` ON `workflow_versions` (`workflow_id`,`version`);",
+      "CREATE TABLE `workflows` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`service_id` text,\n\t`name` text NOT NULL,\n\t`description` text,\n\t`workflow_data` text NOT NULL,\n\t`is_favorite` integer DEFAULT false NOT NULL,\n\t`current_version` integer DEFAULT 1 NOT NULL,\n\t`last_used_at` integer,\n\t`locked_by` text,\n\t`locked_reason` text,\n\t`locked_since` integer,\n\t`locked_until` integer,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`service_id`) REFERENCES `services`(`id`) ON UPDATE no action ON DELETE set null\n);",
+      "CREATE INDEX `workflows_user_updated_idx` ON `workflows` (`user_id`,`updated_at`);",
+      "CREATE INDEX `workflows_service_idx` ON `workflows` (`service_id`);",
+      "ALTER TABLE `conversations` ADD `connection_id` text REFERENCES connections(id) ON DELETE set null;"
+    ]
   }
 ] satisfies EmbeddedMigration[]
