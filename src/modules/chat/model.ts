@@ -16,6 +16,7 @@ export const conversationSchema = z
     model_id: z.string().nullable(),
     preset_id: z.string().nullable(),
     agent_id: z.string().nullable().describe('The agent whose model, prompt, settings and tools its answers use (what the conversation sets itself comes first)'),
+    connection_id: z.string().nullable().describe('The data connection its questions are answered from with SQL (docs/api.md §19, "Questions in chat"); null: a plain chat'),
     system_prompt: z.string().nullable(),
     tools: z.array(z.string()).describe('The tools its answers may call (`GET /tools` names); empty: its preset’s'),
     is_favorite: z.boolean(),
@@ -46,8 +47,9 @@ export const sharedSchema = z.object({ title: z.string().nullable(), messages: z
 const optText = (max: number) => z.string().max(max).nullable().optional()
 const toolNames = z.array(z.string().trim().min(1).max(100)).max(50).optional().describe('Tool names as `GET /tools` lists them; unknown ones are `422`')
 const agentId = optText(64).describe('An active agent you can use (global or yours; `422` otherwise); null clears it')
-export const conversationBody = z.object({ title: optText(200), model_id: optText(200), preset_id: optText(64), agent_id: agentId, system_prompt: optText(20_000), tools: toolNames })
-export const conversationPatch = z.object({ title: optText(200), is_favorite: z.boolean().optional(), model_id: optText(200), agent_id: agentId, system_prompt: optText(20_000), tools: toolNames })
+const connectionId = optText(64).describe('A data connection you can use (yours or a global one; `422` otherwise): answers are questions over SQL on it; null clears it')
+export const conversationBody = z.object({ title: optText(200), model_id: optText(200), preset_id: optText(64), agent_id: agentId, connection_id: connectionId, system_prompt: optText(20_000), tools: toolNames })
+export const conversationPatch = z.object({ title: optText(200), is_favorite: z.boolean().optional(), model_id: optText(200), agent_id: agentId, connection_id: connectionId, system_prompt: optText(20_000), tools: toolNames })
 export const sendBody = z.object({
   content: z.string().trim().min(1).max(200_000),
   model_id: z.string().max(200).optional(),
@@ -55,11 +57,18 @@ export const sendBody = z.object({
   temperature: z.number().min(0).max(2).optional(),
   max_tokens: z.number().int().min(1).max(1_000_000).optional(),
   max_tool_rounds: z.number().int().min(0).max(20).optional().describe(`Rounds of tool calls before the answer must come (default ${DEFAULT_MAX_TOOL_ROUNDS})`),
+  connection_id: connectionId.describe('Sets the conversation’s data connection for this answer and the later ones (as on create; null clears it); absent: the conversation’s'),
 })
-export const regenerateBody = sendBody.omit({ content: true, parent_id: true }).optional()
+export const regenerateBody = sendBody.omit({ content: true, parent_id: true, connection_id: true }).optional()
 export const messageParams = z.object({ id: z.string().min(1).max(64), message_id: z.string().min(1).max(64) })
 export const listConversationsQuery = { q: z.string().max(200).optional(), favorites: z.enum(['true', 'false']).optional() }
-export const chatStreamQuery = z.object({ query: z.string().trim().min(1).max(20_000), model: z.string().max(200).optional(), conversation_id: z.string().max(64).optional(), language: z.enum(['zh', 'en']).optional() })
+export const chatStreamQuery = z.object({
+  query: z.string().trim().min(1).max(20_000),
+  model: z.string().max(200).optional(),
+  conversation_id: z.string().max(64).optional(),
+  connection_id: z.string().min(1).max(64).optional().describe('Answer with SQL on this data connection (and keep it as the conversation’s)'),
+  language: z.enum(['zh', 'en']).optional(),
+})
 
 export function toConversationDto(c: ConversationRow) {
   return {
@@ -68,6 +77,7 @@ export function toConversationDto(c: ConversationRow) {
     model_id: c.modelId,
     preset_id: c.presetId,
     agent_id: c.agentId,
+    connection_id: c.connectionId,
     system_prompt: c.systemPrompt,
     tools: c.tools,
     is_favorite: c.isFavorite,
@@ -93,8 +103,17 @@ export function toMessageDto(m: MessageRow) {
 }
 
 /** Camel-case inputs from the bodies above. */
-export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens, maxToolRounds: b.max_tool_rounds })
-export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({ title: b.title, modelId: b.model_id, presetId: b.preset_id, agentId: b.agent_id, systemPrompt: b.system_prompt, tools: b.tools, isFavorite: b.is_favorite })
+export const fromSendBody = (b: z.infer<typeof sendBody>) => ({ content: b.content, parentId: b.parent_id, modelId: b.model_id, temperature: b.temperature, maxTokens: b.max_tokens, maxToolRounds: b.max_tool_rounds, connectionId: b.connection_id })
+export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_favorite?: boolean }) => ({
+  title: b.title,
+  modelId: b.model_id,
+  presetId: b.preset_id,
+  agentId: b.agent_id,
+  connectionId: b.connection_id,
+  systemPrompt: b.system_prompt,
+  tools: b.tools,
+  isFavorite: b.is_favorite,
+})
 
 export const approvalBody = z.object({ tool_call_id: z.string().min(1).max(200), approve: z.boolean() })
 export const approvalSchema = z.object({ tool_call_id: z.string(), tool: z.string(), arguments: z.string().describe('JSON text'), approved: z.boolean() }).meta({ id: 'ToolApproval' })
@@ -111,6 +130,20 @@ export const chatEventData = {
   tool_result: z
     .object({ id: z.string(), name: z.string(), result: toolResultSchema.describe('What the model is sent: the result’s text (cut to 16,000 characters), and its structured content when small'), is_error: z.boolean() })
     .describe('A call is over (or was refused); the next model turn gets its result'),
+  progress: z
+    .object({ stage: z.enum(['analyzing', 'generating_sql', 'executing', 'retrying']), message: z.string().describe('What is happening, for people; for `retrying`, why the query failed (the database’s message)') })
+    .describe('A question over SQL moves on (conversations with a `connection_id`)'),
+  result: z
+    .object({
+      sql: z.string(),
+      columns: z.array(z.object({ name: z.string(), type: z.string() })),
+      rows: z.array(z.array(z.unknown())),
+      rows_count: z.number().int(),
+      truncated: z.boolean().describe('More rows exist than were read (the row cap) or sent (1 MB of rows in this event)'),
+      duration_ms: z.number(),
+    })
+    .describe('The query of a question over SQL ran'),
+  visualization: z.object({ chart: z.record(z.string(), z.unknown()).describe('A Chart (docs/api.md §19, "Charts"): `{ type, title, x, y, data, vega_lite }`') }).describe('The result as a chart, when it suits one (never `table`)'),
   usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number() }).describe("The answer's tokens and cost: every model turn of the answer added up; just before `done`"),
   error: z.object({ code: z.string(), message: z.string() }).describe('The model call failed; `done` follows'),
   title: z.object({ conversation_id: z.string(), title: z.string() }).describe("The conversation's new title, given by its first exchange; just before `done`"),

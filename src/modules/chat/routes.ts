@@ -163,7 +163,7 @@ export function chatRoutes(deps: {
         detail: {
           summary: 'Send a message',
           description:
-            'Stores the message and starts the answer. With `Accept: text/event-stream` the answer streams as server-sent events (`200`); otherwise the request waits and returns both messages (`201`; `502` when the model failed, both messages stored either way). Without `parent_id` the active branch continues; with one the conversation forks there. One answer per conversation at a time (`409`).',
+            'Stores the message and starts the answer (in a conversation with a `connection_id`, a question over SQL: `progress`, `result` and `visualization` events before the answer’s `delta`s). With `Accept: text/event-stream` the answer streams as server-sent events (`200`); otherwise the request waits and returns both messages (`201`; `502` when the model failed, both messages stored either way). Without `parent_id` the active branch continues; with one the conversation forks there. One answer per conversation at a time (`409`).',
           ...chatEventStream,
         },
       },
@@ -302,9 +302,9 @@ export function chatRoutes(deps: {
           return res ?? status(204, undefined)
         }
         return stream(principal, request, async (sub) => {
-          const conversationId = query.conversation_id ?? (await chat.create(principal, {})).id
+          const conversationId = query.conversation_id ?? (await chat.create(principal, { connectionId: query.connection_id })).id
           sub.watch(conversationTopic(conversationId))
-          return (await chat.send(principal, conversationId, { content: query.query, modelId: query.model, language: query.language })).run
+          return (await chat.send(principal, conversationId, { content: query.query, modelId: query.model, language: query.language, connectionId: query.conversation_id ? query.connection_id : undefined })).run
         })
       },
       {
@@ -314,7 +314,7 @@ export function chatRoutes(deps: {
         detail: {
           summary: 'Chat stream (EventSource)',
           description:
-            'The same events as sending with `Accept: text/event-stream`, for `EventSource` clients: a GET, authenticated by the `hearth_access` cookie. Creates a conversation when `conversation_id` is absent (its id is in `message.created`); `language` asks for answers in Chinese or English. A request with `Last-Event-ID` (an EventSource reconnecting) never starts a run: it re-attaches to the run of the same question asked in the last 15 minutes, or answers `204` once that run is over (which makes EventSource stop).',
+            'The same events as sending with `Accept: text/event-stream`, for `EventSource` clients: a GET, authenticated by the `hearth_access` cookie. Creates a conversation when `conversation_id` is absent (its id is in `message.created`); `language` asks for answers in Chinese or English; `connection_id` makes the answer a question over SQL on that data connection (`progress`, `result`, `visualization` events; kept as the conversation’s). A request with `Last-Event-ID` (an EventSource reconnecting) never starts a run: it re-attaches to the run of the same question asked in the last 15 minutes, or answers `204` once that run is over (which makes EventSource stop).',
           ...chatEventStream,
         },
       },

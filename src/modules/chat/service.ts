@@ -25,6 +25,7 @@ export interface ConversationInput {
   modelId?: string | null
   presetId?: string | null
   agentId?: string | null
+  connectionId?: string | null
   systemPrompt?: string | null
   tools?: string[]
   isFavorite?: boolean
@@ -38,6 +39,8 @@ export interface SendInput {
   maxTokens?: number
   maxToolRounds?: number
   language?: 'zh' | 'en'
+  /** sets the conversation's data connection (null clears it); undefined keeps it */
+  connectionId?: string | null
 }
 
 /** How long after a question an EventSource reconnect can still find its run (longer runs are rare; a miss only means a 204). */
@@ -110,8 +113,12 @@ export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subs
       if (input.presetId && !(await deps.presetOf(p, input.presetId))) throw unknownPreset()
       await checkModel(p, input.modelId)
       await checkAgent(p, input.agentId)
+      if (input.connectionId) await chatTurns.usableConnection(p, input.connectionId)
       const tools = (await checkedTools(p, input.tools)) ?? []
-      const [row] = await db.insert(t.conversations).values({ userId: p.userId, title: input.title ?? null, modelId: input.modelId ?? null, presetId: input.presetId ?? null, agentId: input.agentId ?? null, systemPrompt: input.systemPrompt ?? null, tools }).returning()
+      const [row] = await db
+        .insert(t.conversations)
+        .values({ userId: p.userId, title: input.title ?? null, modelId: input.modelId ?? null, presetId: input.presetId ?? null, agentId: input.agentId ?? null, connectionId: input.connectionId ?? null, systemPrompt: input.systemPrompt ?? null, tools })
+        .returning()
       return row!
     },
 
@@ -119,6 +126,7 @@ export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subs
       await owned(p, id)
       await checkModel(p, input.modelId)
       await checkAgent(p, input.agentId)
+      if (input.connectionId) await chatTurns.usableConnection(p, input.connectionId)
       const tools = await checkedTools(p, input.tools)
       const values: Partial<Database['t']['conversations']['$inferInsert']> = { updatedAt: new Date() }
       if (tools) values.tools = tools
@@ -126,6 +134,7 @@ export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subs
       if (input.isFavorite !== undefined) values.isFavorite = input.isFavorite
       if (input.modelId !== undefined) values.modelId = input.modelId
       if (input.agentId !== undefined) values.agentId = input.agentId
+      if (input.connectionId !== undefined) values.connectionId = input.connectionId
       if (input.systemPrompt !== undefined) values.systemPrompt = input.systemPrompt
       const [row] = await db.update(t.conversations).set(values).where(eq(t.conversations.id, id)).returning()
       return row!

@@ -3,7 +3,8 @@
  * conversation's lock (one answer at a time, across instances), credits are held, and a run
  * (src/runs) streams the answer into the placeholder and out to the run's subscribers as chat
  * events. With tools (the conversation's, else its preset's), the answer is a tool loop
- * (src/generation/tool-loop.ts) whose rounds rounds.ts stores. The first exchange titles an
+ * (src/generation/tool-loop.ts) whose rounds rounds.ts stores. In a conversation with a data
+ * connection the answer is a question over SQL instead (sql-turn.ts). The first exchange titles an
  * untitled conversation.
  */
 import { and, count, eq, gt, lt, sql } from 'drizzle-orm'
@@ -12,20 +13,23 @@ import { isUniqueViolation } from '../../db/errors.ts'
 import { withLock } from '../../db/lock.ts'
 import type { ModelTurns } from '../../generation/model-turn.ts'
 import { createToolLoop, DEFAULT_MAX_TOOL_ROUNDS } from '../../generation/tool-loop.ts'
+import { AppError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { ChatRequest } from '../../llm/index.ts'
 import type { Run, RunRegistry } from '../../runs/index.ts'
 import type { Principal } from '../auth/service.ts'
 import type { AgentsService, ExecutionOutcome } from '../agents/service.ts'
 import type { ConfigsService } from '../configs/service.ts'
+import type { Driver } from '../connections/types.ts'
 import type { ResolvedModel } from '../providers/service.ts'
 import type { ToolsService } from '../tools/service.ts'
 import type { UsersService } from '../users/service.ts'
 import type { Approvals } from './approvals.ts'
 import { branchOf, buildContext } from './context.ts'
-import { answerInProgress, parentNotInConversation, tooManyRuns } from './errors.ts'
-import { emitChatEvent as emit, toMessageDto, type ConversationRow, type MessageRow } from './model.ts'
+import { answerInProgress, parentNotInConversation, tooManyRuns, unusableConnection } from './errors.ts'
+import { emitChatEvent as emit, toMessageDto, type ChatEventData, type ConversationRow, type MessageRow } from './model.ts'
 import { createChatRounds } from './rounds.ts'
+import { createSqlTurns, type SqlDeps } from './sql-turn.ts'
 
 /** A streaming message not written for this long belongs to a run that died (live runs write at least every 10 s). */
 export const STALE_STREAMING_MS = 20_000
@@ -72,6 +76,8 @@ export interface ChatTurnDeps {
   memoriesOf: (userId: string) => Promise<string[]>
   /** answers one user may have generating at once, on all instances together */
   maxRunsPerUser: number
+  /** questions over SQL (conversations with a `connection_id`); absent, no connection can be named */
+  sql?: SqlDeps
 }
 
 export interface TurnInput {
@@ -86,6 +92,8 @@ export interface TurnInput {
   maxTokens?: number
   maxToolRounds?: number
   language?: 'zh' | 'en'
+  /** the data connection this and later answers use (null: none any more); undefined: the conversation's */
+  connectionId?: string | null
 }
 
 /** What an answer's run is given: the model, its request and tools, what was held, the question. */
@@ -107,6 +115,7 @@ export function createChatTurns(deps: ChatTurnDeps) {
   const { database, logger, runs, turns, users, configs } = deps
   const { db, t } = database
   const runToolLoop = createToolLoop({ turns, tools: deps.tools })
+  const sqlTurns = deps.sql ? createSqlTurns({ ...deps.sql, database, logger, turns }) : undefined
 
   const messagesOf = (conversationId: string) => db.select().from(t.messages).where(eq(t.messages.conversationId, conversationId)).orderBy(t.messages.createdAt, t.messages.id)
 
@@ -121,7 +130,7 @@ export function createChatTurns(deps: ChatTurnDeps) {
    * a run is going in this conversation, 429 when the user has `maxRunsPerUser` going. Under one
    * lock per user (across instances on Postgres), so concurrent sends cannot pass either check together.
    */
-  async function openTurn(conversation: ConversationRow, userContent: string | null, parentId: string | null, regenerateOf: MessageRow | null, modelName: string) {
+  async function openTurn(conversation: ConversationRow, userContent: string | null, parentId: string | null, regenerateOf: MessageRow | null, modelName: string, connectionId: string | null | undefined) {
     try {
       return await withLock(database, `chat-runs:${conversation.userId}`, async (q) => {
         const [busy] = await q.select({ id: t.messages.id, updatedAt: t.messages.updatedAt }).from(t.messages).where(and(eq(t.messages.conversationId, conversation.id), eq(t.messages.status, 'streaming')))
@@ -150,7 +159,7 @@ export function createChatTurns(deps: ChatTurnDeps) {
           .returning()
         await q
           .update(t.conversations)
-          .set({ activeLeafId: assistant!.id, messageCount: sql`${t.conversations.messageCount} + ${regenerateOf ? 1 : 2}`, updatedAt: new Date(now) })
+          .set({ activeLeafId: assistant!.id, messageCount: sql`${t.conversations.messageCount} + ${regenerateOf ? 1 : 2}`, updatedAt: new Date(now), ...(connectionId === undefined ? {} : { connectionId }) })
           .where(eq(t.conversations.id, conversation.id))
         return { userMessage, assistant: assistant! }
       })
@@ -195,16 +204,40 @@ export function createChatTurns(deps: ChatTurnDeps) {
     const { last } = loop
     const { inputTokens, outputTokens } = loop.usage
     await finish({ status: last.status === 'complete' ? 'completed' : last.status === 'stopped' ? 'cancelled' : 'failed', inputTokens, outputTokens, cost: loop.cost })
-    if (inputTokens || outputTokens) emit(run, 'usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost: loop.cost })
-    if (last.error) emit(run, 'error', last.error)
+    await conclude(p, run, { conversation, model, question: ctx.question, messageId: rounds.answerId, ...last, usage: loop.usage, cost: loop.cost, settled: loop.settled })
+  }
+
+  /**
+   * The end of every answer: `usage` (all its model calls added up), `error`, the title of the first
+   * exchange, `done` naming its last message; the run ends once the usage is written too.
+   */
+  async function conclude(
+    p: Principal,
+    run: Run,
+    end: { conversation: ConversationRow; model: ResolvedModel; question: string; messageId: string; status: string; finishReason: ChatEventData['done']['finish_reason']; text: string; error?: { code: string; message: string }; usage: { inputTokens: number; outputTokens: number }; cost: number; settled: Promise<void> },
+  ) {
+    const { conversation } = end
+    if (end.usage.inputTokens || end.usage.outputTokens) emit(run, 'usage', { input_tokens: end.usage.inputTokens, output_tokens: end.usage.outputTokens, cost: end.cost })
+    if (end.error) emit(run, 'error', end.error)
     // the first exchange titles the conversation before `done`, so clients that stop reading there have it too
-    if (!conversation.title && last.status === 'complete') {
-      const title = await giveTitle(p, conversation.id, ctx.question, last.text, model, run.signal).catch((error) => logger.warn('could not title the conversation', { error }))
+    if (!conversation.title && end.status === 'complete') {
+      const title = await giveTitle(p, conversation.id, end.question, end.text, end.model, run.signal).catch((error) => logger.warn('could not title the conversation', { error }))
       if (title) emit(run, 'title', { conversation_id: conversation.id, title })
     }
-    emit(run, 'done', { conversation_id: conversation.id, message_id: rounds.answerId, finish_reason: last.finishReason })
+    emit(run, 'done', { conversation_id: conversation.id, message_id: end.messageId, finish_reason: end.finishReason })
     // the run ends (and a waiting JSON request answers) once usage is written too
-    await loop.settled
+    await end.settled
+  }
+
+  /** A data connection the caller may use, for a turn; 422 naming `connection_id` otherwise. */
+  async function usableConnection(p: Principal, id: string): Promise<{ id: string; name: string; driver: Driver }> {
+    if (!deps.sql) throw unusableConnection()
+    try {
+      return await deps.sql.connections.usable(p, id)
+    } catch (error) {
+      if (error instanceof AppError && error.status === 404) throw unusableConnection()
+      throw error
+    }
   }
 
   /** The execution of the conversation's agent that this turn is; a failure to record it is logged, never the turn's failure. */
@@ -244,6 +277,7 @@ export function createChatTurns(deps: ChatTurnDeps) {
 
   return {
     messagesOf,
+    usableConnection,
 
     /** Start a turn: pick the model, hold credits, store the messages, start the run. 409 while another answer is being generated. */
     async start(p: Principal, conversation: ConversationRow, input: TurnInput) {
@@ -260,14 +294,17 @@ export function createChatTurns(deps: ChatTurnDeps) {
         parentId = input.parentId === undefined ? (conversation.activeLeafId ?? null) : input.parentId
         if (parentId && !all.some((m) => m.id === parentId)) throw parentNotInConversation()
       }
-      const toolNames = conversation.tools.length ? conversation.tools : agent?.tools.length ? agent.tools : (preset?.tools ?? [])
+      const connectionId = input.connectionId === undefined ? conversation.connectionId : input.connectionId
+      const connection = connectionId ? await usableConnection(p, connectionId) : undefined
+      // a question over SQL calls no tools: the query it runs is its one
+      const toolNames = connection ? [] : conversation.tools.length ? conversation.tools : agent?.tools.length ? agent.tools : (preset?.tools ?? [])
       const tools = await deps.tools.forModel(p, toolNames)
       const historyBefore = parentId ? branchOf(all, parentId) : []
       const inputChars = historyBefore.reduce((n, m) => n + m.content.length, 0) + (input.content?.length ?? 0)
       const held = await turns.reserve(p, model, { inputChars, maxTokens })
       let opened
       try {
-        opened = await openTurn(conversation, input.content ?? null, input.regenerateOf ? null : parentId, input.regenerateOf ?? null, model.model.name)
+        opened = await openTurn(conversation, input.content ?? null, input.regenerateOf ? null : parentId, input.regenerateOf ?? null, model.model.name, input.connectionId)
       } catch (error) {
         await turns.release(p, held)
         throw error
@@ -287,9 +324,23 @@ export function createChatTurns(deps: ChatTurnDeps) {
       })
       const request = { ...context, temperature, maxTokens }
       const maxToolRounds = input.maxToolRounds ?? agent?.maxSteps ?? DEFAULT_MAX_TOOL_ROUNDS
-      const run = runs.start(conversation.id, (r) => {
+      const run = runs.start(conversation.id, async (r) => {
         emit(r, 'message.created', { conversation_id: conversation.id, user_message: toMessageDto(userMessage), assistant_message_id: assistant.id })
-        return answer(p, r, { conversation, agentId: agent?.id, model, assistantId: assistant.id, request, tools, maxToolRounds, held, inputChars, question: userMessage.content })
+        if (!connection || !sqlTurns) return answer(p, r, { conversation, agentId: agent?.id, model, assistantId: assistant.id, request, tools, maxToolRounds, held, inputChars, question: userMessage.content })
+        const outcome = await sqlTurns.answer(p, r, {
+          conversation,
+          connection,
+          model,
+          assistantId: assistant.id,
+          held,
+          question: userMessage.content,
+          language: input.language ?? preferences.language,
+          earlier: history.slice(0, -1),
+          contextRounds: preferences.context_rounds,
+          temperature,
+          maxTokens,
+        })
+        await conclude(p, r, { conversation, model, question: userMessage.content, messageId: assistant.id, ...outcome })
       })
       if (!run) throw answerInProgress()
       run.ownerId = p.userId

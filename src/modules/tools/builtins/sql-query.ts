@@ -1,24 +1,82 @@
 /**
- * @module The `sql_query` built-in: a read-only query on one of the caller's data connections.
- * Registered now so that conversations and agents may name it; until data connections exist it
- * answers that none is configured.
+ * @module The `sql_query` built-in: one read-only query on a data connection the caller may use
+ * (their own or a global one; another user's is not found), through the connections module —
+ * the same parsing, read-only transaction, timeout and row cap as `POST /connections/{id}/query`.
+ * Without `connection_id` the caller's default connection is used. A statement that is refused or
+ * that the database fails comes back as a result with `isError: true` and the reason, for the
+ * model to correct; an unknown connection is 404 and an unreachable database 502, as for the API.
  */
+import { AppError } from '../../../lib/errors.ts'
+import type { ConnectionsApi, QueryResult } from '../../connections/types.ts'
 import { toolNotConfigured } from '../errors.ts'
-import type { BuiltinTool } from '../types.ts'
+import type { BuiltinTool, ToolResult } from '../types.ts'
 
-export const sqlQueryTool: BuiltinTool = {
-  name: 'sql_query',
-  description: 'Run one read-only SQL query (SELECT) on one of your data connections and return the rows.',
-  inputSchema: {
-    type: 'object',
-    properties: {
-      connection_id: { type: 'string', description: 'The data connection to query' },
-      query: { type: 'string', description: 'One SELECT statement', maxLength: 100_000 },
+/** The text a model reads: about 4,000 tokens of rows at most (the rest counted, not shown). */
+const MAX_TEXT_CHARS = 16_000
+/** The rows of `structured_content`, as JSON, at most. */
+const MAX_STRUCTURED_BYTES = 1_000_000
+
+/** The rows that fit in `budget` characters of JSON lines. */
+function rowsWithin(rows: unknown[][], budget: number): { lines: string[]; shown: number } {
+  const lines: string[] = []
+  let used = 0
+  for (const row of rows) {
+    const line = JSON.stringify(row)
+    if (used + line.length + 1 > budget) break
+    lines.push(line)
+    used += line.length + 1
+  }
+  return { lines, shown: lines.length }
+}
+
+/** The result as text (a summary line, the column names, then one JSON array per row) and as structured content. */
+export function queryToolResult(r: QueryResult): ToolResult {
+  const head = `${r.rows_count} row${r.rows_count === 1 ? '' : 's'}${r.truncated ? ' (more exist: only the first ones were read)' : ''} in ${r.duration_ms} ms`
+  const columns = JSON.stringify(r.columns.map((c) => c.name))
+  const text = rowsWithin(r.rows, MAX_TEXT_CHARS - head.length - columns.length - 80)
+  const cut = text.shown < r.rows.length ? `\n[${r.rows.length - text.shown} more rows not shown]` : ''
+  const structured = rowsWithin(r.rows, MAX_STRUCTURED_BYTES)
+  return {
+    content: [{ type: 'text', text: `${head}\ncolumns: ${columns}\n${text.lines.join('\n')}${cut}` }],
+    structuredContent: { columns: r.columns, rows: r.rows.slice(0, structured.shown), rows_count: r.rows_count, truncated: r.truncated || structured.shown < r.rows.length, duration_ms: r.duration_ms },
+    isError: false,
+  }
+}
+
+export function sqlQueryTool(deps: { connections?: ConnectionsApi; maxRows?: number }): BuiltinTool {
+  return {
+    name: 'sql_query',
+    description: 'Run one read-only SQL query (a SELECT) on one of your data connections and get the rows. Without connection_id, your default connection is used.',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        connection_id: { type: 'string', description: 'The data connection to query (GET /connections); default: your default connection', minLength: 1, maxLength: 64 },
+        query: { type: 'string', description: 'One SELECT statement (or WITH … SELECT, or EXPLAIN of one)', minLength: 1, maxLength: 100_000 },
+        limit: { type: 'integer', description: 'The most rows to read', minimum: 1, ...(deps.maxRows ? { maximum: deps.maxRows } : {}) },
+      },
+      required: ['query'],
+      additionalProperties: false,
     },
-    required: ['connection_id', 'query'],
-    additionalProperties: false,
-  },
-  async call() {
-    throw toolNotConfigured('No data connection is configured: data connections are not available on this server yet', 'arguments.connection_id')
-  },
+
+    async call(args, ctx) {
+      const { connections } = deps
+      if (!connections) throw toolNotConfigured('Data connections are not available on this server', 'arguments.connection_id')
+      let id = typeof args.connection_id === 'string' ? args.connection_id : undefined
+      if (!id) {
+        const fallback = await connections.defaultFor(ctx.principal)
+        if (!fallback) throw toolNotConfigured('No connection_id was given and you have no default data connection', 'arguments.connection_id')
+        id = fallback.id
+      }
+      await connections.usable(ctx.principal, id)
+      try {
+        const result = await connections.query(ctx.principal, id, String(args.query), { limit: typeof args.limit === 'number' ? args.limit : undefined, signal: ctx.signal })
+        return queryToolResult(result)
+      } catch (error) {
+        // a statement refused, or failed by the database: the model (or the caller) can correct it
+        const reason = error instanceof AppError && error.status === 422 ? error.errors?.find((e) => e.path === 'sql')?.message : undefined
+        if (reason === undefined) throw error
+        return { content: [{ type: 'text', text: `The query failed: ${reason}` }], isError: true }
+      }
+    },
+  }
 }
