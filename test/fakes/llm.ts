@@ -26,6 +26,11 @@
  *                `FAKE_ANSWERS=["first answer", "second answer", …]` (a JSON array of strings) and the turn answers with the entry for the number of assistant turns already in
  *                the request (the last entry once they run out), streamed in 4 deltas — e.g. an invalid JSON
  *                answer, then a valid one for the repair turn that carries the first answer back
+ *   sequence     like script, but the entry is chosen by how many requests carrying the same FAKE_ANSWERS
+ *                array this fake answered before (the first such request gets the first entry, the next
+ *                the second, …, the last once they run out): for callers whose every model call is a
+ *                fresh request (questions over SQL: the SQL, a correction, the answer); give each test
+ *                an array of its own. The request's last array counts (earlier ones may be history)
  *
  * Usage: prompt tokens = ceil(characters of the request's message text / 4), min 1; completion tokens =
  * deltas streamed (reasoning + text, or reasoning + tool-argument pieces).
@@ -51,6 +56,7 @@ export type Scenario = {
   reason: number
   finish: 'stop' | 'length'
   script?: boolean
+  sequence?: boolean
 }
 
 export const FAKE_MODELS = ['fake', 'fake-large', 'fake-small'] as const
@@ -93,6 +99,7 @@ export function parseScenario(model: string): Scenario {
     else if (k === 'text' && v.trim()) s.words = v.trim().split(/\s+/)
     else if (k === 'finish' && (v === 'stop' || v === 'length')) s.finish = v
     else if (k === 'script' && !v) s.script = true
+    else if (k === 'sequence' && !v) s.sequence = true
     else throw new Error(`unknown fake model option "${opt}"`)
   }
   return s
@@ -117,9 +124,10 @@ type Plan = {
 /** What a request says about tools, for a `calls=` model: whether it may call them, and the tool rounds since its last question. */
 type ToolState = { offered: boolean; rounds: number; /** assistant turns already in the request */ answered?: number }
 
-/** A `script` model's answer: the request's FAKE_ANSWERS entry for this turn, in 4 pieces. */
-function scriptedAnswer(promptText: string, answered: number): string[] {
-  const start = promptText.indexOf('FAKE_ANSWERS=[')
+/** A `script` model's answer: the request's FAKE_ANSWERS entry for this turn (for `sequence`, for the requests before that carried the array), in 4 pieces. */
+function scriptedAnswer(promptText: string, answered: number, sequences?: Map<string, number>): string[] {
+  // a sequence follows the request's last array (a follow-up question's request holds the earlier questions too)
+  const start = sequences ? promptText.lastIndexOf('FAKE_ANSWERS=[') : promptText.indexOf('FAKE_ANSWERS=[')
   // the shortest JSON array after the marker (the request's texts are joined, so more may follow it on the line)
   let answers: string[] | undefined
   for (let end = promptText.indexOf(']', start); start >= 0 && end >= 0 && !answers; end = promptText.indexOf(']', end + 1)) {
@@ -128,18 +136,23 @@ function scriptedAnswer(promptText: string, answered: number): string[] {
     } catch {}
   }
   if (!answers) throw new Error('a script model needs a FAKE_ANSWERS=[…] array in the request')
+  if (sequences) {
+    const key = JSON.stringify(answers)
+    answered = sequences.get(key) ?? 0
+    sequences.set(key, answered + 1)
+  }
   const answer = String(answers[Math.min(answered, answers.length - 1)] ?? '')
   const size = Math.max(1, Math.ceil(answer.length / 4))
   return Array.from({ length: Math.ceil(answer.length / size) }, (_, i) => answer.slice(i * size, (i + 1) * size))
 }
 
-function plan(model: string, promptText: string, n: number, tools: ToolState): Plan {
+function plan(model: string, promptText: string, n: number, tools: ToolState, sequences: Map<string, number>): Plan {
   const sc = parseScenario(model)
   const reasoning = Array.from({ length: sc.reason }, (_, i) => `think${i} `)
   const calls: PlannedCall[] = sc.tool
     ? [{ suffix: '', name: sc.tool, pieces: ARG_PIECES }]
     : sc.calls && tools.offered && tools.rounds < sc.rounds ? sc.calls.map((name, i) => ({ suffix: `_${i}`, name, pieces: sc.callPieces })) : []
-  const text = calls.length ? [] : sc.script ? scriptedAnswer(promptText, tools.answered ?? 0) : Array.from({ length: sc.tokens }, (_, i) => `${sc.words ? sc.words[i % sc.words.length] : `tok${i}`} `)
+  const text = calls.length ? [] : sc.script || sc.sequence ? scriptedAnswer(promptText, tools.answered ?? 0, sc.sequence ? sequences : undefined) : Array.from({ length: sc.tokens }, (_, i) => `${sc.words ? sc.words[i % sc.words.length] : `tok${i}`} `)
   const finish = sc.finish === 'length' ? 'length' : calls.length ? 'tool' : 'stop'
   const prompt = Math.max(1, Math.ceil(promptText.length / 4))
   return { sc, model, n, reasoning, text, calls, finish, prompt, completion: reasoning.length + (calls.length ? calls.reduce((k, c) => k + c.pieces.length, 0) : text.length) }
@@ -393,6 +406,8 @@ export async function startFakeLlm(opts: { port?: number } = {}): Promise<FakeLl
   const requests: RecordedRequest[] = []
   const life = new AbortController()
   let n = 0
+  /** `sequence` models: requests answered so far per FAKE_ANSWERS array */
+  const sequences = new Map<string, number>()
 
   async function handle(req: Request): Promise<Response> {
     const url = new URL(req.url)
@@ -448,15 +463,15 @@ export async function startFakeLlm(opts: { port?: number } = {}): Promise<FakeLl
         if (typeof b.model !== 'string') return fail(400, 'you must provide a model parameter')
         if (!Array.isArray(b.messages)) return fail(400, 'messages: an array is required')
         if (b.stream_options != null && b.stream !== true) return fail(400, 'The \'stream_options\' parameter is only allowed when \'stream\' is enabled.')
-        p = plan(b.model, (b.messages as unknown[]).map(m => textOf((m as Body)?.content)).join(''), num, openaiTools(b))
+        p = plan(b.model, (b.messages as unknown[]).map(m => textOf((m as Body)?.content)).join(''), num, openaiTools(b), sequences)
       } else if (route === 'anthropic') {
         if (typeof b.model !== 'string') return fail(400, 'model: Field required')
         if (!Array.isArray(b.messages)) return fail(400, 'messages: Field required')
         if (typeof b.max_tokens !== 'number') return fail(400, 'max_tokens: Field required')
-        p = plan(b.model, textOf(b.system) + textOf(b.messages), num, anthropicTools(b))
+        p = plan(b.model, textOf(b.system) + textOf(b.messages), num, anthropicTools(b), sequences)
       } else {
         if (!Array.isArray(b.contents)) return fail(400, '* GenerateContentRequest.contents: contents is not specified')
-        p = plan(decodeURIComponent(gemini?.[1] ?? ''), textOf(b.systemInstruction) + textOf(b.contents), num, geminiTools(b))
+        p = plan(decodeURIComponent(gemini?.[1] ?? ''), textOf(b.systemInstruction) + textOf(b.contents), num, geminiTools(b), sequences)
       }
     } catch (e) {
       return fail(400, (e as Error).message)
