@@ -256,7 +256,9 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
           if (stopped()) break
           const last = attempts.at(-1)
           emit(run, 'progress', { stage: 'generating_sql', message: last ? `Writing the SQL again (correction ${attempt} of ${MAX_SQL_CORRECTIONS})` : `Writing the SQL for ${dialectName(connection.driver)}` })
-          const prompt = await prompts.render(ctx.conversation.userId, 'sql_generation', { ...base, error: last?.error ?? '', previous_sql: last?.sql ?? '' })
+          let prompt = await prompts.render(ctx.conversation.userId, 'sql_generation', { ...base, error: last?.error ?? '', previous_sql: last?.sql ?? '' })
+          // a prompt that leaves the error out (a user's own) still tells the model what to correct
+          if (last && !prompt.includes(last.error)) prompt += `\n\nThe previous SQL failed.\n${last.sql ? `SQL: ${last.sql}\n` : ''}Error: ${last.error}\nWrite a corrected query.`
           const turn = await call({ messages: [...history, { role: 'user', content: prompt }] }, { persist: () => write({}) })
           if (turn.status === 'stopped') break
           sql = extractSql(turn.text)
