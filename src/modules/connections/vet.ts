@@ -200,17 +200,18 @@ function lex(sql: string, driver: Driver): Token[] {
       if (close < 0) refuse('The SQL has an unterminated [quoted name]')
       push('qident', start, close + 1, sql.slice(start + 1, close))
     } else if (c === '$' && driver === 'postgres') {
-      const m = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 200))
+      DOLLAR_TAG.lastIndex = i
+      const m = DOLLAR_TAG.exec(sql)
       if (m) {
         const close = sql.indexOf(m[0], i + m[0].length)
-        if (close < 0) refuse(`The SQL has an unterminated ${m[0]}-quoted string`)
+        if (close < 0) refuse(`The SQL has an unterminated ${m[0].length > 20 ? 'dollar' : m[0]}-quoted string`)
         push('string', start, close + m[0].length, sql.slice(i + m[0].length, close))
       } else if (isDigit(next)) {
         let j = i + 1
         while (j < n && isDigit(sql[j]!)) j++
         push('word', start, j)
       } else push('punct', start, i + 1)
-    } else if (isIdentStart(c) || (driver === 'mysql' && (isDigit(c) || c === '$'))) {
+    } else if (isIdentStart(c) || (driver === 'mysql' && c === '$')) {
       let j = i + 1
       while (j < n && isIdentPart(sql[j]!)) j++
       const word = sql.slice(i, j)
@@ -225,17 +226,21 @@ function lex(sql: string, driver: Driver): Token[] {
         refuse('Unicode-escaped names (U&"…") are not accepted: write the characters themselves, in double quotes')
       } else push('word', start, j, lower)
     } else if (isDigit(c)) {
-      // a number: digits, letters (exponents, hex, trailing junk the database refuses) and dots
-      let j = i + 1
-      while (j < n && (isIdentPart(sql[j]!) || sql[j] === '.') && sql[j] !== '$') j++
-      if (sql[j] === '$') refuse('The SQL has a "$" right after a number, which databases read in different ways')
-      push('word', start, j, sql.slice(i, j).toLowerCase())
+      // a number, as the databases read one; letters after it start a new word (old Postgres and
+      // MySQL read `1.5into` as 1.5 INTO)
+      NUMBER.lastIndex = i
+      const end = i + NUMBER.exec(sql)![0].length
+      if (driver === 'postgres' && sql[end] === '$') refuse('The SQL has a "$" right after a number, which servers read in different ways')
+      push('word', start, end)
     } else {
       push('punct', start, i + 1)
     }
   }
   return out
 }
+
+const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
+const NUMBER = /0[xX][0-9A-Fa-f_]+|0[bB][01_]+|0[oO][0-7_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9]+)?/y
 
 /** MySQL reads `--` as a comment only when a space or a control character (or the end) follows: `1--1` is 1 - -1. */
 function mysqlDashComment(sql: string, i: number): boolean {
@@ -335,7 +340,8 @@ function mysqlStringEnd(sql: string, i: number): number {
   return withEscapes
 }
 
-const AMBIGUOUS_BACKSLASH = "The SQL has a backslash before a quote, which servers read differently depending on their settings; write a quote inside a string as ''"
+const AMBIGUOUS_BACKSLASH =
+  "The SQL has a backslash right before a quote in a string, which servers read differently depending on their settings (standard_conforming_strings, NO_BACKSLASH_ESCAPES); write a quote inside a string as '' and do not end a string with a backslash"
 
 const describe = (t: Token) => (t.kind === 'word' ? t.text.toUpperCase() : t.kind === 'string' ? 'a string' : t.kind === 'qident' ? `"${t.value}"` : `"${t.text}"`).slice(0, 40)
 
