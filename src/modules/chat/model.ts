@@ -118,6 +118,17 @@ export const fromConversationBody = (b: z.infer<typeof conversationBody> & { is_
 export const approvalBody = z.object({ tool_call_id: z.string().min(1).max(200), approve: z.boolean() })
 export const approvalSchema = z.object({ tool_call_id: z.string(), tool: z.string(), arguments: z.string().describe('JSON text'), approved: z.boolean() }).meta({ id: 'ToolApproval' })
 
+/** A chart of a query result (docs/api.md §19, "Charts"; src/modules/connections/charts.ts builds it). */
+const chartSchema = z.object({
+  type: z.enum(['bar', 'line', 'pie', 'scatter', 'number', 'table']),
+  title: z.string(),
+  x: z.string().nullable().describe('The category, time or first number column; null for `number` and `table`'),
+  y: z.array(z.string()).describe('The value columns'),
+  data: z.array(z.record(z.string(), z.unknown())).describe('The rows as objects keyed by column name (at most 500)'),
+  truncated: z.boolean().describe('`data` shows only part of the result'),
+  vega_lite: z.record(z.string(), z.unknown()).describe('A complete Vega-Lite v5 spec with the data inline'),
+})
+
 /** What `data` holds in each event of a chat run (docs/api.md §11); the run's events are emitted through these types (turns.ts). */
 export const chatEventData = {
   'message.created': z.object({ conversation_id: z.string(), user_message: messageSchema, assistant_message_id: z.string() }).describe('Always the first event'),
@@ -143,7 +154,7 @@ export const chatEventData = {
       duration_ms: z.number(),
     })
     .describe('The query of a question over SQL ran'),
-  visualization: z.object({ chart: z.record(z.string(), z.unknown()).describe('A Chart (docs/api.md §19, "Charts"): `{ type, title, x, y, data, vega_lite }`') }).describe('The result as a chart, when it suits one (never `table`)'),
+  visualization: z.object({ chart: chartSchema }).describe('The result as a chart, when it suits one (never `table`: `result` is the table)'),
   usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), cost: z.number() }).describe("The answer's tokens and cost: every model turn of the answer added up; just before `done`"),
   error: z.object({ code: z.string(), message: z.string() }).describe('The model call failed; `done` follows'),
   title: z.object({ conversation_id: z.string(), title: z.string() }).describe("The conversation's new title, given by its first exchange; just before `done`"),

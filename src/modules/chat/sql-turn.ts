@@ -17,6 +17,7 @@ import type { Logger } from '../../lib/logger.ts'
 import type { ChatRequest } from '../../llm/index.ts'
 import type { Run } from '../../runs/index.ts'
 import type { Principal } from '../auth/service.ts'
+import { chartFor, type Chart } from '../connections/charts.ts'
 import type { ConnectionsApi, Driver, QueryResult } from '../connections/types.ts'
 import type { ResolvedModel } from '../providers/service.ts'
 import { emitChatEvent as emit, type ConversationRow, type MessageRow } from './model.ts'
@@ -60,15 +61,10 @@ export interface PromptRenderer {
   render(userId: string, name: PromptName, values: Record<string, string>): Promise<string>
 }
 
-/** A chart as the contract shapes it (the charts module builds it). */
-export type ChartLike = { type: string } & Record<string, unknown>
-export type ChartFor = (result: QueryResult, opts?: { suggestion?: string; title?: string }) => ChartLike | null
-
 /** What questions over SQL need from the rest of Hearth. */
 export interface SqlDeps {
   connections: ConnectionsApi
   prompts: PromptRenderer
-  chartFor: ChartFor
 }
 
 export interface SqlAnswerInput {
@@ -212,7 +208,7 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
       let held: number | undefined = ctx.held
       let sql: string | undefined
       let result: QueryResult | undefined
-      let chart: ChartLike | null = null
+      let chart: Chart | null = null
       let answerTurn: TurnResult | undefined
       let failure: SqlTurnFailure | undefined
       const write = (values: Partial<MessageRow>) => db.update(t.messages).set({ ...values, updatedAt: new Date() }).where(eq(t.messages.id, ctx.assistantId))
@@ -286,7 +282,7 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
         if (result && sql && !stopped()) {
           const shown = eventRows(result.rows)
           emit(run, 'result', { sql, columns: result.columns, rows: shown.rows, rows_count: result.rows_count, truncated: result.truncated || shown.cut, duration_ms: result.duration_ms })
-          chart = deps.chartFor(result, { suggestion, title: ctx.question.slice(0, 120) })
+          chart = chartFor(result, { suggestion, title: ctx.question.slice(0, 120) })
           // a table is what `result` already is: only a chart is announced (and kept as the visualization)
           if (chart && chart.type === 'table') chart = null
           if (chart) emit(run, 'visualization', { chart })
