@@ -17,6 +17,7 @@ import { historyRoutes } from './modules/history/routes.ts'
 import { chatRoutes } from './modules/chat/routes.ts'
 import { fileRoutes } from './modules/files/routes.ts'
 import { mcpRoutes } from './modules/mcp/routes.ts'
+import { connectionRoutes } from './modules/connections/routes.ts'
 import { toolRoutes } from './modules/tools/routes.ts'
 import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps) {
     .use(historyRoutes({ history: services.history, authPlugin: auth }))
     .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
     .use(mcpRoutes({ mcp: services.mcp, authPlugin: auth }))
+    .use(connectionRoutes({ connections: services.connections, maxRows: config.sqlMaxRows, timeoutMs: config.sqlTimeoutMs, authPlugin: auth }))
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown, sharedTask: services.tasks.shared }))
     .use(taskRoutes({ tasks: services.tasks, engine: services.taskEngine, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))

@@ -37,6 +37,7 @@ import { createStorage } from './storage/create.ts'
 import type { Storage } from './storage/index.ts'
 import { createFilesService } from './modules/files/service.ts'
 import { createMcpService, type McpStatusEvent } from './modules/mcp/service.ts'
+import { createConnectionsService } from './modules/connections/service.ts'
 import { createToolEvents } from './modules/tools/events.ts'
 import { createToolsService } from './modules/tools/service.ts'
 import { builtinTools } from './modules/tools/builtins/index.ts'
@@ -69,6 +70,8 @@ export interface BaseDeps {
   extraBuiltins?: BuiltinTool[]
   /** tests shorten how long an MCP connection stays open without calls (default 5 minutes) and the wait between failing starts */
   mcp?: { idleMs?: number; backoffMs?: (failures: number) => number; onStatus?: (e: McpStatusEvent) => void }
+  /** tests shorten the 5 s connect timeout of data connections and the 5 idle minutes after which a pool closes */
+  connections?: { connectTimeoutMs?: number; idleMs?: number }
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -126,6 +129,16 @@ export async function createServices(deps: BaseDeps) {
       deps.mcp?.onStatus?.(e)
       void toolEvents.publish(e.ownerId, { event: 'server_status', data: { server_id: e.serverId, status: e.status, error: e.error } }).catch((error) => logger.warn('mcp status event not sent', { error }))
     },
+  })
+  const connections = createConnectionsService({
+    database,
+    bus,
+    secrets,
+    outbound,
+    files,
+    logger,
+    preferredConnectionOf: async (userId) => (await users.profile(userId)).preferences.default_connection_id,
+    options: { timeoutMs: config.sqlTimeoutMs, maxRows: config.sqlMaxRows, ...deps.connections },
   })
   const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search }), ...(deps.extraBuiltins ?? [])], mcp: mcp.toolSource, settingFor: configs.valueFor })
   const agents = createAgentsService({ database, logger, modelUsable, unknownTools: tools.unknownOf })
@@ -206,6 +219,7 @@ export async function createServices(deps: BaseDeps) {
     history: createHistoryService({ database }),
     chat,
     mcp,
+    connections,
     taskEngine,
     tasks,
     /** Stop background work and write what is pending; the database is closed by the caller. */
@@ -215,6 +229,7 @@ export async function createServices(deps: BaseDeps) {
       await taskEngine.close()
       await runs.stopAll(runGraceMs)
       await mcp.close()
+      await connections.close()
       await relay?.close()
       await usage.flush()
       revocations.close()
