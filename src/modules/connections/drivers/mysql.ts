@@ -14,7 +14,7 @@ import { connect as tcpConnect } from 'node:net'
 import mysql, { Types, type Connection as CoreConnection, type FieldPacket } from 'mysql2'
 import mysqlPromise, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise'
 import type { QueryResult, SchemaTable } from '../types.ts'
-import { StatementFailed, timedOut, Unreachable, watchStatement, type DriverOptions, type DriverPool, type DriverTarget, type RunLimits, type ServerInfo } from './types.ts'
+import { sessionWithin, StatementFailed, timedOut, Unreachable, watchStatement, type DriverOptions, type DriverPool, type DriverTarget, type RunLimits, type ServerInfo } from './types.ts'
 import { exactDecimal, jsonSafe } from './values.ts'
 
 type Flavour = 'mariadb' | 'mysql'
@@ -109,7 +109,10 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
   }
   const pool: Pool = mysqlPromise.createPool(config)
   // attach a listener: mysql2 would otherwise throw on an idle connection's error
-  pool.on('connection', (c) => (c as unknown as { connection: CoreConnection }).connection.on('error', () => {}))
+  pool.on('connection', (c) => {
+    const core = (c as unknown as { connection?: CoreConnection }).connection ?? (c as unknown as CoreConnection)
+    core.on('error', () => {})
+  })
   const prepared = new WeakSet<object>()
   let flavour: Flavour | undefined
   let serverVersion = ''
@@ -134,12 +137,14 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
   }
 
   /** A session of the pool, made read-only, in UTC and with the server's statement timeout the first time it is used. */
-  async function session(): Promise<PoolConnection> {
+  async function session(signal?: AbortSignal): Promise<PoolConnection> {
     if (closed) throw new Unreachable('the connection was closed')
     let conn: PoolConnection
     try {
-      conn = await pool.getConnection()
+      // a busy pool frees a session within one statement's time; a new one connects within the connect timeout
+      conn = await sessionWithin(pool.getConnection(), options.connectTimeoutMs + options.statementTimeoutMs, signal, (late) => late.release())
     } catch (error) {
+      if (signal?.aborted && error === signal.reason) throw error
       throw classify(error)
     }
     const core = (conn as unknown as { connection: CoreConnection }).connection
@@ -166,7 +171,7 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
    * work) cancels what runs on the server; a session that was killed is discarded.
    */
   async function readOnly<T>(work: (core: CoreConnection, kill: () => void) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const conn = await session()
+    const conn = await session(signal)
     const core = (conn as unknown as { connection: CoreConnection }).connection
     let killing: Promise<void> | undefined
     const kill = () => void (killing ??= killQuery(core.threadId!))

@@ -11,7 +11,7 @@ import { isIP } from 'node:net'
 import postgres from 'postgres'
 import type { ColumnTypeCache } from './pg-types.ts'
 import { builtinTypeNames } from './pg-types.ts'
-import { StatementFailed, timedOut, Unreachable, watchStatement, type DriverOptions, type DriverPool, type DriverTarget, type RunLimits, type ServerInfo } from './types.ts'
+import { sessionWithin, StatementFailed, timedOut, Unreachable, watchStatement, type DriverOptions, type DriverPool, type DriverTarget, type RunLimits, type ServerInfo } from './types.ts'
 import { base64, exactDecimal, exactInteger, jsonSafe } from './values.ts'
 import type { QueryResult, SchemaTable } from '../types.ts'
 
@@ -50,7 +50,8 @@ function classify(error: unknown): Error {
 
 export function openPostgres(target: DriverTarget, options: DriverOptions & { statementTimeoutMs: number }): DriverPool {
   const host = target.host ?? ''
-  const sql = postgres({
+  const open = () =>
+    postgres({
     host: target.address ?? host,
     port: target.port ?? 5432,
     database: target.database || target.username || 'postgres',
@@ -78,18 +79,32 @@ export function openPostgres(target: DriverTarget, options: DriverOptions & { st
     },
     types: TYPES,
   } as unknown as postgres.Options<Record<string, postgres.PostgresType>>)
+  let sql = open()
 
   const typeNames: ColumnTypeCache = new Map(builtinTypeNames)
   const running = new Set<{ cancel(): unknown }>()
   let closed = false
 
+  /**
+   * A session that broke (the server ended it) cannot go back: postgres-js would hand it out again,
+   * dead. The pool it came from is replaced, and ended once its other statements are done.
+   */
+  function renew(broken: postgres.Sql) {
+    if (broken !== sql || closed) return
+    sql = open()
+    void broken.end({ timeout: options.statementTimeoutMs / 1000 + 1 }).catch(() => {})
+  }
+
   /** A session of its own inside `BEGIN READ ONLY`, always rolled back. */
   async function readOnly<T>(timeoutMs: number, work: (tx: postgres.ReservedSql) => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (closed) throw new Unreachable('the connection was closed')
     let tx: postgres.ReservedSql
+    const pool = sql
     try {
-      tx = await sql.reserve()
+      // a busy pool frees a session within one statement's time; a new one connects within the connect timeout
+      tx = await sessionWithin(pool.reserve(), options.connectTimeoutMs + options.statementTimeoutMs, signal, (late) => late.release())
     } catch (error) {
+      if (signal?.aborted && error === signal.reason) throw error
       throw classify(error)
     }
     let broken = false
@@ -102,8 +117,9 @@ export function openPostgres(target: DriverTarget, options: DriverOptions & { st
       broken = failure instanceof Unreachable
       throw failure
     } finally {
-      if (!broken) await tx.unsafe('ROLLBACK').simple().catch(() => {})
-      tx.release()
+      if (!broken) await tx.unsafe('ROLLBACK').simple().catch(() => (broken = true))
+      if (!broken) tx.release()
+      else renew(pool)
     }
   }
 

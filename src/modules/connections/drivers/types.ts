@@ -97,3 +97,32 @@ export function watchStatement(timeoutMs: number, signal: AbortSignal | undefine
     },
   }
 }
+
+/**
+ * A session from a pool, waited for at most `ms` (a server that accepts and never finishes the
+ * handshake, or a proxy that closes at once, would leave a driver retrying) and not past `signal`.
+ * A session that comes after the caller gave up goes back to the pool (`giveBack`).
+ */
+export function sessionWithin<T>(pending: Promise<T>, ms: number, signal: AbortSignal | undefined, giveBack: (session: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false
+    const finish = (fn: () => void) => {
+      if (settled) return false
+      settled = true
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      fn()
+      return true
+    }
+    const timer = setTimeout(() => finish(() => reject(new Unreachable('the database did not answer in time (connect timeout)'))), ms)
+    const onAbort = () => finish(() => reject(signal!.reason))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    if (signal?.aborted) onAbort()
+    pending.then(
+      (session) => {
+        if (!finish(() => resolve(session))) giveBack(session)
+      },
+      (error) => finish(() => reject(error)),
+    )
+  })
+}
