@@ -11,12 +11,14 @@ import { searchRoutes } from './modules/search/routes.ts'
 import { gatewayRoutes } from './modules/gateway/routes.ts'
 import { presetRoutes } from './modules/presets/routes.ts'
 import { memoryRoutes } from './modules/memories/routes.ts'
+import { promptRoutes } from './modules/prompts/routes.ts'
 import { planRoutes } from './modules/plans/routes.ts'
 import { agentRoutes } from './modules/agents/routes.ts'
 import { historyRoutes } from './modules/history/routes.ts'
 import { chatRoutes } from './modules/chat/routes.ts'
 import { fileRoutes } from './modules/files/routes.ts'
 import { mcpRoutes } from './modules/mcp/routes.ts'
+import { connectionRoutes } from './modules/connections/routes.ts'
 import { toolRoutes } from './modules/tools/routes.ts'
 import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
@@ -55,11 +57,13 @@ export function createApp(deps: AppDeps) {
     .use(gatewayRoutes({ gateway: services.gateway, subscriptions: services.subscriptions, authPlugin: auth }))
     .use(presetRoutes({ presets: services.presets, authPlugin: auth }))
     .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
+    .use(promptRoutes({ prompts: services.prompts, authPlugin: auth }))
     .use(planRoutes({ plans: services.plans, taskEvents: createTaskEvents({ engine: services.taskEngine, subscriptions: services.subscriptions, shutdown: deps.shutdown }), authPlugin: auth }))
     .use(agentRoutes({ agents: services.agents, authPlugin: auth }))
     .use(historyRoutes({ history: services.history, authPlugin: auth }))
     .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
     .use(mcpRoutes({ mcp: services.mcp, authPlugin: auth }))
+    .use(connectionRoutes({ connections: services.connections, maxRows: config.sqlMaxRows, timeoutMs: config.sqlTimeoutMs, authPlugin: auth }))
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown, sharedTask: services.tasks.shared }))
     .use(taskRoutes({ tasks: services.tasks, engine: services.taskEngine, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))

@@ -50,6 +50,10 @@ export interface Config {
   logLevel: LogLevel
   /** where file bytes go when not the data dir's `files/` (`HEARTH_S3_URL`) */
   s3: S3Settings | undefined
+  /** how long a query over a data connection may run before it is cancelled on the database (HEARTH_SQL_TIMEOUT_MS) */
+  sqlTimeoutMs: number
+  /** the most rows a query over a data connection returns (HEARTH_SQL_MAX_ROWS) */
+  sqlMaxRows: number
 }
 
 /** An S3-compatible store and the key pair for it, from `HEARTH_S3_URL`. */
@@ -221,6 +225,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     taskRetryMs: wholeNumber('HEARTH_TASK_RETRY_MS', env.HEARTH_TASK_RETRY_MS, 2_000, 3_600_000),
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
     s3: env.HEARTH_S3_URL ? parseS3Url(env.HEARTH_S3_URL) : undefined,
+    sqlTimeoutMs: wholeNumber('HEARTH_SQL_TIMEOUT_MS', env.HEARTH_SQL_TIMEOUT_MS, 10_000, 3_600_000),
+    sqlMaxRows: wholeNumber('HEARTH_SQL_MAX_ROWS', env.HEARTH_SQL_MAX_ROWS, 1_000, 1_000_000),
   }
 }
 

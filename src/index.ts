@@ -9,6 +9,7 @@ import { createLogger, type Logger } from './lib/logger.ts'
 import { createUser } from './modules/users/service.ts'
 import { removeSetupTokenFile } from './modules/setup/service.ts'
 import { VERSION } from './version.ts'
+import { runSqliteChild } from './modules/connections/drivers/sqlite-child.ts'
 
 const HELP = `hearth ${VERSION}: one server for everything behind an AI application's UI
 
@@ -25,7 +26,7 @@ Usage:
 Settings come from the environment: PORT, HOST, HEARTH_DATA_DIR, DATABASE_URL, HEARTH_SECRET,
 HEARTH_REGISTRATION, HEARTH_SMTP_URL, HEARTH_CORS_ORIGINS, HEARTH_RATE_LIMIT, HEARTH_AUTH_RATE_LIMIT,
 HEARTH_TRUST_PROXY, HEARTH_CREDITS, HEARTH_TASK_CONCURRENCY, HEARTH_TASK_USER_CONCURRENCY,
-HEARTH_TASK_LEASE_MS, HEARTH_TASK_RETRY_MS,
+HEARTH_TASK_LEASE_MS, HEARTH_TASK_RETRY_MS, HEARTH_SQL_TIMEOUT_MS, HEARTH_SQL_MAX_ROWS,
 HEARTH_ALLOW_PRIVATE_UPSTREAMS, HEARTH_LOG.
 See the README for what each one means.
 `
@@ -56,6 +57,9 @@ async function main(argv: string[]): Promise<number> {
       logger.flush()
       return 0
     }
+    case '__sqlite-child':
+      // not for people: the binary starts itself this way to read SQLite files for data connections
+      return runSqliteChild()
     case 'admin':
       if (rest[0] !== 'create') break
       return adminCreate(loadConfig(), rest.slice(1))

@@ -22,6 +22,7 @@ import { createConfigsService } from './modules/configs/service.ts'
 import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
+import { createPromptsService } from './modules/prompts/service.ts'
 import { createPlansService } from './modules/plans/service.ts'
 import { planKind } from './modules/plans/kind.ts'
 import { createChatService } from './modules/chat/service.ts'
@@ -37,6 +38,7 @@ import { createStorage } from './storage/create.ts'
 import type { Storage } from './storage/index.ts'
 import { createFilesService } from './modules/files/service.ts'
 import { createMcpService, type McpStatusEvent } from './modules/mcp/service.ts'
+import { createConnectionsService } from './modules/connections/service.ts'
 import { createToolEvents } from './modules/tools/events.ts'
 import { createToolsService } from './modules/tools/service.ts'
 import { builtinTools } from './modules/tools/builtins/index.ts'
@@ -69,6 +71,8 @@ export interface BaseDeps {
   extraBuiltins?: BuiltinTool[]
   /** tests shorten how long an MCP connection stays open without calls (default 5 minutes) and the wait between failing starts */
   mcp?: { idleMs?: number; backoffMs?: (failures: number) => number; onStatus?: (e: McpStatusEvent) => void }
+  /** tests shorten the 5 s connect timeout of data connections and the 5 idle minutes after which a pool closes */
+  connections?: { connectTimeoutMs?: number; idleMs?: number }
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -104,6 +108,7 @@ export async function createServices(deps: BaseDeps) {
   // a preset's tools are checked where they are saved, by the tools layer built below (this runs only on requests, like modelUsable)
   const presets = createPresetsService({ database, modelUsable, unknownTools: (p, names) => tools.unknownOf(p, names) })
   const memories = createMemoriesService({ database })
+  const prompts = createPromptsService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
   const files = createFilesService({ database, storage, logger, linkKey: fileLinkKey, uploadMaxBytes: config.uploadMaxBytes, defaultQuotaBytes: config.storageQuotaBytes })
   const runs = createRunRegistry()
@@ -127,6 +132,16 @@ export async function createServices(deps: BaseDeps) {
       void toolEvents.publish(e.ownerId, { event: 'server_status', data: { server_id: e.serverId, status: e.status, error: e.error } }).catch((error) => logger.warn('mcp status event not sent', { error }))
     },
   })
+  const connections = createConnectionsService({
+    database,
+    bus,
+    secrets,
+    outbound,
+    files,
+    logger,
+    preferredConnectionOf: async (userId) => (await users.profile(userId)).preferences.default_connection_id,
+    options: { timeoutMs: config.sqlTimeoutMs, maxRows: config.sqlMaxRows, ...deps.connections },
+  })
   const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search }), ...(deps.extraBuiltins ?? [])], mcp: mcp.toolSource, settingFor: configs.valueFor })
   const agents = createAgentsService({ database, logger, modelUsable, unknownTools: tools.unknownOf })
   const chat = createChatService({
@@ -144,6 +159,7 @@ export async function createServices(deps: BaseDeps) {
     agentOf: (p, id) => agents.usable(p, id),
     agentExecutions: agents.executions,
     memoriesOf: (userId) => memories.contextFor(userId),
+    titlePrompt: (userId, values) => prompts.render(userId, 'title', values),
     maxRunsPerUser: config.maxRunsPerUser,
   })
 
@@ -194,6 +210,7 @@ export async function createServices(deps: BaseDeps) {
     search,
     presets,
     memories,
+    prompts,
     plans,
     storage,
     files,
@@ -206,6 +223,7 @@ export async function createServices(deps: BaseDeps) {
     history: createHistoryService({ database }),
     chat,
     mcp,
+    connections,
     taskEngine,
     tasks,
     /** Stop background work and write what is pending; the database is closed by the caller. */
@@ -215,6 +233,7 @@ export async function createServices(deps: BaseDeps) {
       await taskEngine.close()
       await runs.stopAll(runGraceMs)
       await mcp.close()
+      await connections.close()
       await relay?.close()
       await usage.flush()
       revocations.close()

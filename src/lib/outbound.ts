@@ -46,6 +46,14 @@ export function hostOf(url: URL): string {
   return h.startsWith('[') ? h.slice(1, -1) : h.replace(/\.+$/, '')
 }
 
+/** A bare host (a name, an IPv4 address, an IPv6 address with or without brackets) as the URL parser normalises it; throws when it is not one. */
+function hostUrl(host: string): URL {
+  if (!host || /[\s/\\?#@]/.test(host)) throw new TypeError('not a host')
+  const url = new URL(`http://${isIPv6(host) ? `[${host}]` : host}`)
+  if (url.port || !url.hostname) throw new TypeError('not a host')
+  return url
+}
+
 type Refusal = 'scheme' | 'private' | 'resolves-private' | 'unresolved'
 type Vetted = { host: string; addresses: string[] } | { host: string; refusal: Refusal }
 
@@ -153,6 +161,35 @@ export function createOutboundGuard(options: OutboundOptions) {
 
     /** The fetch for requests `caller` makes the server send (same signature as fetch; a refused request rejects with a 502 AppError). */
     fetchFor: (caller: OutboundCaller): typeof fetch => (mayReachPrivate(caller) ? plain : guarded),
+
+    /**
+     * Where a connection that is not HTTP (a SQL server's) to `host` may go for `caller`. For one
+     * who may reach private addresses: the host as written (normalised like a URL's). For anyone
+     * else: one of its addresses (IPv4 first), resolved and checked now — the caller connects to
+     * that address and never looks the name up again, so a name that resolves elsewhere the next
+     * time (DNS rebinding) cannot swap it. Refused, or a name that does not resolve: a 502.
+     */
+    async addressFor(caller: OutboundCaller, host: string, signal?: AbortSignal | null): Promise<string> {
+      const url = hostUrl(host)
+      if (mayReachPrivate(caller)) return hostOf(url)
+      const vetted = await vet(url, signal)
+      if ('refusal' in vetted) throw outboundRefused(refusalText(vetted.host, vetted.refusal, url.protocol))
+      return vetted.addresses[0]!
+    },
+
+    /** `check` for a bare host name or IP (a SQL server's): a 422 naming `field` when `caller` may not use it; a name that does not resolve (yet) is accepted. */
+    async checkHost(caller: OutboundCaller, host: string, field: string): Promise<void> {
+      let url: URL
+      try {
+        url = hostUrl(host)
+      } catch {
+        throw validationError('Not a host name', [{ path: field, message: 'must be a host name or an IP address' }])
+      }
+      if (mayReachPrivate(caller)) return
+      const vetted = await vet(url)
+      if ('refusal' in vetted && vetted.refusal !== 'unresolved')
+        throw validationError('Only admins may use loopback or private addresses', [{ path: field, message: 'loopback and private addresses (also by a name that resolves to one) are for admins' }])
+    },
 
     /**
      * When a URL is set: a 422 naming `field` when `caller` may not use it. A name that does not
