@@ -376,6 +376,20 @@ describe('vetSql on inputs that stress the readers', () => {
   })
 })
 
+describe('repeated statements', () => {
+  test('give the same verdict (kept, frozen), per driver', () => {
+    const a = vetSql('SELECT 1 AS again', 'postgres')
+    expect(vetSql('SELECT 1 AS again', 'postgres')).toBe(a)
+    expect(Object.isFrozen(a)).toBe(true)
+    expect(vetSql('SELECT sleep(1) AS again', 'mysql')).toEqual({ ok: false, reason: expect.stringContaining('sleep() is not allowed') })
+    expect(vetSql('SELECT sleep(1) AS again', 'mysql')).toEqual({ ok: false, reason: expect.stringContaining('sleep() is not allowed') })
+    expect(vetSql('SELECT 1 # x', 'mysql')).toEqual({ ok: true })
+    expect(vetSql('SELECT 1 # x', 'sqlite')).toMatchObject({ ok: false })
+    for (let i = 0; i < 3000; i++) vetSql(`SELECT ${i}`, 'sqlite')
+    expect(vetSql('SELECT 1 AS again', 'postgres')).toEqual({ ok: true })
+  })
+})
+
 describe('the deny-list', () => {
   test('names the functions in the issue, and leaves common ones alone', () => {
     for (const name of ['pg_sleep', 'PG_SLEEP_UNTIL', 'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_stat_file', 'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_advisory_lock', 'pg_advisory_xact_lock_shared', 'set_config', 'dblink', 'dblink_connect', 'lo_import', 'lo_export', 'query_to_xml', 'query_to_xml_and_xmlschema', 'load_extension', 'readfile', 'writefile', 'fts3_tokenizer', 'sleep', 'benchmark', 'get_lock', 'release_lock', 'load_file', 'sys_exec', 'sys_eval', 'nextval', 'setval'])
