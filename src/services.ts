@@ -146,7 +146,7 @@ export async function createServices(deps: BaseDeps) {
     preferredConnectionOf: async (userId) => (await users.profile(userId)).preferences.default_connection_id,
     options: { timeoutMs: config.sqlTimeoutMs, maxRows: config.sqlMaxRows, ...deps.connections },
   })
-  const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search }), ...(deps.extraBuiltins ?? [])], mcp: mcp.toolSource, settingFor: configs.valueFor })
+  const tools = createToolsService({ database, logger, events: toolEvents, builtins: [...builtinTools({ outbound, search, connections, sqlMaxRows: config.sqlMaxRows }), ...(deps.extraBuiltins ?? [])], mcp: mcp.toolSource, settingFor: configs.valueFor })
   const agents = createAgentsService({ database, logger, modelUsable, unknownTools: tools.unknownOf })
   const chat = createChatService({
     database,
@@ -164,6 +164,7 @@ export async function createServices(deps: BaseDeps) {
     agentExecutions: agents.executions,
     memoriesOf: (userId) => memories.contextFor(userId),
     titlePrompt: (userId, values) => prompts.render(userId, 'title', values),
+    sql: { connections, prompts, maxRows: config.sqlMaxRows },
     maxRunsPerUser: config.maxRunsPerUser,
   })
 

@@ -20,6 +20,7 @@ import { createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { expectProblem } from './helpers/problems.ts'
 import { readEvents, textOf } from './helpers/sse.ts'
+import { eventually } from './helpers/streams.ts'
 
 const col = (name: string, type = 'INTEGER', extra: Partial<SchemaTable['columns'][number]> = {}) => ({ name, type, nullable: true, primary: false, ...extra })
 const table = (name: string, columns: SchemaTable['columns'], row_count: number | null = 10): SchemaTable => ({ name, columns, row_count })
@@ -196,15 +197,20 @@ function shopFile(extraTables = 0): Uint8Array<ArrayBuffer> {
   return bytes
 }
 
+/** told apart by letters, not digits (a number in a question counts for tables named with it) */
 let nonce = 0
-/** A question whose SQL and answer the fake model gives, in turn (each question its own sequence). */
-const scripted = (text: string, ...answers: string[]) => `${text} FAKE_ANSWERS=${JSON.stringify([...answers.slice(0, -1), `${answers.at(-1)} (#${++nonce})`])}`
+/**
+ * A question whose SQL, chart word (for results of 2+ rows and columns: the `chart` prompt's call;
+ * `none` names no type) and answer the fake model gives, in turn (each question its own sequence).
+ */
+const scripted = (text: string, ...answers: string[]) => `${text} FAKE_ANSWERS=${JSON.stringify([...answers.slice(0, -1), `${answers.at(-1)} (#${String(++nonce).replace(/\d/g, (d) => 'abcdefghij'[Number(d)]!)})`])}`
 
 eachDialect('questions over SQL in chat', (dialect) => {
   let t: TestApp
   let fake: FakeLlm
   let server: ReturnType<typeof Bun.serve>
   let base: string
+  let admin: Account
   let a: Account
   let other: Account
   let pgName: string
@@ -234,23 +240,24 @@ eachDialect('questions over SQL in chat', (dialect) => {
     t = await createTestApp(dialect)
     server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: t.app.fetch, idleTimeout: 30 })
     base = `http://127.0.0.1:${server.port}/api/v1`
+    admin = await register(t, 'admin')
     a = await register(t, 'asker')
     other = await register(t, 'other')
-    const provider = await request('POST', '/providers', a.access, { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' })
+    const provider = await request('POST', '/providers', admin.access, { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' })
     for (const [name, id] of [
       ['sql', 'fake:sequence'],
       ['sql-slow', 'fake:sequence,delay=120'],
       ['sql-tools', 'fake:tokens=2,calls=sql_query,args=query:SELECT count(*) AS n FROM orders'],
       ['sql-down', 'fake:fail=500'],
     ] as const)
-      expect((await request('POST', '/models', a.access, { provider_id: provider.body.id, name, model_id: id })).status).toBe(201)
+      expect((await request('POST', '/models', admin.access, { provider_id: provider.body.id, name, model_id: id })).status).toBe(201)
     targets.sqlite = await connection(a.access, { name: 'shop', driver: 'sqlite', file_id: await upload(a.access, shopFile()), is_default: true })
     otherConnection = await connection(other.access, { name: 'theirs', driver: 'sqlite', file_id: await upload(other.access, shopFile()) })
     // a throw-away Postgres database with the same tables
     pgName = `hearth_chatsql_${Date.now().toString(36)}_${dialect}`
-    const admin = postgres(PG_URL, { max: 1, onnotice: () => {} })
-    await admin.unsafe(`CREATE DATABASE ${pgName}`)
-    await admin.end()
+    const pgServer = postgres(PG_URL, { max: 1, onnotice: () => {} })
+    await pgServer.unsafe(`CREATE DATABASE ${pgName}`)
+    await pgServer.end()
     const url = new URL(PG_URL)
     url.pathname = `/${pgName}`
     const pg = postgres(url.href, { max: 1, onnotice: () => {} })
@@ -264,9 +271,9 @@ eachDialect('questions over SQL in chat', (dialect) => {
     server.stop(true)
     await t.close()
     await fake.stop()
-    const admin = postgres(PG_URL, { max: 1, onnotice: () => {} })
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`).catch(() => {})
-    await admin.end()
+    const pgServer = postgres(PG_URL, { max: 1, onnotice: () => {} })
+    await pgServer.unsafe(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`).catch(() => {})
+    await pgServer.end()
   })
 
   const conversation = async (connectionId: string | null, body: Json = {}, token = a.access) => {
@@ -290,7 +297,7 @@ eachDialect('questions over SQL in chat', (dialect) => {
         const c = await conversation(targets[target])
         const from = fake.requests.length
         const sql = 'SELECT status, COUNT(*) AS orders FROM orders GROUP BY status ORDER BY status'
-        const events = await readEvents(await send(c, { content: scripted('How many orders are there per status?', `\`\`\`sql\n${sql};\n\`\`\``, 'There are four of each.') }))
+        const events = await readEvents(await send(c, { content: scripted('How many orders are there per status?', `\`\`\`sql\n${sql};\n\`\`\``, 'none', 'There are four of each.') }))
         expect(shape(events)).toEqual(['message.created', 'progress:analyzing', 'progress:generating_sql', 'progress:executing', 'result', 'visualization', 'delta…', 'usage', 'done'])
         expect(events.map((e) => e.id)).toEqual(events.map((_, i) => i + 1))
         const result = events.find((e) => e.event === 'result')!.data
@@ -301,16 +308,17 @@ eachDialect('questions over SQL in chat', (dialect) => {
         expect(textOf(events)).toStartWith('There are four of each.')
         const done = events.at(-1)!.data
         expect(done).toMatchObject({ conversation_id: c, message_id: events[0]!.data.assistant_message_id, finish_reason: 'stop' })
-        // two model calls: the SQL (with the schema and the question), then the answer (with the result); usage adds both up
+        // three model calls: the SQL (with the schema and the question), the chart's word, the answer (with the result); usage adds them up
         const calls = upstream(from)
-        expect(calls).toHaveLength(2)
+        expect(calls).toHaveLength(3)
         expect(promptText(calls[0]!)).toContain('CREATE TABLE orders (')
         expect(promptText(calls[0]!)).toContain('How many orders are there per status?')
-        expect(promptText(calls[1]!)).toContain('refunded')
+        expect(promptText(calls[1]!)).toContain('Choose the chart')
+        expect(promptText(calls[2]!)).toContain('refunded')
         const usage = events.find((e) => e.event === 'usage')!.data
-        const rows = (await t.deps.database.db.select().from(t.deps.database.t.usage)).filter((r) => r.model === 'sql' && r.userId === a.id)
         expect(usage.input_tokens).toBeGreaterThan(0)
-        expect(rows.length).toBeGreaterThanOrEqual(2)
+        // a usage row per model call (written in batches)
+        await eventually(async () => (await t.deps.database.db.select().from(t.deps.database.t.usage)).filter((r) => r.model === 'sql' && r.userId === a.id).length >= 3, 3000, 'three usage rows')
         const answer = (await get(c)).messages.at(-1)
         expect(answer).toMatchObject({ id: done.message_id, role: 'assistant', status: 'complete', content: textOf(events) })
         expect(answer.metadata).toMatchObject({ connection_id: targets[target], sql, rows_count: 3, visualization: { type: 'pie' }, input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, finish_reason: 'stop' })
@@ -365,14 +373,17 @@ eachDialect('questions over SQL in chat', (dialect) => {
   })
 
   test.each([
-    ['line: a time column and numbers', 'SELECT created_at AS day, SUM(total) AS revenue FROM orders GROUP BY created_at ORDER BY created_at', 'line'],
-    ['bar: categories and averages', 'SELECT status, AVG(total) AS avg_total FROM orders GROUP BY status', 'bar'],
-    ['number: one value', 'SELECT SUM(total) AS revenue FROM orders', 'number'],
-    ["the model's suggestion", '-- chart: bar\nSELECT status, COUNT(*) AS n FROM orders GROUP BY status', 'bar'],
-    ['table: no visualization', 'SELECT name, country FROM customers', null],
-  ])('charts reach visualization — %s', async (_name, sql, type) => {
-    const c = await conversation(targets.sqlite)
-    const events = await readEvents(await send(c, { content: scripted('Show me', `\`\`\`sql\n${sql}\n\`\`\``, 'Here.') }))
+    // (on Postgres: a SQLite date is TEXT, which the charts module does not take for time)
+    ['line: a time column and numbers', 'SELECT created_at::date AS day, SUM(total) AS revenue FROM orders GROUP BY 1 ORDER BY 1', ['none'], 'line'],
+    ['bar: categories and averages', 'SELECT status, AVG(total) AS avg_total FROM orders GROUP BY status', ['none'], 'bar'],
+    ['pie: parts of a whole', 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', ['none'], 'pie'],
+    ['number: one value (no chart call)', 'SELECT SUM(total) AS revenue FROM orders', [], 'number'],
+    ["the chart prompt's word", 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', ['bar'], 'bar'],
+    ['a `-- chart:` line in the SQL (no chart call)', '-- chart: bar\nSELECT status, COUNT(*) AS n FROM orders GROUP BY status', [], 'bar'],
+    ['table: no visualization', 'SELECT name, country FROM customers', ['none'], null],
+  ] as const)('charts reach visualization — %s', async (name, sql, chartWord, type) => {
+    const c = await conversation(name.startsWith('line') ? targets.postgres : targets.sqlite)
+    const events = await readEvents(await send(c, { content: scripted('Show me', `\`\`\`sql\n${sql}\n\`\`\``, ...chartWord, 'Here.') }))
     const viz = events.find((e) => e.event === 'visualization')
     const answer = (await get(c)).messages.at(-1)
     if (type === null) {
@@ -392,9 +403,12 @@ eachDialect('questions over SQL in chat', (dialect) => {
       const from = fake.requests.length
       await readEvents(await send(c, { content: scripted('Count customers', 'SELECT count(*) AS n FROM customers', 'Five.') }))
       const [gen, ans] = upstream(from)
+      expect(upstream(from)).toHaveLength(2)
       expect(promptText(gen!)).toStartWith('MY-GEN for SQLite: Count customers')
       expect(promptText(gen!)).toContain('CREATE TABLE customers (')
-      expect(promptText(ans!)).toStartWith('MY-ANSWER in English: Count customers')
+      expect(ans!.messages.map((m: Json) => m.role)).toEqual(['system', 'user'])
+      expect(ans!.messages[0].content).toBe('Answer in English.')
+      expect(ans!.messages[1].content).toStartWith('MY-ANSWER in English: Count customers')
       expect(promptText(ans!)).toContain('/ SELECT count(*) AS n FROM customers / 1')
     } finally {
       await request('POST', '/prompts/reset', a.access, {})
@@ -403,8 +417,9 @@ eachDialect('questions over SQL in chat', (dialect) => {
 
   test('language: the chat stream’s `language`, else the preference, reaches the answer call', async () => {
     const from = fake.requests.length
-    const query = scripted('每个状态有多少订单？', 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', '每种四个。')
+    const query = scripted('每个状态有多少订单？', 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', 'none', '每种四个。')
     const res = await fetch(`${base}/chat/stream?query=${encodeURIComponent(query)}&model=sql&connection_id=${targets.sqlite}&language=zh`, { headers: { cookie: `hearth_access=${a.access}`, 'sec-fetch-site': 'same-origin' } })
+    expect(res.status).toBe(200)
     const events = await readEvents(res)
     expect(shape(events)).toContain('result')
     const created = (await get(events[0]!.data.conversation_id))
@@ -412,14 +427,14 @@ eachDialect('questions over SQL in chat', (dialect) => {
     const answerCall = upstream(from).find((b) => JSON.stringify(b).includes('Answer in Chinese.'))
     expect(answerCall).toBeDefined()
     // the preference, on a send
-    expect((await request('PATCH', '/users/me/preferences', a.access, { language: 'zh' })).status).toBe(200)
+    expect((await request('PUT', '/users/me/preferences', a.access, { language: 'zh' })).status).toBe(200)
     try {
       const c = await conversation(targets.sqlite)
       const before = fake.requests.length
       await readEvents(await send(c, { content: scripted('Orders?', 'SELECT count(*) AS n FROM orders', 'Twelve.') }))
       expect(JSON.stringify(upstream(before).at(-1))).toContain('Answer in Chinese.')
     } finally {
-      await request('PATCH', '/users/me/preferences', a.access, { language: 'en' })
+      await request('PUT', '/users/me/preferences', a.access, { language: 'en' })
     }
   })
 
@@ -427,7 +442,7 @@ eachDialect('questions over SQL in chat', (dialect) => {
     const id = await connection(a.access, { name: 'warehouse', driver: 'sqlite', file_id: await upload(a.access, shopFile(498), 'warehouse.sqlite') })
     const c = await conversation(id)
     const from = fake.requests.length
-    await readEvents(await send(c, { content: scripted('Total of the orders per customer country', 'SELECT c.country, SUM(o.total) AS total FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.country', 'Done.') }))
+    await readEvents(await send(c, { content: scripted('Total of the orders per customer country', 'SELECT c.country, SUM(o.total) AS total FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.country', 'none', 'Done.') }))
     const prompt = promptText(upstream(from)[0]!)
     expect(prompt).toContain('CREATE TABLE orders (')
     expect(prompt).toContain('CREATE TABLE customers (')
@@ -437,7 +452,7 @@ eachDialect('questions over SQL in chat', (dialect) => {
 
   test('stop mid-answer: the answer so far is kept, stopped, with its SQL and rows', async () => {
     const c = await conversation(targets.sqlite, { model_id: 'sql-slow' })
-    const res = await send(c, { content: scripted('Orders per status', 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', 'one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen') })
+    const res = await send(c, { content: scripted('Orders per status', 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', 'none', 'one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen') })
     let stopped = false
     const events = await readEvents(res, (e) => {
       if (e.event === 'delta' && !stopped) {
@@ -466,9 +481,7 @@ eachDialect('questions over SQL in chat', (dialect) => {
 
   test('re-attach with Last-Event-ID: the events after it, exactly once, then the live ones', async () => {
     const c = await conversation(targets.sqlite, { model_id: 'sql-slow' })
-    const controller = new AbortController()
-    const first = await readEvents(await send(c, { content: scripted('Customers per country', 'SELECT country, COUNT(*) AS n FROM customers GROUP BY country', 'Two in the US, one elsewhere.') }, a.access, {}), (e) => e.event === 'result')
-    controller.abort()
+    const first = await readEvents(await send(c, { content: scripted('Customers per country', 'SELECT country, COUNT(*) AS n FROM customers GROUP BY country', 'none', 'Two in the US, one elsewhere.') }), (e) => e.event === 'result')
     const last = first.at(-1)!.id!
     const again = await readEvents(await fetch(`${base}/conversations/${c}/stream`, { headers: { authorization: `Bearer ${a.access}`, 'last-event-id': String(last) } }))
     expect(again[0]!.id).toBe(last + 1)
@@ -494,14 +507,16 @@ eachDialect('questions over SQL in chat', (dialect) => {
     expect(conv.message_count).toBe(3)
   })
 
-  test('a follow-up question is sent the earlier question with its SQL', async () => {
+  test('a follow-up question is sent the earlier question with its SQL ({{history}})', async () => {
     const c = await conversation(targets.sqlite)
-    await readEvents(await send(c, { content: scripted('Orders per status', 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', 'Four each.') }))
+    await readEvents(await send(c, { content: scripted('Orders per status', 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', 'none', 'Four each.') }))
     const from = fake.requests.length
-    await readEvents(await send(c, { content: scripted('And their totals?', 'SELECT status, SUM(total) AS total FROM orders GROUP BY status', 'Here.') }))
+    await readEvents(await send(c, { content: scripted('And their totals?', 'SELECT status, SUM(total) AS total FROM orders GROUP BY status', 'none', 'Here.') }))
     const gen = upstream(from)[0]!
-    expect(gen.messages.map((m: Json) => m.role)).toEqual(['user', 'assistant', 'user'])
-    expect(gen.messages[1].content).toContain('SELECT status, COUNT(*) AS n FROM orders GROUP BY status')
+    expect(gen.messages).toHaveLength(1)
+    expect(gen.messages[0].content).toContain('Earlier in this conversation:\nQuestion: Orders per status')
+    expect(gen.messages[0].content).toContain('SQL: SELECT status, COUNT(*) AS n FROM orders GROUP BY status')
+    expect(gen.messages[0].content.indexOf('Earlier in this conversation')).toBeLessThan(gen.messages[0].content.indexOf('And their totals?'))
   })
 
   test('the JSON send: 201 with the answer and its metadata', async () => {
@@ -559,8 +574,19 @@ eachDialect('questions over SQL in chat', (dialect) => {
       expect(shape(plain)).not.toContain('result')
     })
 
+    test('a question with commas in the chat stream and a search with commas are text, not lists', async () => {
+      const query = scripted('Orders, per status, please', 'SELECT status, COUNT(*) AS n FROM orders GROUP BY status', 'none', 'Four, each.')
+      const res = await fetch(`${base}/chat/stream?query=${encodeURIComponent(query)}&model=sql&connection_id=${targets.sqlite}`, { headers: { cookie: `hearth_access=${a.access}`, 'sec-fetch-site': 'same-origin' } })
+      expect(res.status).toBe(200)
+      const events = await readEvents(res)
+      expect(events[0]!.data.user_message.content).toBe(query)
+      const found = await request('GET', `/conversations?q=${encodeURIComponent('Orders, per status')}`, a.access)
+      expect(found.status).toBe(200)
+      expect(found.body.items.map((x: Json) => x.id)).toContain(events[0]!.data.conversation_id)
+    })
+
     test('a global connection is usable by everyone', async () => {
-      const global = await connection(a.access, { name: 'shared-shop', driver: 'sqlite', file_id: await upload(a.access, shopFile()), scope: 'global' })
+      const global = await connection(admin.access, { name: 'shared-shop', driver: 'sqlite', file_id: await upload(admin.access, shopFile()), scope: 'global' })
       const c = await conversation(global, {}, other.access)
       const events = await readEvents(await send(c, { content: scripted('Count', 'SELECT count(*) AS n FROM customers', 'Five.') }, other.access))
       expect(events.find((e) => e.event === 'result')!.data.rows).toEqual([[5]])
@@ -586,7 +612,7 @@ eachDialect('questions over SQL in chat', (dialect) => {
         expect(bad.body.result.content[0].text).toStartWith('The query failed: ')
       }
       expectProblem(await call({ connection_id: otherConnection, query: 'SELECT 1' }), 404, 'NOT_FOUND')
-      expectProblem(await call({ connection_id: targets.sqlite, query: 'SELECT 1' }, undefined as unknown as string), 401)
+      expectProblem(await request('POST', '/tools/call', undefined, { tool: 'sql_query', arguments: { connection_id: targets.sqlite, query: 'SELECT 1' } }), 401)
       // without connection_id: the caller's default connection; none → 422
       const byDefault = await call({ query: 'SELECT count(*) AS n FROM orders' })
       expect(byDefault.body.result.structured_content.rows).toEqual([[12]])

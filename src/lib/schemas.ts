@@ -61,6 +61,18 @@ export const listQuery = z.object({
 })
 
 /** The list envelope (docs/api.md §1) for one page of `items` out of `total`. */
+/**
+ * A route's `transform` that gives these free-text query parameters back as they were sent: Elysia
+ * (1.4, elysiajs/elysia#1800) splits a value with a comma into an array, and parses one that looks
+ * like `[…]` or `{…}` as JSON, before a zod schema sees it — so `?query=sales, by month` would be 422.
+ */
+export const rawQueryText =
+  (...names: string[]) =>
+  ({ query, request }: { query: Record<string, unknown>; request: Request }) => {
+    const sent = new URL(request.url).searchParams
+    for (const name of names) if (sent.has(name)) query[name] = sent.get(name)
+  }
+
 export const pageOf = <T>(items: T[], total: number, q: { limit: number; offset: number }) => ({ items, total, limit: q.limit, offset: q.offset, has_more: q.offset + items.length < total })
 
 export const page = <T extends z.ZodType>(item: T) =>

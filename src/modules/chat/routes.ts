@@ -1,7 +1,7 @@
 /** @module /api/v1/conversations, /api/v1/chat and /api/v1/share (docs/api.md §11). */
 import { Elysia } from 'elysia'
 import { z } from 'zod'
-import { idParams, listQuery, page, pageOf, problems, withDefault } from '../../lib/schemas.ts'
+import { idParams, listQuery, page, pageOf, problems, rawQueryText, withDefault } from '../../lib/schemas.ts'
 import { asEventStream, sseResponse } from '../../lib/sse.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import { eventStreamResponse, jsonSchemaOf } from '../../plugins/openapi-document.ts'
@@ -101,6 +101,7 @@ export function chatRoutes(deps: {
       {
         auth: true,
         query: listQuery.extend(m.listConversationsQuery),
+        transform: rawQueryText('q'),
         response: { 200: page(m.conversationSchema), ...problems(401, 403, 422, 429) },
         detail: { summary: 'List conversations', description: 'Your conversations, most recently updated first. `q` searches titles and message text; `favorites=true` keeps the favourites only.' },
       },
@@ -310,6 +311,7 @@ export function chatRoutes(deps: {
       {
         auth: 'same-site', // a GET that starts an answer: a link on another site must not (docs/api.md §1)
         query: m.chatStreamQuery,
+        transform: rawQueryText('query', 'model'),
         response: { 204: z.void(), ...problems(401, 402, 403, 404, 409, 422, 429) },
         detail: {
           summary: 'Chat stream (EventSource)',

@@ -17,6 +17,9 @@ const MAX_VALUE_CHARS = 40
 /** What one column's value list may add to the schema text (so sampling cannot blow the budget). */
 const MAX_VALUES_LINE = 160
 
+/** A word found in the columns of more than this share of the tables (and of more than 3) does not count for column matches. */
+const COMMON_SHARE = 0.2
+
 /** Function words that say nothing about which table is meant. */
 const STOPWORDS = new Set(
   'a an the of in on at by for to from with without and or not no is are was were be been be do does did how many much what which who whom whose when where why show list give me my our your their per each every all any some than then there this that these those it its as into over under between about most least top please tell find get'.split(
@@ -75,12 +78,18 @@ export interface RankedTable {
 /**
  * The tables by relevance to the question: 5 for the table named whole, 3 for each word of its
  * name the question has, 1 for each other word of the question found in its columns' names (2 for
- * a column named whole, at most 6 from columns so that wide tables do not win by width). A table
+ * a column named whole, at most 6 from columns so that wide tables do not win by width; words that
+ * the columns of more than a fifth of the tables have, such as `id`, do not count). A table
  * that a scoring table refers to by a `<name>_id` column follows it (for the join). Ties keep the
  * schema's order.
  */
 export function rankTables(schema: DbSchema, questionText: string): RankedTable[] {
   const q = questionOf(questionText)
+  // a column word most tables have (`id`, `created`) tells nothing about which table is meant
+  const tablesWith = new Map<string, number>()
+  for (const table of schema.tables) for (const w of new Set(table.columns.flatMap((c) => wordsOf(c.name)))) tablesWith.set(w, (tablesWith.get(w) ?? 0) + 1)
+  const common = Math.max(3, COMMON_SHARE * schema.tables.length)
+  const telling = (w: string) => (tablesWith.get(w) ?? 0) <= common
   const scored = schema.tables.map((table, index) => {
     let score = named(q, table.name) ? 5 : 0
     const nameWords = new Set(wordsOf(table.name))
@@ -88,8 +97,9 @@ export function rankTables(schema: DbSchema, questionText: string): RankedTable[
     let fromColumns = 0
     const seen = new Set<string>()
     for (const c of table.columns) {
-      if (c.name.length >= 3 && named(q, c.name)) fromColumns += 2
-      for (const w of wordsOf(c.name)) if (q.words.has(w) && !nameWords.has(w) && !seen.has(w)) (seen.add(w), (fromColumns += 1))
+      const words = wordsOf(c.name)
+      if (c.name.length >= 3 && named(q, c.name) && words.some(telling)) fromColumns += 2
+      for (const w of words) if (q.words.has(w) && !nameWords.has(w) && !seen.has(w) && telling(w)) (seen.add(w), (fromColumns += 1))
     }
     return { table, index, score: score + Math.min(fromColumns, 6), linked: false }
   })

@@ -19,6 +19,7 @@ import type { Run } from '../../runs/index.ts'
 import type { Principal } from '../auth/service.ts'
 import { chartFor, type Chart } from '../connections/charts.ts'
 import type { ConnectionsApi, Driver, QueryResult } from '../connections/types.ts'
+import type { PromptName } from '../prompts/defaults.ts'
 import type { ResolvedModel } from '../providers/service.ts'
 import { emitChatEvent as emit, type ConversationRow, type MessageRow } from './model.ts'
 import {
@@ -46,6 +47,9 @@ const PROMPT_ROWS = 50
 const PROMPT_RESULT_CHARS = 8_000
 /** The `result` event carries the rows up to this much JSON (the rest: `truncated`). */
 export const RESULT_EVENT_BYTES = 1_000_000
+/** Rows the chart prompt is shown, and the most it may answer (one word). */
+const CHART_SAMPLE_ROWS = 10
+const CHART_MAX_TOKENS = 16
 /** Earlier questions with their SQL that a follow-up question is sent, at most. */
 const FOLLOW_UPS = 3
 /** How long sampled enum values are reused, and how many are kept. */
@@ -54,9 +58,7 @@ const SAMPLE_CACHE_ENTRIES = 5_000
 /** How often the answer's row is written while nothing streams into it, as a sign of life (turns.ts STALE_STREAMING_MS). */
 const KEEPALIVE_MS = 10_000
 
-export type PromptName = 'sql_generation' | 'sql_answer' | 'chart' | 'title'
-
-/** The prompts module: a user's template (or the default) with its variables filled in. */
+/** The prompts module: a user's template (or the default) with its variables filled in (src/modules/prompts). */
 export interface PromptRenderer {
   render(userId: string, name: PromptName, values: Record<string, string>): Promise<string>
 }
@@ -65,6 +67,8 @@ export interface PromptRenderer {
 export interface SqlDeps {
   connections: ConnectionsApi
   prompts: PromptRenderer
+  /** HEARTH_SQL_MAX_ROWS: the prompt's {{row_limit}} */
+  maxRows: number
 }
 
 export interface SqlAnswerInput {
@@ -93,6 +97,9 @@ export interface SqlOutcome {
   cost: number
   settled: Promise<void>
 }
+
+/** A stop noticed between calls. */
+class SqlTurnStopped extends Error {}
 
 /** A failure that ends the answer with an `error` event (the message keeps what happened). */
 class SqlTurnFailure extends Error {
@@ -180,16 +187,31 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
     return samples
   }
 
-  /** The earlier questions of the branch answered with SQL, as the exchanges a follow-up is sent. */
-  function followUps(earlier: MessageRow[], rounds: number): ChatRequest['messages'] {
-    const pairs: ChatRequest['messages'] = []
-    for (let i = earlier.length - 1; i > 0 && pairs.length < 2 * Math.min(FOLLOW_UPS, rounds); i--) {
+  /** The earlier questions of the branch answered with SQL, with their SQL, oldest first (what a follow-up question is sent as {{history}}). */
+  function followUps(earlier: MessageRow[], rounds: number): { question: string; sql: string }[] {
+    const pairs: { question: string; sql: string }[] = []
+    for (let i = earlier.length - 1; i > 0 && pairs.length < Math.min(FOLLOW_UPS, rounds); i--) {
       const a = earlier[i]!
       const q = earlier[i - 1]!
       if (a.role !== 'assistant' || q.role !== 'user' || typeof a.metadata.sql !== 'string' || a.status === 'error') continue
-      pairs.unshift({ role: 'user', content: q.content }, { role: 'assistant', content: `\`\`\`sql\n${a.metadata.sql}\n\`\`\`` })
+      pairs.unshift({ question: q.content.slice(0, 2_000), sql: a.metadata.sql })
     }
     return pairs
+  }
+
+  /**
+   * The `chart` prompt's suggestion for a result that could be drawn more than one way (two or
+   * more rows and columns); undefined when it cannot, or when the call gives nothing usable.
+   */
+  async function chartSuggestion(userId: string, question: string, r: QueryResult, call: (request: Omit<ChatRequest, 'model'>) => Promise<TurnResult>): Promise<string | undefined> {
+    if (r.rows.length < 2 || r.columns.length < 2) return undefined
+    const prompt = await prompts.render(userId, 'chart', {
+      question,
+      columns: r.columns.map((c) => `${c.name} (${c.type || 'unknown'})`).join(', '),
+      sample: resultForPrompt({ ...r, rows: r.rows.slice(0, CHART_SAMPLE_ROWS) }),
+    })
+    const turn = await call({ messages: [{ role: 'user', content: prompt }], maxTokens: CHART_MAX_TOKENS, temperature: 0 })
+    return turn.status === 'complete' ? turn.text.slice(0, 200) : undefined
   }
 
   return {
@@ -220,7 +242,7 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
         held = undefined
         if (hold === undefined) {
           try {
-            hold = await turns.reserve(p, model, { inputChars: request.messages.reduce((n, m) => n + (typeof m.content === 'string' ? m.content.length : 0), (request.system ?? '').length), maxTokens: ctx.maxTokens })
+            hold = await turns.reserve(p, model, { inputChars: request.messages.reduce((n, m) => n + (typeof m.content === 'string' ? m.content.length : 0), (request.system ?? '').length), maxTokens: request.maxTokens ?? ctx.maxTokens })
           } catch (error) {
             if (error instanceof AppError && error.status === 402) throw new SqlTurnFailure('QUOTA_EXCEEDED', error.detail)
             throw error
@@ -239,23 +261,30 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
       try {
         emit(run, 'progress', { stage: 'analyzing', message: `Reading the tables of ${connection.name} that the question is about` })
         const schema = await connections.schema(p, connection.id)
-        const ranked = rankTables(schema, `${ctx.question}\n${followUps(ctx.earlier, ctx.contextRounds).map((m) => m.content).join('\n')}`)
+        const earlier = followUps(ctx.earlier, ctx.contextRounds)
+        const ranked = rankTables(schema, [ctx.question, ...earlier.map((e) => e.question)].join('\n'))
         const tables = selectTables(ranked, connection.driver, SCHEMA_BUDGET_CHARS - MAX_SAMPLED_COLUMNS * 160)
         const samples = await sampled(p, connection.id, schema.fetched_at, tables)
         const schemaPart = renderSchema(tables, connection.driver, samples, schema.tables.length)
         const language = languageName(ctx.language)
-        const base = { dialect: dialectName(connection.driver), schema: schemaPart.text, question: ctx.question, language, connection: connection.name }
-        const history = followUps(ctx.earlier, ctx.contextRounds)
+        const base = { dialect: dialectName(connection.driver), question: ctx.question, language }
+        const generation = {
+          ...base,
+          schema: schemaPart.text,
+          today: new Date().toISOString().slice(0, 10),
+          row_limit: String(deps.maxRows),
+          history: earlier.map((e) => `Question: ${e.question}\nSQL: ${e.sql}`).join('\n\n'),
+        }
         let suggestion: string | undefined
 
         for (let attempt = 0; !result; attempt++) {
           if (stopped()) break
           const last = attempts.at(-1)
           emit(run, 'progress', { stage: 'generating_sql', message: last ? `Writing the SQL again (correction ${attempt} of ${MAX_SQL_CORRECTIONS})` : `Writing the SQL for ${dialectName(connection.driver)}` })
-          let prompt = await prompts.render(ctx.conversation.userId, 'sql_generation', { ...base, error: last?.error ?? '', previous_sql: last?.sql ?? '' })
+          let prompt = await prompts.render(ctx.conversation.userId, 'sql_generation', { ...generation, error: last?.error ?? '', previous_sql: last?.sql ?? '' })
           // a prompt that leaves the error out (a user's own) still tells the model what to correct
           if (last && !prompt.includes(last.error)) prompt += `\n\nThe previous SQL failed.\n${last.sql ? `SQL: ${last.sql}\n` : ''}Error: ${last.error}\nWrite a corrected query.`
-          const turn = await call({ messages: [...history, { role: 'user', content: prompt }] }, { persist: () => write({}) })
+          const turn = await call({ messages: [{ role: 'user', content: prompt }] }, { persist: () => write({}) })
           if (turn.status === 'stopped') break
           sql = extractSql(turn.text)
           suggestion = chartHint(turn.text) ?? suggestion
@@ -282,6 +311,12 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
         if (result && sql && !stopped()) {
           const shown = eventRows(result.rows)
           emit(run, 'result', { sql, columns: result.columns, rows: shown.rows, rows_count: result.rows_count, truncated: result.truncated || shown.cut, duration_ms: result.duration_ms })
+          // the model's word on the chart: a hint in its SQL answer, else the chart prompt's (a failing call only loses the suggestion)
+          suggestion ??= await chartSuggestion(ctx.conversation.userId, ctx.question, result, (request) => call(request, {})).catch((error) => {
+            if (error instanceof SqlTurnFailure && error.code === 'QUOTA_EXCEEDED') throw error
+            return undefined
+          })
+          if (stopped()) throw new SqlTurnStopped()
           chart = chartFor(result, { suggestion, title: ctx.question.slice(0, 120) })
           // a table is what `result` already is: only a chart is announced (and kept as the visualization)
           if (chart && chart.type === 'table') chart = null
@@ -292,8 +327,7 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
             sql,
             result: resultForPrompt(result),
             rows_count: String(result.rows_count),
-            truncated: String(result.truncated),
-            chart: chart?.type ?? 'table',
+            truncated: result.truncated ? 'true' : '',
           })
           answerTurn = await call(
             { system: `Answer in ${language}.`, messages: [{ role: 'user', content: prompt }] },
