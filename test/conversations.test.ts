@@ -15,7 +15,7 @@ import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 
 type Json = Record<string, any>
 
-const CONVERSATION_KEYS = ['agent_id', 'created_at', 'id', 'is_favorite', 'message_count', 'model_id', 'preset_id', 'system_prompt', 'title', 'tools', 'updated_at']
+const CONVERSATION_KEYS = ['agent_id', 'connection_id', 'created_at', 'id', 'is_favorite', 'message_count', 'model_id', 'preset_id', 'system_prompt', 'title', 'tools', 'updated_at']
 const MESSAGE_KEYS = ['content', 'conversation_id', 'created_at', 'id', 'metadata', 'parent_id', 'role', 'status']
 /** what the fake answers for `fake:tokens=5` */
 const ANSWER5 = 'tok0 tok1 tok2 tok3 tok4 '
@@ -112,6 +112,7 @@ eachDialect('conversations', (dialect) => {
         model_id: ctx.models.chat,
         preset_id: null,
         agent_id: null,
+        connection_id: null,
         system_prompt: 'Be brief.',
         is_favorite: false,
         message_count: 0,

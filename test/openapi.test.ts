@@ -145,7 +145,7 @@ describe('the OpenAPI document', () => {
     expect(stream).toEqual({ $ref: '#/components/schemas/ChatEvent' })
     const variants = (doc.components.schemas.ChatEvent!.oneOf ?? doc.components.schemas.ChatEvent!.anyOf) as Schema[]
     const events = Object.fromEntries(variants.map((v) => [v.properties.event.const, v]))
-    expect(Object.keys(events).sort()).toEqual(['deleted', 'delta', 'done', 'error', 'message.created', 'reasoning', 'revoked', 'shutdown', 'title', 'tool_approval_required', 'tool_call', 'tool_result', 'usage'])
+    expect(Object.keys(events).sort()).toEqual(['deleted', 'delta', 'done', 'error', 'message.created', 'progress', 'reasoning', 'result', 'revoked', 'shutdown', 'title', 'tool_approval_required', 'tool_call', 'tool_result', 'usage', 'visualization'])
     expect(events.tool_result!.properties.data.properties.result).toMatchObject({ $ref: '#/components/schemas/ToolResult' })
     expect(events['message.created']!.properties.data.properties.user_message).toEqual({ $ref: '#/components/schemas/Message' })
     expect(events.done!.properties.data.properties.finish_reason.enum).toContain('stopped')

@@ -81,9 +81,9 @@ eachDialect('tools: calling', (dialect) => {
     const res = await call(t, ctx.accounts.other.access, 'current_time', { timezone: 42, extra: true })
     expectProblem(res, 422, 'VALIDATION_ERROR')
     expect(res.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'arguments.timezone' }), expect.objectContaining({ path: 'arguments.extra' })]))
-    const missing = await call(t, ctx.accounts.other.access, 'sql_query', { query: 'select 1' })
+    const missing = await call(t, ctx.accounts.other.access, 'sql_query', { connection_id: 'c1' })
     expectProblem(missing, 422, 'VALIDATION_ERROR')
-    expect(missing.body.errors).toContainEqual(expect.objectContaining({ path: 'arguments.connection_id' }))
+    expect(missing.body.errors).toContainEqual(expect.objectContaining({ path: 'arguments.query' }))
     expect((await t.request('GET', '/api/v1/tools/logs', { token: ctx.accounts.other.access })).body.total).toBe(logsBefore)
   })
 
@@ -97,13 +97,15 @@ eachDialect('tools: calling', (dialect) => {
     expectProblem(await t.request('POST', '/api/v1/tools/call', { token: ctx.accounts.user.access, body }), status, code)
   })
 
-  test('sql_query is registered and answers 422 "not configured" until data connections exist; the failed call is logged', async () => {
+  test('sql_query on a connection the caller cannot use is 404, and without one (and no default) 422; the failed calls are logged (more in chat-sql.test.ts)', async () => {
     const res = await call(t, ctx.accounts.user.access, 'sql_query', { connection_id: 'c1', query: 'select 1' })
-    expectProblem(res, 422, 'VALIDATION_ERROR')
-    expect(res.body.detail).toContain('No data connection is configured')
+    expectProblem(res, 404, 'NOT_FOUND')
+    const none = await call(t, ctx.accounts.user.access, 'sql_query', { query: 'select 1' })
+    expectProblem(none, 422, 'VALIDATION_ERROR')
+    expect(none.body.errors).toEqual([{ path: 'arguments.connection_id', message: 'not configured' }])
     const logs = await t.request('GET', '/api/v1/tools/logs?tool=sql_query', { token: ctx.accounts.user.access })
-    expect(logs.body.items[0]).toMatchObject({ tool: 'sql_query', is_error: true })
-    expect(logs.body.items[0].result_preview).toContain('No data connection is configured')
+    expect(logs.body.items.map((l: { is_error: boolean }) => l.is_error)).toEqual([true, true])
+    expect(logs.body.items[0].result_preview).toContain('no default data connection')
   })
 
   test('logs: the caller’s own, newest first, filtered; admins may read anyone’s', async () => {

@@ -74,7 +74,7 @@ export async function signUpAndChat(): Promise<string[]> {
   if (sent.error) return [sent.error.value.detail]
   if (!(Symbol.asyncIterator in sent.data)) return [sent.data.assistant_message.content]
   for await (const e of sent.data) {
-    exact<typeof e.event, 'message.created' | 'delta' | 'reasoning' | 'tool_call' | 'tool_approval_required' | 'tool_result' | 'usage' | 'error' | 'title' | 'done' | 'shutdown' | 'revoked' | 'deleted'>(true)
+    exact<typeof e.event, 'message.created' | 'delta' | 'reasoning' | 'tool_call' | 'tool_approval_required' | 'tool_result' | 'progress' | 'result' | 'visualization' | 'usage' | 'error' | 'title' | 'done' | 'shutdown' | 'revoked' | 'deleted'>(true)
     switch (e.event) {
       case 'message.created':
         seen.push(e.data.user_message.content, e.data.assistant_message_id)
@@ -93,6 +93,16 @@ export async function signUpAndChat(): Promise<string[]> {
       case 'tool_result':
         exact<typeof e.data.is_error, boolean>(true)
         seen.push(e.data.id, e.data.name, ...e.data.result.content.map((part) => part.type))
+        break
+      case 'progress':
+        exact<typeof e.data.stage, 'analyzing' | 'generating_sql' | 'executing' | 'retrying'>(true)
+        seen.push(e.data.message)
+        break
+      case 'result':
+        seen.push(e.data.sql, String(e.data.rows_count), ...e.data.columns.map((c) => c.name))
+        break
+      case 'visualization':
+        seen.push(e.data.chart.type, ...e.data.chart.y)
         break
       case 'usage':
         seen.push(String(e.data.input_tokens + e.data.output_tokens + e.data.cost))
