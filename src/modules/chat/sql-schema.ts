@@ -51,6 +51,19 @@ export function wordsOf(text: string): string[] {
   return words
 }
 
+/** wordsOf for identifiers, remembered: schemas repeat their column names, and a turn ranks every table. */
+const identifierWords = new Map<string, string[]>()
+const IDENTIFIER_WORDS_KEPT = 50_000
+function wordsOfIdentifier(name: string): string[] {
+  let words = identifierWords.get(name)
+  if (!words) {
+    if (identifierWords.size >= IDENTIFIER_WORDS_KEPT) identifierWords.clear()
+    words = wordsOf(name)
+    identifierWords.set(name, words)
+  }
+  return words
+}
+
 const qualified = (t: Pick<SchemaTable, 'name' | 'schema'>) => (t.schema ? `${t.schema}.${t.name}` : t.name)
 
 /** What a question is matched by: its words, and its lower-cased text (an identifier written in it whole, in a question in any language). */
@@ -87,17 +100,18 @@ export function rankTables(schema: DbSchema, questionText: string): RankedTable[
   const q = questionOf(questionText)
   // a column word most tables have (`id`, `created`) tells nothing about which table is meant
   const tablesWith = new Map<string, number>()
-  for (const table of schema.tables) for (const w of new Set(table.columns.flatMap((c) => wordsOf(c.name)))) tablesWith.set(w, (tablesWith.get(w) ?? 0) + 1)
+  const columnWords = schema.tables.map((table) => table.columns.map((c) => wordsOfIdentifier(c.name)))
+  for (const words of columnWords) for (const w of new Set(words.flat())) tablesWith.set(w, (tablesWith.get(w) ?? 0) + 1)
   const common = Math.max(3, COMMON_SHARE * schema.tables.length)
   const telling = (w: string) => (tablesWith.get(w) ?? 0) <= common
   const scored = schema.tables.map((table, index) => {
     let score = named(q, table.name) ? 5 : 0
-    const nameWords = new Set(wordsOf(table.name))
+    const nameWords = new Set(wordsOfIdentifier(table.name))
     for (const w of nameWords) if (q.words.has(w)) score += 3
     let fromColumns = 0
     const seen = new Set<string>()
-    for (const c of table.columns) {
-      const words = wordsOf(c.name)
+    for (const [i, c] of table.columns.entries()) {
+      const words = columnWords[index]![i]!
       if (c.name.length >= 3 && named(q, c.name) && words.some(telling)) fromColumns += 2
       for (const w of words) if (q.words.has(w) && !nameWords.has(w) && !seen.has(w) && telling(w)) (seen.add(w), (fromColumns += 1))
     }
