@@ -16,7 +16,7 @@ import { resultForPrompt } from '../src/modules/chat/sql-turn.ts'
 import { queryToolResult } from '../src/modules/tools/builtins/sql-query.ts'
 import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 import { register, type Account } from './helpers/accounts.ts'
-import { createTestApp, type TestApp } from './helpers/app.ts'
+import { createSecondInstance, createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { expectProblem } from './helpers/problems.ts'
 import { readEvents, textOf } from './helpers/sse.ts'
@@ -479,6 +479,27 @@ eachDialect('questions over SQL in chat', (dialect) => {
     expect((await get(c)).messages.at(-1)).toMatchObject({ status: 'stopped', content: '' })
   })
 
+  test('stop while the query runs: it is cancelled, the answer is stopped with its SQL, no error', async () => {
+    const c = await conversation(targets.sqlite)
+    const slow = 'WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 500000000) SELECT count(*) AS n FROM n'
+    const started = performance.now()
+    const events = await readEvents(await send(c, { content: scripted('Count to a lot', slow, 'never') }), (e) => {
+      if (e.data?.stage === 'executing') void request('POST', `/conversations/${c}/stop`, a.access)
+      return false
+    })
+    expect(performance.now() - started).toBeLessThan(5_000)
+    expect(shape(events).filter((n) => n !== 'usage')).toEqual(['message.created', 'progress:analyzing', 'progress:generating_sql', 'progress:executing', 'done'])
+    expect(events.at(-1)!.data.finish_reason).toBe('stopped')
+    expect((await get(c)).messages.at(-1)).toMatchObject({ status: 'stopped', content: '', metadata: { sql: slow, rows_count: null } })
+  })
+
+  test('an untitled conversation is titled by its first exchange, before done', async () => {
+    const c = await conversation(targets.sqlite, { title: null })
+    const events = await readEvents(await send(c, { content: scripted('How many customers?', 'SELECT count(*) AS n FROM customers', 'Five.', 'Customer count') }))
+    expect(shape(events).slice(-3)).toEqual(['usage', 'title', 'done'])
+    expect((await get(c)).title).toStartWith('Customer count')
+  })
+
   test('re-attach with Last-Event-ID: the events after it, exactly once, then the live ones', async () => {
     const c = await conversation(targets.sqlite, { model_id: 'sql-slow' })
     const first = await readEvents(await send(c, { content: scripted('Customers per country', 'SELECT country, COUNT(*) AS n FROM customers GROUP BY country', 'none', 'Two in the US, one elsewhere.') }), (e) => e.event === 'result')
@@ -490,6 +511,37 @@ eachDialect('questions over SQL in chat', (dialect) => {
     const all = await readEvents(await fetch(`${base}/conversations/${c}/stream`, { headers: { authorization: `Bearer ${a.access}` } }))
     expect(shape(all)).toEqual(['message.created', 'progress:analyzing', 'progress:generating_sql', 'progress:executing', 'result', 'visualization', 'delta…', 'usage', 'done'])
   })
+
+  if (dialect === 'postgres')
+    test('two instances: re-attach on the other one after `result` (its rows relayed), then stop from it', async () => {
+      const second = await createSecondInstance(t)
+      const server2 = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: second.app.fetch, idleTimeout: 30 })
+      try {
+        const c = await conversation(targets.sqlite, { model_id: 'sql-slow' })
+        const words = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ')
+        const first = await readEvents(await send(c, { content: scripted('All the orders', 'SELECT * FROM orders ORDER BY id', 'none', words) }), (e) => e.event === 'result')
+        const res = await fetch(`http://127.0.0.1:${server2.port}/api/v1/conversations/${c}/stream`, { headers: { authorization: `Bearer ${a.access}`, 'last-event-id': String(first.at(-1)!.id) } })
+        expect(res.status).toBe(200)
+        let stopped = false
+        const rest = await readEvents(res, (e) => {
+          if (e.event === 'delta' && !stopped) {
+            stopped = true
+            void second.request('POST', `/api/v1/conversations/${c}/stop`, { token: a.access })
+          }
+          return false
+        })
+        const all = [...first, ...rest]
+        expect(all.map((e) => e.id)).toEqual(all.map((_, i) => i + 1))
+        expect(first.at(-1)!.data.rows).toHaveLength(12)
+        expect(rest.at(-1)!.data.finish_reason).toBe('stopped')
+        // the whole log, read from the other instance, holds the result with its rows
+        const replay = await readEvents(await fetch(`http://127.0.0.1:${server2.port}/api/v1/conversations/${c}/stream`, { headers: { authorization: `Bearer ${a.access}` } }))
+        expect(replay.find((e) => e.event === 'result')!.data.rows).toEqual(first.at(-1)!.data.rows)
+      } finally {
+        server2.stop(true)
+        await second.close()
+      }
+    }, 20_000)
 
   test('regenerate: a sibling answer from a new SQL, the branch on it', async () => {
     const c = await conversation(targets.sqlite)
@@ -583,6 +635,15 @@ eachDialect('questions over SQL in chat', (dialect) => {
       const found = await request('GET', `/conversations?q=${encodeURIComponent('Orders, per status')}`, a.access)
       expect(found.status).toBe(200)
       expect(found.body.items.map((x: Json) => x.id)).toContain(events[0]!.data.conversation_id)
+    })
+
+    test('a deleted connection leaves its conversations plain chats', async () => {
+      const id = await connection(a.access, { name: 'short-lived', driver: 'sqlite', file_id: await upload(a.access, shopFile()) })
+      const c = await conversation(id)
+      expect((await request('DELETE', `/connections/${id}`, a.access)).status).toBe(204)
+      expect((await get(c)).connection_id).toBeNull()
+      const plain = await readEvents(await send(c, { content: 'Hello', model_id: 'sql-tools' }))
+      expect(shape(plain)).toEqual(['message.created', 'delta…', 'usage', 'done'])
     })
 
     test('a global connection is usable by everyone', async () => {
