@@ -45,6 +45,10 @@ import { createTaskEngine, TaskFailure } from './tasks/engine.ts'
 import { createAgentRunner } from './modules/tasks/agent-runner.ts'
 import { createTaskApprovals } from './modules/tasks/approvals.ts'
 import { createTasksService } from './modules/tasks/service.ts'
+import { createSessionsService } from './modules/sessions/service.ts'
+import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
+import type { EditHooks } from './modules/sessions/update-workflow.ts'
+import { createInterimWorkflows } from './modules/sessions/interim-workflows.ts'
 
 export interface BaseDeps {
   config: Config
@@ -69,6 +73,8 @@ export interface BaseDeps {
   extraBuiltins?: BuiltinTool[]
   /** tests shorten how long an MCP connection stays open without calls (default 5 minutes) and the wait between failing starts */
   mcp?: { idleMs?: number; backoffMs?: (failures: number) => number; onStatus?: (e: McpStatusEvent) => void }
+  /** tests hold a session agent's workflow edit while it has the lock, or shorten the lock (default: no hold, WORKFLOW_LOCK_TTL_MS) */
+  sessionEdits?: EditHooks
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -156,6 +162,8 @@ export async function createServices(deps: BaseDeps) {
   // and deleting one goes through the tasks service (its open streams end with `task_deleted`)
   taskEngine.registerKind('plan', planKind({ database, turns, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
   const plans = createPlansService({ database, turns, announce: () => taskEngine.announce(), removeTask: tasks.remove })
+  const workflows = createInterimWorkflows({ database, bus })
+  const sessions = createSessionsService({ database, logger, bus, runs, subscriptions, turns, tools, users, agents, workflows, maxRunsPerUser: config.maxRunsPerUser, editHooks: deps.sessionEdits })
 
   await revocations.start()
   limiter.start()
@@ -168,12 +176,15 @@ export async function createServices(deps: BaseDeps) {
   await setup.prepare()
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
+  await sessions.recoverInterrupted(database.dialect === 'sqlite')
   // on SQLite this process is the only server: runs have no one else to reach
   const relay = database.dialect === 'postgres' ? startRunRelay({ runs, bus, logger }) : undefined
   await bus.ready()
   taskEngine.start()
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), STALE_STREAMING_MS / 2) : undefined
   recovery?.unref?.()
+  const sessionRecovery = database.dialect === 'postgres' ? setInterval(() => void sessions.recoverInterrupted(false).catch((error) => logger.warn('session recovery sweep failed', { error })), STALE_REPLY_MS / 2) : undefined
+  sessionRecovery?.unref?.()
 
   return {
     bus,
@@ -208,9 +219,12 @@ export async function createServices(deps: BaseDeps) {
     mcp,
     taskEngine,
     tasks,
+    workflows,
+    sessions,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
+      clearInterval(sessionRecovery)
       // running tasks go back to the queue at once, for another instance or the next start
       await taskEngine.close()
       await runs.stopAll(runGraceMs)
