@@ -89,12 +89,9 @@ async function world(dialect: 'sqlite' | 'postgres', overrides: Partial<BaseDeps
   }
 }
 
-/** A workflow of `userId`, straight into the tables (version 1). */
+/** A workflow of `userId`, made by the workflows module (version 1). */
 async function insertWorkflow(t: TestApp, userId: string, data: Json = WORKFLOW, name = 'txt2img') {
-  const { db, t: tables } = t.deps.database
-  const [row] = await db.insert(tables.workflows).values({ userId, name, workflowData: data }).returning()
-  await db.insert(tables.workflowVersions).values({ workflowId: row!.id, version: 1, workflowData: data, note: null })
-  return row!
+  return t.deps.services.workflows.create(userId, { name, workflowData: data })
 }
 
 async function workflowRow(t: TestApp, id: string) {
@@ -126,7 +123,9 @@ function listen(t: TestApp) {
   const frames: SessionFrame[] = []
   const locks: WorkflowLockEvent[] = []
   const off = [t.deps.services.bus.subscribe(sessionFramesChannel, (f) => void frames.push(f)), t.deps.services.bus.subscribe(workflowLockChannel, (e) => void locks.push(e))]
-  return { frames, locks, stop: () => off.forEach((f) => f()) }
+  /** wait until `n` MESSAGE_RECEIVED frames of the session were heard (the reply's comes after its row is stored) */
+  const received = (sessionId: string, n = 2) => eventually(() => frames.filter((f) => f.session_id === sessionId && f.type === 'MESSAGE_RECEIVED').length >= n, 3000, `${n} MESSAGE_RECEIVED frames`)
+  return { frames, locks, received, stop: () => off.forEach((f) => f()) }
 }
 
 const messagesOf = async (t: TestApp, a: Account, sessionId: string) => (await t.request('GET', `/api/v1/sessions/${sessionId}/messages`, { token: a.access })).body as Json[]
@@ -297,8 +296,8 @@ eachDialect('sessions', (dialect) => {
       const a = await register(t, 'wfdel')
       const gone = await insertWorkflow(t, a.id)
       const s = await createSession(t, a, { workflow_id: gone.id })
-      const { db, t: tables } = t.deps.database
-      await db.delete(tables.workflows).where(eq(tables.workflows.id, gone.id))
+      expect((await t.request('GET', `/api/v1/workflows/${gone.id}`, { token: a.access })).body.session_count).toBe(1)
+      expect((await t.request('DELETE', `/api/v1/workflows/${gone.id}`, { token: a.access })).status).toBe(204)
       expectProblem(await t.request('GET', `/api/v1/sessions/${s.id}`, { token: a.access }), 404, 'NOT_FOUND')
     })
   })
@@ -312,6 +311,7 @@ eachDialect('sessions', (dialect) => {
       expect(res.status).toBe(201)
       expect(res.body).toEqual({ id: expect.any(String), role: 'user', content: 'What does node 3 do?', created_at: expect.any(String) })
       const messages = await settled(t, user, s.id)
+      await heard.received(s.id)
       heard.stop()
       expect(messages.map((m) => [m.role, m.content, m.status])).toEqual([
         ['user', 'What does node 3 do?', 'complete'],
@@ -343,6 +343,7 @@ eachDialect('sessions', (dialect) => {
       expect(request!.tools.map((x: Json) => x.function.name)).toEqual(['update_workflow'])
       // usage is recorded like chat's (the usage table has no `session` source)
       const { db, t: tables } = t.deps.database
+      await t.deps.services.usage.flush()
       const usage = (await db.select().from(tables.usage).where(eq(tables.usage.userId, user.id))).filter((u) => u.model === 'plain')
       expect(usage.at(-1)).toMatchObject({ source: 'chat', status: 'ok' })
     })
@@ -357,6 +358,7 @@ eachDialect('sessions', (dialect) => {
       const message = await t.deps.services.sessions.send(principal, s.id, 'second question', { clientMsgId: 'c-42' })
       expect(message).toMatchObject({ role: 'user', content: 'second question' })
       const messages = await settled(t, user, s.id, 4)
+      await heard.received(s.id)
       heard.stop()
       expect(heard.frames.filter((f) => f.session_id === s.id)[0]).toEqual({ type: 'MESSAGE_RECEIVED', user_id: user.id, session_id: s.id, message, client_msg_id: 'c-42' })
       const request = w.fake.requests.slice(from).find((r) => r.path === '/v1/chat/completions')!.body as Json
@@ -613,21 +615,25 @@ eachDialect('sessions: the lock while the agent edits', (dialect) => {
     const heard = listen(t)
     await send(t, user, s.id, editRequest())
     await inside
-    const workflows = t.deps.services.workflows
-    await expect(workflows.update(user.id, own.id, { name: 'mine now' })).rejects.toMatchObject({ status: 409, code: 'CONFLICT' })
+    const put = (body: Json) => t.request('PUT', `/api/v1/workflows/${own.id}`, { token: user.access, body })
+    const refused = await put({ name: 'mine now' })
+    expectProblem(refused, 409, 'CONFLICT')
+    expect(refused.body.detail).toContain('edited by the session agent')
+    expect((await t.request('GET', `/api/v1/workflows/${own.id}`, { token: user.access })).body.locked).toEqual({ reason: 'edited by the session agent', since: expect.any(String) })
     // past the 300 ms a take lasts: renewed, still held
     await Bun.sleep(700)
     const held = await workflowRow(t, own.id)
     expect(held.lockedBy).toBe(`session:${s.id}`)
     expect(held.lockedUntil!.getTime()).toBeGreaterThan(Date.now())
-    await expect(workflows.update(user.id, own.id, { workflowData: { '1': { class_type: 'Mine', inputs: {} } } })).rejects.toMatchObject({ status: 409 })
-    expect(heard.locks.map((e) => e.type)).toEqual(['WORKFLOW_LOCKED'])
+    expectProblem(await put({ workflow_data: { '1': { class_type: 'Mine', inputs: {} } } }), 409, 'CONFLICT')
+    expect(heard.locks.filter((e) => e.workflow_id === own.id).map((e) => e.type)).toEqual(['WORKFLOW_LOCKED'])
     release!()
     await settled(t, user, s.id)
     heard.stop()
-    expect(heard.locks.map((e) => e.type)).toEqual(['WORKFLOW_LOCKED', 'WORKFLOW_UNLOCKED'])
-    const after = await workflows.update(user.id, own.id, { name: 'mine now' })
-    expect([after.name, after.currentVersion]).toEqual(['mine now', 2])
+    expect(heard.locks.filter((e) => e.workflow_id === own.id).map((e) => e.type)).toEqual(['WORKFLOW_LOCKED', 'WORKFLOW_UNLOCKED'])
+    const after = await put({ name: 'mine now' })
+    expect(after.status).toBe(200)
+    expect(after.body).toMatchObject({ name: 'mine now', current_version: 2, locked: null, workflow_data: EDITED })
     expect((await workflowRow(t, own.id)).lockedBy).toBeNull()
   }, 15_000)
 })
@@ -639,8 +645,10 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
     let w: World
     let b: TestApp
     let serverB: ReturnType<typeof Bun.serve>
+    let holding: Promise<void> | undefined
+    let entered: (() => void) | undefined
     beforeAll(async () => {
-      w = await world(dialect)
+      w = await world(dialect, { sessionEdits: { whileLocked: async () => (entered?.(), await holding) } })
       b = await createSecondInstance(w.t)
       serverB = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: b.app.fetch, idleTimeout: 30 })
     })
@@ -662,11 +670,12 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       const frames = onB.frames.filter((f) => f.session_id === s.id)
       expect(frames[0]).toMatchObject({ type: 'MESSAGE_RECEIVED', message: { id: messages[0]!.id, content: 'hello from A' } })
       expect(frames.at(-1)).toMatchObject({ type: 'MESSAGE_RECEIVED', message: { id: messages[1]!.id, content: 'tok0 tok1 tok2 ' } })
+      expect(frames.slice(1, -1).every((f) => f.type === 'MESSAGE_DELTA')).toBe(true)
       expect(frames.slice(1, -1).map((f) => (f as { text: string }).text).join('')).toBe('tok0 tok1 tok2 ')
       // B replays the reply A ran
       const replay = await readEvents(await fetch(`http://127.0.0.1:${serverB.port}/api/v1/sessions/${s.id}/stream`, { headers: { authorization: `Bearer ${user.access}` } }))
       expect(names(replay)).toEqual(['message.received', 'delta', 'delta', 'delta', 'message.received', 'usage', 'done'])
-      // a slow reply on A, stopped from B
+      // a slow reply on A: B refuses a second send and stops it
       await t.request('PATCH', `/api/v1/sessions/${s.id}`, { token: user.access, body: { agent_id: (await workflowAgent(t, user, { model_id: 'slow' })).id } })
       await send(t, user, s.id, 'a long one')
       await Bun.sleep(200)
@@ -675,14 +684,27 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       expect((await settled(t, user, s.id, 4)).map((m) => m.status)).toEqual(['complete', 'complete', 'complete', 'stopped'])
     }, 15_000)
 
-    test('a lock taken by an edit on A blocks a write on B (409)', async () => {
+    test('the agent editing on A: B hears WORKFLOW_LOCKED, a PUT on B is 409 meanwhile, then WORKFLOW_UNLOCKED and the PUT passes', async () => {
       const { t, user } = w
       const own = await insertWorkflow(t, user.id)
-      await t.deps.services.workflows.lock(user.id, own.id, 'session:elsewhere', 'edited by the session agent', 5_000)
-      await expect(b.deps.services.workflows.update(user.id, own.id, { name: 'from B' })).rejects.toMatchObject({ status: 409 })
-      await t.deps.services.workflows.unlock(user.id, own.id, 'session:elsewhere')
-      expect((await b.deps.services.workflows.update(user.id, own.id, { name: 'from B' })).name).toBe('from B')
-    })
+      const agent = await workflowAgent(t, user, { model_id: 'editor' })
+      const s = await createSession(t, user, { workflow_id: own.id, agent_id: agent.id })
+      let release!: () => void
+      holding = new Promise<void>((resolve) => (release = resolve))
+      const inside = new Promise<void>((resolve) => (entered = resolve))
+      const onB = listen(b)
+      await send(t, user, s.id, editRequest())
+      await inside
+      await eventually(() => onB.locks.some((e) => e.workflow_id === own.id), 3000, 'B to hear the lock')
+      expectProblem(await b.request('PUT', `/api/v1/workflows/${own.id}`, { token: user.access, body: { name: 'from B' } }), 409, 'CONFLICT')
+      release()
+      await settled(t, user, s.id)
+      await eventually(() => onB.locks.filter((e) => e.workflow_id === own.id).length === 2, 3000, 'B to hear the unlock')
+      onB.stop()
+      expect(onB.locks.filter((e) => e.workflow_id === own.id).map((e) => e.type)).toEqual(['WORKFLOW_LOCKED', 'WORKFLOW_UNLOCKED'])
+      const put = await b.request('PUT', `/api/v1/workflows/${own.id}`, { token: user.access, body: { name: 'from B' } })
+      expect([put.status, put.body.name, put.body.current_version]).toEqual([200, 'from B', 2])
+    }, 15_000)
   })
 }
 
