@@ -163,7 +163,7 @@ eachDialect('sessions: who may do what', (dialect) => {
     ctx = { ...w.callers, session: s.id, workflow: wf.id }
     await send(w.t, w.user, s.id, 'SECRET-question')
     await settled(w.t, w.user, s.id)
-  })
+  }, 30_000)
   afterAll(() => w.close())
 
   const endpoints: [string, (c: Ctx) => string, unknown?][] = [
@@ -218,7 +218,7 @@ eachDialect('sessions', (dialect) => {
     t = w.t
     user = w.user
     wf = await insertWorkflow(t, user.id)
-  })
+  }, 30_000)
   afterAll(() => w.close())
 
   describe('CRUD', () => {
@@ -350,9 +350,11 @@ eachDialect('sessions', (dialect) => {
 
     test('the next message is sent the earlier exchange as history; client_msg_id is echoed on the user message’s frame', async () => {
       const s = await createSession(t, user, { workflow_id: wf.id, title: 'kept' })
+      const heard = listen(t)
       await send(t, user, s.id, 'first question')
       await settled(t, user, s.id)
-      const heard = listen(t)
+      await heard.received(s.id)
+      heard.frames.length = 0
       const from = w.fake.requests.length
       const principal = { userId: user.id, role: 'user' as const, via: 'session' as const, sessionId: null, apiKeyId: null, scopes: [] }
       const message = await t.deps.services.sessions.send(principal, s.id, 'second question', { clientMsgId: 'c-42' })
@@ -587,6 +589,31 @@ eachDialect('sessions', (dialect) => {
 
 // -------------------------------------------------------------------------------------------------
 
+eachDialect('sessions: which model, credits and caps', (dialect) => {
+  let w: World
+  beforeAll(async () => void (w = await world(dialect, {})), 30_000)
+  afterAll(() => w.close())
+
+  test('without an agent: the user’s default model preference, else the instance default; context_rounds bounds the history', async () => {
+    const { t } = w
+    const a = await register(t, 'prefers')
+    const own = await insertWorkflow(t, a.id)
+    const s = await createSession(t, a, { workflow_id: own.id })
+    expect((await t.request('PUT', '/api/v1/users/me/preferences', { token: a.access, body: { default_model_id: 'looker', context_rounds: 1 } })).status).toBe(200)
+    for (const q of ['one', 'two', 'three']) {
+      await send(t, a, s.id, q)
+      await settled(t, a, s.id, q === 'one' ? 2 : q === 'two' ? 4 : 6)
+    }
+    const last = w.fake.requests.filter((r) => r.path === '/v1/chat/completions').map((r) => r.body as Json).filter((b) => b.model.includes('look_closer')).at(-1)!
+    // the agent-less session offers update_workflow only: look_closer is not its tool, so that call is refused
+    expect(last.tools.map((x: Json) => x.function.name)).toEqual(['update_workflow'])
+    const questions = last.messages.filter((m: Json) => m.role === 'user').map((m: Json) => m.content)
+    expect(questions).toEqual(['two', 'three'])
+  })
+})
+
+// -------------------------------------------------------------------------------------------------
+
 eachDialect('sessions: the lock while the agent edits', (dialect) => {
   let w: World
   let release: (() => void) | undefined
@@ -602,7 +629,7 @@ eachDialect('sessions: the lock while the agent edits', (dialect) => {
         },
       },
     })
-  })
+  }, 30_000)
   afterAll(() => w.close())
 
   test('another writer gets 409 while the agent holds the lock, for longer than one lock lasts (it is renewed); free again after', async () => {
@@ -640,6 +667,59 @@ eachDialect('sessions: the lock while the agent edits', (dialect) => {
 
 // -------------------------------------------------------------------------------------------------
 
+eachDialect('sessions: credits and the cap on replies', (dialect) => {
+  let t: TestApp
+  let fake: FakeLlm
+  let a: Account
+  let own: Awaited<ReturnType<typeof insertWorkflow>>
+  beforeAll(async () => {
+    fake = await startFakeLlm()
+    t = await createTestApp(dialect, { HEARTH_CREDITS: 'on', HEARTH_MAX_RUNS_PER_USER: '1' })
+    const admin = await register(t, 'payadmin')
+    a = await register(t, 'payer')
+    const p = await t.request('POST', '/api/v1/providers', { token: admin.access, body: { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' } })
+    await t.request('POST', '/api/v1/models', { token: admin.access, body: { provider_id: p.body.id, name: 'slow', model_id: 'fake:tokens=60,delay=25', is_default: true, input_price: 0, output_price: 1 } })
+    own = await insertWorkflow(t, a.id)
+  }, 30_000)
+  afterAll(async () => {
+    await t.close()
+    await fake.stop()
+  })
+
+  test('credits used up: 402 QUOTA_EXCEEDED before anything is stored or published', async () => {
+    const s = await createSession(t, a, { workflow_id: own.id })
+    const heard = listen(t)
+    const res = await send(t, a, s.id, 'no money')
+    heard.stop()
+    expectProblem(res, 402, 'QUOTA_EXCEEDED')
+    expect(await messagesOf(t, a, s.id)).toEqual([])
+    expect(heard.frames).toEqual([])
+    expect((await sessionOf(t, a, s.id)).message_count).toBe(0)
+  })
+
+  test(`past HEARTH_MAX_RUNS_PER_USER replies at once (here 1, over all sessions): 429 with Retry-After; room again once one ends`, async () => {
+    const { db, t: tables } = t.deps.database
+    await db.update(tables.users).set({ creditBalance: 1_000 }).where(eq(tables.users.id, a.id))
+    const first = await createSession(t, a, { workflow_id: own.id })
+    const second = await createSession(t, a, { workflow_id: own.id })
+    expect((await send(t, a, first.id, 'long one')).status).toBe(201)
+    const refused = await send(t, a, second.id, 'me too')
+    expectProblem(refused, 429, 'RATE_LIMITED')
+    expect(refused.headers.get('retry-after')).toBe('5')
+    expect(await messagesOf(t, a, second.id)).toEqual([])
+    expect((await t.request('POST', `/api/v1/sessions/${first.id}/stop`, { token: a.access })).body).toEqual({ stopped: true })
+    await settled(t, a, first.id)
+    expect((await send(t, a, second.id, 'now')).status).toBe(201)
+    await t.request('POST', `/api/v1/sessions/${second.id}/stop`, { token: a.access })
+    await settled(t, a, second.id)
+    await t.deps.services.usage.flush()
+    const rows = await db.select().from(tables.usage).where(eq(tables.usage.userId, a.id))
+    expect(rows.map((r) => [r.model, r.status])).toEqual([['slow', 'aborted'], ['slow', 'aborted']])
+  }, 15_000)
+})
+
+// -------------------------------------------------------------------------------------------------
+
 for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
   describe(`sessions across two instances [${dialect}]`, () => {
     let w: World
@@ -651,7 +731,7 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       w = await world(dialect, { sessionEdits: { whileLocked: async () => (entered?.(), await holding) } })
       b = await createSecondInstance(w.t)
       serverB = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: b.app.fetch, idleTimeout: 30 })
-    })
+    }, 30_000)
     afterAll(async () => {
       serverB.stop(true)
       await b.close()

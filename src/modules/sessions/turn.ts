@@ -287,6 +287,8 @@ export function createSessionTurns(deps: SessionTurnDeps) {
       failure = { code: 'INTERNAL_ERROR', message: 'The reply failed' }
     } finally {
       clearInterval(keepAlive)
+      // the last pieces go out before the reply is stored complete
+      flushDeltas()
     }
 
     const last = loop?.last
@@ -313,7 +315,6 @@ export function createSessionTurns(deps: SessionTurnDeps) {
     } catch (e) {
       logger.error('session reply not stored', { error: e, session_id: sessionId })
     }
-    flushDeltas()
     // a session deleted meanwhile has no reply to announce
     if (stored) {
       const message = toSessionMessageDto(stored)
