@@ -429,6 +429,9 @@ eachDialect('sessions', (dialect) => {
       expectProblem(await t.request('POST', `/api/v1/sessions/${s.id}/messages`, { token: user.access, body: {} }), 422, 'VALIDATION_ERROR')
       await expect(t.deps.services.sessions.send(principal, s.id, '  ')).rejects.toMatchObject({ status: 422 })
       await expect(t.deps.services.sessions.send(principal, s.id, 'y'.repeat(100_001))).rejects.toMatchObject({ status: 422 })
+      // the WebSocket's frames reach the service unchecked by the HTTP boundary: a NUL is refused there too (Postgres cannot store it)
+      await expect(t.deps.services.sessions.send(principal, s.id, 'a\u0000b')).rejects.toMatchObject({ status: 422, errors: [{ path: 'content', message: 'must not contain the NUL character (U+0000)' }] })
+      expectProblem(await send(t, user, s.id, 'a\u0000b'), 422, 'VALIDATION_ERROR')
       expect(await messagesOf(t, user, s.id)).toEqual([])
     })
 

@@ -50,6 +50,9 @@ export const DEFAULT_SESSION_PROMPT = [
   'After the tool answers, tell the user in a sentence or two what you changed; if it reports an error, say so and do not claim the change was saved.',
 ].join(' ')
 
+/** A model's text as it can be stored: Postgres refuses the NUL character in text. */
+const storable = (text: string) => (text.includes('\0') ? text.replaceAll('\0', '') : text)
+
 export const sessionRunKey = (sessionId: string) => `session:${sessionId}`
 
 export const summaryOf = (text: string) => {
@@ -261,12 +264,12 @@ export function createSessionTurns(deps: SessionTurnDeps) {
                 delta(piece)
               },
               toolCall: (call: ToolCall) => emit(run, 'tool_call', call),
-              persist: (text) => db.update(m).set({ content: written + text }).where(eq(m.id, messageId)),
+              persist: (text) => db.update(m).set({ content: storable(written + text) }).where(eq(m.id, messageId)),
             }
           },
           async callsStarting(_round, _turn, started) {
             for (const c of started) calls.push({ id: c.id, name: c.name, arguments: c.arguments.length > MAX_STORED_ARGUMENTS ? `${c.arguments.slice(0, MAX_STORED_ARGUMENTS)}…` : c.arguments })
-            await db.update(m).set({ content: written + round }).where(eq(m.id, messageId))
+            await db.update(m).set({ content: storable(written + round) }).where(eq(m.id, messageId))
           },
           // tools that wait for approval are not offered in sessions (there is no one to ask)
           approval: async () => 'declined' as const,
@@ -292,7 +295,7 @@ export function createSessionTurns(deps: SessionTurnDeps) {
     }
 
     const last = loop?.last
-    const content = written + round
+    const content = storable(written + round)
     const status = failure ? 'error' : last!.status
     const error = failure ?? last?.error
     const inputTokens = loop?.usage.inputTokens ?? 0
@@ -310,7 +313,7 @@ export function createSessionTurns(deps: SessionTurnDeps) {
     }
     let stored: SessionMessageRow | undefined
     try {
-      ;[stored] = await db.update(m).set({ content, status, metadata }).where(eq(m.id, messageId)).returning()
+      ;[stored] = await db.update(m).set({ content, status, metadata: JSON.parse(JSON.stringify(metadata, (_k, v: unknown) => (typeof v === 'string' ? storable(v) : v))) }).where(eq(m.id, messageId)).returning()
       if (stored) await db.update(s).set({ updatedAt: new Date(), ...(content ? { lastMessageSummary: summaryOf(content) } : {}) }).where(eq(s.id, sessionId))
     } catch (e) {
       logger.error('session reply not stored', { error: e, session_id: sessionId })
