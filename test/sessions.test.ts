@@ -68,6 +68,7 @@ async function world(dialect: 'sqlite' | 'postgres', overrides: Partial<BaseDeps
     ['plain', 'fake:tokens=3', true],
     ['editor', 'fake:tokens=3,calls=update_workflow,argsjson', false],
     ['looker', 'fake:tokens=3,calls=look_closer+update_workflow,argsjson', false],
+    ['twice', 'fake:tokens=3,calls=update_workflow+update_workflow,argsjson', false],
     ['slow', 'fake:tokens=60,delay=25', false],
     ['failing', 'fake:fail=500', false],
   ] as const) {
@@ -573,6 +574,20 @@ eachDialect('sessions', (dialect) => {
       expect(names(events)).not.toContain('workflow_locked')
       expect(heard.locks).toEqual([])
       expect((await workflowRow(t, own.id)).currentVersion).toBe(2)
+    })
+
+    test('two update_workflow calls in one turn take turns: each holds the lock for its whole edit; the same JSON twice adds one version', async () => {
+      const own = await insertWorkflow(t, user.id)
+      const agent = await workflowAgent(t, user, { model_id: 'twice' })
+      const s = await createSession(t, user, { workflow_id: own.id, agent_id: agent.id })
+      const heard = listen(t)
+      await send(t, user, s.id, editRequest())
+      const events = await readEvents(await stream(w, s.id, user.access))
+      heard.stop()
+      expect(names(events).filter((n) => n.startsWith('workflow_'))).toEqual(['workflow_locked', 'workflow_unlocked', 'workflow_locked', 'workflow_unlocked'])
+      expect(heard.locks.filter((e) => e.workflow_id === own.id).map((e) => e.type)).toEqual(['WORKFLOW_LOCKED', 'WORKFLOW_UNLOCKED', 'WORKFLOW_LOCKED', 'WORKFLOW_UNLOCKED'])
+      expect(events.filter((e) => e.event === 'tool_result').map((e) => [e.data.is_error, e.data.result.structured_content])).toEqual([[false, { version: 2 }], [false, { version: 2 }]])
+      expect((await versionsOf(t, own.id)).map((v) => v.version)).toEqual([1, 2])
     })
 
     test('a workflow too large for the context is shown cut, and update_workflow is not offered', async () => {

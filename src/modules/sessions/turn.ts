@@ -227,10 +227,17 @@ export function createSessionTurns(deps: SessionTurnDeps) {
       onLocked: (reason: string) => emit(run, 'workflow_locked', { workflow_id: session.workflowId, reason }),
       onUnlocked: () => emit(run, 'workflow_unlocked', { workflow_id: session.workflowId }),
     }
-    // the session's own tool beside the agent's: runs here, not through the tools layer
+    // the session's own tool beside the agent's: runs here, not through the tools layer. Its calls of
+    // one reply take turns (a model may ask for two at once): each holds the lock for its whole edit.
+    let editing: Promise<unknown> = Promise.resolve()
+    const edit = (args: string, signal: AbortSignal) => {
+      const next = editing.then(() => runUpdateWorkflow(editor, args, signal))
+      editing = next.catch(() => {})
+      return next
+    }
     const runToolLoop = createToolLoop({
       turns,
-      tools: { execute: (pp, name, args, origin) => (name === UPDATE_WORKFLOW ? runUpdateWorkflow(editor, args, origin.signal ?? run.signal) : tools.execute(pp, name, args, origin)) },
+      tools: { execute: (pp, name, args, origin) => (name === UPDATE_WORKFLOW ? edit(args, origin.signal ?? run.signal) : tools.execute(pp, name, args, origin)) },
     })
 
     const keepAlive = setInterval(() => void db.update(s).set({ updatedAt: new Date() }).where(eq(s.id, sessionId)).catch(() => {}), KEEPALIVE_MS)
