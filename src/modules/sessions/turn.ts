@@ -325,6 +325,11 @@ export function createSessionTurns(deps: SessionTurnDeps) {
     } catch (e) {
       logger.error('session reply not stored', { error: e, session_id: sessionId })
     }
+    // recorded before `done`, so that a client reading the executions then finds it finished
+    if (execution) {
+      const outcome: ExecutionOutcome = { status: status === 'complete' ? 'completed' : status === 'stopped' ? 'cancelled' : 'failed', inputTokens, outputTokens, cost, toolCalls: calls.length }
+      await deps.agents.executions.finish(execution, outcome).catch((e) => logger.warn('agent execution not finished', { error: e, execution_id: execution }))
+    }
     // a session deleted meanwhile has no reply to announce
     if (stored) {
       const message = toSessionMessageDto(stored)
@@ -334,10 +339,6 @@ export function createSessionTurns(deps: SessionTurnDeps) {
     if (inputTokens || outputTokens) emit(run, 'usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost })
     if (error) emit(run, 'error', error)
     emit(run, 'done', { session_id: sessionId, message_id: messageId, finish_reason: metadata.finish_reason })
-    if (execution) {
-      const outcome: ExecutionOutcome = { status: status === 'complete' ? 'completed' : status === 'stopped' ? 'cancelled' : 'failed', inputTokens, outputTokens, cost, toolCalls: calls.length }
-      await deps.agents.executions.finish(execution, outcome).catch((e) => logger.warn('agent execution not finished', { error: e, execution_id: execution }))
-    }
     await loop?.settled
   }
 
