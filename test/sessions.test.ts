@@ -761,6 +761,8 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       const own = await insertWorkflow(t, user.id)
       const s = await createSession(t, user, { workflow_id: own.id })
       const onB = listen(b)
+      // a channel no one on B listened to yet: its LISTEN must be in place before A publishes
+      await b.deps.services.bus.ready()
       await send(t, user, s.id, 'hello from A')
       const messages = await settled(b, user, s.id)
       await eventually(() => onB.frames.filter((f) => f.session_id === s.id && f.type === 'MESSAGE_RECEIVED').length === 2, 3000, 'B to hear the reply')
@@ -791,6 +793,8 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       holding = new Promise<void>((resolve) => (release = resolve))
       const inside = new Promise<void>((resolve) => (entered = resolve))
       const onB = listen(b)
+      // a channel no one on B listened to yet: its LISTEN must be in place before A publishes
+      await b.deps.services.bus.ready()
       await send(t, user, s.id, editRequest())
       await inside
       await eventually(() => onB.locks.some((e) => e.workflow_id === own.id), 3000, 'B to hear the lock')
