@@ -19,6 +19,7 @@ import { fileRoutes } from './modules/files/routes.ts'
 import { mcpRoutes } from './modules/mcp/routes.ts'
 import { toolRoutes } from './modules/tools/routes.ts'
 import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
+import { workflowRunRoutes } from './modules/workflow-runs/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -63,6 +64,7 @@ export function createApp(deps: AppDeps) {
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown, sharedTask: services.tasks.shared }))
     .use(taskRoutes({ tasks: services.tasks, engine: services.taskEngine, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
+    .use(workflowRunRoutes({ runs: services.workflowRuns, authPlugin: auth }))
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.
   return app as unknown as ClientView<typeof app>

@@ -45,6 +45,9 @@ import { createTaskEngine, TaskFailure } from './tasks/engine.ts'
 import { createAgentRunner } from './modules/tasks/agent-runner.ts'
 import { createTaskApprovals } from './modules/tasks/approvals.ts'
 import { createTasksService } from './modules/tasks/service.ts'
+import { workflowKind } from './modules/workflow-runs/runner.ts'
+import { createWorkflowRunsService } from './modules/workflow-runs/service.ts'
+import { workflowsReader } from './modules/workflow-runs/workflows-reader.ts'
 
 export interface BaseDeps {
   config: Config
@@ -156,6 +159,10 @@ export async function createServices(deps: BaseDeps) {
   // and deleting one goes through the tasks service (its open streams end with `task_deleted`)
   taskEngine.registerKind('plan', planKind({ database, turns, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
   const plans = createPlansService({ database, turns, announce: () => taskEngine.announce(), removeTask: tasks.remove })
+  // a workflow run is a `workflow` task: the engine runs it on the workflow's ComfyUI service (modules/workflow-runs/runner.ts)
+  const workflowReads = workflowsReader(database)
+  taskEngine.registerKind('workflow', workflowKind({ database, workflows: workflowReads, files, outbound, logger, requestTimeoutMs: config.workflowRequestTimeoutMs, runTimeoutMs: config.workflowRunTimeoutMs, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
+  const workflowRuns = createWorkflowRunsService({ database, workflows: workflowReads, announce: () => taskEngine.announce() })
 
   await revocations.start()
   limiter.start()
@@ -195,6 +202,7 @@ export async function createServices(deps: BaseDeps) {
     presets,
     memories,
     plans,
+    workflowRuns,
     storage,
     files,
     runs,

@@ -23,7 +23,8 @@
  *                                 outputs_to_execute], outputs: { node: { images } }, status: { status_str:
  *                                 "success"|"error", completed, messages: [[type, data], …] }, meta } }`
  *   GET  /view?filename&subfolder&type   the image's PNG bytes (`image/png`), 404 for anything else
- *   POST /interrupt               recorded; the running prompt stops with `execution_interrupted`
+ *   POST /interrupt { prompt_id? }  recorded; the running prompt stops with `execution_interrupted` (with a
+ *                                 `prompt_id`, as newer ComfyUI does, only when that prompt is the one running)
  *   GET  /queue                   `{ queue_running: [[number, id, prompt, extra_data, outputs]], queue_pending }`
  *   POST /queue { delete?: [ids], clear? }   recorded; removes pending prompts
  *
@@ -460,7 +461,9 @@ export async function startFakeComfy(opts: { port?: number; behaviour?: Behaviou
     }
     if (path === '/interrupt' && req.method === 'POST') {
       interrupts.push(body)
-      if (running) {
+      // newer ComfyUI: a body naming a prompt interrupts only that one, when it is the one running
+      const only = body && typeof body === 'object' ? (body as Record<string, unknown>).prompt_id : undefined
+      if (running && (typeof only !== 'string' || only === running.prompt_id)) {
         interrupted = true
         wake?.()
       }
