@@ -264,8 +264,8 @@ export function workflowKind(deps: {
             if (done.size) await report(`${done.size} node${done.size === 1 ? '' : 's'} cached`, { node: null })
           } else if (frame.type === 'executing' && d.node == null) {
             // the end: the outcome is in the history (a failure frame may have been missed)
-            const entry = outcomeOf(await client.history(id, signal))
-            if (entry) return success && entry.status === 'success' ? { status: 'success', outputs: merged(entry.outputs, files) } : entry
+            const entry = outcomeOf(await client.history(id, signal).catch((error) => (success ? undefined : Promise.reject(error))))
+            if (entry) return entry.status === 'success' ? { status: 'success', outputs: merged(entry.outputs, files) } : entry
             if (success) return { status: 'success', outputs: files }
           } else if (frame.type === 'executing') {
             const node = String(d.node)
@@ -289,9 +289,8 @@ export function workflowKind(deps: {
             const node = String(d.node)
             files.set(node, [...(files.get(node) ?? []), ...filesOf(d.output)])
           } else if (frame.type === 'execution_success') {
+            // ComfyUI writes the history after this frame and before `executing { node: null }`: wait for that
             success = true
-            const entry = outcomeOf(await client.history(id, signal).catch(() => undefined))
-            return { status: 'success', outputs: entry?.status === 'success' ? merged(entry.outputs, files) : files }
           } else if (frame.type === 'execution_error') return { status: 'error', message: errorText(d) }
           else if (frame.type === 'execution_interrupted') return { status: 'interrupted' }
           if (Date.now() - lastCheck < pollMs) continue
