@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eq } from 'drizzle-orm'
 import { setupCallers, type CallersContext } from './helpers/accounts.ts'
-import { createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
-import { eachDialect } from './helpers/db.ts'
+import { createSecondInstance, createTestApp, type TestApp, type TestResponse } from './helpers/app.ts'
+import { eachDialect, TEST_DATABASE_URL } from './helpers/db.ts'
 import { expectProblem } from './helpers/problems.ts'
 import { scenarios, type Scenario } from './helpers/scenarios.ts'
 import { readEvents } from './helpers/sse.ts'
@@ -131,6 +131,19 @@ eachDialect('workflow runs', (dialect) => {
     const { db, t: tables } = t.deps.database
     const [wf] = await db.select().from(tables.workflows).where(eq(tables.workflows.id, workflowId))
     expect((wf!.workflowData as Json)['3'].inputs.seed).toBe(1)
+  }, 15000)
+
+  test('a socket dropped mid-run: the run reads the history, opens the socket again and completes with its outputs', async () => {
+    const flaky = await insertWorkflow(t, ctx.accounts.user.id, serviceId, apiWorkflow({ drop_socket: true, delay_ms: 30 }), 'Flaky network')
+    const created = await h.accepted(await h.run(flaky.id))
+    const done = await h.waitFor(created.id, ['completed'])
+    const prompt = fake.prompts.at(-1)!
+    expect(done.result.prompt_id).toBe(prompt.prompt_id)
+    expect(done.result.outputs).toHaveLength(1)
+    expect(fake.sockets.filter((s) => s.clientId === prompt.client_id)).toHaveLength(2)
+    expect(fake.requests.some((r) => r.path === `/history/${prompt.prompt_id}`)).toBe(true)
+    // progress kept coming on the new socket
+    expect((await h.steps(created.id)).some((s) => s.step === 'task_progress' && s.data.node === '9')).toBe(true)
   }, 15000)
 
   test('inputs that do not fit the workflow: 422 with paths, no task made', async () => {
@@ -374,4 +387,67 @@ eachDialect('workflow runs: cancel, timeouts, engines that misbehave', (dialect)
     const failed = await h.waitFor(row!.id, ['failed'])
     expect(failed.error).toEqual({ code: 'VALIDATION_ERROR', message: 'The workflow has no service to run on (set its service_id)' })
   }, 15000)
+})
+
+// -------------------------------------------------------------------------------------------------
+
+describe.skipIf(!TEST_DATABASE_URL)('workflow runs on two instances [postgres]', () => {
+  let a: TestApp
+  let b: TestApp
+  let ctx: CallersContext
+  let fake: FakeComfy
+  let serviceId: string
+  const h = harness(() => a, () => ctx)
+
+  beforeAll(async () => {
+    fake = await startFakeComfy()
+    a = await createTestApp('postgres', { HEARTH_TASK_RETRY_MS: '20' })
+    b = await createSecondInstance(a, { HEARTH_TASK_RETRY_MS: '20' })
+    ctx = await setupCallers(a)
+    serviceId = (await insertService(a, fake.url)).id
+  }, 30_000)
+  afterAll(async () => {
+    await b?.close()
+    await a?.close()
+    await fake?.stop()
+  })
+
+  const holder = async (taskId: string) => {
+    const { db, t: tables } = a.deps.database
+    const [row] = await db.select({ owner: tables.tasks.leaseOwner }).from(tables.tasks).where(eq(tables.tasks.id, taskId))
+    return [a, b].find((app) => app.deps.services.taskEngine.owner === row?.owner)
+  }
+
+  test('a cancel sent to the other instance interrupts the prompt on the engine', async () => {
+    const wf = await insertWorkflow(a, ctx.accounts.user.id, serviceId, apiWorkflow({ hang: true }), 'Forever')
+    const created = await h.accepted(await h.run(wf.id))
+    await eventually(() => fake.prompts.some((p) => p.status === 'running'), 8000, 'the prompt running')
+    const running = fake.prompts.find((p) => p.status === 'running')!
+    const runner = (await holder(created.id))!
+    const other = runner === a ? b : a
+    const c = await other.request('POST', `/api/v1/tasks/${created.id}/cancel`, { token: ctx.tokens.user })
+    expect(c.status).toBe(200)
+    await eventually(() => fake.interrupts.some((x) => (x as Json)?.prompt_id === running.prompt_id), 4000, 'the interrupt')
+    await eventually(() => running.status === 'interrupted')
+  }, 20000)
+
+  test('an instance that hands its run back: the other one follows the same prompt to the end, without queueing it again', async () => {
+    const wf = await insertWorkflow(a, ctx.accounts.user.id, serviceId, apiWorkflow({ delay_ms: 60, images: 2 }), 'Slow')
+    const created = await h.accepted(await h.run(wf.id))
+    await eventually(async () => (await h.steps(created.id)).some((s) => s.step === 'task_progress' && s.data.node === '3'), 8000, 'the sampler running')
+    const queued = fake.prompts.length
+    const interrupts = fake.interrupts.length
+    const first = (await holder(created.id))!
+    // what SIGTERM does: running tasks handed back at once, not counted as an attempt
+    await first.deps.services.taskEngine.close()
+    const done = await h.waitFor(created.id, ['completed'], 15000)
+    expect(fake.prompts.length).toBe(queued)
+    expect(done.result.prompt_id).toBe(fake.prompts.at(-1)!.prompt_id)
+    expect(done.result.outputs).toHaveLength(2)
+    // the hand-back left the prompt running on the engine
+    expect(fake.interrupts.length).toBe(interrupts)
+    const steps = await h.steps(created.id)
+    expect(steps.filter((s) => s.step === 'task_started')).toHaveLength(2)
+    expect(steps.some((s) => s.step === 'message_created' && s.data.message.startsWith('Following prompt'))).toBe(true)
+  }, 30000)
 })

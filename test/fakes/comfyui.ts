@@ -44,6 +44,8 @@
  *                     exception_message, exception_type, traceback, current_inputs, current_outputs, timestamp }
  *   error_message: S  its exception_message (default "Fake failure at node ID")
  *   invalid_node: ID  POST /prompt answers 400 prompt_outputs_failed_validation naming that node
+ *   drop_socket: true the client's socket is closed by the server after the first progress frame (once per prompt);
+ *                     frames sent while it is away are lost, as with a real dropped connection
  *   hang: true        the prompt starts (execution_start, executing its first node) and then waits, silent,
  *                     until /interrupt or stop()
  *
@@ -101,6 +103,7 @@ type Scenario = {
   error_message?: string
   invalid_node?: string
   hang: boolean
+  drop_socket: boolean
 }
 
 const OUTPUT_NODES: Record<string, 'output' | 'temp'> = { SaveImage: 'output', PreviewImage: 'temp' }
@@ -163,7 +166,7 @@ const promptError = (type: string, message: string, details = '', node_errors: u
   json({ error: { type, message, details, extra_info: {} }, node_errors }, 400)
 
 function scenarioOf(prompt: Record<string, any>): Scenario {
-  const s: Scenario = { delay: 0, images: 1, cached: [], hang: false }
+  const s: Scenario = { delay: 0, images: 1, cached: [], hang: false, drop_socket: false }
   for (const node of Object.values(prompt)) {
     if (node?.class_type !== 'FakeScenario') continue
     const i = node.inputs ?? {}
@@ -175,6 +178,7 @@ function scenarioOf(prompt: Record<string, any>): Scenario {
     if (typeof i.error_message === 'string') s.error_message = i.error_message
     if (i.invalid_node != null) s.invalid_node = String(i.invalid_node)
     if (i.hang === true) s.hang = true
+    if (i.drop_socket === true) s.drop_socket = true
   }
   return s
 }
@@ -225,6 +229,7 @@ export async function startFakeComfy(opts: { port?: number; behaviour?: Behaviou
   const pending: ComfyPrompt[] = []
   const outputsOf = new Map<string, string[]>()
   let running: ComfyPrompt | undefined
+  const dropped = new Set<string>()
   let interrupted = false
   let wake: (() => void) | undefined
   let number = 0
@@ -299,6 +304,11 @@ export async function startFakeComfy(opts: { port?: number; behaviour?: Behaviou
         if (interrupted || life.signal.aborted) { status = 'interrupted'; break run }
         await emit('progress', { value: v, max: steps, prompt_id: id, node: nodeId })
         if (v === 1) sendPreview(p.client_id)
+        if (v === 1 && sc.drop_socket && !dropped.has(id)) {
+          dropped.add(id)
+          const ws = p.client_id ? live.get(p.client_id) : undefined
+          if (ws) (live.delete(p.client_id!), ws.close(1011, 'dropped by the scenario'))
+        }
       }
       if (sc.error_node === nodeId) {
         status = 'error'

@@ -251,6 +251,8 @@ export function workflowKind(deps: {
         const wait = Math.min(left, Math.max(0, pollMs - (Date.now() - lastCheck)))
         let frame: Awaited<ReturnType<ComfySocket['next']>>
         if (socket && !socket.closed) frame = await socket.next(wait, signal)
+        // dropped: look at the history and open it again at once
+        else if (socket) frame = 'closed'
         else {
           await sleep(wait, signal)
           frame = 'timeout'
@@ -306,7 +308,10 @@ export function workflowKind(deps: {
           if (late) return late.status === 'success' ? { status: 'success', outputs: merged(late.outputs, files) } : late
           throw failure('UPSTREAM_ERROR', `'${service.name}' no longer has prompt ${id} (restarted, or the prompt was removed)`, true)
         }
-        if (!socket || socket.closed) socket = await client.connect(sid).catch(() => undefined)
+        if (!socket || socket.closed) {
+          socket?.close()
+          socket = await client.connect(sid).catch(() => undefined)
+        }
       }
     }
 
