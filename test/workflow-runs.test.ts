@@ -146,6 +146,13 @@ eachDialect('workflow runs', (dialect) => {
     expect((await h.steps(created.id)).some((s) => s.step === 'task_progress' && s.data.node === '9')).toBe(true)
   }, 15000)
 
+  test('no body at all is a run without inputs', async () => {
+    const res = await t.request('POST', `/api/v1/workflows/${workflowId}/runs`, { token: h.token() })
+    const created = await h.accepted(res)
+    expect(created.input).toEqual({ workflow_id: workflowId, inputs: {} })
+    await h.waitFor(created.id, ['completed'])
+  }, 15000)
+
   test('inputs that do not fit the workflow: 422 with paths, no task made', async () => {
     const before = (await t.request('GET', '/api/v1/tasks?kind=workflow', { token: h.token() })).body.total
     const res = await h.run(workflowId, { inputs: { '77.seed': 1, '3.nope': 2, seed: 3, '3.steps': 5 } })

@@ -13,7 +13,7 @@ export function workflowRunRoutes(deps: { runs: WorkflowRunsService; authPlugin:
     .post(
       '/workflows/:id/runs',
       async ({ principal, params, body, set }) => {
-        const task = await runs.start(principal.userId, params.id, body.inputs)
+        const task = await runs.start(principal.userId, params.id, body?.inputs)
         set.status = 202
         set.headers.location = `/api/v1/tasks/${task.id}`
         return toTaskDto(task)
