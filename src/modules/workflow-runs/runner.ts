@@ -165,7 +165,8 @@ export function workflowKind(deps: {
     const prompt: ApiPrompt = applied.prompt
 
     const client = createComfyClient({ baseUrl: service.url, fetch: deps.outbound.fetchFor({ role: 'admin' }), timeoutMs: deps.requestTimeoutMs, name: service.name })
-    const deadline = (task.startedAt?.getTime() ?? Date.now()) + deps.runTimeoutMs
+    // from this run's first start (a resumed run keeps it; a retried task's earlier runs do not count)
+    const deadline = (run.history[0]?.timestamp.getTime() ?? Date.now()) + deps.runTimeoutMs
     const nodeCount = Math.max(1, Object.keys(prompt).length)
     let promptId: string | undefined
     let clientId: string | undefined
