@@ -194,6 +194,14 @@ eachDialect('workflow runs', (dialect) => {
     expect(failed.attempts).toBe(1)
     const last = (await h.steps(created.id)).at(-1)!
     expect(last).toMatchObject({ step: 'error', data: { task_id: created.id, code: 'UPSTREAM_ERROR' } })
+
+    // a retry is a fresh run: the prompt is queued again, not the ended one followed
+    const queued = fake.prompts.length
+    const retried = await t.request('POST', `/api/v1/tasks/${created.id}/retry`, { token: h.token() })
+    expect(retried.status).toBe(202)
+    const again = await h.waitFor(created.id, ['failed'])
+    expect(fake.prompts.length).toBe(queued + 1)
+    expect(again.error.message).toContain('CUDA out of memory')
   }, 15000)
 
   test('a prompt the engine refuses (400 with node_errors) fails with its message, not retried', async () => {
