@@ -85,15 +85,16 @@ describe.skipIf(!TEST_DATABASE_URL)('tasks on two instances [postgres]', () => {
       return !!(owner = row?.owner ?? null)
     })
     const [runner, other] = owner === a.deps.services.taskEngine.owner ? [a, b] : [b, a]
-    // the claim is committed before the claiming instance has read its answer: wait for it to start the run
-    await eventually(() => runner.deps.services.taskEngine.running === 1, 1000, 'the run started on its instance')
+    // the claim is committed before the claiming instance has read its answer: wait until its run is in the model call
+    const upstreamOf = () => fake.requests.filter((q) => JSON.stringify(q.body).includes('hang, cancelled elsewhere'))
+    await eventually(() => runner.deps.services.taskEngine.running === 1 && upstreamOf().length === 1, 5000, 'the run is waiting for the model on its instance')
     const startedAt = performance.now()
     const c = await other.request('POST', `/api/v1/tasks/${r.body.id}/cancel`, { token: ctx.tokens.user })
     expect(c.body.status).toBe('cancelled')
     await eventually(() => runner.deps.services.taskEngine.running === 0, 3000, 'the run ended on its instance')
     expect(performance.now() - startedAt).toBeLessThan(3000)
     // the runner's upstream request was closed by the client within 3 s of the cancel
-    const upstream = fake.requests.filter((q) => JSON.stringify(q.body).includes('hang, cancelled elsewhere'))
+    const upstream = upstreamOf()
     expect(upstream).toHaveLength(1)
     await eventually(() => upstream[0]!.abortedAt !== undefined, 3000, 'the upstream request was aborted')
     expect(upstream[0]!.abortedAt! - startedAt).toBeLessThan(3000)
