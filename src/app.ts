@@ -11,6 +11,7 @@ import { searchRoutes } from './modules/search/routes.ts'
 import { gatewayRoutes } from './modules/gateway/routes.ts'
 import { presetRoutes } from './modules/presets/routes.ts'
 import { memoryRoutes } from './modules/memories/routes.ts'
+import { promptRoutes } from './modules/prompts/routes.ts'
 import { planRoutes } from './modules/plans/routes.ts'
 import { agentRoutes } from './modules/agents/routes.ts'
 import { historyRoutes } from './modules/history/routes.ts'
@@ -21,6 +22,7 @@ import { toolRoutes } from './modules/tools/routes.ts'
 import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
 import { workflowServiceRoutes } from './modules/services/routes.ts'
 import { workflowRoutes } from './modules/workflows/routes.ts'
+import { workflowRunRoutes } from './modules/workflow-runs/routes.ts'
 import { sessionRoutes } from './modules/sessions/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
@@ -58,6 +60,7 @@ export function createApp(deps: AppDeps) {
     .use(gatewayRoutes({ gateway: services.gateway, subscriptions: services.subscriptions, authPlugin: auth }))
     .use(presetRoutes({ presets: services.presets, authPlugin: auth }))
     .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
+    .use(promptRoutes({ prompts: services.prompts, authPlugin: auth }))
     .use(planRoutes({ plans: services.plans, taskEvents: createTaskEvents({ engine: services.taskEngine, subscriptions: services.subscriptions, shutdown: deps.shutdown }), authPlugin: auth }))
     .use(agentRoutes({ agents: services.agents, authPlugin: auth }))
     .use(historyRoutes({ history: services.history, authPlugin: auth }))
@@ -68,6 +71,7 @@ export function createApp(deps: AppDeps) {
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(workflowServiceRoutes({ workflowServices: services.workflowServices, authPlugin: auth }))
     .use(workflowRoutes({ workflows: services.workflows, authPlugin: auth }))
+    .use(workflowRunRoutes({ runs: services.workflowRuns, authPlugin: auth }))
     .use(sessionRoutes({ sessions: services.sessions, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.

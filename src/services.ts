@@ -22,6 +22,7 @@ import { createConfigsService } from './modules/configs/service.ts'
 import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
+import { createPromptsService } from './modules/prompts/service.ts'
 import { createPlansService } from './modules/plans/service.ts'
 import { planKind } from './modules/plans/kind.ts'
 import { createChatService } from './modules/chat/service.ts'
@@ -47,6 +48,8 @@ import { createTaskApprovals } from './modules/tasks/approvals.ts'
 import { createTasksService } from './modules/tasks/service.ts'
 import { createWorkflowServices } from './modules/services/service.ts'
 import { createWorkflowsService } from './modules/workflows/service.ts'
+import { workflowKind } from './modules/workflow-runs/runner.ts'
+import { createWorkflowRunsService } from './modules/workflow-runs/service.ts'
 import { createSessionsService } from './modules/sessions/service.ts'
 import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
 import type { EditHooks } from './modules/sessions/update-workflow.ts'
@@ -113,6 +116,7 @@ export async function createServices(deps: BaseDeps) {
   // a preset's tools are checked where they are saved, by the tools layer built below (this runs only on requests, like modelUsable)
   const presets = createPresetsService({ database, modelUsable, unknownTools: (p, names) => tools.unknownOf(p, names) })
   const memories = createMemoriesService({ database })
+  const prompts = createPromptsService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
   const files = createFilesService({ database, storage, logger, linkKey: fileLinkKey, uploadMaxBytes: config.uploadMaxBytes, defaultQuotaBytes: config.storageQuotaBytes })
   const runs = createRunRegistry()
@@ -153,6 +157,7 @@ export async function createServices(deps: BaseDeps) {
     agentOf: (p, id) => agents.usable(p, id),
     agentExecutions: agents.executions,
     memoriesOf: (userId) => memories.contextFor(userId),
+    titlePrompt: (userId, values) => prompts.render(userId, 'title', values),
     maxRunsPerUser: config.maxRunsPerUser,
   })
 
@@ -167,6 +172,9 @@ export async function createServices(deps: BaseDeps) {
   const plans = createPlansService({ database, turns, announce: () => taskEngine.announce(), removeTask: tasks.remove })
   const workflowServices = createWorkflowServices({ database, outbound, logger, checkTimeoutMs: deps.workflowServices?.checkTimeoutMs, healthIntervalMs: deps.workflowServices?.healthIntervalMs })
   const workflows = createWorkflowsService({ database, bus, logger, services: workflowServices, lockSweepMs: deps.workflowServices?.lockSweepMs })
+  // a workflow run is a `workflow` task: the engine runs it on the workflow's ComfyUI service (modules/workflow-runs/runner.ts)
+  taskEngine.registerKind('workflow', workflowKind({ database, workflows, files, outbound, logger, requestTimeoutMs: config.workflowRequestTimeoutMs, runTimeoutMs: config.workflowRunTimeoutMs, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
+  const workflowRuns = createWorkflowRunsService({ database, workflows, announce: () => taskEngine.announce() })
   const sessions = createSessionsService({ database, logger, bus, runs, subscriptions, turns, tools, users, agents, workflows, maxRunsPerUser: config.maxRunsPerUser, editHooks: deps.sessionEdits })
 
   await revocations.start()
@@ -211,7 +219,9 @@ export async function createServices(deps: BaseDeps) {
     search,
     presets,
     memories,
+    prompts,
     plans,
+    workflowRuns,
     storage,
     files,
     runs,
