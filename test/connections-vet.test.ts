@@ -83,6 +83,10 @@ const allowed: Row[] = [
   ["SELECT E'a\\\\' AS backslash", PG, OK],
   ['SELECT 1 /* outer /* nested */ still a comment */', PG, OK],
   ['SELECT a$b FROM t', PG, OK],
+  ['SELECT name COLLATE "C" FROM t', PG, OK],
+  ["SELECT * FROM generate_series('2024-01-01'::date, '2024-12-01'::date, interval '1 month') AS m", PG, OK],
+  ['SELECT d, total - LAG(total) OVER (ORDER BY d) AS delta FROM daily', PG, OK],
+  ['SELECT c.name, x.n FROM customers c LEFT JOIN LATERAL (SELECT count(*) AS n FROM orders o WHERE o.customer_id = c.id) x ON true', PG, OK],
   ['SELECT 1.5, .5, 2.5e-3, 1e10 FROM t', PG, OK],
   // MySQL / MariaDB
   ["SELECT DATE_FORMAT(created_at, '%Y-%m') AS month, SUM(total) FROM orders GROUP BY month", MY, OK],
@@ -98,11 +102,16 @@ const allowed: Row[] = [
   ["SELECT \"double-quoted string\" FROM t", MY, OK],
   ['SELECT 1e5, 0x1F, 1.5, 2.5e-3 FROM t', MY, OK],
   ['SELECT COUNT(*) FROM t GROUP BY a WITH ROLLUP', MY, OK],
+  ['SELECT name COLLATE utf8mb4_bin FROM t', MY, OK],
+  ["SELECT GROUP_CONCAT(DISTINCT name ORDER BY name SEPARATOR ', ') FROM customers", MY, OK],
+  ['SELECT * FROM orders WHERE created_at >= CURDATE() - INTERVAL 30 DAY', MY, OK],
   // SQLite
   ["SELECT strftime('%Y-%m', created_at) AS month, sum(total) FROM orders GROUP BY month", SL, OK],
   ["SELECT date('now', '-7 days')", SL, OK],
   ["SELECT * FROM pragma_table_info('t')", SL, OK],
   ['SELECT [name] FROM [customers]', SL, OK],
+  ["SELECT * FROM t WHERE name LIKE 'a%' ESCAPE '!'", SL, OK],
+  ['SELECT x COLLATE NOCASE FROM t', SL, OK],
   ['SELECT 1 /* unterminated comments run to the end in SQLite', SL, OK],
 ]
 

@@ -555,7 +555,7 @@ const KNOWN_NODES = new Set([
   'select', 'expr', 'expr_list', 'column_ref', 'star', 'function', 'aggr_func', 'window_func', 'binary_expr', 'unary_expr', 'case', 'when', 'else', 'cast',
   'datatype', 'interval', 'extract', 'fulltext_search', 'array', 'values', 'window', 'distinct', 'distinct on', 'asc', 'desc', 'origin', 'var', 'param',
   'number', 'bigint', 'bool', 'boolean', 'null', 'default', 'single_quote_string', 'double_quote_string', 'backticks_quote_string', 'natural_string',
-  'hex_string', 'full_hex_string', 'bit_string', 'date', 'datetime', 'time', 'timestamp',
+  'hex_string', 'full_hex_string', 'bit_string', 'date', 'datetime', 'time', 'timestamp', 'collate', 'escape',
 ])
 
 /** Keys that hold a SELECT's writing or locking clauses in the parser's tree. */
