@@ -573,7 +573,7 @@ eachDialect('connections', (dialect) => {
           `INSERT INTO items (id, name) VALUES (99, 'x')`,
           `CREATE TABLE evil (a INTEGER)`,
           `DROP TABLE orders`,
-          ...(driver === 'postgres' ? [`WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`, `SELECT * INTO copy_of_items FROM items`, `SELECT 1; DELETE FROM items`, `SET default_transaction_read_only = off`] : []),
+          ...(driver === 'postgres' ? [`WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`, `SELECT * INTO copy_of_items FROM items`, `SELECT 1; DELETE FROM items`] : []),
           ...(driver === 'mysql' ? [`SELECT 1; DELETE FROM items`, `TRUNCATE items`, `CREATE DATABASE hearth_evil_db`] : []),
           ...(driver === 'sqlite' ? [`ATTACH DATABASE '${join(dir, 'a2.sqlite')}' AS other`, `PRAGMA query_only = OFF`, `VACUUM INTO '${join(dir, 'copy2.sqlite')}'`, `BEGIN`] : []),
         ]
@@ -593,6 +593,12 @@ eachDialect('connections', (dialect) => {
           const names = (await direct.schema(5000)).map((x) => x.name)
           expect(names).not.toContain('evil')
           expect(names).not.toContain('copy_of_items')
+        })
+        test('a session setting changed by a statement does not lift the read-only transaction of the next one', async () => {
+          const lift = driver === 'postgres' ? `SELECT set_config('default_transaction_read_only', 'off', false)` : driver === 'mysql' ? `SET SESSION TRANSACTION READ WRITE` : `PRAGMA query_only = OFF`
+          await direct.run(lift, limits).catch(() => {})
+          await expect(direct.run(`UPDATE items SET name = 'x'`, limits)).rejects.toBeInstanceOf(StatementFailed)
+          expect(await target.fingerprint()).toBe(before)
         })
         test('a read runs', async () => {
           const r = await direct.run('SELECT count(*) AS n FROM items', limits)
@@ -660,13 +666,15 @@ eachDialect('connections', (dialect) => {
           ['limit 0', () => query('SELECT 1', { limit: 0 }), 422],
           ['limit as text', () => query('SELECT 1', { limit: '10' }), 422],
           ['garbage', () => query('💥💥 ))) ((( ;;; \\ \' "'), 422],
-          ['an unterminated comment hiding a statement', () => query('SELECT 1 /* ; DROP TABLE items'), 422],
+          // SQLite ends such a comment at the end of the text: it runs SELECT 1, and nothing is hidden
+          ['an unterminated comment hiding a statement', () => query('SELECT 1 /* ; DROP TABLE items'), driver === 'sqlite' ? 200 : 422],
           ['an unterminated string', () => query("SELECT 'abc"), 422],
         ]
         for (const [name, send, status] of cases) {
           test(name, async () => {
             const res = await send()
-            expectProblem(res, status)
+            if (status === 200) expect(res.status).toBe(200)
+            else expectProblem(res, status)
             expect(await target.fingerprint()).toBe(before)
           }, 10_000)
         }

@@ -1,7 +1,8 @@
 /**
  * @module MySQL and MariaDB through mysql2: one pool (`max` sessions) per connection. A session is
- * made read-only when it opens (`SET SESSION TRANSACTION READ ONLY`, which also holds after the
- * implicit commit a DDL statement makes), in UTC, with the server's own statement timeout
+ * made read-only when it opens and after every statement (`tx_read_only` / `transaction_read_only`,
+ * which also holds in the transaction a DDL statement's implicit commit starts), in UTC, with the
+ * server's own statement timeout
  * (`max_statement_time`, seconds, on MariaDB; `max_execution_time`, ms, on MySQL — the server is
  * told apart by its version). Each statement runs in `START TRANSACTION READ ONLY`, one statement
  * per call (multipleStatements is off), streamed row by row to the row cap, then rolled back.
@@ -136,6 +137,16 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
     })
   }
 
+  /**
+   * Read-only for every transaction (which also covers the one a DDL statement's implicit commit
+   * starts), UTC, and the server's own statement timeout — set when a session opens and again after
+   * each statement, so one that changed them (were it let through) cannot leave them changed.
+   */
+  const sessionSettings = () =>
+    flavour === 'mariadb'
+      ? `SET SESSION tx_read_only = 1, SESSION time_zone = '+00:00', SESSION max_statement_time = ${Math.max(0.001, options.statementTimeoutMs / 1000)}`
+      : `SET SESSION transaction_read_only = 1, SESSION time_zone = '+00:00', SESSION max_execution_time = ${Math.ceil(options.statementTimeoutMs)}`
+
   /** A session of the pool, made read-only, in UTC and with the server's statement timeout the first time it is used. */
   async function session(signal?: AbortSignal): Promise<PoolConnection> {
     if (closed) throw new Unreachable('the connection was closed')
@@ -155,9 +166,7 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
         serverVersion = String((rows as unknown as unknown[][])[0]?.[0] ?? '')
         flavour = /mariadb/i.test(serverVersion) ? 'mariadb' : 'mysql'
       }
-      await conn.query('SET SESSION TRANSACTION READ ONLY')
-      const seconds = Math.max(0.001, options.statementTimeoutMs / 1000)
-      await conn.query(flavour === 'mariadb' ? `SET SESSION time_zone = '+00:00', SESSION max_statement_time = ${seconds}` : `SET SESSION time_zone = '+00:00', SESSION max_execution_time = ${Math.ceil(options.statementTimeoutMs)}`)
+      await conn.query(sessionSettings())
       prepared.add(core)
       return conn
     } catch (error) {
@@ -193,7 +202,11 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
       }
       if (!discard) await conn.query('ROLLBACK').catch(() => (discard = true))
       if (discard) conn.destroy()
-      else conn.release()
+      else {
+        // queued on the session before whatever its next user sends (a session runs commands in order)
+        conn.query(sessionSettings()).catch(() => conn.destroy())
+        conn.release()
+      }
     }
   }
 
