@@ -22,9 +22,9 @@ import { openPostgres } from '../src/modules/connections/drivers/postgres.ts'
 import { createSqliteProcesses, openSqlite } from '../src/modules/connections/drivers/sqlite.ts'
 import { StatementFailed, type DriverPool, type DriverTarget } from '../src/modules/connections/drivers/types.ts'
 import { createOutboundGuard } from '../src/lib/outbound.ts'
-import { createTestApp, type TestApp } from './helpers/app.ts'
+import { createSecondInstance, createTestApp, type TestApp } from './helpers/app.ts'
 import { register, setupCallers, type CallersContext } from './helpers/accounts.ts'
-import { eachDialect } from './helpers/db.ts'
+import { DIALECTS, eachDialect } from './helpers/db.ts'
 import { privateName } from './helpers/private-name.ts'
 import { expectProblem } from './helpers/problems.ts'
 import { scenarios } from './helpers/scenarios.ts'
@@ -655,6 +655,66 @@ eachDialect('connections', (dialect) => {
         expect(await target.fingerprint()).toBe(before)
       })
 
+      if (driver === 'mysql') {
+        test('credentials: a read-only user connects; a wrong password is connected: false', async () => {
+          const my = target as MysqlTarget
+          const user = `hearth_ro_${process.pid}`
+          await my.admin.query(`DROP USER IF EXISTS '${user}'@'%'`)
+          await my.admin.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'right-pw'`)
+          await my.admin.query(`GRANT SELECT ON \`${my.database}\`.* TO '${user}'@'%'`)
+          try {
+            const body = { driver: 'mysql', host: my.host, port: my.port, database: my.database, username: user }
+            const wrong = await post('user', '/api/v1/connections', { ...body, name: 'WrongPw', password: 'wrong-pw' })
+            const right = await post('user', '/api/v1/connections', { ...body, name: 'RightPw', password: 'right-pw' })
+            const failed = await post('user', `/api/v1/connections/${wrong.body.id}/test`, {})
+            expect(failed.body).toMatchObject({ connected: false, version: null })
+            expect(failed.body.message).toMatch(/Access denied/)
+            expect(failed.text).not.toContain('wrong-pw')
+            expect((await post('user', `/api/v1/connections/${right.body.id}/test`, {})).body.connected).toBe(true)
+            expect((await post('user', `/api/v1/connections/${right.body.id}/query`, { sql: 'SELECT count(*) FROM items' })).body.rows).toEqual([[3]])
+            // a query on the wrong one: the database cannot be reached
+            const q502 = await post('user', `/api/v1/connections/${wrong.body.id}/query`, { sql: 'SELECT 1' })
+            expectProblem(q502, 502, 'UPSTREAM_ERROR')
+            expect(q502.text).not.toContain('wrong-pw')
+          } finally {
+            await my.admin.query(`DROP USER IF EXISTS '${user}'@'%'`)
+          }
+        }, 15_000)
+      }
+
+      if (driver === 'postgres') {
+        test('credentials and database: an unknown role or database is connected: false; a query on it 502', async () => {
+          const pg = target as PgTarget
+          const base = { driver: 'postgres', host: pg.host, port: pg.port }
+          const role = await post('user', '/api/v1/connections', { ...base, name: 'NoRole', database: pg.database, username: 'no_such_role_x', password: 'pw' })
+          const db = await post('user', '/api/v1/connections', { ...base, name: 'NoDb', database: 'no_such_database_x', username: pg.username })
+          const r1 = await post('user', `/api/v1/connections/${role.body.id}/test`, {})
+          expect(r1.body.connected).toBe(false)
+          expect(r1.body.message).toMatch(/no_such_role_x/)
+          const r2 = await post('user', `/api/v1/connections/${db.body.id}/test`, {})
+          expect(r2.body.connected).toBe(false)
+          expect(r2.body.message).toMatch(/no_such_database_x/)
+          expectProblem(await post('user', `/api/v1/connections/${db.body.id}/query`, { sql: 'SELECT 1' }), 502, 'UPSTREAM_ERROR')
+          expectProblem(await t.request('GET', `/api/v1/connections/${db.body.id}/schema`, { token: as('user') }), 502, 'UPSTREAM_ERROR')
+        })
+
+        test('a table outside public has its schema; Postgres values: timestamptz in UTC, dates, json, NaN', async () => {
+          const pg = target as PgTarget
+          await pg.admin.unsafe('CREATE SCHEMA sales')
+          await pg.admin.unsafe('CREATE TABLE sales.deals (id int PRIMARY KEY, won boolean)')
+          try {
+            const res = await t.request('GET', `/api/v1/connections/${id}/schema?refresh=true`, { token: as('user') })
+            const deals = res.body.tables.find((x: { name: string }) => x.name === 'deals')
+            expect(deals).toMatchObject({ name: 'deals', schema: 'sales', columns: [{ name: 'id', type: 'integer', primary: true, nullable: false }, { name: 'won', type: 'boolean', primary: false, nullable: true }] })
+            const values = await query(`SELECT '2024-01-05 10:00:00+02'::timestamptz AS t, date '2024-01-05' AS d, '{"a": [1, 2]}'::jsonb AS j, 'NaN'::float8 AS nan, 9007199254740993::numeric AS big, 1.10::numeric AS dec, ARRAY[1, 2] AS arr, '6ecd8c99-4036-403d-bf84-cf8400f67836'::uuid AS u, interval '1 day' AS i, true AS b, NULL::text AS n`)
+            expect(values.body.rows).toEqual([['2024-01-05T08:00:00Z', '2024-01-05', { a: [1, 2] }, 'NaN', '9007199254740993', 1.1, [1, 2], '6ecd8c99-4036-403d-bf84-cf8400f67836', '1 day', true, null]])
+            expect(values.body.columns.map((col: { type: string }) => col.type)).toEqual(['timestamp with time zone', 'date', 'jsonb', 'double precision', 'numeric', 'numeric', 'integer[]', 'uuid', 'interval', 'boolean', 'text'])
+          } finally {
+            await pg.admin.unsafe('DROP SCHEMA sales CASCADE')
+          }
+        })
+      }
+
       describe('bad input: a clear problem, never a 5xx, nothing changed', () => {
         const cases: [string, () => Promise<Awaited<ReturnType<typeof query>>>, number][] = [
           ['1 MB of SQL', () => t.request('POST', `/api/v1/connections/${id}/query`, { token: as('user'), raw: JSON.stringify({ sql: `SELECT 1 -- ${'x'.repeat(1024 * 1024)}` }), headers: { 'content-type': 'application/json' } }), 413],
@@ -703,6 +763,33 @@ eachDialect('connections', (dialect) => {
     })
   }
 })
+
+if (DIALECTS.includes('postgres')) {
+  describe('pools on two instances', () => {
+    test('a change on one instance closes the pool on the other', async () => {
+      const a = await createTestApp('postgres')
+      const b = await createSecondInstance(a)
+      const dir = mkdtempSync(join(tmpdir(), 'hearth-conn-two-'))
+      try {
+        const callers = await setupCallers(a)
+        const token = callers.tokens.user!
+        const file = createSqliteFile(dir)
+        const id = (await a.request('POST', '/api/v1/connections', { token, body: { name: 'Two', driver: 'sqlite', file_id: await upload(a, token, readFileSync(file.path)) } })).body.id
+        expect((await b.request('POST', `/api/v1/connections/${id}/query`, { token, body: { sql: 'SELECT count(*) FROM items' } })).body.rows).toEqual([[3]])
+        expect(b.deps.services.connections.livePools()).toBe(1)
+        await a.request('PATCH', `/api/v1/connections/${id}`, { token, body: { name: 'Two again' } })
+        await eventually(() => b.deps.services.connections.livePools() === 0, 3000, "instance b's pool closed")
+        expect((await b.request('POST', `/api/v1/connections/${id}/query`, { token, body: { sql: 'SELECT 1' } })).body.rows).toEqual([[1]])
+        await a.request('DELETE', `/api/v1/connections/${id}`, { token })
+        await eventually(() => b.deps.services.connections.livePools() === 0, 3000, "instance b's pool closed after the delete")
+      } finally {
+        await b.close()
+        await a.close()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }, 20_000)
+  })
+}
 
 describe('pools close when idle', () => {
   test('after idleMs without use (and the SQLite processes end)', async () => {
