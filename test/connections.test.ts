@@ -30,6 +30,8 @@ import { expectProblem } from './helpers/problems.ts'
 import { scenarios } from './helpers/scenarios.ts'
 import { createMysqlTarget, createPgTarget, createSqliteFile, targetAvailable, type MysqlTarget, type PgTarget, type TargetDriver } from './helpers/sql-targets.ts'
 import { eventually } from './helpers/streams.ts'
+import { startS3 } from './helpers/s3.ts'
+import { createS3Storage } from '../src/storage/s3.ts'
 
 const SUITE = 'connections'
 const SQL_TIMEOUT_MS = 1500
@@ -645,6 +647,27 @@ eachDialect('connections', (dialect) => {
         await eventually(async () => (await runningStatements(target)).length === 0, 2000, 'no statement left running')
       }, 10_000)
 
+      test('an HTTP client that goes away cancels the query on the server', async () => {
+        const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: t.app.fetch, idleTimeout: 30 })
+        try {
+          const pids = driver === 'sqlite' ? (await query('SELECT 1'), t.deps.services.connections.sqliteProcessIds()) : []
+          const gone = new AbortController()
+          setTimeout(() => gone.abort(), 300)
+          const started = performance.now()
+          await fetch(`http://127.0.0.1:${server.port}/api/v1/connections/${id}/query`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${as('user')}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ sql: cross }),
+            signal: gone.signal,
+          }).catch(() => undefined)
+          await eventually(async () => (await runningStatements(target)).length === 0, SQL_TIMEOUT_MS - 400, 'no statement left running before the timeout')
+          if (driver === 'sqlite') await eventually(() => pids.every((pid) => !t.deps.services.connections.sqliteProcessIds().includes(pid)), SQL_TIMEOUT_MS - 400, 'the SQLite process killed before the timeout')
+          expect(performance.now() - started).toBeLessThan(SQL_TIMEOUT_MS)
+        } finally {
+          server.stop(true)
+        }
+      }, 10_000)
+
       test('sampleValues: distinct values of a column, through the same guard', async () => {
         const principal = { userId: ctx.accounts.user.id, role: 'user' } as never
         const values = await t.deps.services.connections.sampleValues(principal, id, { name: 'items' }, 'name', 5)
@@ -811,6 +834,25 @@ describe('pools close when idle', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 10_000)
+})
+
+describe('a dataset kept on S3', () => {
+  test('is copied from the store and queried', async () => {
+    const s3 = await startS3('hearth-conn')
+    const t = await createTestApp('sqlite', {}, { storage: createS3Storage(s3.settings) })
+    const dir = mkdtempSync(join(tmpdir(), 'hearth-conn-s3-'))
+    try {
+      const token = (await setupCallers(t)).tokens.user!
+      const file = createSqliteFile(dir)
+      const id = (await t.request('POST', '/api/v1/connections', { token, body: { name: 'OnS3', driver: 'sqlite', file_id: await upload(t, token, readFileSync(file.path)) } })).body.id
+      const res = await t.request('POST', `/api/v1/connections/${id}/query`, { token, body: { sql: 'SELECT name FROM items ORDER BY id' } })
+      expect(res.body.rows).toEqual([['apple'], ['banana'], ['cherry']])
+    } finally {
+      await t.close()
+      await s3.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 20_000)
 })
 
 describe('the file written for a dataset', () => {
