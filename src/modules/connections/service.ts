@@ -442,7 +442,7 @@ export function createConnectionsService(deps: {
           await pool.close()
         }
       }
-      message = `Connected to ${info.version}: ${info.tablesCount} table${info.tablesCount === 1 ? '' : 's'} and views`
+      message = `Connected to ${info.version}: ${info.tablesCount} ${info.tablesCount === 1 ? 'table or view' : 'tables and views'}`
     } catch (error) {
       if (!(error instanceof StatementFailed || error instanceof Unreachable || (error instanceof AppError && error.status === 502))) throw error
       message = error.message

@@ -33,7 +33,8 @@ export interface SqliteProcesses {
 
 /** How to start a child: the binary runs itself with a hidden command, a source checkout runs the file. */
 function childCommand(): string[] {
-  const compiled = import.meta.path.includes('$bunfs') || import.meta.path.includes('~BUN')
+  // in a compiled binary the entry point lives in its embedded file system (import.meta keeps the source paths)
+  const compiled = Bun.main.startsWith('/$bunfs/') || Bun.main.includes('~BUN')
   return compiled ? [process.execPath, '__sqlite-child'] : [process.execPath, join(import.meta.dir, 'sqlite-child.ts')]
 }
 
