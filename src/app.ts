@@ -21,6 +21,9 @@ import { mcpRoutes } from './modules/mcp/routes.ts'
 import { connectionRoutes } from './modules/connections/routes.ts'
 import { toolRoutes } from './modules/tools/routes.ts'
 import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
+import { workflowServiceRoutes } from './modules/services/routes.ts'
+import { workflowRoutes } from './modules/workflows/routes.ts'
+import { workflowRunRoutes } from './modules/workflow-runs/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -61,12 +64,15 @@ export function createApp(deps: AppDeps) {
     .use(planRoutes({ plans: services.plans, taskEvents: createTaskEvents({ engine: services.taskEngine, subscriptions: services.subscriptions, shutdown: deps.shutdown }), authPlugin: auth }))
     .use(agentRoutes({ agents: services.agents, authPlugin: auth }))
     .use(historyRoutes({ history: services.history, authPlugin: auth }))
-    .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
+    .use(fileRoutes({ files: services.files, users: services.users, workflows: services.workflows, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
     .use(mcpRoutes({ mcp: services.mcp, authPlugin: auth }))
     .use(connectionRoutes({ connections: services.connections, maxRows: config.sqlMaxRows, timeoutMs: config.sqlTimeoutMs, authPlugin: auth }))
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown, sharedTask: services.tasks.shared }))
     .use(taskRoutes({ tasks: services.tasks, engine: services.taskEngine, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
+    .use(workflowServiceRoutes({ workflowServices: services.workflowServices, authPlugin: auth }))
+    .use(workflowRoutes({ workflows: services.workflows, authPlugin: auth }))
+    .use(workflowRunRoutes({ runs: services.workflowRuns, authPlugin: auth }))
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.
   return app as unknown as ClientView<typeof app>

@@ -47,6 +47,10 @@ import { createTaskEngine, TaskFailure } from './tasks/engine.ts'
 import { createAgentRunner } from './modules/tasks/agent-runner.ts'
 import { createTaskApprovals } from './modules/tasks/approvals.ts'
 import { createTasksService } from './modules/tasks/service.ts'
+import { createWorkflowServices } from './modules/services/service.ts'
+import { createWorkflowsService } from './modules/workflows/service.ts'
+import { workflowKind } from './modules/workflow-runs/runner.ts'
+import { createWorkflowRunsService } from './modules/workflow-runs/service.ts'
 
 export interface BaseDeps {
   config: Config
@@ -73,6 +77,8 @@ export interface BaseDeps {
   mcp?: { idleMs?: number; backoffMs?: (failures: number) => number; onStatus?: (e: McpStatusEvent) => void }
   /** tests shorten the 5 s connect timeout of data connections and the 5 idle minutes after which a pool closes */
   connections?: { connectTimeoutMs?: number; idleMs?: number }
+  /** tests shorten the workflow services' health check (timeout 5 s, every minute) and the sweep of expired workflow locks (30 s) */
+  workflowServices?: { checkTimeoutMs?: number; healthIntervalMs?: number; lockSweepMs?: number }
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -172,6 +178,11 @@ export async function createServices(deps: BaseDeps) {
   // and deleting one goes through the tasks service (its open streams end with `task_deleted`)
   taskEngine.registerKind('plan', planKind({ database, turns, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
   const plans = createPlansService({ database, turns, announce: () => taskEngine.announce(), removeTask: tasks.remove })
+  const workflowServices = createWorkflowServices({ database, outbound, logger, checkTimeoutMs: deps.workflowServices?.checkTimeoutMs, healthIntervalMs: deps.workflowServices?.healthIntervalMs })
+  const workflows = createWorkflowsService({ database, bus, logger, services: workflowServices, lockSweepMs: deps.workflowServices?.lockSweepMs })
+  // a workflow run is a `workflow` task: the engine runs it on the workflow's ComfyUI service (modules/workflow-runs/runner.ts)
+  taskEngine.registerKind('workflow', workflowKind({ database, workflows, files, outbound, logger, requestTimeoutMs: config.workflowRequestTimeoutMs, runTimeoutMs: config.workflowRunTimeoutMs, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
+  const workflowRuns = createWorkflowRunsService({ database, workflows, announce: () => taskEngine.announce() })
 
   await revocations.start()
   limiter.start()
@@ -188,6 +199,8 @@ export async function createServices(deps: BaseDeps) {
   const relay = database.dialect === 'postgres' ? startRunRelay({ runs, bus, logger }) : undefined
   await bus.ready()
   taskEngine.start()
+  workflowServices.start()
+  workflows.start()
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), STALE_STREAMING_MS / 2) : undefined
   recovery?.unref?.()
 
@@ -212,6 +225,7 @@ export async function createServices(deps: BaseDeps) {
     memories,
     prompts,
     plans,
+    workflowRuns,
     storage,
     files,
     runs,
@@ -226,9 +240,13 @@ export async function createServices(deps: BaseDeps) {
     connections,
     taskEngine,
     tasks,
+    workflowServices,
+    workflows,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
+      workflows.close()
+      await workflowServices.close()
       // running tasks go back to the queue at once, for another instance or the next start
       await taskEngine.close()
       await runs.stopAll(runGraceMs)
