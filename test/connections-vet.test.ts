@@ -83,6 +83,10 @@ const allowed: Row[] = [
   ["SELECT E'a\\\\' AS backslash", PG, OK],
   ['SELECT 1 /* outer /* nested */ still a comment */', PG, OK],
   ['SELECT a$b FROM t', PG, OK],
+  ['SELECT name COLLATE "C" FROM t', PG, OK],
+  ["SELECT * FROM generate_series('2024-01-01'::date, '2024-12-01'::date, interval '1 month') AS m", PG, OK],
+  ['SELECT d, total - LAG(total) OVER (ORDER BY d) AS delta FROM daily', PG, OK],
+  ['SELECT c.name, x.n FROM customers c LEFT JOIN LATERAL (SELECT count(*) AS n FROM orders o WHERE o.customer_id = c.id) x ON true', PG, OK],
   ['SELECT 1.5, .5, 2.5e-3, 1e10 FROM t', PG, OK],
   // MySQL / MariaDB
   ["SELECT DATE_FORMAT(created_at, '%Y-%m') AS month, SUM(total) FROM orders GROUP BY month", MY, OK],
@@ -98,11 +102,16 @@ const allowed: Row[] = [
   ["SELECT \"double-quoted string\" FROM t", MY, OK],
   ['SELECT 1e5, 0x1F, 1.5, 2.5e-3 FROM t', MY, OK],
   ['SELECT COUNT(*) FROM t GROUP BY a WITH ROLLUP', MY, OK],
+  ['SELECT name COLLATE utf8mb4_bin FROM t', MY, OK],
+  ["SELECT GROUP_CONCAT(DISTINCT name ORDER BY name SEPARATOR ', ') FROM customers", MY, OK],
+  ['SELECT * FROM orders WHERE created_at >= CURDATE() - INTERVAL 30 DAY', MY, OK],
   // SQLite
   ["SELECT strftime('%Y-%m', created_at) AS month, sum(total) FROM orders GROUP BY month", SL, OK],
   ["SELECT date('now', '-7 days')", SL, OK],
   ["SELECT * FROM pragma_table_info('t')", SL, OK],
   ['SELECT [name] FROM [customers]', SL, OK],
+  ["SELECT * FROM t WHERE name LIKE 'a%' ESCAPE '!'", SL, OK],
+  ['SELECT x COLLATE NOCASE FROM t', SL, OK],
   ['SELECT 1 /* unterminated comments run to the end in SQLite', SL, OK],
 ]
 
@@ -373,6 +382,20 @@ describe('vetSql on inputs that stress the readers', () => {
       }
     }
     expect(vetSql(undefined as unknown as string, 'postgres')).toEqual({ ok: false, reason: 'The SQL is empty' })
+  })
+})
+
+describe('repeated statements', () => {
+  test('give the same verdict (kept, frozen), per driver', () => {
+    const a = vetSql('SELECT 1 AS again', 'postgres')
+    expect(vetSql('SELECT 1 AS again', 'postgres')).toBe(a)
+    expect(Object.isFrozen(a)).toBe(true)
+    expect(vetSql('SELECT sleep(1) AS again', 'mysql')).toEqual({ ok: false, reason: expect.stringContaining('sleep() is not allowed') })
+    expect(vetSql('SELECT sleep(1) AS again', 'mysql')).toEqual({ ok: false, reason: expect.stringContaining('sleep() is not allowed') })
+    expect(vetSql('SELECT 1 # x', 'mysql')).toEqual({ ok: true })
+    expect(vetSql('SELECT 1 # x', 'sqlite')).toMatchObject({ ok: false })
+    for (let i = 0; i < 3000; i++) vetSql(`SELECT ${i}`, 'sqlite')
+    expect(vetSql('SELECT 1 AS again', 'postgres')).toEqual({ ok: true })
   })
 })
 

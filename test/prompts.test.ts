@@ -213,7 +213,7 @@ eachDialect('prompts', (dialect) => {
     expect(retry).not.toContain('Today is')
     const answer = await prompts.render(ctx.accounts.user.id, 'sql_answer', { question: 'q', sql: 'SELECT 1', result: '| n |\n| 1 |', rows_count: 1, language: 'French', truncated: false })
     expect(answer).toContain('Answer in French')
-    expect(answer).toContain('(1 rows)')
+    expect(answer).toContain('(rows: 1)')
     expect(answer).not.toContain('only the first rows')
     const noLanguage = await prompts.render(ctx.accounts.user.id, 'sql_answer', { question: 'q', sql: 's', result: 'r', rows_count: 5, truncated: true })
     expect(noLanguage).toContain('in the language of the question')

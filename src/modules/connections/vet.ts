@@ -99,6 +99,32 @@ const refuse = (reason: string): never => {
 }
 
 export function vetSql(sql: string, driver: Driver): Vetted {
+  const key = typeof sql === 'string' && sql.length <= MAX_CACHED_LENGTH ? `${driver}:${sql}` : undefined
+  const known = key === undefined ? undefined : cache.get(key)
+  if (known) {
+    // most recently used last
+    cache.delete(key!)
+    cache.set(key!, known)
+    return known
+  }
+  // frozen: a verdict handed out is shared with later callers of the same SQL
+  const verdict = Object.freeze(vetUncached(sql, driver))
+  if (key !== undefined) {
+    cache.set(key, verdict)
+    if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value!)
+  }
+  return verdict
+}
+
+/**
+ * Verdicts of recent statements (the same SQL comes back: a chat's retries, a dashboard's queries,
+ * the `sql_query` tool): the check is pure, and parsing is most of its cost.
+ */
+const cache = new Map<string, Vetted>()
+const CACHE_SIZE = 1_000
+const MAX_CACHED_LENGTH = 10_000
+
+function vetUncached(sql: string, driver: Driver): Vetted {
   try {
     vet(sql, driver)
     return { ok: true }
@@ -529,7 +555,7 @@ const KNOWN_NODES = new Set([
   'select', 'expr', 'expr_list', 'column_ref', 'star', 'function', 'aggr_func', 'window_func', 'binary_expr', 'unary_expr', 'case', 'when', 'else', 'cast',
   'datatype', 'interval', 'extract', 'fulltext_search', 'array', 'values', 'window', 'distinct', 'distinct on', 'asc', 'desc', 'origin', 'var', 'param',
   'number', 'bigint', 'bool', 'boolean', 'null', 'default', 'single_quote_string', 'double_quote_string', 'backticks_quote_string', 'natural_string',
-  'hex_string', 'full_hex_string', 'bit_string', 'date', 'datetime', 'time', 'timestamp',
+  'hex_string', 'full_hex_string', 'bit_string', 'date', 'datetime', 'time', 'timestamp', 'collate', 'escape',
 ])
 
 /** Keys that hold a SELECT's writing or locking clauses in the parser's tree. */

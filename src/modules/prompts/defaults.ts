@@ -60,7 +60,7 @@ The query that was run:
 {{sql}}
 \`\`\`
 
-The result ({{rows_count}} rows{{#truncated}}; only the first rows were read{{/truncated}}):
+The result (rows: {{rows_count}}{{#truncated}}; only the first rows were read{{/truncated}}):
 {{result}}
 
 Answer {{#language}}in {{language}}{{/language}}{{^language}}in the language of the question{{/language}}, from this result only:
