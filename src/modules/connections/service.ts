@@ -44,7 +44,7 @@ import {
   sqlRefused,
 } from './errors.ts'
 import type { ConnectionsApi, DbSchema, Driver, QueryResult, SchemaTable } from './types.ts'
-import { vetSql } from './vet.ts'
+import { MAX_SQL_LENGTH, vetSql } from './vet.ts'
 
 export type ConnectionRow = Database['t']['connections']['$inferSelect']
 
@@ -76,8 +76,8 @@ export interface TestResult {
   latencyMs: number
 }
 
-/** The longest statement accepted, in characters (a JSON body is at most 1 MiB anyway). */
-export const MAX_SQL_LENGTH = 100_000
+/** The longest statement accepted, in characters (the vetting's limit; a JSON body is at most 1 MiB anyway). */
+export { MAX_SQL_LENGTH }
 export const MAX_IDENTIFIER_LENGTH = 128
 const DEFAULT_PORTS: Record<Driver, number | null> = { postgres: 5432, mysql: 3306, sqlite: null }
 const NETWORK_FIELDS = ['host', 'port', 'database', 'username', 'password', 'ssl'] as const
@@ -374,7 +374,7 @@ export function createConnectionsService(deps: {
     return error
   }
 
-  const timeLeft = (started: number) => Math.round(performance.now() - started)
+  const elapsedMs = (started: number) => Math.round(performance.now() - started)
 
   /** The statement checks every caller gets: not empty, not too long, no NUL, then the vetting. */
   function vetted(sqlText: string, driver: Driver): string {
@@ -452,7 +452,7 @@ export function createConnectionsService(deps: {
       .update(c)
       .set({ isConnected: connected, lastTestedAt: new Date(), lastError: connected ? null : message })
       .where(eq(c.id, row.id))
-    return { connected, version: info?.version ?? null, tablesCount: info?.tablesCount ?? null, message, latencyMs: timeLeft(started) }
+    return { connected, version: info?.version ?? null, tablesCount: info?.tablesCount ?? null, message, latencyMs: elapsedMs(started) }
   }
 
   const api = {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import type { QueryResult, SchemaTable } from '../types.ts'
 import type { ChildReply, ChildRequest } from './sqlite-child.ts'
-import { StatementFailed, Unreachable, watchStatement, type DriverPool, type RunLimits, type ServerInfo } from './types.ts'
+import { sessionWithin, StatementFailed, Unreachable, watchStatement, type DriverPool, type RunLimits, type ServerInfo } from './types.ts'
 
 type Job = Exclude<ChildRequest, { op: 'forget' }>
 type JobInput = Job extends infer J ? (J extends { id: number } ? Omit<J, 'id'> : never) : never
@@ -113,7 +113,8 @@ export function createSqliteProcesses(options: { max: number; idleMs: number }):
     async exec<T>(job: JobInput, timeoutMs: number, signal?: AbortSignal): Promise<T> {
       if (closed) throw new Unreachable('the server is stopping')
       signal?.throwIfAborted()
-      const child = await acquire()
+      // every process busy: wait for one at most one statement's time (and not past the signal)
+      const child = await sessionWithin(acquire(), timeoutMs, signal, release)
       try {
         await child.ready
         if (!children.has(child)) throw new Unreachable('the SQLite process could not start')
