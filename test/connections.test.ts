@@ -263,6 +263,19 @@ eachDialect('connections', (dialect) => {
       await t.request('DELETE', `/api/v1/connections/${globalDefault}`, { token: as('admin') })
     })
 
+    test('a personal connection to a server file does not open once its owner is no longer an admin', async () => {
+      const path = createSqliteFile(dir, [], 'own-path.sqlite').path
+      const own = await post('admin', '/api/v1/connections', { name: 'OwnPath', driver: 'sqlite', path, scope: 'personal' })
+      expect(own.status).toBe(201)
+      const svc = t.deps.services.connections
+      const asAdmin = { userId: ctx.accounts.admin.id, role: 'admin' } as never
+      const demoted = { userId: ctx.accounts.admin.id, role: 'user' } as never
+      expect((await svc.query(asAdmin, own.body.id, 'SELECT count(*) FROM items')).rows).toEqual([[3]])
+      await expect(svc.query(demoted, own.body.id, 'SELECT count(*) FROM items')).rejects.toMatchObject({ status: 502 })
+      expect((await svc.test(demoted, own.body.id)).connected).toBe(false)
+      await t.request('DELETE', `/api/v1/connections/${own.body.id}`, { token: as('admin') })
+    })
+
     test('a change of what it reaches resets its status and cached schema; a global one is changed by admins', async () => {
       const res = await t.request('PATCH', `/api/v1/connections/${c.global}`, { token: as('admin'), body: { port: 6543, ssl: true } })
       expect(res.body).toMatchObject({ port: 6543, ssl: true, is_connected: false })

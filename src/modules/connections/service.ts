@@ -318,6 +318,8 @@ export function createConnectionsService(deps: {
 
   async function openPool(row: ConnectionRow, sender: OutboundCaller, connectTimeoutMs = options.connectTimeoutMs, maxSessions = options.maxSessions): Promise<DriverPool> {
     if (row.driver === 'sqlite') {
+      // a personal connection to a server file stays, but does not open, once its owner is no longer an admin
+      if (row.path && sender.role !== 'admin') throw new Unreachable('only admins may read a file on the server by its path')
       if (row.path) return openSqlite(row.path, sqlite)
       const copy = await datasetCopy(row)
       return openSqlite(copy, sqlite, () => rm(copy, { force: true }))
@@ -341,7 +343,7 @@ export function createConnectionsService(deps: {
   async function withPool<T>(row: ConnectionRow, p: Principal, work: (pool: DriverPool) => Promise<T>): Promise<T> {
     if (closing) throw new Unreachable('the server is stopping')
     const sender = senderOf(row, p)
-    const version = `${row.updatedAt.getTime()}\0${outbound.mayReachPrivate(sender)}`
+    const version = `${row.updatedAt.getTime()}\0${sender.role}\0${outbound.mayReachPrivate(sender)}`
     let entry = live.get(row.id)
     if (entry && entry.version !== version) {
       drop(row.id)
