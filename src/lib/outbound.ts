@@ -13,6 +13,9 @@
  * the check and the connection, so a name that resolves elsewhere the next time (DNS rebinding)
  * cannot swap the address. Admins, and everyone when `HEARTH_ALLOW_PRIVATE_UPSTREAMS=true`, go
  * out with a plain fetch.
+ *
+ * Connections that are not HTTP (SQL servers) use `checkHost` when the host is saved and
+ * `addressFor` when they connect: the same rule, and the driver is given the checked address.
  */
 import { isIP, isIPv4, isIPv6 } from 'node:net'
 import { AppError, validationError } from './errors.ts'

@@ -44,7 +44,7 @@ import {
   sqlRefused,
 } from './errors.ts'
 import type { ConnectionsApi, DbSchema, Driver, QueryResult, SchemaTable } from './types.ts'
-import { vetSql } from './vet.ts'
+import { MAX_SQL_LENGTH, vetSql } from './vet.ts'
 
 export type ConnectionRow = Database['t']['connections']['$inferSelect']
 
@@ -76,8 +76,8 @@ export interface TestResult {
   latencyMs: number
 }
 
-/** The longest statement accepted, in characters (a JSON body is at most 1 MiB anyway). */
-export const MAX_SQL_LENGTH = 100_000
+/** The longest statement accepted, in characters (the vetting's limit; a JSON body is at most 1 MiB anyway). */
+export { MAX_SQL_LENGTH }
 export const MAX_IDENTIFIER_LENGTH = 128
 const DEFAULT_PORTS: Record<Driver, number | null> = { postgres: 5432, mysql: 3306, sqlite: null }
 const NETWORK_FIELDS = ['host', 'port', 'database', 'username', 'password', 'ssl'] as const
@@ -318,6 +318,8 @@ export function createConnectionsService(deps: {
 
   async function openPool(row: ConnectionRow, sender: OutboundCaller, connectTimeoutMs = options.connectTimeoutMs, maxSessions = options.maxSessions): Promise<DriverPool> {
     if (row.driver === 'sqlite') {
+      // a personal connection to a server file stays, but does not open, once its owner is no longer an admin
+      if (row.path && sender.role !== 'admin') throw new Unreachable('only admins may read a file on the server by its path')
       if (row.path) return openSqlite(row.path, sqlite)
       const copy = await datasetCopy(row)
       return openSqlite(copy, sqlite, () => rm(copy, { force: true }))
@@ -341,7 +343,7 @@ export function createConnectionsService(deps: {
   async function withPool<T>(row: ConnectionRow, p: Principal, work: (pool: DriverPool) => Promise<T>): Promise<T> {
     if (closing) throw new Unreachable('the server is stopping')
     const sender = senderOf(row, p)
-    const version = `${row.updatedAt.getTime()}\0${outbound.mayReachPrivate(sender)}`
+    const version = `${row.updatedAt.getTime()}\0${sender.role}\0${outbound.mayReachPrivate(sender)}`
     let entry = live.get(row.id)
     if (entry && entry.version !== version) {
       drop(row.id)
@@ -374,7 +376,7 @@ export function createConnectionsService(deps: {
     return error
   }
 
-  const timeLeft = (started: number) => Math.round(performance.now() - started)
+  const elapsedMs = (started: number) => Math.round(performance.now() - started)
 
   /** The statement checks every caller gets: not empty, not too long, no NUL, then the vetting. */
   function vetted(sqlText: string, driver: Driver): string {
@@ -442,7 +444,7 @@ export function createConnectionsService(deps: {
           await pool.close()
         }
       }
-      message = `Connected to ${info.version}: ${info.tablesCount} table${info.tablesCount === 1 ? '' : 's'} and views`
+      message = `Connected to ${info.version}: ${info.tablesCount} ${info.tablesCount === 1 ? 'table or view' : 'tables and views'}`
     } catch (error) {
       if (!(error instanceof StatementFailed || error instanceof Unreachable || (error instanceof AppError && error.status === 502))) throw error
       message = error.message
@@ -452,7 +454,7 @@ export function createConnectionsService(deps: {
       .update(c)
       .set({ isConnected: connected, lastTestedAt: new Date(), lastError: connected ? null : message })
       .where(eq(c.id, row.id))
-    return { connected, version: info?.version ?? null, tablesCount: info?.tablesCount ?? null, message, latencyMs: timeLeft(started) }
+    return { connected, version: info?.version ?? null, tablesCount: info?.tablesCount ?? null, message, latencyMs: elapsedMs(started) }
   }
 
   const api = {

@@ -1,7 +1,8 @@
 /**
  * @module MySQL and MariaDB through mysql2: one pool (`max` sessions) per connection. A session is
- * made read-only when it opens (`SET SESSION TRANSACTION READ ONLY`, which also holds after the
- * implicit commit a DDL statement makes), in UTC, with the server's own statement timeout
+ * made read-only when it opens and after every statement (`tx_read_only` / `transaction_read_only`,
+ * which also holds in the transaction a DDL statement's implicit commit starts), in UTC, with the
+ * server's own statement timeout
  * (`max_statement_time`, seconds, on MariaDB; `max_execution_time`, ms, on MySQL — the server is
  * told apart by its version). Each statement runs in `START TRANSACTION READ ONLY`, one statement
  * per call (multipleStatements is off), streamed row by row to the row cap, then rolled back.
@@ -136,6 +137,16 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
     })
   }
 
+  /**
+   * Read-only for every transaction (which also covers the one a DDL statement's implicit commit
+   * starts), UTC, and the server's own statement timeout — set when a session opens and again after
+   * each statement, so one that changed them (were it let through) cannot leave them changed.
+   */
+  const sessionSettings = () =>
+    flavour === 'mariadb'
+      ? `SET SESSION tx_read_only = 1, SESSION time_zone = '+00:00', SESSION max_statement_time = ${Math.max(0.001, options.statementTimeoutMs / 1000)}`
+      : `SET SESSION transaction_read_only = 1, SESSION time_zone = '+00:00', SESSION max_execution_time = ${Math.ceil(options.statementTimeoutMs)}`
+
   /** A session of the pool, made read-only, in UTC and with the server's statement timeout the first time it is used. */
   async function session(signal?: AbortSignal): Promise<PoolConnection> {
     if (closed) throw new Unreachable('the connection was closed')
@@ -155,9 +166,7 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
         serverVersion = String((rows as unknown as unknown[][])[0]?.[0] ?? '')
         flavour = /mariadb/i.test(serverVersion) ? 'mariadb' : 'mysql'
       }
-      await conn.query('SET SESSION TRANSACTION READ ONLY')
-      const seconds = Math.max(0.001, options.statementTimeoutMs / 1000)
-      await conn.query(flavour === 'mariadb' ? `SET SESSION time_zone = '+00:00', SESSION max_statement_time = ${seconds}` : `SET SESSION time_zone = '+00:00', SESSION max_execution_time = ${Math.ceil(options.statementTimeoutMs)}`)
+      await conn.query(sessionSettings())
       prepared.add(core)
       return conn
     } catch (error) {
@@ -193,7 +202,11 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
       }
       if (!discard) await conn.query('ROLLBACK').catch(() => (discard = true))
       if (discard) conn.destroy()
-      else conn.release()
+      else {
+        // queued on the session before whatever its next user sends (a session runs commands in order)
+        conn.query(sessionSettings()).catch(() => conn.destroy())
+        conn.release()
+      }
     }
   }
 
@@ -254,12 +267,16 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
 
     schema: (timeoutMs) =>
       readOnly(async (core, kill) => {
-        const rows = await catalogue<[string, string, string, string, string, number | null, string]>(core, SCHEMA_SQL, timeoutMs, kill)
+        // two queries: MariaDB plans the join of TABLES and COLUMNS badly (10× slower than both)
+        const kinds = new Map<string, { estimate: number | null; view: boolean }>()
+        for (const [table, estimate, kind] of await catalogue<[string, number | null, string]>(core, TABLES_SQL, timeoutMs, kill)) kinds.set(table, { estimate, view: kind === 'VIEW' })
+        const rows = await catalogue<[string, string, string, string, string]>(core, COLUMNS_SQL, timeoutMs, kill)
         const tables: SchemaTable[] = []
         let current: SchemaTable | undefined
-        for (const [table, column, type, nullable, key, estimate, kind] of rows) {
+        for (const [table, column, type, nullable, key] of rows) {
           if (!current || current.name !== table) {
-            current = { name: table, columns: [], row_count: kind === 'VIEW' || estimate === null ? null : Number(estimate) }
+            const kind = kinds.get(table)
+            current = { name: table, columns: [], row_count: !kind || kind.view || kind.estimate === null ? null : Number(kind.estimate) }
             tables.push(current)
           }
           current.columns.push({ name: column, type, nullable: nullable === 'YES', primary: key === 'PRI' })
@@ -282,9 +299,7 @@ export function openMysql(target: DriverTarget, options: DriverOptions & { state
   }
 }
 
-/** One catalogue query for every column of every table and view of the connection's database. */
-const SCHEMA_SQL = `SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_KEY, t.TABLE_ROWS, t.TABLE_TYPE
-FROM information_schema.TABLES t
-JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME
-WHERE t.TABLE_SCHEMA = DATABASE()
-ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION`
+/** The tables and views of the connection's database, with InnoDB's row estimate. */
+const TABLES_SQL = `SELECT TABLE_NAME, TABLE_ROWS, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`
+/** Every column of them, in order. */
+const COLUMNS_SQL = `SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION`

@@ -18,6 +18,8 @@ import type { QueryResult, SchemaTable } from '../types.ts'
 /** SQLSTATE classes and codes that mean the session could not be had, not that the statement failed. */
 const UNREACHABLE_STATES = /^(08|28|3D|53|57P0[123]|CONNECT_TIMEOUT|CONNECTION_)/
 const CURSOR_BATCH = 500
+/** how long after the server's own statement_timeout Hearth cancels the statement itself */
+const CANCEL_BACKSTOP_MS = 250
 
 /** `2024-01-05 10:00:00.5+00` (the session is in UTC) → `2024-01-05T10:00:00.5Z`; other offsets get their minutes. */
 function isoTimestamptz(text: string): string {
@@ -140,7 +142,13 @@ export function openPostgres(target: DriverTarget, options: DriverOptions & { st
         let truncated = false
         const query = tx.unsafe(text).values()
         running.add(query)
-        const watch = watchStatement(timeoutMs, signal, () => void query.cancel())
+        // A cancel request names the session, not the statement: one still on its way when the
+        // statement ends would cancel the session's next one. So the server's own statement_timeout
+        // comes first (Hearth's timer is a backstop just after it), and a cancel that was sent is
+        // waited for — the server has signalled the session when it answers — before the session
+        // is used again (an idle session ignores the signal).
+        let cancelling: Promise<unknown> | undefined
+        const watch = watchStatement(timeoutMs, signal, () => void (cancelling = Promise.resolve(query.cancel()).catch(() => {})), CANCEL_BACKSTOP_MS)
         try {
           await query.cursor(Math.min(maxRows + 1, CURSOR_BATCH), (batch: unknown[][]) => {
             for (const row of batch) {
@@ -157,6 +165,7 @@ export function openPostgres(target: DriverTarget, options: DriverOptions & { st
         } finally {
           watch.done()
           running.delete(query)
+          if (cancelling) await cancelling
         }
         const described = (query as unknown as { statement?: { columns?: { name: string; type: number }[] } }).statement?.columns ?? []
         await nameTypes(tx, described.map((c) => c.type))

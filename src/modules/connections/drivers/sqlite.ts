@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import type { QueryResult, SchemaTable } from '../types.ts'
 import type { ChildReply, ChildRequest } from './sqlite-child.ts'
-import { StatementFailed, Unreachable, watchStatement, type DriverPool, type RunLimits, type ServerInfo } from './types.ts'
+import { sessionWithin, StatementFailed, Unreachable, watchStatement, type DriverPool, type RunLimits, type ServerInfo } from './types.ts'
 
 type Job = Exclude<ChildRequest, { op: 'forget' }>
 type JobInput = Job extends infer J ? (J extends { id: number } ? Omit<J, 'id'> : never) : never
@@ -33,7 +33,8 @@ export interface SqliteProcesses {
 
 /** How to start a child: the binary runs itself with a hidden command, a source checkout runs the file. */
 function childCommand(): string[] {
-  const compiled = import.meta.path.includes('$bunfs') || import.meta.path.includes('~BUN')
+  // in a compiled binary the entry point lives in its embedded file system (import.meta keeps the source paths)
+  const compiled = Bun.main.startsWith('/$bunfs/') || Bun.main.includes('~BUN')
   return compiled ? [process.execPath, '__sqlite-child'] : [process.execPath, join(import.meta.dir, 'sqlite-child.ts')]
 }
 
@@ -112,7 +113,8 @@ export function createSqliteProcesses(options: { max: number; idleMs: number }):
     async exec<T>(job: JobInput, timeoutMs: number, signal?: AbortSignal): Promise<T> {
       if (closed) throw new Unreachable('the server is stopping')
       signal?.throwIfAborted()
-      const child = await acquire()
+      // every process busy: wait for one at most one statement's time (and not past the signal)
+      const child = await sessionWithin(acquire(), timeoutMs, signal, release)
       try {
         await child.ready
         if (!children.has(child)) throw new Unreachable('the SQLite process could not start')

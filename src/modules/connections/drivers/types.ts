@@ -65,18 +65,19 @@ export class Unreachable extends Error {
 export const timedOut = (ms: number) => new StatementFailed(`The query ran longer than ${ms} ms and was cancelled`)
 
 /**
- * Watches a running statement: `cancel` is called once, when the time is up or `signal` aborts.
+ * Watches a running statement: `cancel` is called once, when the time is up (`graceMs` after it,
+ * when the server's own limit should come first) or `signal` aborts.
  * `settle` turns the statement's own failure into what the caller sees (the abort's reason, the
  * timeout, or the error itself).
  */
-export function watchStatement(timeoutMs: number, signal: AbortSignal | undefined, cancel: () => void) {
+export function watchStatement(timeoutMs: number, signal: AbortSignal | undefined, cancel: () => void, graceMs = 0) {
   let why: 'time' | 'signal' | undefined
   const fire = (reason: 'time' | 'signal') => {
     if (why) return
     why = reason
     cancel()
   }
-  const timer = setTimeout(() => fire('time'), timeoutMs)
+  const timer = setTimeout(() => fire('time'), timeoutMs + graceMs)
   const onAbort = () => fire('signal')
   signal?.addEventListener('abort', onAbort, { once: true })
   // after the caller holds the watch: `cancel` may use it
