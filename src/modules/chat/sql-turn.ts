@@ -40,8 +40,9 @@ import {
 
 /** Corrections after a failing statement: the model is asked at most this many times again. */
 export const MAX_SQL_CORRECTIONS = 2
-/** Rows of the result kept in the message's metadata. */
+/** Rows of the result kept in the message's metadata, and the most JSON they may take. */
 export const METADATA_ROWS = 20
+const METADATA_ROWS_BYTES = 64_000
 /** Rows, and characters, of the result the answer prompt is given. */
 const PROMPT_ROWS = 50
 const PROMPT_RESULT_CHARS = 8_000
@@ -136,12 +137,12 @@ export function resultForPrompt(r: QueryResult): string {
   return `${lines.join('\n')}${more}`
 }
 
-/** The rows of the `result` event: all of them, unless their JSON passes RESULT_EVENT_BYTES. */
-function eventRows(rows: unknown[][]): { rows: unknown[][]; cut: boolean } {
+/** The first rows whose JSON stays within `bytes` (characters; the rows are mostly ASCII). */
+function rowsWithin(rows: unknown[][], bytes: number): { rows: unknown[][]; cut: boolean } {
   let size = 2
   for (const [i, row] of rows.entries()) {
     size += JSON.stringify(row).length + 1
-    if (size > RESULT_EVENT_BYTES) return { rows: rows.slice(0, i), cut: true }
+    if (size > bytes) return { rows: rows.slice(0, i), cut: true }
   }
   return { rows, cut: false }
 }
@@ -309,7 +310,7 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
         }
 
         if (result && sql && !stopped()) {
-          const shown = eventRows(result.rows)
+          const shown = rowsWithin(result.rows, RESULT_EVENT_BYTES)
           emit(run, 'result', { sql, columns: result.columns, rows: shown.rows, rows_count: result.rows_count, truncated: result.truncated || shown.cut, duration_ms: result.duration_ms })
           // the model's word on the chart: a hint in its SQL answer, else the chart prompt's (a failing call only loses the suggestion)
           suggestion ??= await chartSuggestion(ctx.conversation.userId, ctx.question, result, (request) => call(request, {})).catch((error) => {
@@ -359,7 +360,7 @@ export function createSqlTurns(deps: SqlDeps & { database: Database; logger: Log
           rows_count: result?.rows_count ?? null,
           truncated: result?.truncated ?? false,
           columns: result?.columns ?? [],
-          rows: result?.rows.slice(0, METADATA_ROWS) ?? [],
+          rows: result ? rowsWithin(result.rows.slice(0, METADATA_ROWS), METADATA_ROWS_BYTES).rows : [],
           visualization: chart,
           ...(attempts.length ? { sql_attempts: attempts } : {}),
         }
