@@ -674,6 +674,10 @@ eachDialect('questions over SQL in chat', (dialect) => {
       }
       expectProblem(await call({ connection_id: otherConnection, query: 'SELECT 1' }), 404, 'NOT_FOUND')
       expectProblem(await request('POST', '/tools/call', undefined, { tool: 'sql_query', arguments: { connection_id: targets.sqlite, query: 'SELECT 1' } }), 401)
+      // by name: the caller's own (another user's name finds nothing)
+      const byName = await call({ connection: 'SHOP', query: 'SELECT count(*) AS n FROM customers' })
+      expect([byName.status, byName.body.result?.structured_content?.rows]).toEqual([200, [[5]]])
+      expectProblem(await call({ connection: 'theirs', query: 'SELECT 1' }), 404, 'NOT_FOUND')
       // without connection_id: the caller's default connection; none → 422
       const byDefault = await call({ query: 'SELECT count(*) AS n FROM orders' })
       expect(byDefault.body.result.structured_content.rows).toEqual([[12]])

@@ -2,11 +2,13 @@
  * @module The `sql_query` built-in: one read-only query on a data connection the caller may use
  * (their own or a global one; another user's is not found), through the connections module —
  * the same parsing, read-only transaction, timeout and row cap as `POST /connections/{id}/query`.
- * Without `connection_id` the caller's default connection is used. A statement that is refused or
+ * The call names it by `connection_id`, or by `connection` (its name: the caller's own before a
+ * global one); naming neither, the caller's default connection is used. A statement that is refused or
  * that the database fails comes back as a result with `isError: true` and the reason, for the
  * model to correct; an unknown connection is 404 and an unreachable database 502, as for the API.
  */
 import { AppError } from '../../../lib/errors.ts'
+import type { Principal } from '../../auth/service.ts'
 import type { ConnectionsApi, QueryResult } from '../../connections/types.ts'
 import { toolNotConfigured } from '../errors.ts'
 import type { BuiltinTool, ToolResult } from '../types.ts'
@@ -43,14 +45,18 @@ export function queryToolResult(r: QueryResult): ToolResult {
   }
 }
 
-export function sqlQueryTool(deps: { connections?: ConnectionsApi; maxRows?: number }): BuiltinTool {
+/** The connections module as the tool uses it: the contract, and finding a connection by its name. */
+export type SqlToolConnections = ConnectionsApi & { usableByName?(p: Principal, name: string): Promise<{ id: string }> }
+
+export function sqlQueryTool(deps: { connections?: SqlToolConnections; maxRows?: number }): BuiltinTool {
   return {
     name: 'sql_query',
-    description: 'Run one read-only SQL query (a SELECT) on one of your data connections and get the rows. Without connection_id, your default connection is used.',
+    description: 'Run one read-only SQL query (a SELECT) on one of your data connections and get the rows. Name the connection by connection_id or by its name (connection); naming neither, your default connection is used.',
     inputSchema: {
       type: 'object',
       properties: {
-        connection_id: { type: 'string', description: 'The data connection to query (GET /connections); default: your default connection', minLength: 1, maxLength: 64 },
+        connection_id: { type: 'string', description: 'The id of the data connection to query (GET /connections)', minLength: 1, maxLength: 64 },
+        connection: { type: 'string', description: 'Or its name', minLength: 1, maxLength: 100 },
         query: { type: 'string', description: 'One SELECT statement (or WITH … SELECT, or EXPLAIN of one)', minLength: 1, maxLength: 100_000 },
         limit: { type: 'integer', description: 'The most rows to read', minimum: 1, ...(deps.maxRows ? { maximum: deps.maxRows } : {}) },
       },
@@ -61,13 +67,14 @@ export function sqlQueryTool(deps: { connections?: ConnectionsApi; maxRows?: num
     async call(args, ctx) {
       const { connections } = deps
       if (!connections) throw toolNotConfigured('Data connections are not available on this server', 'arguments.connection_id')
-      let id = typeof args.connection_id === 'string' ? args.connection_id : undefined
-      if (!id) {
+      let id: string
+      if (typeof args.connection_id === 'string') id = (await connections.usable(ctx.principal, args.connection_id)).id
+      else if (typeof args.connection === 'string' && connections.usableByName) id = (await connections.usableByName(ctx.principal, args.connection)).id
+      else {
         const fallback = await connections.defaultFor(ctx.principal)
-        if (!fallback) throw toolNotConfigured('No connection_id was given and you have no default data connection', 'arguments.connection_id')
+        if (!fallback) throw toolNotConfigured('No connection_id (or connection name) was given and you have no default data connection', 'arguments.connection_id')
         id = fallback.id
       }
-      await connections.usable(ctx.principal, id)
       try {
         const result = await connections.query(ctx.principal, id, String(args.query), { limit: typeof args.limit === 'number' ? args.limit : undefined, signal: ctx.signal })
         return queryToolResult(result)
