@@ -19,6 +19,7 @@ import { register, type Account } from './helpers/accounts.ts'
 import { createSecondInstance, createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
 import { expectProblem } from './helpers/problems.ts'
+import { scenarios, type ScenarioContext } from './helpers/scenarios.ts'
 import { readEvents, textOf } from './helpers/sse.ts'
 import { eventually } from './helpers/streams.ts'
 
@@ -217,6 +218,7 @@ eachDialect('questions over SQL in chat', (dialect) => {
   /** the connections of `a` by target */
   const targets: Record<'sqlite' | 'postgres', string> = { sqlite: '', postgres: '' }
   let otherConnection: string
+  let globalConnection: string
 
   const request = (method: string, path: string, token: string | undefined, body?: unknown) => t.request(method, `/api/v1${path}`, { token, body })
 
@@ -253,6 +255,7 @@ eachDialect('questions over SQL in chat', (dialect) => {
       expect((await request('POST', '/models', admin.access, { provider_id: provider.body.id, name, model_id: id })).status).toBe(201)
     targets.sqlite = await connection(a.access, { name: 'shop', driver: 'sqlite', file_id: await upload(a.access, shopFile()), is_default: true })
     otherConnection = await connection(other.access, { name: 'theirs', driver: 'sqlite', file_id: await upload(other.access, shopFile()) })
+    globalConnection = await connection(admin.access, { name: 'everyones', driver: 'sqlite', file_id: await upload(admin.access, shopFile()), scope: 'global' })
     // a throw-away Postgres database with the same tables
     pgName = `hearth_chatsql_${Date.now().toString(36)}_${dialect}`
     const pgServer = postgres(PG_URL, { max: 1, onnotice: () => {} })
@@ -596,6 +599,22 @@ eachDialect('questions over SQL in chat', (dialect) => {
   })
 
   describe('who may name a connection', () => {
+    const ctx = (): ScenarioContext => ({ t, tokens: { user: a.access, other: other.access, admin: admin.access } })
+    const noConnectionField = (res: { body: Json }) => expect(res.body.errors).toEqual([{ path: 'connection_id', message: 'unknown connection' }])
+    scenarios(ctx, [
+      { name: 'a conversation on one’s own connection', as: 'user', method: 'POST', path: '/api/v1/conversations', body: () => ({ connection_id: targets.sqlite }), status: 201, check: (res) => expect(res.body.connection_id).toBe(targets.sqlite) },
+      { name: 'another user’s connection', as: 'other', method: 'POST', path: '/api/v1/conversations', body: () => ({ connection_id: targets.sqlite }), status: 422, code: 'VALIDATION_ERROR', check: noConnectionField },
+      { name: 'a user’s personal connection, for admins too', as: 'admin', method: 'POST', path: '/api/v1/conversations', body: () => ({ connection_id: targets.sqlite }), status: 422, code: 'VALIDATION_ERROR', check: noConnectionField },
+      { name: 'no credentials', as: 'guest', method: 'POST', path: '/api/v1/conversations', body: () => ({ connection_id: targets.sqlite }), status: 401, code: 'UNAUTHORIZED' },
+      { name: 'a global connection, by a user', as: 'other', method: 'POST', path: '/api/v1/conversations', body: () => ({ connection_id: globalConnection }), status: 201 },
+      { name: 'a global connection, by its admin', as: 'admin', method: 'POST', path: '/api/v1/conversations', body: () => ({ connection_id: globalConnection }), status: 201 },
+      { name: 'sql_query on one’s own connection', as: 'user', method: 'POST', path: '/api/v1/tools/call', body: () => ({ tool: 'sql_query', arguments: { connection_id: targets.sqlite, query: 'SELECT count(*) AS n FROM orders' } }), status: 200, check: (res) => expect(res.body.is_error).toBe(false) },
+      { name: 'sql_query on another user’s connection', as: 'other', method: 'POST', path: '/api/v1/tools/call', body: () => ({ tool: 'sql_query', arguments: { connection_id: targets.sqlite, query: 'SELECT 1' } }), status: 404, code: 'NOT_FOUND' },
+      { name: 'sql_query on a user’s connection, for admins too', as: 'admin', method: 'POST', path: '/api/v1/tools/call', body: () => ({ tool: 'sql_query', arguments: { connection_id: targets.sqlite, query: 'SELECT 1' } }), status: 404, code: 'NOT_FOUND' },
+      { name: 'sql_query on a global connection', as: 'other', method: 'POST', path: '/api/v1/tools/call', body: () => ({ tool: 'sql_query', arguments: { connection_id: globalConnection, query: 'SELECT count(*) AS n FROM customers' } }), status: 200, check: (res) => expect(res.body.result.structured_content.rows).toEqual([[5]]) },
+      { name: 'sql_query without credentials', as: 'guest', method: 'POST', path: '/api/v1/tools/call', body: () => ({ tool: 'sql_query', arguments: { connection_id: targets.sqlite, query: 'SELECT 1' } }), status: 401, code: 'UNAUTHORIZED' },
+    ])
+
     test('create, PATCH, send and the chat stream: another user’s or an unknown connection is 422 naming connection_id, nothing stored; a guest is 401', async () => {
       for (const id of [otherConnection, 'no-such-connection']) {
         const created = await request('POST', '/conversations', a.access, { connection_id: id })
@@ -646,9 +665,8 @@ eachDialect('questions over SQL in chat', (dialect) => {
       expect(shape(plain)).toEqual(['message.created', 'delta…', 'usage', 'done'])
     })
 
-    test('a global connection is usable by everyone', async () => {
-      const global = await connection(admin.access, { name: 'shared-shop', driver: 'sqlite', file_id: await upload(admin.access, shopFile()), scope: 'global' })
-      const c = await conversation(global, {}, other.access)
+    test('a global connection answers everyone’s questions', async () => {
+      const c = await conversation(globalConnection, {}, other.access)
       const events = await readEvents(await send(c, { content: scripted('Count', 'SELECT count(*) AS n FROM customers', 'Five.') }, other.access))
       expect(events.find((e) => e.event === 'result')!.data.rows).toEqual([[5]])
     })
