@@ -82,6 +82,8 @@ const cases: Case[] = [
   { name: 'dates as strings + a number', result: result([['month', 'date'], ['total', 'numeric']], months.map((m, i) => [m, String(i * 10)])), type: 'line', x: 'month', y: ['total'], marks: { line: 1, symbol: 6 } },
   { name: 'Date objects + a number', result: result([['day', 'timestamptz'], ['n', 'int4']], months.map((m, i) => [new Date(m), i])), type: 'line', x: 'day', y: ['n'] },
   { name: 'YYYY-MM strings from an untyped column (SQLite strftime)', result: result([['month', ''], ['sales', 'REAL']], [['2024-01', 1.5], ['2024-02', 2.5], ['2024-03', 2]]), type: 'line', x: 'month' },
+  { name: 'ISO dates in a TEXT column (SQLite keeps dates as text)', result: result([['day', 'TEXT'], ['n', 'INTEGER']], months.map((m, i) => [m, i])), type: 'line', x: 'day', y: ['n'] },
+  { name: 'text that only starts like a year stays a category', result: result([['code', 'TEXT'], ['n', 'INTEGER']], [['2024-A', 1], ['2025-B', 2]]), type: 'pie', x: 'code' },
   { name: 'MySQL DATETIME strings', result: result([['at', 'DATETIME'], ['n', 'LONG']], [['2024-01-01 10:00:00', 1], ['2024-01-01 11:00:00', 3]]), type: 'line', x: 'at' },
   { name: 'time + two numbers: a line each', result: result([['month', 'date'], ['revenue', 'numeric'], ['cost', 'numeric']], months.map((m, i) => [m, i * 10, i * 4])), type: 'line', x: 'month', y: ['revenue', 'cost'], marks: { line: 2 } },
   { name: 'time + a category + a number: a line per category', result: result([['month', 'date'], ['region', 'text'], ['sales', 'int4']], months.flatMap((m, i) => [[m, 'north', i], [m, 'south', i * 2]])), type: 'line', x: 'month', y: ['sales'], marks: { line: 2 } },

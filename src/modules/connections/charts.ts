@@ -63,6 +63,7 @@ const NUMERIC_TYPE = /\b(?:int|integer|int2|int4|int8|smallint|bigint|tinyint|me
 const TEMPORAL_TYPE = /date|timestamp|^year$/i
 const TEXT_TYPE = /char|text|string|uuid|enum|set|json|blob|binary|bytea|bit|bool|inet|cidr|macaddr|interval|^time(?:tz)?\b|^time with/i
 const ISO_DATE = /^\d{4}-\d{2}(?:-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?$/
+const FULL_DATE = /^\d{4}-\d{2}-\d{2}/
 const NUMERIC_STRING = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/
 /** columns that hold numbers but name things (ids, codes): categories, not quantities */
 const IDENTIFIER_NAME = /^(?:id|.*_id|.*_code|code|zip|zipcode|postcode|phone)$/i
@@ -89,7 +90,8 @@ function classify(key: string, name: string, type: string, values: unknown[]): C
   if (present.length === 0) return { ...col, kind: NUMERIC_TYPE.test(type) && !IDENTIFIER_NAME.test(name) ? 'quantitative' : TEMPORAL_TYPE.test(type) ? 'temporal' : 'nominal' }
   const textual = TEXT_TYPE.test(type) && !TEMPORAL_TYPE.test(type)
 
-  if (!textual && present.every((v) => asTemporal(v) !== null)) return { ...col, kind: 'temporal' }
+  // a text column of full ISO dates is time too: SQLite keeps dates as TEXT
+  if (present.every((v) => asTemporal(v) !== null) && (!textual || present.every((v) => typeof v === 'string' && FULL_DATE.test(v)))) return { ...col, kind: 'temporal' }
   const numbers = present.map(asNumber)
   const numeric = numbers.every((n) => n !== null) && (NUMERIC_TYPE.test(type) || TEMPORAL_TYPE.test(type) || present.every((v) => typeof v !== 'string') || (!textual && type !== ''))
   if (numeric && !textual) {
