@@ -24,6 +24,7 @@ import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
 import { workflowServiceRoutes } from './modules/services/routes.ts'
 import { workflowRoutes } from './modules/workflows/routes.ts'
 import { workflowRunRoutes } from './modules/workflow-runs/routes.ts'
+import { sessionRoutes } from './modules/sessions/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -73,6 +74,7 @@ export function createApp(deps: AppDeps) {
     .use(workflowServiceRoutes({ workflowServices: services.workflowServices, authPlugin: auth }))
     .use(workflowRoutes({ workflows: services.workflows, authPlugin: auth }))
     .use(workflowRunRoutes({ runs: services.workflowRuns, authPlugin: auth }))
+    .use(sessionRoutes({ sessions: services.sessions, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.
   return app as unknown as ClientView<typeof app>

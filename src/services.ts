@@ -51,6 +51,9 @@ import { createWorkflowServices } from './modules/services/service.ts'
 import { createWorkflowsService } from './modules/workflows/service.ts'
 import { workflowKind } from './modules/workflow-runs/runner.ts'
 import { createWorkflowRunsService } from './modules/workflow-runs/service.ts'
+import { createSessionsService } from './modules/sessions/service.ts'
+import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
+import type { EditHooks } from './modules/sessions/update-workflow.ts'
 
 export interface BaseDeps {
   config: Config
@@ -79,6 +82,8 @@ export interface BaseDeps {
   connections?: { connectTimeoutMs?: number; idleMs?: number }
   /** tests shorten the workflow services' health check (timeout 5 s, every minute) and the sweep of expired workflow locks (30 s) */
   workflowServices?: { checkTimeoutMs?: number; healthIntervalMs?: number; lockSweepMs?: number }
+  /** tests hold a session agent's workflow edit while it has the lock, or shorten the lock (default: no hold, WORKFLOW_LOCK_TTL_MS) */
+  sessionEdits?: EditHooks
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -183,6 +188,7 @@ export async function createServices(deps: BaseDeps) {
   // a workflow run is a `workflow` task: the engine runs it on the workflow's ComfyUI service (modules/workflow-runs/runner.ts)
   taskEngine.registerKind('workflow', workflowKind({ database, workflows, files, outbound, logger, requestTimeoutMs: config.workflowRequestTimeoutMs, runTimeoutMs: config.workflowRunTimeoutMs, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
   const workflowRuns = createWorkflowRunsService({ database, workflows, announce: () => taskEngine.announce() })
+  const sessions = createSessionsService({ database, logger, bus, runs, subscriptions, turns, tools, users, agents, workflows, maxRunsPerUser: config.maxRunsPerUser, editHooks: deps.sessionEdits })
 
   await revocations.start()
   limiter.start()
@@ -195,6 +201,7 @@ export async function createServices(deps: BaseDeps) {
   await setup.prepare()
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
+  await sessions.recoverInterrupted(database.dialect === 'sqlite')
   // on SQLite this process is the only server: runs have no one else to reach
   const relay = database.dialect === 'postgres' ? startRunRelay({ runs, bus, logger }) : undefined
   await bus.ready()
@@ -203,6 +210,8 @@ export async function createServices(deps: BaseDeps) {
   workflows.start()
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), STALE_STREAMING_MS / 2) : undefined
   recovery?.unref?.()
+  const sessionRecovery = database.dialect === 'postgres' ? setInterval(() => void sessions.recoverInterrupted(false).catch((error) => logger.warn('session recovery sweep failed', { error })), STALE_REPLY_MS / 2) : undefined
+  sessionRecovery?.unref?.()
 
   return {
     bus,
@@ -242,9 +251,11 @@ export async function createServices(deps: BaseDeps) {
     tasks,
     workflowServices,
     workflows,
+    sessions,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
+      clearInterval(sessionRecovery)
       workflows.close()
       await workflowServices.close()
       // running tasks go back to the queue at once, for another instance or the next start
