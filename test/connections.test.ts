@@ -113,14 +113,17 @@ async function runningStatements(target: AnyTarget): Promise<string[]> {
 eachDialect('connections', (dialect) => {
   let t: TestApp
   let ctx: CallersContext
-  const dir = mkdtempSync(join(tmpdir(), 'hearth-conn-test-'))
+  /** the suite's scratch directory; statements below name files in it as $DIR */
+  let dir = ''
+  const inDir = (sql: string) => sql.replaceAll('$DIR', dir)
   beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hearth-conn-test-'))
     t = await createTestApp(dialect, { HEARTH_SQL_TIMEOUT_MS: String(SQL_TIMEOUT_MS) }, { connections: { connectTimeoutMs: 1000, idleMs: 60_000 } })
     ctx = await setupCallers(t)
   })
   afterAll(async () => {
     await t?.close()
-    rmSync(dir, { recursive: true, force: true })
+    if (dir) rmSync(dir, { recursive: true, force: true })
   })
   const as = (who: 'user' | 'other' | 'admin') => ctx.tokens[who]!
   const post = (who: 'user' | 'other' | 'admin', path: string, body: unknown) => t.request('POST', path, { token: as(who), body })
@@ -554,9 +557,9 @@ eachDialect('connections', (dialect) => {
                 `SELECT GET_LOCK('x', 10)`,
               ]
             : [
-                `ATTACH DATABASE '${join(dir, 'attached.sqlite')}' AS other`,
+                `ATTACH DATABASE '$DIR/attached.sqlite' AS other`,
                 `PRAGMA query_only = OFF`,
-                `VACUUM INTO '${join(dir, 'copy.sqlite')}'`,
+                `VACUUM INTO '$DIR/copy.sqlite'`,
                 `REPLACE INTO items (id, name) VALUES (1, 'x')`,
                 `INSERT OR REPLACE INTO items (id, name) VALUES (1, 'x')`,
                 `SELECT load_extension('/tmp/evil')`,
@@ -566,7 +569,7 @@ eachDialect('connections', (dialect) => {
       ]
       for (const sql of refused) {
         test(`refused: ${JSON.stringify(sql).slice(0, 80)}`, async () => {
-          const res = await query(sql)
+          const res = await query(inDir(sql))
           expectProblem(res, 422, 'VALIDATION_ERROR')
           expect(res.body.errors[0].path).toBe('sql')
           expect(await target.fingerprint()).toBe(before)
@@ -590,11 +593,11 @@ eachDialect('connections', (dialect) => {
           `DROP TABLE orders`,
           ...(driver === 'postgres' ? [`WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d`, `SELECT * INTO copy_of_items FROM items`, `SELECT 1; DELETE FROM items`] : []),
           ...(driver === 'mysql' ? [`SELECT 1; DELETE FROM items`, `TRUNCATE items`, `CREATE DATABASE hearth_evil_db`] : []),
-          ...(driver === 'sqlite' ? [`ATTACH DATABASE '${join(dir, 'a2.sqlite')}' AS other`, `PRAGMA query_only = OFF`, `VACUUM INTO '${join(dir, 'copy2.sqlite')}'`, `BEGIN`] : []),
+          ...(driver === 'sqlite' ? [`ATTACH DATABASE '$DIR/a2.sqlite' AS other`, `PRAGMA query_only = OFF`, `VACUUM INTO '$DIR/copy2.sqlite'`, `BEGIN`] : []),
         ]
         for (const sql of writes) {
           test(`refused by the database: ${JSON.stringify(sql).slice(0, 70)}`, async () => {
-            const error = await direct.run(sql, limits).then(
+            const error = await direct.run(inDir(sql), limits).then(
               () => undefined,
               (e: unknown) => e,
             )
