@@ -248,8 +248,10 @@ eachDialect('tasks', (dialect) => {
     const played = await readEvents(await fetch(`${base}/tasks/${ext.id}/playback?delay=0.2`, { headers: { authorization: `Bearer ${user}` } }))
     expect(played.map((e) => e.event)).toEqual(['step', 'task_progress', 'task_completed', 'done'])
     const gaps = played.slice(1, 3).map((e, i) => e.at - played[i]!.at)
-    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(180)
-    expect(performance.now() - started).toBeLessThan(2000)
+    // arrival times jitter on a loaded machine (one late event shortens the next gap): each gap near 200 ms, the two together at least 380
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(120)
+    expect(gaps[0]! + gaps[1]!).toBeGreaterThanOrEqual(380)
+    expect(performance.now() - started).toBeLessThan(3000)
     expect((await t.request('GET', `/api/v1/tasks/${ext.id}/playback?delay=6`, { token: user })).status).toBe(422)
 
     // share: a frozen snapshot without auth, its playback, and the conversation shares on the same route
