@@ -19,6 +19,8 @@ import { fileRoutes } from './modules/files/routes.ts'
 import { mcpRoutes } from './modules/mcp/routes.ts'
 import { toolRoutes } from './modules/tools/routes.ts'
 import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
+import { socketRoutes, socketServer } from './modules/ws/routes.ts'
+import { pendingSessions, pendingWorkflows } from './modules/ws/pending.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -63,9 +65,32 @@ export function createApp(deps: AppDeps) {
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown, sharedTask: services.tasks.shared }))
     .use(taskRoutes({ tasks: services.tasks, engine: services.taskEngine, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
+    .use(
+      socketRoutes({
+        hub: services.socketHub,
+        auth: services.auth,
+        limiter: services.limiter,
+        config,
+        subscriptions: services.subscriptions,
+        sessions: pendingSessions,
+        workflows: pendingWorkflows,
+        logger: deps.logger,
+      }),
+    )
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.
   return app as unknown as ClientView<typeof app>
+}
+
+/**
+ * Serve the app on Bun.serve: HTTP through its `fetch`, WebSockets (`/ws/chat`) through Elysia's
+ * handlers with their limits. Elysia reads `app.server` to upgrade a socket and to tell a
+ * request's client address, so it is set here.
+ */
+export function serveApp(app: App, options: Omit<Bun.Serve.Options<unknown>, 'fetch' | 'websocket' | 'routes'>) {
+  const server = Bun.serve({ ...options, fetch: app.fetch, websocket: socketServer } as Bun.Serve.Options<unknown>)
+  app.server = server
+  return server
 }
 
 /** The app, typed as its clients see it (Eden's `treaty<App>`): what they send, with server defaults optional. */

@@ -45,6 +45,7 @@ import { createTaskEngine, TaskFailure } from './tasks/engine.ts'
 import { createAgentRunner } from './modules/tasks/agent-runner.ts'
 import { createTaskApprovals } from './modules/tasks/approvals.ts'
 import { createTasksService } from './modules/tasks/service.ts'
+import { createSocketHub } from './modules/ws/hub.ts'
 
 export interface BaseDeps {
   config: Config
@@ -156,6 +157,9 @@ export async function createServices(deps: BaseDeps) {
   // and deleting one goes through the tasks service (its open streams end with `task_deleted`)
   taskEngine.registerKind('plan', planKind({ database, turns, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
   const plans = createPlansService({ database, turns, announce: () => taskEngine.announce(), removeTask: tasks.remove })
+  // the /ws/chat sockets of this instance, fed by the bus's session and workflow-lock frames; closed (1001) when shutdown starts
+  const socketHub = createSocketHub({ bus, logger })
+  deps.shutdown.addEventListener('abort', () => socketHub.close(), { once: true })
 
   await revocations.start()
   limiter.start()
@@ -208,9 +212,11 @@ export async function createServices(deps: BaseDeps) {
     mcp,
     taskEngine,
     tasks,
+    socketHub,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
+      socketHub.close()
       // running tasks go back to the queue at once, for another instance or the next start
       await taskEngine.close()
       await runs.stopAll(runGraceMs)
