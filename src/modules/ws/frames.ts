@@ -14,8 +14,8 @@ export const HARD_MAX_FRAME_BYTES = 1024 * 1024
 export const FRAMES_PER_SECOND = 20
 /** Frames of one socket waiting for the ones before them (a send still storing its message): past this, `ERROR RATE_LIMITED`. */
 export const MAX_PENDING_FRAMES = 32
-/** Seconds without a byte from the client (Bun pings it before) after which the socket is dead and closed. */
-export const IDLE_TIMEOUT_S = 60
+/** Seconds of silence from the client after which Bun pings it; silent for as long again, the socket is dead and closed. */
+export const IDLE_TIMEOUT_S = 30
 /** Unsent bytes a socket may hold before Bun closes it: a client that does not read. */
 export const BACKPRESSURE_LIMIT_BYTES = 4 * 1024 * 1024
 

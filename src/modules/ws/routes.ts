@@ -93,10 +93,11 @@ const oversize = (message: string | Buffer) => {
  * Bun.serve's `websocket` option for the app: Elysia's handlers (each route's own, from the socket's
  * data), behind a check that answers a frame over MAX_FRAME_BYTES with an ERROR before Elysia parses
  * it, and Bun's limits: a frame over HARD_MAX_FRAME_BYTES closes the socket (1009); a socket silent
- * for IDLE_TIMEOUT_S (Bun pings it before) or holding BACKPRESSURE_LIMIT_BYTES unsent is closed.
+ * twice IDLE_TIMEOUT_S (Bun pings it after the first) or holding BACKPRESSURE_LIMIT_BYTES unsent is closed.
  */
-export const socketServer = {
-  ...elysiaSockets,
+export const socketServer: Bun.WebSocketHandler<unknown> = {
+  // (Elysia declares its own copy of Bun's socket type)
+  ...(elysiaSockets as unknown as Bun.WebSocketHandler<unknown>),
   message(ws: ServerWebSocket<unknown>, message: string | Buffer) {
     const connection = dataOf(ws).connection
     if (connection && oversize(message)) {

@@ -1,0 +1,431 @@
+/**
+ * The WebSocket `/ws/chat` with real clients (Bun's WebSocket) against a real listening server:
+ * the three ways to authenticate (and the header), refusals closing with 4401/4403, frames in
+ * order, an ERROR for each kind of bad frame with the socket still working, the per-socket rate
+ * limit and a flood, isolation between users, SUBSCRIBE, lock events, revocation closing with
+ * 4401, heartbeats, shutdown.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { createApp } from '../src/app.ts'
+import { sessionFramesChannel, type SessionFrame } from '../src/modules/sessions/types.ts'
+import { workflowLockChannel } from '../src/modules/workflows/types.ts'
+import { FRAMES_PER_SECOND, HARD_MAX_FRAME_BYTES, MAX_FRAME_BYTES } from '../src/modules/ws/frames.ts'
+import { socketServer } from '../src/modules/ws/routes.ts'
+import { login, register, type Account } from './helpers/accounts.ts'
+import { createTestApp, type TestApp } from './helpers/app.ts'
+import { eachDialect } from './helpers/db.ts'
+import { eventually } from './helpers/streams.ts'
+import { listen, openSocket, type SocketOptions, type TestSocket } from './helpers/ws.ts'
+
+const ALLOWED_ORIGIN = 'https://app.example'
+
+async function apiKey(t: TestApp, a: Account, scopes?: string[]) {
+  const res = await t.request('POST', '/api/v1/api-keys', { token: a.access, body: { name: 'socket', ...(scopes ? { scopes } : {}) } })
+  expect(res.status).toBe(201)
+  return res.body as { id: string; key: string }
+}
+
+/** A socket that is open and answers PING. */
+async function ready(url: string, opts: SocketOptions): Promise<TestSocket> {
+  const s = openSocket(url, opts)
+  await s.opened
+  s.send({ type: 'PING' })
+  await s.next('PONG')
+  return s
+}
+
+const delta = (user: Account, session: string, text: string): SessionFrame => ({ type: 'MESSAGE_DELTA', user_id: user.id, session_id: session, message_id: 'm1', text })
+
+eachDialect('the WebSocket /ws/chat', (dialect) => {
+  let t: TestApp
+  let server: ReturnType<typeof listen>['server']
+  let url: string
+  let http: string
+  let admin: Account
+  let alice: Account
+  let bob: Account
+  const sockets: TestSocket[] = []
+  const open = (opts: SocketOptions) => {
+    const s = openSocket(url, opts)
+    sockets.push(s)
+    return s
+  }
+  const connect = async (opts: SocketOptions) => {
+    const s = await ready(url, opts)
+    sockets.push(s)
+    return s
+  }
+  const publish = (frame: SessionFrame) => t.deps.services.bus.publish(sessionFramesChannel, frame)
+
+  beforeAll(async () => {
+    // sockets count among a user's open streams (default 20): these tests keep many open
+    t = await createTestApp(dialect, { HEARTH_CORS_ORIGINS: ALLOWED_ORIGIN, HEARTH_MAX_STREAMS_PER_USER: '1000' })
+    ;({ server, url, http } = listen(t))
+    admin = await register(t, 'wsadmin')
+    alice = await register(t, 'alice')
+    bob = await register(t, 'bob')
+  })
+  afterAll(async () => {
+    for (const s of sockets) s.close()
+    server.stop(true)
+    await t.close()
+  })
+
+  describe('authentication: accepted, then closed with 4401 when the credential is bad', () => {
+    test('?token= with an access token', async () => {
+      await connect({ token: alice.access })
+    })
+
+    test('Sec-WebSocket-Protocol: bearer, <token> — the answer selects "bearer"', async () => {
+      const s = await connect({ protocols: ['bearer', alice.access] })
+      expect(s.ws.protocol).toBe('bearer')
+    })
+
+    test('the hearth_access cookie (no Origin: not a browser)', async () => {
+      await connect({ headers: { cookie: `hearth_access=${alice.access}` } })
+    })
+
+    test('Authorization: Bearer (clients that can set headers)', async () => {
+      await connect({ headers: { authorization: `Bearer ${alice.access}` } })
+    })
+
+    test('an API key with the api scope, by ?token= and by the subprotocol', async () => {
+      const { key } = await apiKey(t, alice)
+      await connect({ token: key })
+      await connect({ protocols: ['bearer', key] })
+    })
+
+    test.each([
+      ['a garbage token', { token: 'not-a-token' }, 'UNAUTHORIZED'],
+      ['a forged JWT', { token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl' }, 'UNAUTHORIZED'],
+      ['an unknown API key', { token: `hk_${'a'.repeat(43)}` }, 'UNAUTHORIZED'],
+      ['no credential at all', {}, 'UNAUTHORIZED'],
+      ['an empty ?token=', { query: 'token=' }, 'UNAUTHORIZED'],
+      ['the bearer subprotocol without a token', { protocols: ['bearer'] }, 'UNAUTHORIZED'],
+      ['an Authorization header that is not a bearer token', { headers: { authorization: 'Basic YTpi' } }, 'UNAUTHORIZED'],
+    ] as [string, SocketOptions, string][])('%s: 4401', async (_, opts, code) => {
+      const s = open(opts)
+      const closed = await s.closed
+      expect(closed.code).toBe(4401)
+      expect(closed.reason.startsWith(`${code}:`)).toBe(true)
+      expect(s.frames).toEqual([])
+    })
+
+    test('the bearer subprotocol is selected on a refusal too, so a browser sees the 4401', async () => {
+      const s = open({ protocols: ['bearer', 'bad-token'] })
+      await s.opened
+      expect(s.ws.protocol).toBe('bearer')
+      expect((await s.closed).code).toBe(4401)
+    })
+
+    test('an API key without the api scope (gateway only): 4403', async () => {
+      const { key } = await apiKey(t, alice, ['gateway'])
+      const closed = await open({ token: key }).closed
+      expect(closed.code).toBe(4403)
+      expect(closed.reason).toStartWith('FORBIDDEN:')
+    })
+
+    test('a cookie from another site is refused (4403); from this site or an allowed origin it is accepted', async () => {
+      const cookie = `hearth_access=${alice.access}`
+      for (const headers of [
+        { cookie, origin: 'https://evil.example' } as Record<string, string>,
+        { cookie, origin: 'null' },
+        { cookie, origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+        { cookie, 'sec-fetch-site': 'cross-site' },
+        { cookie, 'sec-fetch-site': 'same-site', origin: 'https://sub.app.example' },
+      ]) {
+        const closed = await open({ headers }).closed
+        expect({ headers, code: closed.code }).toEqual({ headers, code: 4403 })
+      }
+      const own = new URL(url).host
+      for (const headers of [{ cookie, origin: ALLOWED_ORIGIN } as Record<string, string>, { cookie, origin: `http://${own}` }, { cookie, origin: `http://${own}`, 'sec-fetch-site': 'same-origin' }]) await connect({ headers })
+    })
+
+    test('a token is not checked for its origin (another site cannot make a browser send it)', async () => {
+      await connect({ token: alice.access, headers: { origin: 'https://evil.example' } })
+    })
+
+    test('a plain GET without the upgrade is not a socket', async () => {
+      const res = await fetch(`${http}/ws/chat?token=${alice.access}`)
+      expect(res.status).toBeGreaterThanOrEqual(400)
+      expect(res.status).toBeLessThan(500)
+    })
+  })
+
+  describe('frames', () => {
+    test('PING → PONG', async () => {
+      const s = await connect({ token: alice.access })
+      s.send({ type: 'PING' })
+      expect(await s.next()).toEqual({ type: 'PONG' })
+    })
+
+    test.each([
+      ['text that is not JSON', 'hello there', 'VALIDATION_ERROR', /JSON object/],
+      ['a JSON array', '[1,2]', 'VALIDATION_ERROR', /JSON object/],
+      ['a JSON string', '"PING"', 'VALIDATION_ERROR', /JSON object/],
+      ['a number', '42', 'VALIDATION_ERROR', /JSON object/],
+      ['no type', '{"session_id":"s"}', 'VALIDATION_ERROR', /needs a "type"/],
+      ['an unknown type', '{"type":"DELETE_EVERYTHING"}', 'VALIDATION_ERROR', /Unknown frame type "DELETE_EVERYTHING"/],
+      ['SEND_MESSAGE without session_id', '{"type":"SEND_MESSAGE","content":"hi"}', 'VALIDATION_ERROR', /session_id/],
+      ['SEND_MESSAGE without content', '{"type":"SEND_MESSAGE","session_id":"s1"}', 'VALIDATION_ERROR', /content/],
+      ['SEND_MESSAGE with a number for content', '{"type":"SEND_MESSAGE","session_id":"s1","content":5}', 'VALIDATION_ERROR', /content/],
+      ['SUBSCRIBE with neither id', '{"type":"SUBSCRIBE"}', 'VALIDATION_ERROR', /session_id or a workflow_id/],
+      ['a type that is an object', '{"type":{"a":1}}', 'VALIDATION_ERROR', /Unknown frame type/],
+      ['__proto__ as the type', '{"type":"__proto__"}', 'VALIDATION_ERROR', /Unknown frame type/],
+    ] as [string, string, string, RegExp][])('%s: ERROR, and the socket still works', async (_, raw, code, message) => {
+      const s = await connect({ token: alice.access })
+      s.sendRaw(raw)
+      const error = await s.next()
+      expect(error).toMatchObject({ type: 'ERROR', code })
+      expect(error.message).toMatch(message)
+      s.send({ type: 'PING' })
+      expect(await s.next()).toEqual({ type: 'PONG' })
+    })
+
+    test('a bad SEND_MESSAGE echoes its client_msg_id', async () => {
+      const s = await connect({ token: alice.access })
+      s.send({ type: 'SEND_MESSAGE', content: 'no session', client_msg_id: 'c-17' })
+      expect(await s.next()).toMatchObject({ type: 'ERROR', code: 'VALIDATION_ERROR', client_msg_id: 'c-17' })
+    })
+
+    test('a binary frame: ERROR, the socket stays open', async () => {
+      const s = await connect({ token: alice.access })
+      s.sendRaw(new Uint8Array([0x7b, 0x7d]))
+      expect(await s.next()).toMatchObject({ type: 'ERROR', code: 'VALIDATION_ERROR', message: expect.stringContaining('Binary') })
+      s.send({ type: 'PING' })
+      expect(await s.next()).toEqual({ type: 'PONG' })
+    })
+
+    test(`a frame over ${MAX_FRAME_BYTES} bytes: ERROR PAYLOAD_TOO_LARGE unread, the socket stays open`, async () => {
+      const s = await connect({ token: alice.access })
+      s.send({ type: 'SEND_MESSAGE', session_id: 's1', content: 'x'.repeat(MAX_FRAME_BYTES), client_msg_id: 'big' })
+      expect(await s.next()).toMatchObject({ type: 'ERROR', code: 'PAYLOAD_TOO_LARGE' })
+      // multi-byte characters count as their UTF-8 bytes
+      s.send({ type: 'SEND_MESSAGE', session_id: 's1', content: 'é'.repeat(MAX_FRAME_BYTES / 2) })
+      expect(await s.next()).toMatchObject({ type: 'ERROR', code: 'PAYLOAD_TOO_LARGE' })
+      s.send({ type: 'PING' })
+      expect(await s.next()).toEqual({ type: 'PONG' })
+    })
+
+    test(`a frame over ${HARD_MAX_FRAME_BYTES} bytes closes that socket (1009); the server and other sockets go on`, async () => {
+      const other = await connect({ token: alice.access })
+      const s = await connect({ token: alice.access })
+      s.sendRaw('x'.repeat(HARD_MAX_FRAME_BYTES + 1))
+      expect((await s.closed).code).toBe(1009)
+      other.send({ type: 'PING' })
+      expect(await other.next()).toEqual({ type: 'PONG' })
+      await connect({ token: alice.access })
+    })
+
+    test('frames come in the order they were published', async () => {
+      const s = await connect({ token: alice.access })
+      for (let i = 0; i < 100; i++) await publish(delta(alice, 'ordered', `t${i}`))
+      const texts: string[] = []
+      for (let i = 0; i < 100; i++) texts.push((await s.next('MESSAGE_DELTA')).text)
+      expect(texts).toEqual(Array.from({ length: 100 }, (_, i) => `t${i}`))
+    })
+
+    test('a bus frame reaches the socket as the contract has it: without user_id', async () => {
+      const s = await connect({ token: alice.access })
+      const message = { id: 'm9', role: 'user' as const, content: 'hello', created_at: new Date().toISOString() }
+      await publish({ type: 'MESSAGE_RECEIVED', user_id: alice.id, session_id: 's-wire', message, client_msg_id: 'c1' })
+      expect(await s.next()).toEqual({ type: 'MESSAGE_RECEIVED', session_id: 's-wire', message, client_msg_id: 'c1' })
+    })
+
+    test(`more than ${FRAMES_PER_SECOND} frames a second: ERROR RATE_LIMITED (with the client_msg_id), then it works again`, async () => {
+      const s = await connect({ token: bob.access })
+      await Bun.sleep(1100) // a full bucket
+      for (let i = 0; i < FRAMES_PER_SECOND * 2; i++) s.send({ type: 'PING', client_msg_id: `p${i}` })
+      const answers = []
+      for (let i = 0; i < FRAMES_PER_SECOND * 2; i++) answers.push(await s.next())
+      const pongs = answers.filter((f) => f.type === 'PONG').length
+      const limited = answers.filter((f) => f.type === 'ERROR' && f.code === 'RATE_LIMITED')
+      // the bucket refills while the frames travel: about half get through
+      expect(pongs).toBeGreaterThanOrEqual(FRAMES_PER_SECOND)
+      expect(pongs).toBeLessThan(FRAMES_PER_SECOND + 5)
+      expect(limited.length).toBe(FRAMES_PER_SECOND * 2 - pongs)
+      expect(limited[0].client_msg_id).toMatch(/^p\d+$/)
+      await Bun.sleep(1100)
+      s.send({ type: 'PING' })
+      expect(await s.next()).toEqual({ type: 'PONG' })
+    })
+
+    test('a flood does not stop the server: other sockets and HTTP answer meanwhile, the flooder afterwards', async () => {
+      const flooder = await connect({ token: bob.access })
+      const other = await connect({ token: alice.access })
+      for (let i = 0; i < 20_000; i++) flooder.sendRaw('{"type":"PING"}')
+      other.send({ type: 'PING' })
+      expect(await other.next('PONG')).toEqual({ type: 'PONG' })
+      expect((await fetch(`${http}/health`)).status).toBe(200)
+      await flooder.next((f) => f.type === 'ERROR' && f.code === 'RATE_LIMITED', 10_000)
+      // every frame answered: nothing more comes
+      await eventually(async () => {
+        const seen = flooder.frames.length
+        await Bun.sleep(200)
+        return flooder.frames.length === seen
+      }, 20_000)
+      await Bun.sleep(1100)
+      const before = flooder.frames.length
+      flooder.send({ type: 'PING' })
+      await eventually(() => flooder.frames.slice(before).some((f) => f.type === 'PONG'))
+    }, 30_000)
+  })
+
+  describe('isolation: a socket hears only its own user', () => {
+    test("bob's socket hears nothing of alice's sessions or workflows; alice's sockets all hear them", async () => {
+      const a1 = await connect({ token: alice.access })
+      const a2 = await connect({ protocols: ['bearer', alice.access] })
+      const b = await connect({ token: bob.access })
+      await publish(delta(alice, 'alice-session', 'secret'))
+      await t.deps.services.bus.publish(workflowLockChannel, { type: 'WORKFLOW_LOCKED', user_id: alice.id, workflow_id: 'wf-a', reason: 'agent editing' })
+      await t.deps.services.bus.publish(workflowLockChannel, { type: 'WORKFLOW_UNLOCKED', user_id: alice.id, workflow_id: 'wf-a' })
+      for (const s of [a1, a2]) {
+        expect(await s.next()).toEqual({ type: 'MESSAGE_DELTA', session_id: 'alice-session', message_id: 'm1', text: 'secret' })
+        expect(await s.next()).toEqual({ type: 'WORKFLOW_LOCKED', workflow_id: 'wf-a', reason: 'agent editing' })
+        expect(await s.next()).toEqual({ type: 'WORKFLOW_UNLOCKED', workflow_id: 'wf-a' })
+      }
+      // bob's own frame comes after: he heard nothing before it
+      await publish(delta(bob, 'bob-session', 'mine'))
+      expect(await b.next()).toMatchObject({ type: 'MESSAGE_DELTA', session_id: 'bob-session' })
+      expect(b.frames).toHaveLength(2) // the PONG of `connect`, then his own
+    })
+
+    test("SUBSCRIBE to another user's (or no) session or workflow: ERROR NOT_FOUND, and nothing changes", async () => {
+      const s = await connect({ token: bob.access })
+      s.send({ type: 'SUBSCRIBE', session_id: 'not-his' })
+      expect(await s.next()).toMatchObject({ type: 'ERROR' })
+    })
+  })
+
+  describe('revocation closes the sockets it concerns with 4401', () => {
+    test('logout closes the sockets of that session only', async () => {
+      const u = await register(t, 'leaver')
+      const other = await login(t, u)
+      const s1 = await connect({ token: u.access })
+      const s2 = await connect({ headers: { cookie: `hearth_access=${u.access}` } })
+      const kept = await connect({ token: other.access })
+      expect((await t.request('POST', '/api/v1/auth/logout', { token: u.access })).status).toBe(204)
+      for (const s of [s1, s2]) expect(await s.closed).toEqual({ code: 4401, reason: 'UNAUTHORIZED: session_revoked' })
+      kept.send({ type: 'PING' })
+      expect(await kept.next()).toEqual({ type: 'PONG' })
+      // and the dead token cannot open a new one
+      expect((await open({ token: u.access }).closed).code).toBe(4401)
+    })
+
+    test('deleting an API key closes the sockets it opened', async () => {
+      const { id, key } = await apiKey(t, alice)
+      const s = await connect({ token: key })
+      const kept = await connect({ token: alice.access })
+      expect((await t.request('DELETE', `/api/v1/api-keys/${id}`, { token: alice.access })).status).toBe(204)
+      expect(await s.closed).toEqual({ code: 4401, reason: 'UNAUTHORIZED: api_key_revoked' })
+      kept.send({ type: 'PING' })
+      expect(await kept.next()).toEqual({ type: 'PONG' })
+    })
+
+    test('a role change closes every socket of the user (TOKEN_EXPIRED: refresh and reconnect)', async () => {
+      const u = await register(t, 'promoted')
+      const { key } = await apiKey(t, u)
+      const s = await connect({ token: u.access })
+      const k = await connect({ token: key })
+      expect((await t.request('PATCH', `/api/v1/admin/users/${u.id}`, { token: admin.access, body: { role: 'admin' } })).status).toBe(200)
+      for (const x of [s, k]) expect(await x.closed).toEqual({ code: 4401, reason: 'TOKEN_EXPIRED: access_changed' })
+      const fresh = await t.request('POST', '/api/v1/auth/refresh', { body: { refresh_token: u.refresh } })
+      await connect({ token: fresh.body.tokens.access_token })
+    })
+
+    test('a disabled user: every socket closes, and no new one opens', async () => {
+      const u = await register(t, 'disabled')
+      const { key } = await apiKey(t, u)
+      const s = await connect({ token: u.access })
+      const k = await connect({ token: key })
+      expect((await t.request('PATCH', `/api/v1/admin/users/${u.id}`, { token: admin.access, body: { is_active: false } })).status).toBe(200)
+      for (const x of [s, k]) expect((await x.closed).code).toBe(4401)
+      for (const token of [u.access, key]) expect((await open({ token }).closed).code).toBe(4401)
+    })
+  })
+
+  test('the hub forgets closed sockets', async () => {
+    const u = await register(t, 'counted')
+    const s = await connect({ token: u.access })
+    expect(t.deps.services.socketHub.count(u.id)).toBe(1)
+    s.close()
+    await s.closed
+    await eventually(() => t.deps.services.socketHub.count(u.id) === 0)
+    expect(t.deps.services.subscriptions.countOf(u.id)).toBe(0)
+  })
+
+  test('sockets count among the open streams of a user: past HEARTH_MAX_STREAMS_PER_USER, 4429', async () => {
+    const t2 = await createTestApp(dialect, { HEARTH_MAX_STREAMS_PER_USER: '2' })
+    const l = listen(t2)
+    try {
+      const u = await register(t2, 'many')
+      const first = [await ready(l.url, { token: u.access }), await ready(l.url, { token: u.access })]
+      const third = openSocket(l.url, { token: u.access })
+      const closed = await third.closed
+      expect(closed.code).toBe(4429)
+      expect(closed.reason).toStartWith('RATE_LIMITED:')
+      first[0]!.close()
+      await first[0]!.closed
+      // its place is free once the server has seen the close
+      await eventually(() => t2.deps.services.socketHub.count(u.id) === 1)
+      const again = await ready(l.url, { token: u.access })
+      again.close()
+      first[1]!.close()
+    } finally {
+      l.server.stop(true)
+      await t2.close()
+    }
+  })
+
+  test('shutdown closes the sockets with 1001', async () => {
+    const t2 = await createTestApp(dialect)
+    const l = listen(t2)
+    const u = await register(t2, 'shut')
+    const s = await ready(l.url, { token: u.access })
+    await t2.close()
+    expect(await s.closed).toEqual({ code: 1001, reason: 'Server shutting down' })
+    l.server.stop(true)
+  })
+})
+
+describe('heartbeats', () => {
+  let t: TestApp
+  let server: ReturnType<typeof Bun.serve>
+  let account: Account
+  beforeAll(async () => {
+    t = await createTestApp('sqlite')
+    const app = createApp(t.deps)
+    // the app's own handlers with a short idle timeout: pinged after 4 s of silence, closed 4 s later
+    server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: app.fetch, websocket: { ...socketServer, idleTimeout: 4 } })
+    app.server = server
+    account = await register(t, 'beat')
+  })
+  afterAll(async () => {
+    server.stop(true)
+    await t.close()
+  })
+
+  test('a client that answers pings stays open while silent; a dead one is pinged, then closed', async () => {
+    const live = await ready(`ws://127.0.0.1:${server.port}/ws/chat`, { token: account.access })
+    const received: Uint8Array[] = []
+    const { promise: deadClosed, resolve } = Promise.withResolvers<number>()
+    // a peer that completes the handshake and then never answers (a vanished client)
+    const dead = await Bun.connect({
+      hostname: '127.0.0.1',
+      port: server.port!,
+      socket: { data: (_, d) => void received.push(new Uint8Array(d)), close: () => resolve(performance.now()) },
+    })
+    const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64')
+    dead.write(`GET /ws/chat?token=${account.access} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    const started = performance.now()
+    const closedAt = await deadClosed
+    expect(new TextDecoder().decode(received[0]).startsWith('HTTP/1.1 101')).toBe(true)
+    // a ping frame (opcode 0x9) came before the close
+    expect(received.slice(1).some((chunk) => chunk[0] === 0x89)).toBe(true)
+    expect(closedAt - started).toBeGreaterThan(6000)
+    expect(live.ws.readyState).toBe(WebSocket.OPEN)
+    live.send({ type: 'PING' })
+    expect(await live.next()).toEqual({ type: 'PONG' })
+    live.close()
+  }, 20_000)
+})
