@@ -19,8 +19,10 @@ import { fileRoutes } from './modules/files/routes.ts'
 import { mcpRoutes } from './modules/mcp/routes.ts'
 import { toolRoutes } from './modules/tools/routes.ts'
 import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
+import { workflowServiceRoutes } from './modules/services/routes.ts'
+import { workflowRoutes } from './modules/workflows/routes.ts'
+import { sessionRoutes } from './modules/sessions/routes.ts'
 import { socketRoutes, socketServer } from './modules/ws/routes.ts'
-import { pendingSessions, pendingWorkflows } from './modules/ws/pending.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -60,11 +62,14 @@ export function createApp(deps: AppDeps) {
     .use(planRoutes({ plans: services.plans, taskEvents: createTaskEvents({ engine: services.taskEngine, subscriptions: services.subscriptions, shutdown: deps.shutdown }), authPlugin: auth }))
     .use(agentRoutes({ agents: services.agents, authPlugin: auth }))
     .use(historyRoutes({ history: services.history, authPlugin: auth }))
-    .use(fileRoutes({ files: services.files, users: services.users, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
+    .use(fileRoutes({ files: services.files, users: services.users, workflows: services.workflows, uploadMaxBytes: config.uploadMaxBytes, authPlugin: auth }))
     .use(mcpRoutes({ mcp: services.mcp, authPlugin: auth }))
     .use(chatRoutes({ chat: services.chat, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown, sharedTask: services.tasks.shared }))
     .use(taskRoutes({ tasks: services.tasks, engine: services.taskEngine, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
+    .use(workflowServiceRoutes({ workflowServices: services.workflowServices, authPlugin: auth }))
+    .use(workflowRoutes({ workflows: services.workflows, authPlugin: auth }))
+    .use(sessionRoutes({ sessions: services.sessions, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(
       socketRoutes({
         hub: services.socketHub,
@@ -72,8 +77,8 @@ export function createApp(deps: AppDeps) {
         limiter: services.limiter,
         config,
         subscriptions: services.subscriptions,
-        sessions: pendingSessions,
-        workflows: pendingWorkflows,
+        sessions: services.sessions,
+        workflows: services.workflows,
         logger: deps.logger,
       }),
     )

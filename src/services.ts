@@ -45,6 +45,11 @@ import { createTaskEngine, TaskFailure } from './tasks/engine.ts'
 import { createAgentRunner } from './modules/tasks/agent-runner.ts'
 import { createTaskApprovals } from './modules/tasks/approvals.ts'
 import { createTasksService } from './modules/tasks/service.ts'
+import { createWorkflowServices } from './modules/services/service.ts'
+import { createWorkflowsService } from './modules/workflows/service.ts'
+import { createSessionsService } from './modules/sessions/service.ts'
+import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
+import type { EditHooks } from './modules/sessions/update-workflow.ts'
 import { createSocketHub } from './modules/ws/hub.ts'
 
 export interface BaseDeps {
@@ -70,6 +75,10 @@ export interface BaseDeps {
   extraBuiltins?: BuiltinTool[]
   /** tests shorten how long an MCP connection stays open without calls (default 5 minutes) and the wait between failing starts */
   mcp?: { idleMs?: number; backoffMs?: (failures: number) => number; onStatus?: (e: McpStatusEvent) => void }
+  /** tests shorten the workflow services' health check (timeout 5 s, every minute) and the sweep of expired workflow locks (30 s) */
+  workflowServices?: { checkTimeoutMs?: number; healthIntervalMs?: number; lockSweepMs?: number }
+  /** tests hold a session agent's workflow edit while it has the lock, or shorten the lock (default: no hold, WORKFLOW_LOCK_TTL_MS) */
+  sessionEdits?: EditHooks
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -157,6 +166,9 @@ export async function createServices(deps: BaseDeps) {
   // and deleting one goes through the tasks service (its open streams end with `task_deleted`)
   taskEngine.registerKind('plan', planKind({ database, turns, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
   const plans = createPlansService({ database, turns, announce: () => taskEngine.announce(), removeTask: tasks.remove })
+  const workflowServices = createWorkflowServices({ database, outbound, logger, checkTimeoutMs: deps.workflowServices?.checkTimeoutMs, healthIntervalMs: deps.workflowServices?.healthIntervalMs })
+  const workflows = createWorkflowsService({ database, bus, logger, services: workflowServices, lockSweepMs: deps.workflowServices?.lockSweepMs })
+  const sessions = createSessionsService({ database, logger, bus, runs, subscriptions, turns, tools, users, agents, workflows, maxRunsPerUser: config.maxRunsPerUser, editHooks: deps.sessionEdits })
   // the /ws/chat sockets of this instance, fed by the bus's session and workflow-lock frames; closed (1001) when shutdown starts
   const socketHub = createSocketHub({ bus, logger })
   deps.shutdown.addEventListener('abort', () => socketHub.close(), { once: true })
@@ -172,12 +184,17 @@ export async function createServices(deps: BaseDeps) {
   await setup.prepare()
   // answers left streaming by a process that died; on SQLite this process is the only writer
   await chat.recoverInterrupted(database.dialect === 'sqlite')
+  await sessions.recoverInterrupted(database.dialect === 'sqlite')
   // on SQLite this process is the only server: runs have no one else to reach
   const relay = database.dialect === 'postgres' ? startRunRelay({ runs, bus, logger }) : undefined
   await bus.ready()
   taskEngine.start()
+  workflowServices.start()
+  workflows.start()
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), STALE_STREAMING_MS / 2) : undefined
   recovery?.unref?.()
+  const sessionRecovery = database.dialect === 'postgres' ? setInterval(() => void sessions.recoverInterrupted(false).catch((error) => logger.warn('session recovery sweep failed', { error })), STALE_REPLY_MS / 2) : undefined
+  sessionRecovery?.unref?.()
 
   return {
     bus,
@@ -213,10 +230,16 @@ export async function createServices(deps: BaseDeps) {
     taskEngine,
     tasks,
     socketHub,
+    workflowServices,
+    workflows,
+    sessions,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
+      clearInterval(sessionRecovery)
       socketHub.close()
+      workflows.close()
+      await workflowServices.close()
       // running tasks go back to the queue at once, for another instance or the next start
       await taskEngine.close()
       await runs.stopAll(runGraceMs)

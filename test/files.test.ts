@@ -208,21 +208,24 @@ eachDialect(`files [${store}]`, (dialect) => {
     expect(new Uint8Array(await (await fetch(`${origin}/api/v1/files/${f.id}/content`, { headers: auth() })).arrayBuffer())).toEqual(data)
     const json = JSON.stringify({ nodes: Array.from({ length: 12_000 }, (_, i) => ({ id: i, class_type: 'KSampler', inputs: { seed: i } })) })
     expect(json.length).toBeGreaterThan(600_000)
-    const w = await uploaded(form({ workflow_id: 'wf_big' }, { data: json, name: 'big.json', type: 'application/json' }), '/api/v1/files/workflow')
+    const wf = await t.request('POST', '/api/v1/workflows', { token, body: { name: 'big', workflow_data: {} } })
+    const w = await uploaded(form({ workflow_id: wf.body.id }, { data: json, name: 'big.json', type: 'application/json' }), '/api/v1/files/workflow')
+    expect(w.version).toBe(2)
     const row = (await t.request('GET', `/api/v1/files/${w.file_id}`, { token })).body
     expect(row).toMatchObject({ purpose: 'workflow', file_size: json.length, sha256: createHash('sha256').update(json).digest('hex') })
   })
 
-  test('workflow file: valid JSON is stored (version null until workflows exist); anything else 422', async () => {
-    const fd = form({ workflow_id: 'wf_1' }, { data: JSON.stringify({ '3': { class_type: 'KSampler', inputs: {} } }), name: 'flow.json', type: 'application/json' })
+  test('workflow file: valid JSON is stored and becomes the workflow\'s next version (test/workflows.test.ts has the rest); anything else 422', async () => {
+    const wf1 = (await t.request('POST', '/api/v1/workflows', { token, body: { name: 'flow', workflow_data: {} } })).body.id
+    const fd = form({ workflow_id: wf1 }, { data: JSON.stringify({ '3': { class_type: 'KSampler', inputs: {} } }), name: 'flow.json', type: 'application/json' })
     const res = await uploaded(fd, '/api/v1/files/workflow')
     const fileId = res.file_id
     expect(typeof fileId).toBe('string')
-    expect(res).toMatchObject({ file_name: 'flow.json', workflow_id: 'wf_1', version: null })
+    expect(res).toMatchObject({ file_name: 'flow.json', workflow_id: wf1, version: 2 })
     const row = (await t.request('GET', `/api/v1/files/${fileId}`, { token })).body
-    expect(row).toMatchObject({ purpose: 'workflow', content_type: 'application/json', workflow_id: 'wf_1' })
+    expect(row).toMatchObject({ purpose: 'workflow', content_type: 'application/json', workflow_id: wf1 })
     const before = (await storedFiles()).length
-    await problem(await upload(form({ workflow_id: 'wf_1' }, { data: '{"broken":', name: 'flow.json' }), '/api/v1/files/workflow'), 422)
+    await problem(await upload(form({ workflow_id: wf1 }, { data: '{"broken":', name: 'flow.json' }), '/api/v1/files/workflow'), 422)
     await problem(await upload(form({}, { data: '{}', name: 'flow.json' }), '/api/v1/files/workflow'), 422)
     expect((await storedFiles()).length).toBe(before)
   })

@@ -14,10 +14,17 @@ import { socketServer } from '../src/modules/ws/routes.ts'
 import { login, register, type Account } from './helpers/accounts.ts'
 import { createTestApp, type TestApp } from './helpers/app.ts'
 import { eachDialect } from './helpers/db.ts'
+import { expectProblem } from './helpers/problems.ts'
 import { eventually } from './helpers/streams.ts'
 import { listen, openSocket, type SocketOptions, type TestSocket } from './helpers/ws.ts'
+import { startFakeLlm, type FakeLlm } from './fakes/llm.ts'
 
 const ALLOWED_ORIGIN = 'https://app.example'
+
+/** A small ComfyUI API-format workflow, and the edit the `editor` model makes to it (update_workflow with these arguments). */
+const WORKFLOW = { '3': { class_type: 'KSampler', inputs: { seed: 1, steps: 20 } }, '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'sd15.safetensors' } } }
+const EDITED = { ...WORKFLOW, '3': { class_type: 'KSampler', inputs: { seed: 42, steps: 20 } } }
+const EDIT_REQUEST = `Set the seed to 42. FAKE_TOOL_ARGS=${JSON.stringify({ workflow_data: EDITED, note: 'seed 42' })}`
 
 async function apiKey(t: TestApp, a: Account, scopes?: string[]) {
   const res = await t.request('POST', '/api/v1/api-keys', { token: a.access, body: { name: 'socket', ...(scopes ? { scopes } : {}) } })
@@ -57,19 +64,57 @@ eachDialect('the WebSocket /ws/chat', (dialect) => {
   }
   const publish = (frame: SessionFrame) => t.deps.services.bus.publish(sessionFramesChannel, frame)
 
+  let fake: FakeLlm
+  /** while set, an agent's workflow edit waits here holding the lock; `entered` says it got there */
+  let holding: Promise<void> | undefined
+  let entered: (() => void) | undefined
+
   beforeAll(async () => {
+    fake = await startFakeLlm()
     // sockets count among a user's open streams (default 20): these tests keep many open
-    t = await createTestApp(dialect, { HEARTH_CORS_ORIGINS: ALLOWED_ORIGIN, HEARTH_MAX_STREAMS_PER_USER: '1000' })
+    t = await createTestApp(dialect, { HEARTH_CORS_ORIGINS: ALLOWED_ORIGIN, HEARTH_MAX_STREAMS_PER_USER: '1000' }, { sessionEdits: { whileLocked: async () => (entered?.(), await holding) } })
     ;({ server, url, http } = listen(t))
     admin = await register(t, 'wsadmin')
     alice = await register(t, 'alice')
     bob = await register(t, 'bob')
+    const provider = await t.request('POST', '/api/v1/providers', { token: admin.access, body: { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' } })
+    expect(provider.status).toBe(201)
+    for (const [name, model, isDefault] of [
+      ['plain', 'fake:tokens=3', true],
+      ['editor', 'fake:tokens=3,calls=update_workflow,argsjson', false],
+    ] as const)
+      expect((await t.request('POST', '/api/v1/models', { token: admin.access, body: { provider_id: provider.body.id, name, model_id: model, is_default: isDefault } })).status).toBe(201)
   })
   afterAll(async () => {
     for (const s of sockets) s.close()
     server.stop(true)
     await t.close()
+    await fake.stop()
   })
+
+  /** A workflow of `a` (through the workflows module) and a session on it, with its agent's model. */
+  async function sessionOf(a: Account, model?: string) {
+    const workflow = await t.deps.services.workflows.create(a.id, { name: 'txt2img', workflowData: WORKFLOW })
+    let agentId: string | undefined
+    if (model) {
+      const agent = await t.request('POST', '/api/v1/agents', { token: a.access, body: { name: `wf-${Math.random().toString(36).slice(2)}`, type: 'workflow', model_id: model } })
+      expect(agent.status).toBe(201)
+      agentId = agent.body.id
+    }
+    const session = await t.request('POST', '/api/v1/sessions', { token: a.access, body: { workflow_id: workflow.id, title: 'ws', ...(agentId ? { agent_id: agentId } : {}) } })
+    expect(session.status).toBe(201)
+    return { workflowId: workflow.id, sessionId: session.body.id as string }
+  }
+
+  /** The frames of one reply on `s`, from the user message's MESSAGE_RECEIVED to the reply's. */
+  async function reply(s: TestSocket, sessionId: string) {
+    const frames = [await s.next((f) => f.type === 'MESSAGE_RECEIVED' && f.session_id === sessionId)]
+    for (;;) {
+      const f = await s.next((f) => f.session_id === sessionId || f.type === 'ERROR')
+      frames.push(f)
+      if (f.type === 'MESSAGE_RECEIVED' || f.type === 'ERROR') return frames
+    }
+  }
 
   describe('authentication: accepted, then closed with 4401 when the credential is bad', () => {
     test('?token= with an access token', async () => {
@@ -290,10 +335,137 @@ eachDialect('the WebSocket /ws/chat', (dialect) => {
       expect(b.frames).toHaveLength(2) // the PONG of `connect`, then his own
     })
 
-    test("SUBSCRIBE to another user's (or no) session or workflow: ERROR NOT_FOUND, and nothing changes", async () => {
+    test("bob's socket hears nothing of alice's real reply; he cannot send to her session (NOT_FOUND, like a missing one)", async () => {
+      const { sessionId } = await sessionOf(alice)
+      const a = await connect({ token: alice.access })
+      const b = await connect({ token: bob.access })
+      b.send({ type: 'SEND_MESSAGE', session_id: sessionId, content: 'let me in', client_msg_id: 'b1' })
+      expect(await b.next()).toEqual({ type: 'ERROR', code: 'NOT_FOUND', message: expect.any(String), client_msg_id: 'b1' })
+      a.send({ type: 'SEND_MESSAGE', session_id: sessionId, content: 'hello' })
+      await reply(a, sessionId)
+      b.send({ type: 'PING' })
+      expect(await b.next()).toEqual({ type: 'PONG' })
+      expect(b.frames.map((f) => f.type)).toEqual(['PONG', 'ERROR', 'PONG'])
+    })
+
+    test("SUBSCRIBE to another user's or an unknown session or workflow: ERROR NOT_FOUND", async () => {
+      const theirs = await sessionOf(alice)
       const s = await connect({ token: bob.access })
-      s.send({ type: 'SUBSCRIBE', session_id: 'not-his' })
-      expect(await s.next()).toMatchObject({ type: 'ERROR' })
+      for (const frame of [{ session_id: theirs.sessionId }, { session_id: 'no-such-session' }, { workflow_id: theirs.workflowId }, { workflow_id: 'no-such-workflow' }]) {
+        s.send({ type: 'SUBSCRIBE', ...frame })
+        expect({ frame, answer: await s.next() }).toEqual({ frame, answer: { type: 'ERROR', code: 'NOT_FOUND', message: expect.any(String) } })
+      }
+    })
+  })
+
+  describe('sessions over the socket (the real sessions module and a fake model)', () => {
+    test('SEND_MESSAGE → MESSAGE_RECEIVED of the stored user message (client_msg_id echoed), MESSAGE_DELTA…, MESSAGE_RECEIVED of the reply; every socket of the user hears it', async () => {
+      const { sessionId } = await sessionOf(alice)
+      const s = await connect({ token: alice.access })
+      const other = await connect({ protocols: ['bearer', alice.access] })
+      s.send({ type: 'SEND_MESSAGE', session_id: sessionId, content: 'make it sharper', client_msg_id: 'c-1' })
+      for (const socket of [s, other]) {
+        const frames = await reply(socket, sessionId)
+        expect(frames[0]).toEqual({ type: 'MESSAGE_RECEIVED', session_id: sessionId, message: { id: expect.any(String), role: 'user', content: 'make it sharper', created_at: expect.any(String) }, client_msg_id: 'c-1' })
+        const last = frames.at(-1)
+        expect(last).toEqual({ type: 'MESSAGE_RECEIVED', session_id: sessionId, message: { id: expect.any(String), role: 'assistant', content: 'tok0 tok1 tok2 ', created_at: expect.any(String) } })
+        const deltas = frames.slice(1, -1)
+        expect(deltas.length).toBeGreaterThan(0)
+        expect(deltas.every((f) => f.type === 'MESSAGE_DELTA' && f.message_id === last.message.id)).toBe(true)
+        expect(deltas.map((f) => f.text).join('')).toBe('tok0 tok1 tok2 ')
+      }
+      // what the socket showed is what was stored
+      const stored = await t.request('GET', `/api/v1/sessions/${sessionId}/messages`, { token: alice.access })
+      expect(stored.body.map((m: { role: string; content: string }) => [m.role, m.content])).toEqual([
+        ['user', 'make it sharper'],
+        ['assistant', 'tok0 tok1 tok2 '],
+      ])
+    })
+
+    test('an API key socket sends too', async () => {
+      const { sessionId } = await sessionOf(alice)
+      const { key } = await apiKey(t, alice, ['api'])
+      const s = await connect({ token: key })
+      s.send({ type: 'SEND_MESSAGE', session_id: sessionId, content: 'by key', client_msg_id: 'k-1' })
+      const frames = await reply(s, sessionId)
+      expect(frames[0]).toMatchObject({ client_msg_id: 'k-1', message: { content: 'by key' } })
+      expect(frames.at(-1)).toMatchObject({ type: 'MESSAGE_RECEIVED', message: { role: 'assistant' } })
+    })
+
+    test('the service refuses: ERROR with its code and the client_msg_id, and the socket goes on', async () => {
+      const { sessionId } = await sessionOf(alice)
+      const s = await connect({ token: alice.access })
+      const cases: [Record<string, unknown>, string][] = [
+        [{ session_id: 'no-such-session', content: 'hi' }, 'NOT_FOUND'],
+        [{ session_id: sessionId, content: '   ' }, 'VALIDATION_ERROR'],
+      ]
+      for (const [frame, code] of cases) {
+        s.send({ type: 'SEND_MESSAGE', ...frame, client_msg_id: `e-${code}` })
+        expect(await s.next()).toMatchObject({ type: 'ERROR', code, client_msg_id: `e-${code}` })
+      }
+      // archived: 409
+      expect((await t.request('PATCH', `/api/v1/sessions/${sessionId}`, { token: alice.access, body: { status: 'archived' } })).status).toBe(200)
+      s.send({ type: 'SEND_MESSAGE', session_id: sessionId, content: 'still there?', client_msg_id: 'e-arch' })
+      expect(await s.next()).toMatchObject({ type: 'ERROR', code: 'CONFLICT', client_msg_id: 'e-arch' })
+      s.send({ type: 'PING' })
+      expect(await s.next()).toEqual({ type: 'PONG' })
+    })
+
+    test('SUBSCRIBE narrows the socket to what it named (and the sessions it writes to); a socket that did not hears everything of its user', async () => {
+      const one = await sessionOf(alice)
+      const two = await sessionOf(alice)
+      const narrowed = await connect({ token: alice.access })
+      const everything = await connect({ token: alice.access })
+      narrowed.send({ type: 'SUBSCRIBE', session_id: one.sessionId })
+      narrowed.send({ type: 'PING' })
+      await narrowed.next('PONG') // frames are handled in order: the SUBSCRIBE holds
+      await publish(delta(alice, two.sessionId, 'not for you'))
+      await publish(delta(alice, one.sessionId, 'for you'))
+      expect(await narrowed.next()).toMatchObject({ session_id: one.sessionId, text: 'for you' })
+      expect((await everything.next()).text).toBe('not for you')
+      expect((await everything.next()).text).toBe('for you')
+      // writing to the other session: it hears that one from then on
+      narrowed.send({ type: 'SEND_MESSAGE', session_id: two.sessionId, content: 'now this one' })
+      const frames = await reply(narrowed, two.sessionId)
+      expect(frames.at(-1)).toMatchObject({ type: 'MESSAGE_RECEIVED', message: { role: 'assistant' } })
+      // workflows narrow separately: lock events of other workflows are no longer heard
+      narrowed.send({ type: 'SUBSCRIBE', workflow_id: one.workflowId })
+      narrowed.send({ type: 'PING' })
+      await narrowed.next('PONG')
+      await t.deps.services.bus.publish(workflowLockChannel, { type: 'WORKFLOW_LOCKED', user_id: alice.id, workflow_id: two.workflowId, reason: 'x' })
+      await t.deps.services.bus.publish(workflowLockChannel, { type: 'WORKFLOW_LOCKED', user_id: alice.id, workflow_id: one.workflowId, reason: 'y' })
+      expect(await narrowed.next()).toEqual({ type: 'WORKFLOW_LOCKED', workflow_id: one.workflowId, reason: 'y' })
+    })
+
+    test('the agent edits the workflow: WORKFLOW_LOCKED, a PUT is 409 meanwhile, WORKFLOW_UNLOCKED, then the reply', async () => {
+      const { sessionId, workflowId } = await sessionOf(alice, 'editor')
+      const s = await connect({ token: alice.access })
+      const b = await connect({ token: bob.access })
+      let release!: () => void
+      holding = new Promise<void>((resolve) => (release = resolve))
+      const inside = new Promise<void>((resolve) => (entered = resolve))
+      try {
+        s.send({ type: 'SEND_MESSAGE', session_id: sessionId, content: EDIT_REQUEST, client_msg_id: 'edit' })
+        expect(await s.next()).toMatchObject({ type: 'MESSAGE_RECEIVED', client_msg_id: 'edit' })
+        await inside
+        expect(await s.next()).toEqual({ type: 'WORKFLOW_LOCKED', workflow_id: workflowId, reason: 'edited by the session agent' })
+        expectProblem(await t.request('PUT', `/api/v1/workflows/${workflowId}`, { token: alice.access, body: { name: 'mine now' } }), 409, 'CONFLICT')
+      } finally {
+        release()
+        holding = undefined
+      }
+      expect(await s.next()).toEqual({ type: 'WORKFLOW_UNLOCKED', workflow_id: workflowId })
+      const rest = []
+      for (;;) {
+        const f = await s.next()
+        rest.push(f)
+        if (f.type === 'MESSAGE_RECEIVED') break
+      }
+      expect(rest.at(-1)).toMatchObject({ session_id: sessionId, message: { role: 'assistant', content: 'tok0 tok1 tok2 ' } })
+      expect(rest.slice(0, -1).every((f) => f.type === 'MESSAGE_DELTA')).toBe(true)
+      expect((await t.request('PUT', `/api/v1/workflows/${workflowId}`, { token: alice.access, body: { name: 'mine now' } })).status).toBe(200)
+      // bob heard none of it
+      expect(b.frames).toEqual([{ type: 'PONG' }])
     })
   })
 

@@ -136,7 +136,8 @@ function quotaTurn(error: AppError): TurnResult {
   return { status: 'error', finishReason: 'error', text: '', reasoning: '', toolCalls: [], usage: { inputTokens: 0, outputTokens: 0 }, cost: 0, latencyMs: 0, ttftMs: null, error: { code: 'QUOTA_EXCEEDED', message: error.detail }, settled: Promise.resolve() }
 }
 
-export function createToolLoop(deps: { turns: ModelTurns; tools: ToolsService }) {
+/** `tools`: what runs the calls — the tools layer, or a driver's wrapper of it that adds tools of its own (a session's `update_workflow`). */
+export function createToolLoop(deps: { turns: ModelTurns; tools: Pick<ToolsService, 'execute'> }) {
   const { turns, tools } = deps
 
   return async function runToolLoop(input: ToolLoopInput): Promise<ToolLoopResult> {

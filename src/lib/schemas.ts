@@ -90,7 +90,7 @@ export const expiryTime = z.iso.datetime({ offset: true }).refine((v) => Date.pa
 export type FinalStreamEvent =
   | { event: 'shutdown'; data: { reason: 'server_shutdown' } }
   | { event: 'revoked'; data: { code: string; reason: 'session_revoked' | 'api_key_revoked' | 'access_changed' } }
-  | { event: 'deleted'; data: { code: string; reason: 'conversation_deleted' | 'task_deleted' } }
+  | { event: 'deleted'; data: { code: string; reason: 'conversation_deleted' | 'task_deleted' | 'session_deleted' } }
 
 export function eventStreamOf(data: Record<string, z.ZodType>) {
   const event = (name: string, schema: z.ZodType) => z.object({ id: z.number().int().positive(), event: z.literal(name), data: schema }).meta({ title: name })
@@ -103,6 +103,6 @@ export function eventStreamOf(data: Record<string, z.ZodType>) {
     ...events.slice(1),
     final('shutdown', z.object({ reason: z.literal('server_shutdown') }), 'The server is stopping: reconnect'),
     final('revoked', ended(['session_revoked', 'api_key_revoked', 'access_changed']), 'The session or API key that opened the stream stopped working (`code` UNAUTHORIZED, or TOKEN_EXPIRED: refresh, then reconnect)'),
-    final('deleted', ended(['conversation_deleted', 'task_deleted']), 'What the stream follows was deleted: a re-attach is 404'),
+    final('deleted', ended(['conversation_deleted', 'task_deleted', 'session_deleted']), 'What the stream follows was deleted: a re-attach is 404'),
   ])
 }

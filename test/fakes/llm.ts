@@ -20,6 +20,8 @@
  *                question (or offers no tools, or tool_choice `none`) it answers with text
  *   rounds=N     how many turns of a `calls` model call tools before it answers (default 1)
  *   args=K:V     the `calls` arguments are {"K":"V"} instead (V a string; for an MCP tool such as echo's `message`)
+ *   argsjson     the `calls` arguments are the JSON object that follows the request's last `FAKE_TOOL_ARGS=`
+ *                (any JSON object, e.g. a whole workflow), streamed in 4 pieces
  *   reason=N     N reasoning deltas `think{i} ` first (OpenAI delta.reasoning_content, Anthropic thinking, Gemini thought parts)
  *   finish=length|stop   length → length / max_tokens / MAX_TOKENS
  *   script       the answer text is scripted by the request: its text holds
@@ -51,6 +53,7 @@ export type Scenario = {
   reason: number
   finish: 'stop' | 'length'
   script?: boolean
+  argsJson?: boolean
 }
 
 export const FAKE_MODELS = ['fake', 'fake-large', 'fake-small'] as const
@@ -93,6 +96,7 @@ export function parseScenario(model: string): Scenario {
     else if (k === 'text' && v.trim()) s.words = v.trim().split(/\s+/)
     else if (k === 'finish' && (v === 'stop' || v === 'length')) s.finish = v
     else if (k === 'script' && !v) s.script = true
+    else if (k === 'argsjson' && !v) s.argsJson = true
     else throw new Error(`unknown fake model option "${opt}"`)
   }
   return s
@@ -133,8 +137,26 @@ function scriptedAnswer(promptText: string, answered: number): string[] {
   return Array.from({ length: Math.ceil(answer.length / size) }, (_, i) => answer.slice(i * size, (i + 1) * size))
 }
 
+/** An `argsjson` model's call arguments: the JSON object after the request's last FAKE_TOOL_ARGS=, in 4 pieces. */
+function requestArguments(promptText: string): string[] {
+  const start = promptText.lastIndexOf('FAKE_TOOL_ARGS=')
+  let json: string | undefined
+  // the shortest JSON object after the marker (the request's texts are joined, so more may follow it)
+  for (let end = promptText.indexOf('}', start); start >= 0 && end >= 0 && json === undefined; end = promptText.indexOf('}', end + 1)) {
+    const candidate = promptText.slice(start + 'FAKE_TOOL_ARGS='.length, end + 1)
+    try {
+      const value = JSON.parse(candidate)
+      if (value && typeof value === 'object' && !Array.isArray(value)) json = candidate
+    } catch {}
+  }
+  if (json === undefined) throw new Error('an argsjson model needs FAKE_TOOL_ARGS={…} in the request')
+  const size = Math.max(1, Math.ceil(json.length / 4))
+  return Array.from({ length: Math.ceil(json.length / size) }, (_, i) => json.slice(i * size, (i + 1) * size))
+}
+
 function plan(model: string, promptText: string, n: number, tools: ToolState): Plan {
   const sc = parseScenario(model)
+  if (sc.argsJson && sc.calls && tools.offered && tools.rounds < sc.rounds) sc.callPieces = requestArguments(promptText)
   const reasoning = Array.from({ length: sc.reason }, (_, i) => `think${i} `)
   const calls: PlannedCall[] = sc.tool
     ? [{ suffix: '', name: sc.tool, pieces: ARG_PIECES }]

@@ -40,7 +40,7 @@ export const workflowFileCreated = z.object({
   file_name: z.string(),
   file_size: z.number().int(),
   workflow_id: z.string(),
-  version: z.number().int().nullable().meta({ description: 'the workflow version this file became; null until the workflows module exists' }),
+  version: z.number().int().meta({ description: 'the workflow version this file became (the current one when its JSON equals it)' }),
 })
 
 export const fileListQuery = listQuery.extend({ purpose: purposeSchema.optional(), content_type: z.string().max(127).optional() })

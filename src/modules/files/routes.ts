@@ -10,16 +10,33 @@ import { contentResponse } from './content.ts'
 import { missingFileField, notMultipart } from './errors.ts'
 import * as m from './model.ts'
 import { readMultipart } from './multipart.ts'
-import { AVATAR_MAX_BYTES, type FilesService, type Purpose, type UploadInput } from './service.ts'
+import { AVATAR_MAX_BYTES, WORKFLOW_FILE_MAX_BYTES, type FilesService, type Purpose, type UploadInput } from './service.ts'
+
+/** What the workflows module does for POST /files/workflow (a new version from the file). */
+export interface WorkflowFileTarget {
+  /** 404 when it is not the caller's, 409 while locked: checked before the upload is kept */
+  assertWritable(userId: string, workflowId: string): Promise<void>
+  /** throws 422 when the JSON cannot be a workflow (not an object) */
+  checkData(value: unknown): void
+  /** the file's JSON as the workflow's next version; the version it is */
+  addFileVersion(userId: string, workflowId: string, data: unknown, fileName: string): Promise<number>
+}
 
 /** What a multipart body may hold around its file (boundaries, part headers, the text fields): a Content-Length above the limit plus this is refused before a byte is read. */
 const FORM_ALLOWANCE = 64 * 1024
 
-export function fileRoutes(deps: { files: FilesService; users: UsersService; uploadMaxBytes: number; authPlugin: ReturnType<typeof authPlugin> }) {
+export function fileRoutes(deps: { files: FilesService; users: UsersService; workflows: WorkflowFileTarget; uploadMaxBytes: number; authPlugin: ReturnType<typeof authPlugin> }) {
   const { files, users } = deps
 
   /** Read the form's fields, then store its file as it streams in. */
-  async function upload<F extends z.ZodType>(request: Request, principal: Principal, fieldsSchema: F, purposeOf: (fields: z.output<F>) => Purpose, maxBytes: number) {
+  async function upload<F extends z.ZodType>(
+    request: Request,
+    principal: Principal,
+    fieldsSchema: F,
+    purposeOf: (fields: z.output<F>) => Purpose,
+    maxBytes: number,
+    hooks: { before?: (fields: z.output<F>) => Promise<void>; checkJson?: (value: unknown) => void } = {},
+  ) {
     const type = request.headers.get('content-type') ?? ''
     if (!/^multipart\/form-data\s*(;|$)/i.test(type)) throw notMultipart()
     if (!request.body) throw missingFileField()
@@ -31,6 +48,7 @@ export function fileRoutes(deps: { files: FilesService; users: UsersService; upl
       const parsed = fieldsSchema.safeParse(form.fields)
       if (!parsed.success) throw validationError('The form fields are not valid', parsed.error.issues.map((i) => ({ path: i.path.join('.') || String((i as { keys?: string[] }).keys?.[0] ?? ''), message: i.message })))
       const fields = parsed.data as z.output<F>
+      await hooks.before?.(fields)
       const input: UploadInput = {
         purpose: purposeOf(fields),
         workflowId: (fields as { workflow_id?: string }).workflow_id ?? null,
@@ -39,6 +57,7 @@ export function fileRoutes(deps: { files: FilesService; users: UsersService; upl
         chunks: form.chunks,
         whole: form.whole,
         declaredBytes: declared,
+        checkJson: hooks.checkJson,
       }
       return { row: await files.store(principal.userId, input) }
     } finally {
@@ -94,18 +113,34 @@ export function fileRoutes(deps: { files: FilesService; users: UsersService; upl
     .post(
       '/files/workflow',
       async ({ principal, request, set }) => {
-        const { row } = await upload(request, principal, m.workflowFields, () => 'workflow', deps.uploadMaxBytes)
+        let data: unknown
+        const { row } = await upload(request, principal, m.workflowFields, () => 'workflow', Math.min(WORKFLOW_FILE_MAX_BYTES, deps.uploadMaxBytes), {
+          before: (fields) => deps.workflows.assertWritable(principal.userId, fields.workflow_id),
+          checkJson: (value) => {
+            deps.workflows.checkData(value)
+            data = value
+          },
+        })
+        let version: number
+        try {
+          version = await deps.workflows.addFileVersion(principal.userId, row.workflowId!, data, row.fileName)
+        } catch (error) {
+          // deleted or locked meanwhile: the file is not kept
+          await files.remove(principal.userId, row.id).catch(() => {})
+          throw error
+        }
         set.status = 201
         set.headers.location = `/api/v1/files/${row.id}`
-        return { file_id: row.id, file_name: row.fileName, file_size: row.fileSize, workflow_id: row.workflowId!, version: null }
+        return { file_id: row.id, file_name: row.fileName, file_size: row.fileSize, workflow_id: row.workflowId!, version }
       },
       {
         ...multipartRoute,
         auth: true,
-        response: { 201: m.workflowFileCreated, ...problems(401, 403, 413, 415, 422, 429) },
+        response: { 201: m.workflowFileCreated, ...problems(401, 403, 404, 409, 413, 415, 422, 429) },
         detail: {
           summary: 'Upload a workflow file',
-          description: 'A multipart form: `workflow_id`, then `file`, a JSON document (`422` when it is not valid JSON). Stored as a file of purpose `workflow`; `version` is `null` until workflows exist — it will then be the new version this file makes.',
+          description:
+            "A multipart form: `workflow_id` (one of your workflows, else `404`), then `file`, a JSON object of at most 1 MiB (`422` when it is not valid JSON or not an object, `413` when larger). Stored as a file of purpose `workflow`, and its JSON becomes the workflow's next version (note \"uploaded as <file name>\"); `version` is that version — the current one when the JSON equals it. While an agent holds the workflow's lock: `409`. Refused uploads keep nothing.",
           multipart: m.workflowForm,
         },
       },

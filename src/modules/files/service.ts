@@ -26,6 +26,8 @@ export type Purpose = (typeof PURPOSES)[number]
 export const UPLOADABLE_PURPOSES = ['attachment', 'dataset'] as const
 
 export const AVATAR_MAX_BYTES = 2 * 1024 * 1024
+/** A workflow file becomes a version of a workflow: no larger than the JSON body a PUT of it may be (1 MiB). */
+export const WORKFLOW_FILE_MAX_BYTES = 1024 * 1024
 export const AVATAR_LINK_TTL_S = 365 * 24 * 3600
 export const LINK_TTL_S = 3600
 export const MAX_FILE_NAME = 255
@@ -46,6 +48,8 @@ export interface UploadInput {
   whole?: Promise<void>
   /** the request's declared size (Content-Length): held against the quota at once when it fits */
   declaredBytes?: number
+  /** a workflow file's parsed JSON, before its bytes are committed: throwing refuses the upload and keeps nothing */
+  checkJson?: (value: unknown) => void
 }
 
 export interface StorageUse {
@@ -96,8 +100,8 @@ export function createFilesService(deps: { database: Database; storage: Storage;
   }
 
   async function store(userId: string, input: UploadInput): Promise<FileRow> {
-    const limit = input.purpose === 'avatar' ? Math.min(AVATAR_MAX_BYTES, deps.uploadMaxBytes) : deps.uploadMaxBytes
-    const what = input.purpose === 'avatar' ? 'An avatar' : 'A file'
+    const limit = Math.min(input.purpose === 'avatar' ? AVATAR_MAX_BYTES : input.purpose === 'workflow' ? WORKFLOW_FILE_MAX_BYTES : Infinity, deps.uploadMaxBytes)
+    const what = input.purpose === 'avatar' ? 'An avatar' : input.purpose === 'workflow' ? 'A workflow file' : 'A file'
     const id = newId()
     const key = `${userId}/${id}`
     let held = 0
@@ -139,7 +143,10 @@ export function createFilesService(deps: { database: Database; storage: Storage;
       const sniffed = sniffType(head.subarray(0, headLength))
       if (input.purpose === 'avatar' && !sniffed?.startsWith('image/')) throw notAnImage()
       // workflow files are JSON documents of a workflow engine (small): parsed whole to check them
-      if (json) checkJson(Buffer.concat(json))
+      if (json) {
+        const value = checkJson(Buffer.concat(json))
+        input.checkJson?.(value)
+      }
       await upload.commit()
     } catch (error) {
       await upload.abort()
@@ -300,7 +307,7 @@ export function cleanFileName(name: string): string {
   return bounded === '' || /^\.+$/.test(bounded) ? 'file' : bounded
 }
 
-function checkJson(bytes: Buffer) {
+function checkJson(bytes: Buffer): unknown {
   let text: string
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
@@ -308,7 +315,7 @@ function checkJson(bytes: Buffer) {
     throw notJson('not UTF-8 text')
   }
   try {
-    JSON.parse(text)
+    return JSON.parse(text)
   } catch (error) {
     throw notJson(error instanceof Error ? error.message.slice(0, 200) : 'not JSON')
   }
