@@ -106,7 +106,7 @@ export function finishDocument(doc: OpenAPIDocument, routes: InternalRoute[]) {
     const socket = ops.ws
     if (!socket) continue
     delete ops.ws
-    ops.get ??= { ...socket, responses: { 101: { description: 'Switching Protocols: the WebSocket is open; what follows are its frames' } } }
+    ops.get ??= { ...socket, responses: { 101: { description: 'Switching Protocols: the WebSocket is open — also for a refused credential, which is then closed with 4401, 4403 or 4429' } } }
   }
   // Outputs first, so that a schema's output keeps its plain name and a different input is `XInput`.
   for (const [path, ops] of Object.entries(doc.paths))

@@ -211,7 +211,7 @@ export function socketRoutes(deps: {
       description:
         'Sessions and workflows in real time (docs/api.md §20): `SEND_MESSAGE`, `SUBSCRIBE` and `PING` in; `MESSAGE_RECEIVED`, `MESSAGE_DELTA`, `WORKFLOW_LOCKED`, `WORKFLOW_UNLOCKED`, `ERROR` and `PONG` out. ' +
         'Authenticated by `Authorization: Bearer`, `Sec-WebSocket-Protocol: bearer, <token>`, `?token=` or the `hearth_access` cookie (from this site or an allowed origin); a refused credential closes the socket with 4401 (4403, 4429).',
-      security: [{ bearer: [] }, { cookie: [] }],
+      // no `security`: a refused credential is not an HTTP answer here but a close code, after the upgrade
       parameters: [{ name: 'token', in: 'query', required: false, description: 'An access token or an API key (`hk_…`), for clients that cannot set headers on a WebSocket (browsers)', schema: { type: 'string' } }],
     },
     async upgrade(ctx) {
