@@ -68,6 +68,7 @@ async function world(dialect: 'sqlite' | 'postgres', overrides: Partial<BaseDeps
     ['plain', 'fake:tokens=3', true],
     ['editor', 'fake:tokens=3,calls=update_workflow,argsjson', false],
     ['looker', 'fake:tokens=3,calls=look_closer+update_workflow,argsjson', false],
+    ['twice', 'fake:tokens=3,calls=update_workflow+update_workflow,argsjson', false],
     ['slow', 'fake:tokens=60,delay=25', false],
     ['failing', 'fake:fail=500', false],
   ] as const) {
@@ -163,7 +164,7 @@ eachDialect('sessions: who may do what', (dialect) => {
     ctx = { ...w.callers, session: s.id, workflow: wf.id }
     await send(w.t, w.user, s.id, 'SECRET-question')
     await settled(w.t, w.user, s.id)
-  })
+  }, 30_000)
   afterAll(() => w.close())
 
   const endpoints: [string, (c: Ctx) => string, unknown?][] = [
@@ -218,7 +219,7 @@ eachDialect('sessions', (dialect) => {
     t = w.t
     user = w.user
     wf = await insertWorkflow(t, user.id)
-  })
+  }, 30_000)
   afterAll(() => w.close())
 
   describe('CRUD', () => {
@@ -350,9 +351,11 @@ eachDialect('sessions', (dialect) => {
 
     test('the next message is sent the earlier exchange as history; client_msg_id is echoed on the user message’s frame', async () => {
       const s = await createSession(t, user, { workflow_id: wf.id, title: 'kept' })
+      const heard = listen(t)
       await send(t, user, s.id, 'first question')
       await settled(t, user, s.id)
-      const heard = listen(t)
+      await heard.received(s.id)
+      heard.frames.length = 0
       const from = w.fake.requests.length
       const principal = { userId: user.id, role: 'user' as const, via: 'session' as const, sessionId: null, apiKeyId: null, scopes: [] }
       const message = await t.deps.services.sessions.send(principal, s.id, 'second question', { clientMsgId: 'c-42' })
@@ -427,6 +430,9 @@ eachDialect('sessions', (dialect) => {
       expectProblem(await t.request('POST', `/api/v1/sessions/${s.id}/messages`, { token: user.access, body: {} }), 422, 'VALIDATION_ERROR')
       await expect(t.deps.services.sessions.send(principal, s.id, '  ')).rejects.toMatchObject({ status: 422 })
       await expect(t.deps.services.sessions.send(principal, s.id, 'y'.repeat(100_001))).rejects.toMatchObject({ status: 422 })
+      // the WebSocket's frames reach the service unchecked by the HTTP boundary: a NUL is refused there too (Postgres cannot store it)
+      await expect(t.deps.services.sessions.send(principal, s.id, 'a\u0000b')).rejects.toMatchObject({ status: 422, errors: [{ path: 'content', message: 'must not contain the NUL character (U+0000)' }] })
+      expectProblem(await send(t, user, s.id, 'a\u0000b'), 422, 'VALIDATION_ERROR')
       expect(await messagesOf(t, user, s.id)).toEqual([])
     })
 
@@ -570,6 +576,20 @@ eachDialect('sessions', (dialect) => {
       expect((await workflowRow(t, own.id)).currentVersion).toBe(2)
     })
 
+    test('two update_workflow calls in one turn take turns: each holds the lock for its whole edit; the same JSON twice adds one version', async () => {
+      const own = await insertWorkflow(t, user.id)
+      const agent = await workflowAgent(t, user, { model_id: 'twice' })
+      const s = await createSession(t, user, { workflow_id: own.id, agent_id: agent.id })
+      const heard = listen(t)
+      await send(t, user, s.id, editRequest())
+      const events = await readEvents(await stream(w, s.id, user.access))
+      heard.stop()
+      expect(names(events).filter((n) => n.startsWith('workflow_'))).toEqual(['workflow_locked', 'workflow_unlocked', 'workflow_locked', 'workflow_unlocked'])
+      expect(heard.locks.filter((e) => e.workflow_id === own.id).map((e) => e.type)).toEqual(['WORKFLOW_LOCKED', 'WORKFLOW_UNLOCKED', 'WORKFLOW_LOCKED', 'WORKFLOW_UNLOCKED'])
+      expect(events.filter((e) => e.event === 'tool_result').map((e) => [e.data.is_error, e.data.result.structured_content])).toEqual([[false, { version: 2 }], [false, { version: 2 }]])
+      expect((await versionsOf(t, own.id)).map((v) => v.version)).toEqual([1, 2])
+    })
+
     test('a workflow too large for the context is shown cut, and update_workflow is not offered', async () => {
       const big: Json = {}
       for (let i = 0; JSON.stringify(big).length <= MAX_WORKFLOW_CONTEXT_CHARS; i++) big[String(i)] = { class_type: 'Note', inputs: { text: 'x'.repeat(500) } }
@@ -582,6 +602,31 @@ eachDialect('sessions', (dialect) => {
       expect(request.messages[0].content).toContain('[… cut: the workflow has')
       expect(request.tools).toBeUndefined()
     })
+  })
+})
+
+// -------------------------------------------------------------------------------------------------
+
+eachDialect('sessions: which model, credits and caps', (dialect) => {
+  let w: World
+  beforeAll(async () => void (w = await world(dialect, {})), 30_000)
+  afterAll(() => w.close())
+
+  test('without an agent: the user’s default model preference, else the instance default; context_rounds bounds the history', async () => {
+    const { t } = w
+    const a = await register(t, 'prefers')
+    const own = await insertWorkflow(t, a.id)
+    const s = await createSession(t, a, { workflow_id: own.id })
+    expect((await t.request('PUT', '/api/v1/users/me/preferences', { token: a.access, body: { default_model_id: 'looker', context_rounds: 1 } })).status).toBe(200)
+    for (const q of ['one', 'two', 'three']) {
+      await send(t, a, s.id, q)
+      await settled(t, a, s.id, q === 'one' ? 2 : q === 'two' ? 4 : 6)
+    }
+    const last = w.fake.requests.filter((r) => r.path === '/v1/chat/completions').map((r) => r.body as Json).filter((b) => b.model.includes('look_closer')).at(-1)!
+    // the agent-less session offers update_workflow only: look_closer is not its tool, so that call is refused
+    expect(last.tools.map((x: Json) => x.function.name)).toEqual(['update_workflow'])
+    const questions = last.messages.filter((m: Json) => m.role === 'user').map((m: Json) => m.content)
+    expect(questions).toEqual(['two', 'three'])
   })
 })
 
@@ -602,7 +647,7 @@ eachDialect('sessions: the lock while the agent edits', (dialect) => {
         },
       },
     })
-  })
+  }, 30_000)
   afterAll(() => w.close())
 
   test('another writer gets 409 while the agent holds the lock, for longer than one lock lasts (it is renewed); free again after', async () => {
@@ -640,6 +685,59 @@ eachDialect('sessions: the lock while the agent edits', (dialect) => {
 
 // -------------------------------------------------------------------------------------------------
 
+eachDialect('sessions: credits and the cap on replies', (dialect) => {
+  let t: TestApp
+  let fake: FakeLlm
+  let a: Account
+  let own: Awaited<ReturnType<typeof insertWorkflow>>
+  beforeAll(async () => {
+    fake = await startFakeLlm()
+    t = await createTestApp(dialect, { HEARTH_CREDITS: 'on', HEARTH_MAX_RUNS_PER_USER: '1' })
+    const admin = await register(t, 'payadmin')
+    a = await register(t, 'payer')
+    const p = await t.request('POST', '/api/v1/providers', { token: admin.access, body: { name: 'fake', type: 'openai_compatible', base_url: `${fake.url}/v1`, api_key: 'k', scope: 'global' } })
+    await t.request('POST', '/api/v1/models', { token: admin.access, body: { provider_id: p.body.id, name: 'slow', model_id: 'fake:tokens=60,delay=25', is_default: true, input_price: 0, output_price: 1 } })
+    own = await insertWorkflow(t, a.id)
+  }, 30_000)
+  afterAll(async () => {
+    await t.close()
+    await fake.stop()
+  })
+
+  test('credits used up: 402 QUOTA_EXCEEDED before anything is stored or published', async () => {
+    const s = await createSession(t, a, { workflow_id: own.id })
+    const heard = listen(t)
+    const res = await send(t, a, s.id, 'no money')
+    heard.stop()
+    expectProblem(res, 402, 'QUOTA_EXCEEDED')
+    expect(await messagesOf(t, a, s.id)).toEqual([])
+    expect(heard.frames).toEqual([])
+    expect((await sessionOf(t, a, s.id)).message_count).toBe(0)
+  })
+
+  test(`past HEARTH_MAX_RUNS_PER_USER replies at once (here 1, over all sessions): 429 with Retry-After; room again once one ends`, async () => {
+    const { db, t: tables } = t.deps.database
+    await db.update(tables.users).set({ creditBalance: 1_000 }).where(eq(tables.users.id, a.id))
+    const first = await createSession(t, a, { workflow_id: own.id })
+    const second = await createSession(t, a, { workflow_id: own.id })
+    expect((await send(t, a, first.id, 'long one')).status).toBe(201)
+    const refused = await send(t, a, second.id, 'me too')
+    expectProblem(refused, 429, 'RATE_LIMITED')
+    expect(refused.headers.get('retry-after')).toBe('5')
+    expect(await messagesOf(t, a, second.id)).toEqual([])
+    expect((await t.request('POST', `/api/v1/sessions/${first.id}/stop`, { token: a.access })).body).toEqual({ stopped: true })
+    await settled(t, a, first.id)
+    expect((await send(t, a, second.id, 'now')).status).toBe(201)
+    await t.request('POST', `/api/v1/sessions/${second.id}/stop`, { token: a.access })
+    await settled(t, a, second.id)
+    await t.deps.services.usage.flush()
+    const rows = await db.select().from(tables.usage).where(eq(tables.usage.userId, a.id))
+    expect(rows.map((r) => [r.model, r.status])).toEqual([['slow', 'aborted'], ['slow', 'aborted']])
+  }, 15_000)
+})
+
+// -------------------------------------------------------------------------------------------------
+
 for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
   describe(`sessions across two instances [${dialect}]`, () => {
     let w: World
@@ -651,7 +749,7 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       w = await world(dialect, { sessionEdits: { whileLocked: async () => (entered?.(), await holding) } })
       b = await createSecondInstance(w.t)
       serverB = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: b.app.fetch, idleTimeout: 30 })
-    })
+    }, 30_000)
     afterAll(async () => {
       serverB.stop(true)
       await b.close()
@@ -663,6 +761,8 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       const own = await insertWorkflow(t, user.id)
       const s = await createSession(t, user, { workflow_id: own.id })
       const onB = listen(b)
+      // a channel no one on B listened to yet: its LISTEN must be in place before A publishes
+      await b.deps.services.bus.ready()
       await send(t, user, s.id, 'hello from A')
       const messages = await settled(b, user, s.id)
       await eventually(() => onB.frames.filter((f) => f.session_id === s.id && f.type === 'MESSAGE_RECEIVED').length === 2, 3000, 'B to hear the reply')
@@ -693,6 +793,8 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       holding = new Promise<void>((resolve) => (release = resolve))
       const inside = new Promise<void>((resolve) => (entered = resolve))
       const onB = listen(b)
+      // a channel no one on B listened to yet: its LISTEN must be in place before A publishes
+      await b.deps.services.bus.ready()
       await send(t, user, s.id, editRequest())
       await inside
       await eventually(() => onB.locks.some((e) => e.workflow_id === own.id), 3000, 'B to hear the lock')

@@ -289,6 +289,10 @@ eachDialect('workflows', (dialect) => {
     for (const bad of [[1, 2], 'text', null, { a: 'nul\u0000here' }, { ['k\u0000']: 1 }, { deep }])
       await expect(api.update(uid, w.id, { workflowData: bad as never })).rejects.toMatchObject({ status: 422, code: 'VALIDATION_ERROR' })
     expect((await api.update(uid, w.id, { workflowData: { fine: true }, note: 'by the agent' })).currentVersion).toBe(2)
+    // exactly the limit is fine
+    const deepest = JSON.parse('{"a":'.repeat(MAX_WORKFLOW_DEPTH - 1) + '{}' + '}'.repeat(MAX_WORKFLOW_DEPTH - 1))
+    expect((await api.update(uid, w.id, { workflowData: deepest })).currentVersion).toBe(3)
+    expect((await api.get(uid, w.id)).workflowData).toEqual(deepest)
   })
 
   test('versions stay numbered 1…n when PUTs race: twelve at once, each a new JSON', async () => {

@@ -19,3 +19,5 @@ export const invalidSessionMessage = (max: number) => validationError(`A message
 
 export const tooManyReplies = (max: number) =>
   new AppError(429, 'RATE_LIMITED', `You have ${max} session replies being generated, the most allowed at once; wait for one to finish or stop one`, undefined, { 'retry-after': String(BUSY_RETRY_AFTER_S) })
+
+export const nulInSessionMessage = () => validationError('content must not contain the NUL character (U+0000)', [{ path: 'content', message: 'must not contain the NUL character (U+0000)' }])

@@ -9,7 +9,7 @@ import { pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
 import { unlessNotFound } from '../../lib/errors.ts'
 import { deletedEvent, type Subscriptions } from '../../runs/subscriptions.ts'
 import type { Principal } from '../auth/service.ts'
-import { invalidSessionMessage, sessionNotFound, unknownWorkflow, unusableSessionAgent } from './errors.ts'
+import { invalidSessionMessage, nulInSessionMessage, sessionNotFound, unknownWorkflow, unusableSessionAgent } from './errors.ts'
 import { MAX_SESSION_MESSAGE_LENGTH, toSessionMessageDto, type SessionRow } from './model.ts'
 import { createSessionTurns, sessionAgent, sessionRunKey, type SessionTurnDeps } from './turn.ts'
 import type { SessionMessageDto, SessionsApi } from './types.ts'
@@ -57,6 +57,8 @@ export function createSessionsService(deps: SessionTurnDeps & { subscriptions: S
   function cleanContent(content: unknown): string {
     const text = typeof content === 'string' ? content.trim() : ''
     if (!text || text.length > MAX_SESSION_MESSAGE_LENGTH) throw invalidSessionMessage(MAX_SESSION_MESSAGE_LENGTH)
+    // the HTTP boundary refuses it for every body; the WebSocket's frames come here unchecked (Postgres cannot store it)
+    if (text.includes('\0')) throw nulInSessionMessage()
     return text
   }
 

@@ -50,6 +50,9 @@ export const DEFAULT_SESSION_PROMPT = [
   'After the tool answers, tell the user in a sentence or two what you changed; if it reports an error, say so and do not claim the change was saved.',
 ].join(' ')
 
+/** A model's text as it can be stored: Postgres refuses the NUL character in text. */
+const storable = (text: string) => (text.includes('\0') ? text.replaceAll('\0', '') : text)
+
 export const sessionRunKey = (sessionId: string) => `session:${sessionId}`
 
 export const summaryOf = (text: string) => {
@@ -224,10 +227,17 @@ export function createSessionTurns(deps: SessionTurnDeps) {
       onLocked: (reason: string) => emit(run, 'workflow_locked', { workflow_id: session.workflowId, reason }),
       onUnlocked: () => emit(run, 'workflow_unlocked', { workflow_id: session.workflowId }),
     }
-    // the session's own tool beside the agent's: runs here, not through the tools layer
+    // the session's own tool beside the agent's: runs here, not through the tools layer. Its calls of
+    // one reply take turns (a model may ask for two at once): each holds the lock for its whole edit.
+    let editing: Promise<unknown> = Promise.resolve()
+    const edit = (args: string, signal: AbortSignal) => {
+      const next = editing.then(() => runUpdateWorkflow(editor, args, signal))
+      editing = next.catch(() => {})
+      return next
+    }
     const runToolLoop = createToolLoop({
       turns,
-      tools: { execute: (pp, name, args, origin) => (name === UPDATE_WORKFLOW ? runUpdateWorkflow(editor, args, origin.signal ?? run.signal) : tools.execute(pp, name, args, origin)) },
+      tools: { execute: (pp, name, args, origin) => (name === UPDATE_WORKFLOW ? edit(args, origin.signal ?? run.signal) : tools.execute(pp, name, args, origin)) },
     })
 
     const keepAlive = setInterval(() => void db.update(s).set({ updatedAt: new Date() }).where(eq(s.id, sessionId)).catch(() => {}), KEEPALIVE_MS)
@@ -261,12 +271,12 @@ export function createSessionTurns(deps: SessionTurnDeps) {
                 delta(piece)
               },
               toolCall: (call: ToolCall) => emit(run, 'tool_call', call),
-              persist: (text) => db.update(m).set({ content: written + text }).where(eq(m.id, messageId)),
+              persist: (text) => db.update(m).set({ content: storable(written + text) }).where(eq(m.id, messageId)),
             }
           },
           async callsStarting(_round, _turn, started) {
             for (const c of started) calls.push({ id: c.id, name: c.name, arguments: c.arguments.length > MAX_STORED_ARGUMENTS ? `${c.arguments.slice(0, MAX_STORED_ARGUMENTS)}…` : c.arguments })
-            await db.update(m).set({ content: written + round }).where(eq(m.id, messageId))
+            await db.update(m).set({ content: storable(written + round) }).where(eq(m.id, messageId))
           },
           // tools that wait for approval are not offered in sessions (there is no one to ask)
           approval: async () => 'declined' as const,
@@ -287,10 +297,12 @@ export function createSessionTurns(deps: SessionTurnDeps) {
       failure = { code: 'INTERNAL_ERROR', message: 'The reply failed' }
     } finally {
       clearInterval(keepAlive)
+      // the last pieces go out before the reply is stored complete
+      flushDeltas()
     }
 
     const last = loop?.last
-    const content = written + round
+    const content = storable(written + round)
     const status = failure ? 'error' : last!.status
     const error = failure ?? last?.error
     const inputTokens = loop?.usage.inputTokens ?? 0
@@ -308,12 +320,16 @@ export function createSessionTurns(deps: SessionTurnDeps) {
     }
     let stored: SessionMessageRow | undefined
     try {
-      ;[stored] = await db.update(m).set({ content, status, metadata }).where(eq(m.id, messageId)).returning()
+      ;[stored] = await db.update(m).set({ content, status, metadata: JSON.parse(JSON.stringify(metadata, (_k, v: unknown) => (typeof v === 'string' ? storable(v) : v))) }).where(eq(m.id, messageId)).returning()
       if (stored) await db.update(s).set({ updatedAt: new Date(), ...(content ? { lastMessageSummary: summaryOf(content) } : {}) }).where(eq(s.id, sessionId))
     } catch (e) {
       logger.error('session reply not stored', { error: e, session_id: sessionId })
     }
-    flushDeltas()
+    // recorded before `done`, so that a client reading the executions then finds it finished
+    if (execution) {
+      const outcome: ExecutionOutcome = { status: status === 'complete' ? 'completed' : status === 'stopped' ? 'cancelled' : 'failed', inputTokens, outputTokens, cost, toolCalls: calls.length }
+      await deps.agents.executions.finish(execution, outcome).catch((e) => logger.warn('agent execution not finished', { error: e, execution_id: execution }))
+    }
     // a session deleted meanwhile has no reply to announce
     if (stored) {
       const message = toSessionMessageDto(stored)
@@ -323,10 +339,6 @@ export function createSessionTurns(deps: SessionTurnDeps) {
     if (inputTokens || outputTokens) emit(run, 'usage', { input_tokens: inputTokens, output_tokens: outputTokens, cost })
     if (error) emit(run, 'error', error)
     emit(run, 'done', { session_id: sessionId, message_id: messageId, finish_reason: metadata.finish_reason })
-    if (execution) {
-      const outcome: ExecutionOutcome = { status: status === 'complete' ? 'completed' : status === 'stopped' ? 'cancelled' : 'failed', inputTokens, outputTokens, cost, toolCalls: calls.length }
-      await deps.agents.executions.finish(execution, outcome).catch((e) => logger.warn('agent execution not finished', { error: e, execution_id: execution }))
-    }
     await loop?.settled
   }
 
