@@ -217,6 +217,7 @@ eachDialect('the WebSocket /ws/chat', (dialect) => {
       ['SUBSCRIBE with neither id', '{"type":"SUBSCRIBE"}', 'VALIDATION_ERROR', /session_id or a workflow_id/],
       ['a type that is an object', '{"type":{"a":1}}', 'VALIDATION_ERROR', /Unknown frame type/],
       ['__proto__ as the type', '{"type":"__proto__"}', 'VALIDATION_ERROR', /Unknown frame type/],
+      ['a NUL in session_id', '{"type":"SEND_MESSAGE","session_id":"s\\u0000","content":"hi"}', 'VALIDATION_ERROR', /session_id: must not contain control characters/],
     ] as [string, string, string, RegExp][])('%s: ERROR, and the socket still works', async (_, raw, code, message) => {
       const s = await connect({ token: alice.access })
       s.sendRaw(raw)
@@ -398,10 +399,12 @@ eachDialect('the WebSocket /ws/chat', (dialect) => {
       const cases: [Record<string, unknown>, string][] = [
         [{ session_id: 'no-such-session', content: 'hi' }, 'NOT_FOUND'],
         [{ session_id: sessionId, content: '   ' }, 'VALIDATION_ERROR'],
+        [{ session_id: sessionId, content: 'a\u0000b' }, 'VALIDATION_ERROR'],
       ]
       for (const [frame, code] of cases) {
-        s.send({ type: 'SEND_MESSAGE', ...frame, client_msg_id: `e-${code}` })
-        expect(await s.next()).toMatchObject({ type: 'ERROR', code, client_msg_id: `e-${code}` })
+        const id = `e-${cases.findIndex(([f]) => f === frame)}`
+        s.send({ type: 'SEND_MESSAGE', ...frame, client_msg_id: id })
+        expect({ frame, answer: await s.next() }).toMatchObject({ frame, answer: { type: 'ERROR', code, client_msg_id: id } })
       }
       // archived: 409
       expect((await t.request('PATCH', `/api/v1/sessions/${sessionId}`, { token: alice.access, body: { status: 'archived' } })).status).toBe(200)

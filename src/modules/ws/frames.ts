@@ -28,9 +28,11 @@ export const BACKPRESSURE_LIMIT_BYTES = 4 * 1024 * 1024
 export const closeCodeOf = (status: number) => 4000 + status
 export const GOING_AWAY = 1001
 
-const id = z.string().min(1).max(64)
+/** no control characters: a NUL would reach Postgres in a query parameter (an error there, not an answer) */
+const printable = /^[^\u0000-\u001f\u007f]*$/
+const id = z.string().min(1).max(64).regex(printable, 'must not contain control characters')
 /** what the client calls a message it sends, echoed back on its MESSAGE_RECEIVED or ERROR */
-const clientMsgId = z.string().min(1).max(128)
+const clientMsgId = z.string().min(1).max(128).regex(printable, 'must not contain control characters')
 
 export const sendMessageFrame = z.object({ type: z.literal('SEND_MESSAGE'), session_id: id, content: z.string(), client_msg_id: clientMsgId.optional() })
 export const subscribeFrame = z
