@@ -21,6 +21,7 @@ import { toolRoutes } from './modules/tools/routes.ts'
 import { createTaskEvents, taskRoutes } from './modules/tasks/routes.ts'
 import { workflowServiceRoutes } from './modules/services/routes.ts'
 import { workflowRoutes } from './modules/workflows/routes.ts'
+import { workflowRunRoutes } from './modules/workflow-runs/routes.ts'
 import { sessionRoutes } from './modules/sessions/routes.ts'
 import { socketRoutes, socketServer } from './modules/ws/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
@@ -69,6 +70,7 @@ export function createApp(deps: AppDeps) {
     .use(toolRoutes({ tools: services.tools, events: services.toolEvents, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(workflowServiceRoutes({ workflowServices: services.workflowServices, authPlugin: auth }))
     .use(workflowRoutes({ workflows: services.workflows, authPlugin: auth }))
+    .use(workflowRunRoutes({ runs: services.workflowRuns, authPlugin: auth }))
     .use(sessionRoutes({ sessions: services.sessions, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
     .use(
       socketRoutes({

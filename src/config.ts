@@ -47,6 +47,10 @@ export interface Config {
   taskLeaseMs: number
   /** the first retry's delay after an upstream failure, doubled per attempt (HEARTH_TASK_RETRY_MS) */
   taskRetryMs: number
+  /** how long one request to a workflow service (or opening its WebSocket) may take (HEARTH_WORKFLOW_REQUEST_TIMEOUT_MS) */
+  workflowRequestTimeoutMs: number
+  /** how long a workflow run may take from its start before it is stopped (HEARTH_WORKFLOW_RUN_TIMEOUT_MS) */
+  workflowRunTimeoutMs: number
   logLevel: LogLevel
   /** where file bytes go when not the data dir's `files/` (`HEARTH_S3_URL`) */
   s3: S3Settings | undefined
@@ -219,6 +223,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     taskUserConcurrency: wholeNumber('HEARTH_TASK_USER_CONCURRENCY', env.HEARTH_TASK_USER_CONCURRENCY, 2, 1000),
     taskLeaseMs: wholeNumber('HEARTH_TASK_LEASE_MS', env.HEARTH_TASK_LEASE_MS, 30_000, 3_600_000),
     taskRetryMs: wholeNumber('HEARTH_TASK_RETRY_MS', env.HEARTH_TASK_RETRY_MS, 2_000, 3_600_000),
+    workflowRequestTimeoutMs: wholeNumber('HEARTH_WORKFLOW_REQUEST_TIMEOUT_MS', env.HEARTH_WORKFLOW_REQUEST_TIMEOUT_MS, 30_000, 600_000),
+    workflowRunTimeoutMs: wholeNumber('HEARTH_WORKFLOW_RUN_TIMEOUT_MS', env.HEARTH_WORKFLOW_RUN_TIMEOUT_MS, 3_600_000, 86_400_000),
     logLevel: oneOf('HEARTH_LOG', env.HEARTH_LOG, ['debug', 'info', 'warn', 'error', 'silent'] as const, 'info'),
     s3: env.HEARTH_S3_URL ? parseS3Url(env.HEARTH_S3_URL) : undefined,
   }

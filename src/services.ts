@@ -47,6 +47,8 @@ import { createTaskApprovals } from './modules/tasks/approvals.ts'
 import { createTasksService } from './modules/tasks/service.ts'
 import { createWorkflowServices } from './modules/services/service.ts'
 import { createWorkflowsService } from './modules/workflows/service.ts'
+import { workflowKind } from './modules/workflow-runs/runner.ts'
+import { createWorkflowRunsService } from './modules/workflow-runs/service.ts'
 import { createSessionsService } from './modules/sessions/service.ts'
 import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
 import type { EditHooks } from './modules/sessions/update-workflow.ts'
@@ -168,6 +170,9 @@ export async function createServices(deps: BaseDeps) {
   const plans = createPlansService({ database, turns, announce: () => taskEngine.announce(), removeTask: tasks.remove })
   const workflowServices = createWorkflowServices({ database, outbound, logger, checkTimeoutMs: deps.workflowServices?.checkTimeoutMs, healthIntervalMs: deps.workflowServices?.healthIntervalMs })
   const workflows = createWorkflowsService({ database, bus, logger, services: workflowServices, lockSweepMs: deps.workflowServices?.lockSweepMs })
+  // a workflow run is a `workflow` task: the engine runs it on the workflow's ComfyUI service (modules/workflow-runs/runner.ts)
+  taskEngine.registerKind('workflow', workflowKind({ database, workflows, files, outbound, logger, requestTimeoutMs: config.workflowRequestTimeoutMs, runTimeoutMs: config.workflowRunTimeoutMs, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
+  const workflowRuns = createWorkflowRunsService({ database, workflows, announce: () => taskEngine.announce() })
   const sessions = createSessionsService({ database, logger, bus, runs, subscriptions, turns, tools, users, agents, workflows, maxRunsPerUser: config.maxRunsPerUser, editHooks: deps.sessionEdits })
   // the /ws/chat sockets of this instance, fed by the bus's session and workflow-lock frames; closed (1001) when shutdown starts
   const socketHub = createSocketHub({ bus, logger })
@@ -216,6 +221,7 @@ export async function createServices(deps: BaseDeps) {
     presets,
     memories,
     plans,
+    workflowRuns,
     storage,
     files,
     runs,

@@ -23,7 +23,8 @@
  *                                 outputs_to_execute], outputs: { node: { images } }, status: { status_str:
  *                                 "success"|"error", completed, messages: [[type, data], …] }, meta } }`
  *   GET  /view?filename&subfolder&type   the image's PNG bytes (`image/png`), 404 for anything else
- *   POST /interrupt               recorded; the running prompt stops with `execution_interrupted`
+ *   POST /interrupt { prompt_id? }  recorded; the running prompt stops with `execution_interrupted` (with a
+ *                                 `prompt_id`, as newer ComfyUI does, only when that prompt is the one running)
  *   GET  /queue                   `{ queue_running: [[number, id, prompt, extra_data, outputs]], queue_pending }`
  *   POST /queue { delete?: [ids], clear? }   recorded; removes pending prompts
  *
@@ -43,6 +44,8 @@
  *                     exception_message, exception_type, traceback, current_inputs, current_outputs, timestamp }
  *   error_message: S  its exception_message (default "Fake failure at node ID")
  *   invalid_node: ID  POST /prompt answers 400 prompt_outputs_failed_validation naming that node
+ *   drop_socket: true the client's socket is closed by the server after the first progress frame (once per prompt);
+ *                     frames sent while it is away are lost, as with a real dropped connection
  *   hang: true        the prompt starts (execution_start, executing its first node) and then waits, silent,
  *                     until /interrupt or stop()
  *
@@ -100,6 +103,7 @@ type Scenario = {
   error_message?: string
   invalid_node?: string
   hang: boolean
+  drop_socket: boolean
 }
 
 const OUTPUT_NODES: Record<string, 'output' | 'temp'> = { SaveImage: 'output', PreviewImage: 'temp' }
@@ -162,7 +166,7 @@ const promptError = (type: string, message: string, details = '', node_errors: u
   json({ error: { type, message, details, extra_info: {} }, node_errors }, 400)
 
 function scenarioOf(prompt: Record<string, any>): Scenario {
-  const s: Scenario = { delay: 0, images: 1, cached: [], hang: false }
+  const s: Scenario = { delay: 0, images: 1, cached: [], hang: false, drop_socket: false }
   for (const node of Object.values(prompt)) {
     if (node?.class_type !== 'FakeScenario') continue
     const i = node.inputs ?? {}
@@ -174,6 +178,7 @@ function scenarioOf(prompt: Record<string, any>): Scenario {
     if (typeof i.error_message === 'string') s.error_message = i.error_message
     if (i.invalid_node != null) s.invalid_node = String(i.invalid_node)
     if (i.hang === true) s.hang = true
+    if (i.drop_socket === true) s.drop_socket = true
   }
   return s
 }
@@ -224,6 +229,7 @@ export async function startFakeComfy(opts: { port?: number; behaviour?: Behaviou
   const pending: ComfyPrompt[] = []
   const outputsOf = new Map<string, string[]>()
   let running: ComfyPrompt | undefined
+  const dropped = new Set<string>()
   let interrupted = false
   let wake: (() => void) | undefined
   let number = 0
@@ -298,6 +304,11 @@ export async function startFakeComfy(opts: { port?: number; behaviour?: Behaviou
         if (interrupted || life.signal.aborted) { status = 'interrupted'; break run }
         await emit('progress', { value: v, max: steps, prompt_id: id, node: nodeId })
         if (v === 1) sendPreview(p.client_id)
+        if (v === 1 && sc.drop_socket && !dropped.has(id)) {
+          dropped.add(id)
+          const ws = p.client_id ? live.get(p.client_id) : undefined
+          if (ws) (live.delete(p.client_id!), ws.close(1011, 'dropped by the scenario'))
+        }
       }
       if (sc.error_node === nodeId) {
         status = 'error'
@@ -460,7 +471,9 @@ export async function startFakeComfy(opts: { port?: number; behaviour?: Behaviou
     }
     if (path === '/interrupt' && req.method === 'POST') {
       interrupts.push(body)
-      if (running) {
+      // newer ComfyUI: a body naming a prompt interrupts only that one, when it is the one running
+      const only = body && typeof body === 'object' ? (body as Record<string, unknown>).prompt_id : undefined
+      if (running && (typeof only !== 'string' || only === running.prompt_id)) {
         interrupted = true
         wake?.()
       }
