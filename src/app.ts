@@ -11,6 +11,7 @@ import { searchRoutes } from './modules/search/routes.ts'
 import { gatewayRoutes } from './modules/gateway/routes.ts'
 import { presetRoutes } from './modules/presets/routes.ts'
 import { memoryRoutes } from './modules/memories/routes.ts'
+import { promptRoutes } from './modules/prompts/routes.ts'
 import { planRoutes } from './modules/plans/routes.ts'
 import { agentRoutes } from './modules/agents/routes.ts'
 import { historyRoutes } from './modules/history/routes.ts'
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps) {
     .use(gatewayRoutes({ gateway: services.gateway, subscriptions: services.subscriptions, authPlugin: auth }))
     .use(presetRoutes({ presets: services.presets, authPlugin: auth }))
     .use(memoryRoutes({ memories: services.memories, authPlugin: auth }))
+    .use(promptRoutes({ prompts: services.prompts, authPlugin: auth }))
     .use(planRoutes({ plans: services.plans, taskEvents: createTaskEvents({ engine: services.taskEngine, subscriptions: services.subscriptions, shutdown: deps.shutdown }), authPlugin: auth }))
     .use(agentRoutes({ agents: services.agents, authPlugin: auth }))
     .use(historyRoutes({ history: services.history, authPlugin: auth }))

@@ -22,6 +22,7 @@ import { createConfigsService } from './modules/configs/service.ts'
 import { createSearchService } from './modules/search/service.ts'
 import { createPresetsService } from './modules/presets/service.ts'
 import { createMemoriesService } from './modules/memories/service.ts'
+import { createPromptsService } from './modules/prompts/service.ts'
 import { createPlansService } from './modules/plans/service.ts'
 import { planKind } from './modules/plans/kind.ts'
 import { createChatService } from './modules/chat/service.ts'
@@ -116,6 +117,7 @@ export async function createServices(deps: BaseDeps) {
   // a preset's tools are checked where they are saved, by the tools layer built below (this runs only on requests, like modelUsable)
   const presets = createPresetsService({ database, modelUsable, unknownTools: (p, names) => tools.unknownOf(p, names) })
   const memories = createMemoriesService({ database })
+  const prompts = createPromptsService({ database })
   const storage = deps.storage ?? createStorage({ dataDir: config.dataDir, s3: config.s3 })
   const files = createFilesService({ database, storage, logger, linkKey: fileLinkKey, uploadMaxBytes: config.uploadMaxBytes, defaultQuotaBytes: config.storageQuotaBytes })
   const runs = createRunRegistry()
@@ -156,6 +158,7 @@ export async function createServices(deps: BaseDeps) {
     agentOf: (p, id) => agents.usable(p, id),
     agentExecutions: agents.executions,
     memoriesOf: (userId) => memories.contextFor(userId),
+    titlePrompt: (userId, values) => prompts.render(userId, 'title', values),
     maxRunsPerUser: config.maxRunsPerUser,
   })
 
@@ -220,6 +223,7 @@ export async function createServices(deps: BaseDeps) {
     search,
     presets,
     memories,
+    prompts,
     plans,
     workflowRuns,
     storage,

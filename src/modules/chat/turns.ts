@@ -70,6 +70,8 @@ export interface ChatTurnDeps {
   agentExecutions: Pick<AgentsService['executions'], 'start' | 'finish'>
   /** the user's remembered facts, oldest first */
   memoriesOf: (userId: string) => Promise<string[]>
+  /** the user's `title` prompt with these values (prompts module); without it, the built-in wording */
+  titlePrompt?: (userId: string, values: { question: string; answer: string }) => Promise<string>
   /** answers one user may have generating at once, on all instances together */
   maxRunsPerUser: number
 }
@@ -227,7 +229,10 @@ export function createChatTurns(deps: ChatTurnDeps) {
     try {
       const titleRef = await configs.value('chat', 'title_model')
       const titleModel = titleRef ? await turns.model(p, titleRef) : model
-      const prompt = `Write a title of at most six words for this conversation. Reply with the title only.\n\nUser: ${question.slice(0, 2000)}\nAssistant: ${answerText.slice(0, 2000)}`
+      const values = { question: question.slice(0, 2000), answer: answerText.slice(0, 2000) }
+      const prompt = deps.titlePrompt
+        ? await deps.titlePrompt(p.userId, values)
+        : `Write a title of at most six words for this conversation. Reply with the title only.\n\nUser: ${values.question}\nAssistant: ${values.answer}`
       const signal = AbortSignal.any([runSignal, AbortSignal.timeout(TITLE_TIMEOUT_MS)])
       const result = await turns.run({ principal: p, model: titleModel, request: { messages: [{ role: 'user', content: prompt }], maxTokens: 24 }, source: 'chat', held: 0, signal, sink: {}, record: false })
       if (result.status === 'complete') title = result.text

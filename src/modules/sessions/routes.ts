@@ -87,7 +87,8 @@ export function sessionRoutes(deps: { sessions: SessionsService; subscriptions: 
       async ({ principal, params, body, set }) => {
         const { userMessage } = await sessions.start(principal, params.id, body.content)
         set.status = 201
-        return userMessage
+        // spread: the route's type is then the message's fields, not the name of an interface of src/ (the client package has none)
+        return { ...userMessage }
       },
       {
         auth: true,
