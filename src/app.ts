@@ -25,6 +25,7 @@ import { workflowServiceRoutes } from './modules/services/routes.ts'
 import { workflowRoutes } from './modules/workflows/routes.ts'
 import { workflowRunRoutes } from './modules/workflow-runs/routes.ts'
 import { sessionRoutes } from './modules/sessions/routes.ts'
+import { socketRoutes, socketServer } from './modules/ws/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -75,9 +76,32 @@ export function createApp(deps: AppDeps) {
     .use(workflowRoutes({ workflows: services.workflows, authPlugin: auth }))
     .use(workflowRunRoutes({ runs: services.workflowRuns, authPlugin: auth }))
     .use(sessionRoutes({ sessions: services.sessions, subscriptions: services.subscriptions, authPlugin: auth, shutdown: deps.shutdown }))
+    .use(
+      socketRoutes({
+        hub: services.socketHub,
+        auth: services.auth,
+        limiter: services.limiter,
+        config,
+        subscriptions: services.subscriptions,
+        sessions: services.sessions,
+        workflows: services.workflows,
+        logger: deps.logger,
+      }),
+    )
   routes.load(app.routes)
   // Typed as its clients see it (ClientView): only the routes' types differ, not the instance.
   return app as unknown as ClientView<typeof app>
+}
+
+/**
+ * Serve the app on Bun.serve: HTTP through its `fetch`, WebSockets (`/ws/chat`) through Elysia's
+ * handlers with their limits. Elysia reads `app.server` to upgrade a socket and to tell a
+ * request's client address, so it is set here.
+ */
+export function serveApp(app: App, options: Omit<Bun.Serve.Options<unknown>, 'fetch' | 'websocket' | 'routes'>) {
+  const server = Bun.serve({ ...options, fetch: app.fetch, websocket: socketServer } as Bun.Serve.Options<unknown>)
+  app.server = server
+  return server
 }
 
 /** The app, typed as its clients see it (Eden's `treaty<App>`): what they send, with server defaults optional. */

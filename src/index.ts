@@ -1,5 +1,5 @@
 /** @module The entry point and command line: the only place that reads the environment, migrates and listens. */
-import { createApp } from './app.ts'
+import { createApp, serveApp } from './app.ts'
 import { createServices } from './services.ts'
 import { ConfigError, parseConfig, resolveSecret, type Config } from './config.ts'
 import { createDb, type Database } from './db/index.ts'
@@ -88,10 +88,9 @@ async function serve(config: Config): Promise<number> {
   const base = { config, database, logger, secret, version: VERSION, shutdown: shutdown.signal }
   const services = await createServices(base)
   const app = createApp({ ...base, services })
-  const server = Bun.serve({
+  const server = serveApp(app, {
     port: config.port,
     hostname: config.host,
-    fetch: app.fetch,
     // Every body limit is Hearth's own, so that each is a problem answer: JSON bodies are held to
     // 1 MiB by the request-context plugin, uploads to HEARTH_UPLOAD_MAX_BYTES by the files module as
     // the bytes stream. Bun's own cap would answer a bare 413 before any route runs; a body nobody

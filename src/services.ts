@@ -54,6 +54,7 @@ import { createWorkflowRunsService } from './modules/workflow-runs/service.ts'
 import { createSessionsService } from './modules/sessions/service.ts'
 import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
 import type { EditHooks } from './modules/sessions/update-workflow.ts'
+import { createSocketHub } from './modules/ws/hub.ts'
 
 export interface BaseDeps {
   config: Config
@@ -190,6 +191,9 @@ export async function createServices(deps: BaseDeps) {
   taskEngine.registerKind('workflow', workflowKind({ database, workflows, files, outbound, logger, requestTimeoutMs: config.workflowRequestTimeoutMs, runTimeoutMs: config.workflowRunTimeoutMs, failure: (code, message, retryable) => new TaskFailure(code, message, retryable) }))
   const workflowRuns = createWorkflowRunsService({ database, workflows, announce: () => taskEngine.announce() })
   const sessions = createSessionsService({ database, logger, bus, runs, subscriptions, turns, tools, users, agents, workflows, maxRunsPerUser: config.maxRunsPerUser, editHooks: deps.sessionEdits })
+  // the /ws/chat sockets of this instance, fed by the bus's session and workflow-lock frames; closed (1001) when shutdown starts
+  const socketHub = createSocketHub({ bus, logger })
+  deps.shutdown.addEventListener('abort', () => socketHub.close(), { once: true })
 
   await revocations.start()
   limiter.start()
@@ -250,6 +254,7 @@ export async function createServices(deps: BaseDeps) {
     connections,
     taskEngine,
     tasks,
+    socketHub,
     workflowServices,
     workflows,
     sessions,
@@ -257,6 +262,7 @@ export async function createServices(deps: BaseDeps) {
     async close(runGraceMs = 0) {
       clearInterval(recovery)
       clearInterval(sessionRecovery)
+      socketHub.close()
       workflows.close()
       await workflowServices.close()
       // running tasks go back to the queue at once, for another instance or the next start

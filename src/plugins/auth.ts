@@ -14,8 +14,8 @@ import type { AuthService, ClientInfo, Principal } from '../modules/auth/service
 export const ACCESS_COOKIE = 'hearth_access'
 export const REFRESH_COOKIE = 'hearth_refresh'
 
-/** Paths no limit applies to: probes and docs. */
-const UNLIMITED = /^\/(health|ready|openapi\.json|docs)(\/|$)/
+/** Paths no limit applies to: probes and docs; and the WebSocket handshake, which limits itself once it has read its credential (modules/ws). */
+const UNLIMITED = /^\/(health|ready|openapi\.json|docs|ws\/chat)(\/|$)/
 
 type Headers = Record<string, string | number>
 
@@ -34,13 +34,19 @@ export function rateLimited(r: LimitResult, detail = 'Too many requests; slow do
   })
 }
 
-/** The credential a request presents (`Authorization: Bearer …`, else the `hearth_access` cookie), and whether it came as the cookie (which a browser adds by itself, so another site can make it travel). */
-function presentedCredential(request: Request): { token: string; fromCookie: boolean } | undefined {
+/** A token a request presents, and whether it came as the cookie (which a browser adds by itself, so another site can make it travel). */
+export interface Credential {
+  token: string
+  fromCookie: boolean
+}
+
+/** The credential a request presents (`Authorization: Bearer …`, else the `hearth_access` cookie). `null`: an Authorization header that is not a bearer token. */
+export function presentedCredential(request: Request): Credential | null | undefined {
   const header = request.headers.get('authorization')
   if (header) {
-    if (header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') return undefined
+    if (header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') return null
     const token = header.slice(7).trim()
-    return token ? { token, fromCookie: false } : undefined
+    return token ? { token, fromCookie: false } : null
   }
   const cookie = request.headers.get('cookie')
   if (!cookie) return undefined
@@ -59,6 +65,9 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
  * browser sends `Origin` on a cross-origin POST) and is accepted. `stateChangingGet` is for a GET
  * that changes state (the EventSource chat stream): a link from another site reaches it with the
  * Lax cookie, and an old browser sends neither header on a link, so it must show one of the above.
+ * `'websocket'` is for a WebSocket handshake (a GET that opens a channel both ways): checked as a
+ * state-changing request whatever its method — every browser sends `Origin` on one, so a
+ * handshake with neither header is not from a browser (cross-site WebSocket hijacking).
  * Throws 403 when the request does not.
  */
 export function createCrossSiteCheck(config: Pick<Config, 'corsOrigins' | 'trustProxy'>) {
@@ -78,15 +87,15 @@ export function createCrossSiteCheck(config: Pick<Config, 'corsOrigins' | 'trust
     // Like Go, the scheme is not compared otherwise: a server behind a TLS proxy sees http.
     return origin.slice(sep + 3) === host
   }
-  return (request: Request, stateChangingGet = false) => {
-    if (!stateChangingGet && SAFE_METHODS.has(request.method)) return
+  return (request: Request, stateChangingGet: boolean | 'websocket' = false) => {
+    if (stateChangingGet === false && SAFE_METHODS.has(request.method)) return
     const site = request.headers.get('sec-fetch-site')
     if (site === 'same-origin' || site === 'none') return
     const origin = request.headers.get('origin')
     if (origin !== null) {
       if (trusted.has(origin)) return
       if (site === null && ownOrigin(origin, request)) return
-    } else if (site === null && !stateChangingGet) return
+    } else if (site === null && stateChangingGet !== true) return
     throw forbidden('Cross-site request refused: a request authenticated by a cookie must come from this site or an origin in HEARTH_CORS_ORIGINS (scripts and other servers: send an Authorization header)')
   }
 }
@@ -118,7 +127,12 @@ export function createClientInfo(trustProxy: boolean) {
   }
 }
 
-export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; config: Config }) {
+/**
+ * The steps from a presented credential to a principal, shared by the routes' `auth` macro and the
+ * WebSocket handshake (modules/ws): the cross-site check for a cookie, the token's verification
+ * (a failure counts against the client IP), the level's scope and role, and the per-user limit.
+ */
+export function createAuthGate(deps: { auth: AuthService; limiter: RateLimiter; config: Config }) {
   const { auth, limiter, config } = deps
   const clientInfo = createClientInfo(config.trustProxy)
   const refuseCrossSite = createCrossSiteCheck(config)
@@ -127,8 +141,6 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
     applyLimitHeaders(headers, r)
     if (!r.allowed) throw rateLimited(r)
   }
-
-  const principals = new WeakMap<Request, Principal>()
   /** 403 unless the principal may use a route of this level (the role is checked after) */
   const checkCredential = (level: AuthLevel, principal: Principal) => {
     if (level === 'session') {
@@ -138,13 +150,40 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
       if (!principal.scopes.includes(scope)) throw apiKeyScopeMissing(scope)
     }
   }
+  return {
+    /** count a request against its client IP's limit (429 past it) */
+    limitIp,
+    /** The principal `credential` stands for, allowed at `level`; throws 401/403/429. `websocket`: the request is a WebSocket handshake. */
+    async admit(request: Request, server: ServerLike, headers: Headers, level: AuthLevel, credential: Credential, websocket = false): Promise<Principal> {
+      if (credential.fromCookie) refuseCrossSite(request, websocket ? 'websocket' : level === 'same-site')
+      let principal: Principal
+      try {
+        principal = await auth.authenticate(credential.token)
+      } catch (error) {
+        // failed credentials count against the client IP, so guessing tokens is limited too
+        limitIp(request, server, headers)
+        throw error
+      }
+      checkCredential(level, principal)
+      if (level === 'admin' && principal.role !== 'admin') throw forbidden('This needs an admin')
+      const r = limiter.check(`u:${principal.userId}`, config.rateLimit)
+      applyLimitHeaders(headers, r)
+      if (!r.allowed) throw rateLimited(r)
+      return principal
+    },
+  }
+}
+
+export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; config: Config }) {
+  const gate = createAuthGate(deps)
+  const principals = new WeakMap<Request, Principal>()
   return new Elysia({ name: 'hearth.auth' })
     .onRequest(({ request, server, set }) => {
       if (hasCredential(request)) return // limited per user once authenticated (or per IP when that fails)
       const url = request.url
       const path = url.slice(url.indexOf('/', 8))
       if (UNLIMITED.test(path)) return
-      limitIp(request, server, set.headers as Headers)
+      gate.limitIp(request, server, set.headers as Headers)
     })
     .macro({
       auth(level: AuthLevel) {
@@ -156,21 +195,7 @@ export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; conf
             if (level === 'signed' && new URL(request.url).searchParams.has('signature')) return
             const credential = presentedCredential(request)
             if (!credential) throw unauthorized()
-            if (credential.fromCookie) refuseCrossSite(request, level === 'same-site')
-            let principal: Principal
-            try {
-              principal = await auth.authenticate(credential.token)
-            } catch (error) {
-              // failed credentials count against the client IP, so guessing tokens is limited too
-              limitIp(request, server, set.headers as Headers)
-              throw error
-            }
-            checkCredential(level, principal)
-            if (level === 'admin' && principal.role !== 'admin') throw forbidden('This needs an admin')
-            const r = limiter.check(`u:${principal.userId}`, config.rateLimit)
-            applyLimitHeaders(set.headers as Headers, r)
-            if (!r.allowed) throw rateLimited(r)
-            principals.set(request, principal)
+            principals.set(request, await gate.admit(request, server, set.headers as Headers, level, credential))
           },
           resolve: ({ request }) => ({ principal: principals.get(request)! }),
         }

@@ -101,6 +101,13 @@ export function finishDocument(doc: OpenAPIDocument, routes: InternalRoute[]) {
     documented.push([operation, route.hooks])
     mergeDeclaredResponses(operation, route.hooks)
   }
+  // A WebSocket route (Elysia's method `WS`) is a GET that upgrades; OpenAPI has no `ws` method.
+  for (const ops of Object.values(doc.paths) as Record<string, Operation>[]) {
+    const socket = ops.ws
+    if (!socket) continue
+    delete ops.ws
+    ops.get ??= { ...socket, responses: { 101: { description: 'Switching Protocols: the WebSocket is open — also for a refused credential, which is then closed with 4401, 4403 or 4429' } } }
+  }
   // Outputs first, so that a schema's output keeps its plain name and a different input is `XInput`.
   for (const [path, ops] of Object.entries(doc.paths))
     for (const op of Object.values(ops)) {
