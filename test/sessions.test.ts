@@ -772,8 +772,14 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
       expect(frames.at(-1)).toMatchObject({ type: 'MESSAGE_RECEIVED', message: { id: messages[1]!.id, content: 'tok0 tok1 tok2 ' } })
       expect(frames.slice(1, -1).every((f) => f.type === 'MESSAGE_DELTA')).toBe(true)
       expect(frames.slice(1, -1).map((f) => (f as { text: string }).text).join('')).toBe('tok0 tok1 tok2 ')
-      // B replays the reply A ran
-      const replay = await readEvents(await fetch(`http://127.0.0.1:${serverB.port}/api/v1/sessions/${s.id}/stream`, { headers: { authorization: `Bearer ${user.access}` } }))
+      // B replays the reply A ran, once the run's own events (relayed in 25 ms batches, apart from the frames) have reached it
+      let replay: Awaited<ReturnType<typeof readEvents>> = []
+      await eventually(async () => {
+        const res = await fetch(`http://127.0.0.1:${serverB.port}/api/v1/sessions/${s.id}/stream`, { headers: { authorization: `Bearer ${user.access}` } })
+        if (res.status === 204) return false
+        replay = await readEvents(res)
+        return true
+      }, 3000, "B to hold A's run")
       expect(names(replay)).toEqual(['message.received', 'delta', 'delta', 'delta', 'message.received', 'usage', 'done'])
       // a slow reply on A: B refuses a second send and stops it
       await t.request('PATCH', `/api/v1/sessions/${s.id}`, { token: user.access, body: { agent_id: (await workflowAgent(t, user, { model_id: 'slow' })).id } })
