@@ -58,6 +58,22 @@ export interface Config {
   sqlTimeoutMs: number
   /** the most rows a query over a data connection returns (HEARTH_SQL_MAX_ROWS) */
   sqlMaxRows: number
+  /** the server's own address as browsers reach it (HEARTH_PUBLIC_URL, no trailing slash): login links and single sign-on callbacks; unset: taken from each request (the CLI: http://localhost:PORT) */
+  publicUrl: string | undefined
+  /** single sign-on providers from HEARTH_OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _NAME, _SCOPES */
+  oidcProviders: OidcProviderSettings[]
+}
+
+/** One OpenID Connect provider from the environment. */
+export interface OidcProviderSettings {
+  /** `<ID>` lower-cased, `_` as `-` (HEARTH_OIDC_MY_IDP_ISSUER → `my-idp`) */
+  id: string
+  name: string
+  issuer: string
+  clientId: string
+  /** unset: a public client (PKCE only) */
+  clientSecret: string | undefined
+  scopes: string
 }
 
 /** An S3-compatible store and the key pair for it, from `HEARTH_S3_URL`. */
@@ -233,7 +249,41 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     s3: env.HEARTH_S3_URL ? parseS3Url(env.HEARTH_S3_URL) : undefined,
     sqlTimeoutMs: wholeNumber('HEARTH_SQL_TIMEOUT_MS', env.HEARTH_SQL_TIMEOUT_MS, 10_000, 3_600_000),
     sqlMaxRows: wholeNumber('HEARTH_SQL_MAX_ROWS', env.HEARTH_SQL_MAX_ROWS, 1_000, 1_000_000),
+    publicUrl: parsePublicUrl(env.HEARTH_PUBLIC_URL),
+    oidcProviders: parseOidcProviders(env),
   }
+}
+
+function parsePublicUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined
+  let url: URL | undefined
+  try {
+    url = new URL(raw)
+  } catch {}
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash) throw new ConfigError(`HEARTH_PUBLIC_URL=${JSON.stringify(raw)} is not an http(s) URL like https://hearth.example.com`)
+  return url.href.replace(/\/+$/, '')
+}
+
+/** HEARTH_OIDC_<ID>_ISSUER starts a provider; _CLIENT_ID is then required. Messages never repeat a client secret. */
+function parseOidcProviders(env: Record<string, string | undefined>): OidcProviderSettings[] {
+  const found: OidcProviderSettings[] = []
+  for (const key of Object.keys(env).sort()) {
+    const m = /^HEARTH_OIDC_([A-Z0-9_]{1,32})_ISSUER$/.exec(key)
+    if (!m || !env[key]) continue
+    const prefix = `HEARTH_OIDC_${m[1]}_`
+    const id = m[1]!.toLowerCase().replace(/_/g, '-')
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(id)) throw new ConfigError(`${key}: the provider id ${JSON.stringify(id)} must be letters, digits and single _ between them`)
+    const issuer = env[key]!
+    let url: URL | undefined
+    try {
+      url = new URL(issuer)
+    } catch {}
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError(`${key}=${JSON.stringify(issuer)} is not an http(s) URL`)
+    const clientId = env[`${prefix}CLIENT_ID`]
+    if (!clientId) throw new ConfigError(`${prefix}CLIENT_ID is needed with ${key}`)
+    found.push({ id, issuer, clientId, clientSecret: env[`${prefix}CLIENT_SECRET`] || undefined, name: env[`${prefix}NAME`] || id, scopes: env[`${prefix}SCOPES`] || 'openid email profile' })
+  }
+  return found
 }
 
 /** HEARTH_SECRET, or the one kept in `<dataDir>/secret.key`, generated (mode 0600) on first start. */

@@ -32,6 +32,12 @@ export const users = table(
     storageQuota: bigint('storage_quota', { mode: 'number' }),
     /** access tokens issued before this are refused (role change, disable) */
     tokensValidAfter: time('tokens_valid_after'),
+    /** false: made by a single sign-on; password_hash is a random one nobody knows */
+    hasPassword: boolean('has_password').notNull().default(true),
+    /** privacy: conversations and tasks untouched for this many days are deleted by the daily sweep; null keeps them */
+    historyRetentionDays: integer('history_retention_days'),
+    /** privacy: whether the admins of the user's groups see the user's usage */
+    usageVisibleToGroupAdmins: boolean('usage_visible_to_group_admins').notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -50,6 +56,8 @@ export const sessions = table(
     userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
     userAgent: text('user_agent'),
     ip: text('ip'),
+    /** how it signed in: a fresh `oidc` one may delete an account without a password */
+    method: text('method', { enum: ['password', 'oidc', 'login_link'] }).notNull().default('password'),
     createdAt: createdAt(),
     lastUsedAt: time('last_used_at').notNull().$defaultFn(() => new Date()),
     expiresAt: time('expires_at').notNull(),
@@ -694,4 +702,100 @@ export const sessionMessages = table(
     createdAt: createdAt(),
   },
   (t) => [index('session_messages_session_created_idx').on(t.sessionId, t.createdAt)],
+)
+
+/** An OpenID Connect provider added by an admin (those from HEARTH_OIDC_<ID>_* live in the environment only). */
+export const oidcProviders = table('oidc_providers', {
+  /** the provider's slug in URLs (`/auth/oidc/{id}/start`): 1-32 of a-z 0-9 - */
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  issuer: text('issuer').notNull(),
+  clientId: text('client_id').notNull(),
+  /** encrypted (lib/secrets.ts); null: a public client (PKCE only) */
+  clientSecret: text('client_secret'),
+  scopes: text('scopes').notNull().default('openid email profile'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+})
+
+/** A provider's account linked to a Hearth account: one (provider, subject) belongs to one user. */
+export const userIdentities = table(
+  'user_identities',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    /** an oidc_providers id or an environment provider's id (so no foreign key) */
+    providerId: text('provider_id').notNull(),
+    /** the ID token's `sub` */
+    subject: text('subject').notNull(),
+    email: text('email'),
+    createdAt: createdAt(),
+    lastUsedAt: time('last_used_at'),
+  },
+  (t) => [uniqueIndex('user_identities_provider_subject_uq').on(t.providerId, t.subject), index('user_identities_user_idx').on(t.userId)],
+)
+
+/** A sign-in sent to a provider and not back yet, by the SHA-256 of its `state`: used once, then deleted. */
+export const oidcLogins = table(
+  'oidc_logins',
+  {
+    stateHash: text('state_hash').primaryKey(),
+    providerId: text('provider_id').notNull(),
+    codeVerifier: text('code_verifier').notNull(),
+    nonce: text('nonce').notNull(),
+    /** the callback URL sent to the provider (sent again with the code) */
+    redirectUri: text('redirect_uri').notNull(),
+    /** where the browser goes once signed in: a same-origin path or an allowed origin's URL */
+    returnTo: text('return_to').notNull(),
+    /** set: link the identity to this signed-in user instead of signing in */
+    linkUserId: text('link_user_id').references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+    expiresAt: time('expires_at').notNull(),
+  },
+  (t) => [index('oidc_logins_expires_idx').on(t.expiresAt)],
+)
+
+/** Sign-in links handed out by an admin or `hearth admin login-link`, stored as SHA-256. */
+export const loginLinks = table(
+  'login_links',
+  {
+    id: id(),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull(),
+    /** the admin who made it; null: the command line (or that admin is gone) */
+    createdBy: text('created_by').references(() => users.id, { onDelete: 'set null' }),
+    singleUse: boolean('single_use').notNull().default(true),
+    /** null: until revoked (only for links that are not single use) */
+    expiresAt: time('expires_at'),
+    usedAt: time('used_at'),
+    revokedAt: time('revoked_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('login_links_hash_uq').on(t.tokenHash), index('login_links_user_idx').on(t.userId)],
+)
+
+/** A set of users with settings of their own (docs/api.md §21). */
+export const groups = table(
+  'groups',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    description: text('description'),
+    /** { default_model_id, allowed_model_ids, preset_id, system_prompt, tools, rate_limit }: unset fields are null */
+    settings: json<Record<string, unknown>>('settings').notNull().default({}),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex('groups_name_lower_uq').on(sql`lower(${t.name})`)],
+)
+
+export const groupMembers = table(
+  'group_members',
+  {
+    groupId: text('group_id').notNull().references(() => groups.id, { onDelete: 'cascade' }),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    role: text('role', { enum: ['member', 'group_admin'] }).notNull().default('member'),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.groupId, t.userId] }), index('group_members_user_idx').on(t.userId)],
 )

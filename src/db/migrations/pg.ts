@@ -209,5 +209,34 @@ export default [
       "CREATE INDEX \"workflows_service_idx\" ON \"workflows\" USING btree (\"service_id\");",
       "ALTER TABLE \"conversations\" ADD CONSTRAINT \"conversations_connection_id_connections_id_fk\" FOREIGN KEY (\"connection_id\") REFERENCES \"public\".\"connections\"(\"id\") ON DELETE set null ON UPDATE no action;"
     ]
+  },
+  {
+    "tag": "0011_accounts",
+    "hash": "eb15747cb3d2de203555f2d4f648af06f2462aa1391d5678a9e83cc2b7943bf6",
+    "statements": [
+      "CREATE TABLE \"group_members\" (\n\t\"group_id\" text NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"role\" text DEFAULT 'member' NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\tCONSTRAINT \"group_members_group_id_user_id_pk\" PRIMARY KEY(\"group_id\",\"user_id\")\n);",
+      "CREATE TABLE \"groups\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"description\" text,\n\t\"settings\" jsonb DEFAULT '{}'::jsonb NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"login_links\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"token_hash\" text NOT NULL,\n\t\"created_by\" text,\n\t\"single_use\" boolean DEFAULT true NOT NULL,\n\t\"expires_at\" timestamp with time zone,\n\t\"used_at\" timestamp with time zone,\n\t\"revoked_at\" timestamp with time zone,\n\t\"created_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"oidc_logins\" (\n\t\"state_hash\" text PRIMARY KEY NOT NULL,\n\t\"provider_id\" text NOT NULL,\n\t\"code_verifier\" text NOT NULL,\n\t\"nonce\" text NOT NULL,\n\t\"redirect_uri\" text NOT NULL,\n\t\"return_to\" text NOT NULL,\n\t\"link_user_id\" text,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"expires_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"oidc_providers\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"name\" text NOT NULL,\n\t\"issuer\" text NOT NULL,\n\t\"client_id\" text NOT NULL,\n\t\"client_secret\" text,\n\t\"scopes\" text DEFAULT 'openid email profile' NOT NULL,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"updated_at\" timestamp with time zone NOT NULL\n);",
+      "CREATE TABLE \"user_identities\" (\n\t\"id\" text PRIMARY KEY NOT NULL,\n\t\"user_id\" text NOT NULL,\n\t\"provider_id\" text NOT NULL,\n\t\"subject\" text NOT NULL,\n\t\"email\" text,\n\t\"created_at\" timestamp with time zone NOT NULL,\n\t\"last_used_at\" timestamp with time zone\n);",
+      "ALTER TABLE \"sessions\" ADD COLUMN \"method\" text DEFAULT 'password' NOT NULL;",
+      "ALTER TABLE \"users\" ADD COLUMN \"has_password\" boolean DEFAULT true NOT NULL;",
+      "ALTER TABLE \"users\" ADD COLUMN \"history_retention_days\" integer;",
+      "ALTER TABLE \"users\" ADD COLUMN \"usage_visible_to_group_admins\" boolean DEFAULT false NOT NULL;",
+      "ALTER TABLE \"group_members\" ADD CONSTRAINT \"group_members_group_id_groups_id_fk\" FOREIGN KEY (\"group_id\") REFERENCES \"public\".\"groups\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"group_members\" ADD CONSTRAINT \"group_members_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"login_links\" ADD CONSTRAINT \"login_links_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"login_links\" ADD CONSTRAINT \"login_links_created_by_users_id_fk\" FOREIGN KEY (\"created_by\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE set null ON UPDATE no action;",
+      "ALTER TABLE \"oidc_logins\" ADD CONSTRAINT \"oidc_logins_link_user_id_users_id_fk\" FOREIGN KEY (\"link_user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "ALTER TABLE \"user_identities\" ADD CONSTRAINT \"user_identities_user_id_users_id_fk\" FOREIGN KEY (\"user_id\") REFERENCES \"public\".\"users\"(\"id\") ON DELETE cascade ON UPDATE no action;",
+      "CREATE INDEX \"group_members_user_idx\" ON \"group_members\" USING btree (\"user_id\");",
+      "CREATE UNIQUE INDEX \"groups_name_lower_uq\" ON \"groups\" USING btree (lower(\"name\"));",
+      "CREATE UNIQUE INDEX \"login_links_hash_uq\" ON \"login_links\" USING btree (\"token_hash\");",
+      "CREATE INDEX \"login_links_user_idx\" ON \"login_links\" USING btree (\"user_id\");",
+      "CREATE INDEX \"oidc_logins_expires_idx\" ON \"oidc_logins\" USING btree (\"expires_at\");",
+      "CREATE UNIQUE INDEX \"user_identities_provider_subject_uq\" ON \"user_identities\" USING btree (\"provider_id\",\"subject\");",
+      "CREATE INDEX \"user_identities_user_idx\" ON \"user_identities\" USING btree (\"user_id\");"
+    ]
   }
 ] satisfies EmbeddedMigration[]

@@ -170,5 +170,28 @@ export default [
       "CREATE INDEX `workflows_service_idx` ON `workflows` (`service_id`);",
       "ALTER TABLE `conversations` ADD `connection_id` text REFERENCES connections(id) ON DELETE set null;"
     ]
+  },
+  {
+    "tag": "0011_accounts",
+    "hash": "45fdb4e109f9cdd6e9930a8968d960fad2ecc10e543bebe87332d0239f972bdd",
+    "statements": [
+      "CREATE TABLE `group_members` (\n\t`group_id` text NOT NULL,\n\t`user_id` text NOT NULL,\n\t`role` text DEFAULT 'member' NOT NULL,\n\t`created_at` integer NOT NULL,\n\tPRIMARY KEY(`group_id`, `user_id`),\n\tFOREIGN KEY (`group_id`) REFERENCES `groups`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `group_members_user_idx` ON `group_members` (`user_id`);",
+      "CREATE TABLE `groups` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`name` text NOT NULL,\n\t`description` text,\n\t`settings` text DEFAULT '{}' NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);",
+      "CREATE UNIQUE INDEX `groups_name_lower_uq` ON `groups` (lower(\"name\"));",
+      "CREATE TABLE `login_links` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`token_hash` text NOT NULL,\n\t`created_by` text,\n\t`single_use` integer DEFAULT true NOT NULL,\n\t`expires_at` integer,\n\t`used_at` integer,\n\t`revoked_at` integer,\n\t`created_at` integer NOT NULL,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade,\n\tFOREIGN KEY (`created_by`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE set null\n);",
+      "CREATE UNIQUE INDEX `login_links_hash_uq` ON `login_links` (`token_hash`);",
+      "CREATE INDEX `login_links_user_idx` ON `login_links` (`user_id`);",
+      "CREATE TABLE `oidc_logins` (\n\t`state_hash` text PRIMARY KEY NOT NULL,\n\t`provider_id` text NOT NULL,\n\t`code_verifier` text NOT NULL,\n\t`nonce` text NOT NULL,\n\t`redirect_uri` text NOT NULL,\n\t`return_to` text NOT NULL,\n\t`link_user_id` text,\n\t`created_at` integer NOT NULL,\n\t`expires_at` integer NOT NULL,\n\tFOREIGN KEY (`link_user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE INDEX `oidc_logins_expires_idx` ON `oidc_logins` (`expires_at`);",
+      "CREATE TABLE `oidc_providers` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`name` text NOT NULL,\n\t`issuer` text NOT NULL,\n\t`client_id` text NOT NULL,\n\t`client_secret` text,\n\t`scopes` text DEFAULT 'openid email profile' NOT NULL,\n\t`created_at` integer NOT NULL,\n\t`updated_at` integer NOT NULL\n);",
+      "CREATE TABLE `user_identities` (\n\t`id` text PRIMARY KEY NOT NULL,\n\t`user_id` text NOT NULL,\n\t`provider_id` text NOT NULL,\n\t`subject` text NOT NULL,\n\t`email` text,\n\t`created_at` integer NOT NULL,\n\t`last_used_at` integer,\n\tFOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade\n);",
+      "CREATE UNIQUE INDEX `user_identities_provider_subject_uq` ON `user_identities` (`provider_id`,`subject`);",
+      "CREATE INDEX `user_identities_user_idx` ON `user_identities` (`user_id`);",
+      "ALTER TABLE `sessions` ADD `method` text DEFAULT 'password' NOT NULL;",
+      "ALTER TABLE `users` ADD `has_password` integer DEFAULT true NOT NULL;",
+      "ALTER TABLE `users` ADD `history_retention_days` integer;",
+      "ALTER TABLE `users` ADD `usage_visible_to_group_admins` integer DEFAULT false NOT NULL;"
+    ]
   }
 ] satisfies EmbeddedMigration[]

@@ -14,25 +14,32 @@ import { REFRESH_TTL_MS, type AuthService, type IssuedTokens, type SignedIn } fr
 
 const AUTH_PATH = '/api/v1/auth'
 
-type Cookies = Record<string, Cookie<unknown>>
+export type Cookies = Record<string, Cookie<unknown>>
+
+/** Setting and clearing the token cookies: every route that signs someone in (login, single sign-on, login links) uses these. */
+export function createAuthCookies(config: Pick<Config, 'trustProxy'>) {
+  const isHttps = (request: Request) => request.url.startsWith('https:') || (config.trustProxy && request.headers.get('x-forwarded-proto') === 'https')
+  return {
+    isHttps,
+    /** Browsers get the same tokens as httpOnly cookies; the refresh cookie only travels to the auth path. */
+    setCookies(cookie: Cookies, request: Request, tokens: IssuedTokens) {
+      const secure = isHttps(request)
+      cookie[ACCESS_COOKIE]!.set({ value: tokens.accessToken, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: tokens.expiresIn })
+      cookie[REFRESH_COOKIE]!.set({ value: tokens.refreshToken, httpOnly: true, sameSite: 'lax', secure, path: AUTH_PATH, maxAge: REFRESH_TTL_MS / 1000 })
+    },
+    clearCookies(cookie: Cookies) {
+      cookie[ACCESS_COOKIE]!.set({ value: '', httpOnly: true, sameSite: 'lax', path: '/', maxAge: 0 })
+      cookie[REFRESH_COOKIE]!.set({ value: '', httpOnly: true, sameSite: 'lax', path: AUTH_PATH, maxAge: 0 })
+    },
+  }
+}
 
 export function authRoutes(deps: { auth: AuthService; users: UsersService; limiter: RateLimiter; config: Config; authPlugin: ReturnType<typeof authPlugin> }) {
   const { auth, users, limiter, config } = deps
   const clientInfo = createClientInfo(config.trustProxy)
   const refuseCrossSite = createCrossSiteCheck(config)
 
-  const isHttps = (request: Request) => request.url.startsWith('https:') || (config.trustProxy && request.headers.get('x-forwarded-proto') === 'https')
-
-  /** Browsers get the same tokens as httpOnly cookies; the refresh cookie only travels to the auth path. */
-  function setCookies(cookie: Cookies, request: Request, tokens: IssuedTokens) {
-    const secure = isHttps(request)
-    cookie[ACCESS_COOKIE]!.set({ value: tokens.accessToken, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: tokens.expiresIn })
-    cookie[REFRESH_COOKIE]!.set({ value: tokens.refreshToken, httpOnly: true, sameSite: 'lax', secure, path: AUTH_PATH, maxAge: REFRESH_TTL_MS / 1000 })
-  }
-  function clearCookies(cookie: Cookies) {
-    cookie[ACCESS_COOKIE]!.set({ value: '', httpOnly: true, sameSite: 'lax', path: '/', maxAge: 0 })
-    cookie[REFRESH_COOKIE]!.set({ value: '', httpOnly: true, sameSite: 'lax', path: AUTH_PATH, maxAge: 0 })
-  }
+  const { setCookies, clearCookies } = createAuthCookies(config)
 
   /** A new account: 201, Location, and its tokens as cookies too. */
   function created(result: SignedIn, ctx: { request: Request; set: { status?: number | string; headers: Record<string, string | number> }; cookie: Cookies }) {

@@ -53,6 +53,9 @@ export interface Principal {
   scopes: readonly ApiKeyScope[]
 }
 
+/** How a session was signed in (sessions.method): registration and login are `password`. */
+export type SessionMethod = 'password' | 'oidc' | 'login_link'
+
 export interface ClientInfo {
   ip: string
   userAgent: string | null
@@ -142,11 +145,11 @@ export function createAuthService(deps: {
 
   const sessionLastUsed = createLastUsed('session', (id, at) => db.update(t.sessions).set({ lastUsedAt: at }).where(eq(t.sessions.id, id)), logger)
 
-  async function startSession(user: UserRow, client: ClientInfo): Promise<{ sessionId: string; tokens: IssuedTokens }> {
+  async function startSession(user: UserRow, client: ClientInfo, method: SessionMethod = 'password'): Promise<{ sessionId: string; tokens: IssuedTokens }> {
     const now = Date.now()
     const [session] = await db
       .insert(t.sessions)
-      .values({ userId: user.id, userAgent: client.userAgent?.slice(0, 512) ?? null, ip: client.ip, expiresAt: new Date(now + REFRESH_TTL_MS) })
+      .values({ userId: user.id, userAgent: client.userAgent?.slice(0, 512) ?? null, ip: client.ip, method, expiresAt: new Date(now + REFRESH_TTL_MS) })
       .returning({ id: t.sessions.id })
     return { sessionId: session!.id, tokens: await issue(user, session!.id) }
   }
@@ -265,6 +268,17 @@ export function createAuthService(deps: {
       await limiter.consume(clientKey, LOGIN_FAILURE_LIMIT, -1)
       if (!user.isActive) throw accountDisabled()
       const { tokens: issued } = await startSession(user, client)
+      return { user, tokens: issued }
+    },
+
+    /**
+     * Sign `userId` in without a password: single sign-on and login links, which have proved who
+     * it is. A disabled account is 403, like a login with the right password.
+     */
+    async signInAs(userId: string, client: ClientInfo, method: Exclude<SessionMethod, 'password'>): Promise<SignedIn> {
+      const user = await users.get(userId)
+      if (!user.isActive) throw accountDisabled()
+      const { tokens: issued } = await startSession(user, client, method)
       return { user, tokens: issued }
     },
 
