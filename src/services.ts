@@ -55,6 +55,7 @@ import { createSessionsService } from './modules/sessions/service.ts'
 import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
 import type { EditHooks } from './modules/sessions/update-workflow.ts'
 import { createSocketHub } from './modules/ws/hub.ts'
+import { createPrivacyService, type SweepOptions } from './modules/privacy/service.ts'
 
 export interface BaseDeps {
   config: Config
@@ -85,6 +86,8 @@ export interface BaseDeps {
   workflowServices?: { checkTimeoutMs?: number; healthIntervalMs?: number; lockSweepMs?: number }
   /** tests hold a session agent's workflow edit while it has the lock, or shorten the lock (default: no hold, WORKFLOW_LOCK_TTL_MS) */
   sessionEdits?: EditHooks
+  /** tests run the history retention sweep themselves (a long first delay) or shorten its batches (default: 1 minute, then hourly, 500 rows) */
+  retentionSweep?: SweepOptions
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -193,6 +196,8 @@ export async function createServices(deps: BaseDeps) {
   const sessions = createSessionsService({ database, logger, bus, runs, subscriptions, turns, tools, users, agents, workflows, maxRunsPerUser: config.maxRunsPerUser, editHooks: deps.sessionEdits })
   // the /ws/chat sockets of this instance, fed by the bus's session and workflow-lock frames; closed (1001) when shutdown starts
   const socketHub = createSocketHub({ bus, logger })
+  // deletes conversations and tasks past their owner's history_retention_days: on every instance, one at a time on Postgres
+  const privacy = createPrivacyService({ database, users, logger, sweep: deps.retentionSweep })
   deps.shutdown.addEventListener('abort', () => socketHub.close(), { once: true })
 
   await revocations.start()
@@ -213,6 +218,7 @@ export async function createServices(deps: BaseDeps) {
   taskEngine.start()
   workflowServices.start()
   workflows.start()
+  privacy.start()
   const recovery = database.dialect === 'postgres' ? setInterval(() => void chat.recoverInterrupted(false).catch((error) => logger.warn('recovery sweep failed', { error })), STALE_STREAMING_MS / 2) : undefined
   recovery?.unref?.()
   const sessionRecovery = database.dialect === 'postgres' ? setInterval(() => void sessions.recoverInterrupted(false).catch((error) => logger.warn('session recovery sweep failed', { error })), STALE_REPLY_MS / 2) : undefined
@@ -258,11 +264,13 @@ export async function createServices(deps: BaseDeps) {
     workflowServices,
     workflows,
     sessions,
+    privacy,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
       clearInterval(sessionRecovery)
       socketHub.close()
+      await privacy.close()
       workflows.close()
       await workflowServices.close()
       // running tasks go back to the queue at once, for another instance or the next start

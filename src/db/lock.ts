@@ -27,3 +27,30 @@ export async function withLock<T>(database: Database, name: string, fn: (db: Db)
     if (queues.get(key) === tail) queues.delete(key)
   }
 }
+
+const held = new Set<string>()
+
+/**
+ * Run `fn` unless `name` is held now — on Postgres by any instance (a transaction holding
+ * `pg_try_advisory_xact_lock(hashtext(name))`), on SQLite by this process — and answer at once
+ * with `{ acquired: false }` when it is. Unlike `withLock`, `fn` runs outside that transaction, on
+ * the pool, so long work done in many short statements commits as it goes: the lock's
+ * transaction holds only the lock (and one connection) meanwhile. A process that dies lets go.
+ */
+export async function tryWithLock<T>(database: Database, name: string, fn: () => Promise<T>): Promise<{ acquired: true; value: T } | { acquired: false }> {
+  if (database.dialect === 'postgres') {
+    return database.db.transaction(async (tx) => {
+      const [row] = await tx.execute<{ locked: boolean }>(sql`SELECT pg_try_advisory_xact_lock(hashtext(${name})) AS locked`)
+      if (!row?.locked) return { acquired: false as const }
+      return { acquired: true as const, value: await fn() }
+    })
+  }
+  const key = `${database.client.kind === 'sqlite' ? database.client.sqlite.filename : ''}\0${name}`
+  if (held.has(key)) return { acquired: false }
+  held.add(key)
+  try {
+    return { acquired: true, value: await fn() }
+  } finally {
+    held.delete(key)
+  }
+}

@@ -141,6 +141,18 @@ export function createUsersService(deps: {
       return next
     },
 
+    /**
+     * The privacy settings `patch` names (docs/api.md §5 "Privacy"), in one write: the two privacy
+     * columns and the `memory_enabled` preference, which is the same setting as in the preferences.
+     */
+    async setPrivacy(id: string, patch: { historyRetentionDays?: number | null; usageVisibleToGroupAdmins?: boolean; memoryEnabled?: boolean }): Promise<UserRow> {
+      const values: Partial<Database['t']['users']['$inferInsert']> = {}
+      if (patch.historyRetentionDays !== undefined) values.historyRetentionDays = patch.historyRetentionDays
+      if (patch.usageVisibleToGroupAdmins !== undefined) values.usageVisibleToGroupAdmins = patch.usageVisibleToGroupAdmins
+      if (patch.memoryEnabled !== undefined) values.preferences = { ...preferencesOf(await get(id)), memory_enabled: patch.memoryEnabled }
+      return update(id, values)
+    },
+
     /** Users matching the filter, oldest first; `q` is a case-insensitive substring of username, email or display name. */
     list(filter: { q?: string; role?: Role; isActive?: boolean }, page: PageRequest): Promise<Page<UserRow>> {
       const conditions: (SQL | undefined)[] = []
