@@ -2,7 +2,8 @@
  * @module A named lock around a read-then-write. On Postgres: a transaction holding
  * `pg_advisory_xact_lock(hashtext(name))`, so it holds across instances. On SQLite, where all
  * writers are this one process, an in-process queue per name (awaits inside a SQLite
- * "transaction" would let other requests interleave, so none is used).
+ * "transaction" would let other requests interleave, so none is used). `tryWithLock` never
+ * waits: for work one instance at a time should do, where "not now" is a fine answer.
  */
 import { sql } from 'drizzle-orm'
 import type { Database, Db } from './index.ts'
