@@ -53,14 +53,13 @@ export function createLoginLinksService(deps: { database: Database }) {
       return { ...row!, token }
     },
 
-    /** The id of the user `ref` names: an id, a username (any case) or an email. 404 when none. */
-    async findUser(ref: string): Promise<string> {
+    /** The id of the user `ref` names (an id, a username in any case, or an email), if there is one. */
+    async findUser(ref: string): Promise<string | undefined> {
       const [user] = await db
         .select({ id: t.users.id })
         .from(t.users)
         .where(or(eq(t.users.id, ref), sql`lower(${t.users.username}) = lower(${ref})`, eq(t.users.email, ref.toLowerCase())))
-      if (!user) throw userNotFound()
-      return user.id
+      return user?.id
     },
 
     /** Newest first; every link, whatever its status. */
