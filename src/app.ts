@@ -2,6 +2,7 @@
 import { Elysia, type AnyElysia } from 'elysia'
 import { adminRoutes } from './modules/admin/routes.ts'
 import { apiKeyRoutes, authRoutes } from './modules/auth/routes.ts'
+import { loginLinkRoutes } from './modules/login-links/routes.ts'
 import { serviceRoutes } from './modules/system/routes.ts'
 import { setupRoutes } from './modules/setup/routes.ts'
 import { userRoutes } from './modules/users/routes.ts'
@@ -54,7 +55,8 @@ export function createApp(deps: AppDeps) {
     .use(serviceRoutes(deps))
     .use(setupRoutes({ setup: services.setup, version: deps.version }))
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
-    .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
+    // one `.use` for the two: each more in this chain costs its type a level, and TypeScript's depth limit is near (TS2589)
+    .use(new Elysia({ name: 'hearth.routes.credentials' }).use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth })).use(loginLinkRoutes({ loginLinks: services.loginLinks, auth: services.auth, limiter: services.limiter, config, authPlugin: auth })))
     .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
     .use(privacyRoutes({ privacy: services.privacy, authPlugin: auth }))
     .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, files: services.files, counters, version: deps.version, authPlugin: auth }))

@@ -7,6 +7,7 @@ import { migrate } from './db/migrate.ts'
 import { AppError } from './lib/errors.ts'
 import { createLogger, type Logger } from './lib/logger.ts'
 import { createUser } from './modules/users/service.ts'
+import { createLoginLinksService, LOGIN_LINK_TTL, loginLinkUrl } from './modules/login-links/service.ts'
 import { removeSetupTokenFile } from './modules/setup/service.ts'
 import { VERSION } from './version.ts'
 import { runSqliteChild } from './modules/connections/drivers/sqlite-child.ts'
@@ -20,6 +21,12 @@ Usage:
                                                   from HEARTH_ADMIN_PASSWORD or a prompt
                                                   (until an admin exists, registering one over
                                                   the API needs the setup token from the start log)
+  hearth admin login-link --user U [--ttl 15m] [--permanent]
+                                                  print a link that signs U (username, email or
+                                                  id) in: single use, valid --ttl (900, 15m, 2h,
+                                                  7d; default 15m, at most 30d); --permanent: it
+                                                  works until revoked (or --ttl is up). The base
+                                                  is HEARTH_PUBLIC_URL, else http://localhost:PORT
   hearth version                                  print the version
   hearth --help                                   this text
 
@@ -61,8 +68,9 @@ async function main(argv: string[]): Promise<number> {
       // not for people: the binary starts itself this way to read SQLite files for data connections
       return runSqliteChild()
     case 'admin':
-      if (rest[0] !== 'create') break
-      return adminCreate(loadConfig(), rest.slice(1))
+      if (rest[0] === 'create') return adminCreate(loadConfig(), rest.slice(1))
+      if (rest[0] === 'login-link') return adminLoginLink(loadConfig(), rest.slice(1))
+      break
   }
   process.stderr.write(`hearth: unknown command "${argv.join(' ')}"; see hearth --help\n`)
   return 2
@@ -170,13 +178,59 @@ async function adminCreate(config: Config, args: string[]): Promise<number> {
   }
 }
 
-function parseFlags(args: string[]): Record<string, string> {
+/** `hearth admin login-link`: the same service as POST /api/v1/auth/login-links, with no admin behind it (created_by null). */
+async function adminLoginLink(config: Config, args: string[]): Promise<number> {
+  const flags = parseFlags(args, ['permanent'])
+  const unknown = Object.keys(flags).filter((f) => !['user', 'ttl', 'permanent', '_'].includes(f))
+  const ttl = flags.ttl === undefined ? undefined : parseDuration(flags.ttl)
+  if (!flags.user || unknown.length || flags._ !== undefined || ttl === null || (ttl !== undefined && (ttl < LOGIN_LINK_TTL.min || ttl > LOGIN_LINK_TTL.max))) {
+    process.stderr.write('hearth: admin login-link needs --user U, and takes --ttl (60 s to 30 days: 900, 15m, 2h, 7d) and --permanent\n')
+    return 2
+  }
+  const permanent = flags.permanent !== undefined
+  const logger = createLogger(config.logLevel)
+  const database = await openDatabase(config, logger)
+  try {
+    const links = createLoginLinksService({ database })
+    const userId = await links.findUser(flags.user)
+    if (!userId) {
+      process.stderr.write(`hearth: no user has the username, email or id ${JSON.stringify(flags.user)}\n`)
+      return 1
+    }
+    const link = await links.issue({ userId, ttlSeconds: ttl ?? (permanent ? null : LOGIN_LINK_TTL.default), singleUse: !permanent, createdBy: null })
+    const base = config.publicUrl ?? `http://localhost:${config.port}`
+    process.stdout.write(`${loginLinkUrl(base, link.token)}\n`)
+    process.stdout.write(`${permanent ? 'reusable' : 'single use'}, ${link.expiresAt ? `expires ${link.expiresAt.toISOString()}` : 'never expires'} (id ${link.id}; revoke it with DELETE /api/v1/auth/login-links/{id})\n`)
+    return 0
+  } catch (error) {
+    if (error instanceof AppError) {
+      process.stderr.write(`hearth: ${error.detail}\n`)
+      return 1
+    }
+    throw error
+  } finally {
+    await database.close()
+    logger.flush()
+  }
+}
+
+/** `900` (seconds), `90s`, `15m`, `2h`, `7d` → seconds; null when it is none of these. */
+function parseDuration(text: string): number | null {
+  const m = /^(\d{1,9})([smhd]?)$/.exec(text.trim())
+  if (!m) return null
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd']
+}
+
+/** `--name value` and `--name=value`; the `booleans` take no value (present: ''). Anything else lands in `_`. */
+function parseFlags(args: string[], booleans: string[] = []): Record<string, string> {
   const flags: Record<string, string> = {}
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     const eq = arg.match(/^--([\w-]+)=(.*)$/)
     if (eq) flags[eq[1]!] = eq[2]!
+    else if (arg.startsWith('--') && booleans.includes(arg.slice(2))) flags[arg.slice(2)] = ''
     else if (arg.startsWith('--') && args[i + 1] !== undefined) flags[arg.slice(2)] = args[++i]!
+    else flags._ = arg
   }
   return flags
 }

@@ -7,6 +7,7 @@ import type { Logger } from './lib/logger.ts'
 import { createMailer, type Mailer } from './lib/mailer.ts'
 import { createRateLimiter } from './lib/rate-limiter.ts'
 import { createInvitesService } from './modules/admin/invites.ts'
+import { createLoginLinksService } from './modules/login-links/service.ts'
 import { createApiKeysService } from './modules/auth/api-keys.ts'
 import { createRevocationsService } from './modules/auth/revocations.ts'
 import { createAuthService } from './modules/auth/service.ts'
@@ -113,6 +114,7 @@ export async function createServices(deps: BaseDeps) {
   const apiKeys = createApiKeysService({ database, revocations, logger })
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, setup, codeKey, successorKey, refreshGraceMs: deps.refreshGraceMs })
   const invites = createInvitesService({ database })
+  const loginLinks = createLoginLinksService({ database })
   const secrets = await createSecretBox(deps.secret)
   const outbound = deps.outbound ?? createOutboundGuard({ allowPrivate: config.allowPrivateUpstreams })
   const providers = createProvidersService({ database, bus, secrets, outbound })
@@ -236,6 +238,7 @@ export async function createServices(deps: BaseDeps) {
     apiKeys,
     auth,
     invites,
+    loginLinks,
     providers,
     usage,
     gateway,

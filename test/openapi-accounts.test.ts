@@ -23,6 +23,11 @@ const ROUTES: [method: string, path: string, statuses: number[]][] = [
   ['post', '/api/v1/auth/verify-register', [201, 403, 409, 422, 429]],
   ['post', '/api/v1/auth/password/send-code', [200, 422, 429]],
   ['post', '/api/v1/auth/password/reset', [204, 422, 429]],
+  ['post', '/api/v1/auth/login-links/', [201, 401, 403, 404, 422, 429]],
+  ['get', '/api/v1/auth/login-links/', [200, 401, 403, 422, 429]],
+  // 403: a disabled user's link; 404: the user deleted between the link's use and the sign-in
+  ['get', '/api/v1/auth/login-links/open', [302, 401, 403, 404, 422, 429]],
+  ['delete', '/api/v1/auth/login-links/{id}', [204, 401, 403, 404, 422, 429]],
   ['get', '/api/v1/api-keys/', [200, 401, 403, 429]],
   ['post', '/api/v1/api-keys/', [201, 401, 403, 422, 429]],
   ['delete', '/api/v1/api-keys/{id}', [204, 401, 403, 404, 422, 429]],

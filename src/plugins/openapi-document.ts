@@ -77,6 +77,7 @@ const STATUS_DESCRIPTIONS: Record<string, string> = {
   403: 'Not allowed (`FORBIDDEN`)',
   404: 'No such resource visible to the caller (`NOT_FOUND`)',
   409: 'A uniqueness or state conflict (`CONFLICT`)',
+  302: 'A redirect to `Location`',
   304: 'Not modified: the `If-None-Match` ETag is current',
   206: 'Part of the content (the `Range` asked for)',
   413: 'The body is too large (`PAYLOAD_TOO_LARGE`), or an upload would pass the storage quota (`STORAGE_QUOTA_EXCEEDED`)',
@@ -113,7 +114,8 @@ export function finishDocument(doc: OpenAPIDocument, routes: InternalRoute[]) {
     for (const op of Object.values(ops)) {
       const responses = op.responses ?? {}
       for (const [status, generated] of Object.entries(responses)) {
-        const response = status === '204' ? { description: generated.description } : generated
+        // no body: 204, and the redirects and 304 (`z.void()` would otherwise be documented as an empty JSON schema)
+        const response = status === '204' || status.startsWith('3') ? { description: generated.description } : generated
         responses[status] = response
         if (!response.description || response.description.startsWith('Response for status')) response.description = STATUS_DESCRIPTIONS[status] ?? `Status ${status}`
         for (const media of Object.values(response.content ?? {})) if (media.schema) media.schema = components.hoist(media.schema, 'output')
