@@ -47,6 +47,15 @@ export function createApp(deps: AppDeps) {
     { countsOf: services.tasks.countsOf, totals: services.tasks.totals },
     { countsOf: async (userId: string) => ({ storage_bytes: await services.files.bytesOf(userId) }), totals: async () => ({ storage_bytes: await services.files.bytesOf(undefined) }) },
   ]
+  // Accounts' routes are one plugin: each `.use` in one chain costs the app's type a level of
+  // instantiation, and TypeScript's depth limit (TS2589) is near; a sub-chain has its own depth.
+  const accounts = new Elysia({ name: 'hearth.routes.accounts' })
+    .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
+    .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
+    .use(loginLinkRoutes({ loginLinks: services.loginLinks, auth: services.auth, limiter: services.limiter, config, authPlugin: auth }))
+    .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
+    .use(privacyRoutes({ privacy: services.privacy, authPlugin: auth }))
+    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, files: services.files, counters, version: deps.version, authPlugin: auth }))
   const app = new Elysia({ name: 'hearth' })
     .use(requestContextPlugin({ logger: deps.logger, routes }))
     .use(errorsPlugin({ logger: deps.logger, routes }))
@@ -54,12 +63,7 @@ export function createApp(deps: AppDeps) {
     .use(auth)
     .use(serviceRoutes(deps))
     .use(setupRoutes({ setup: services.setup, version: deps.version }))
-    .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
-    // one `.use` for the two: each more in this chain costs its type a level, and TypeScript's depth limit is near (TS2589)
-    .use(new Elysia({ name: 'hearth.routes.credentials' }).use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth })).use(loginLinkRoutes({ loginLinks: services.loginLinks, auth: services.auth, limiter: services.limiter, config, authPlugin: auth })))
-    .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
-    .use(privacyRoutes({ privacy: services.privacy, authPlugin: auth }))
-    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, files: services.files, counters, version: deps.version, authPlugin: auth }))
+    .use(accounts)
     .use(providerRoutes({ providers: services.providers, authPlugin: auth }))
     .use(configRoutes({ configs: services.configs, authPlugin: auth }))
     .use(searchRoutes({ search: services.search, authPlugin: auth }))
