@@ -26,6 +26,7 @@ import { workflowRoutes } from './modules/workflows/routes.ts'
 import { workflowRunRoutes } from './modules/workflow-runs/routes.ts'
 import { sessionRoutes } from './modules/sessions/routes.ts'
 import { socketRoutes, socketServer } from './modules/ws/routes.ts'
+import { oidcAdminRoutes, oidcRoutes } from './modules/oidc/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -52,8 +53,14 @@ export function createApp(deps: AppDeps) {
     .use(auth)
     .use(serviceRoutes(deps))
     .use(setupRoutes({ setup: services.setup, version: deps.version }))
-    .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
-    .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
+    .use(
+      // the accounts routes as one plugin: the App type's chain stays within TypeScript's instantiation depth
+      new Elysia({ name: 'hearth.accounts' })
+        .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
+        .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
+        .use(oidcRoutes({ oidc: services.oidc, limiter: services.limiter, config, authPlugin: auth }))
+        .use(oidcAdminRoutes({ registry: services.oidcProviders, config, authPlugin: auth })),
+    )
     .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
     .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, files: services.files, counters, version: deps.version, authPlugin: auth }))
     .use(providerRoutes({ providers: services.providers, authPlugin: auth }))

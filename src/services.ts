@@ -55,6 +55,8 @@ import { createSessionsService } from './modules/sessions/service.ts'
 import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
 import type { EditHooks } from './modules/sessions/update-workflow.ts'
 import { createSocketHub } from './modules/ws/hub.ts'
+import { createProviderRegistry } from './modules/oidc/registry.ts'
+import { createOidcService } from './modules/oidc/service.ts'
 
 export interface BaseDeps {
   config: Config
@@ -85,6 +87,8 @@ export interface BaseDeps {
   workflowServices?: { checkTimeoutMs?: number; healthIntervalMs?: number; lockSweepMs?: number }
   /** tests hold a session agent's workflow edit while it has the lock, or shorten the lock (default: no hold, WORKFLOW_LOCK_TTL_MS) */
   sessionEdits?: EditHooks
+  /** tests shorten how long one request to a single sign-on provider may take (default 10 s) */
+  oidc?: { timeoutMs?: number }
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -112,6 +116,9 @@ export async function createServices(deps: BaseDeps) {
   const invites = createInvitesService({ database })
   const secrets = await createSecretBox(deps.secret)
   const outbound = deps.outbound ?? createOutboundGuard({ allowPrivate: config.allowPrivateUpstreams })
+  // issuers are chosen by the operator or an admin: private addresses allowed, so no outbound guard
+  const oidcProviders = createProviderRegistry({ database, bus, secrets, logger, envProviders: config.oidcProviders, timeoutMs: deps.oidc?.timeoutMs })
+  const oidc = createOidcService({ database, config, logger, registry: oidcProviders, auth, users, setup })
   const providers = createProvidersService({ database, bus, secrets, outbound })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
@@ -230,6 +237,8 @@ export async function createServices(deps: BaseDeps) {
     apiKeys,
     auth,
     invites,
+    oidcProviders,
+    oidc,
     providers,
     usage,
     gateway,

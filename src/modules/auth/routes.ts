@@ -34,6 +34,16 @@ export function createAuthCookies(config: Pick<Config, 'trustProxy'>) {
   }
 }
 
+/** Login, registration, code and single sign-on endpoints: a tighter limit per client IP (HEARTH_AUTH_RATE_LIMIT), exact across instances. */
+export function createAuthLimit(limiter: RateLimiter, config: Pick<Config, 'trustProxy' | 'authRateLimit'>) {
+  const clientInfo = createClientInfo(config.trustProxy)
+  return async (request: Request, server: Parameters<ReturnType<typeof createClientInfo>>[1], headers: Record<string, string | number>) => {
+    const r = await limiter.consume(`auth-ip:${clientInfo(request, server).ip}`, config.authRateLimit)
+    applyLimitHeaders(headers, r)
+    if (!r.allowed) throw rateLimited(r, 'Too many attempts from this address; try again later')
+  }
+}
+
 export function authRoutes(deps: { auth: AuthService; users: UsersService; limiter: RateLimiter; config: Config; authPlugin: ReturnType<typeof authPlugin> }) {
   const { auth, users, limiter, config } = deps
   const clientInfo = createClientInfo(config.trustProxy)
@@ -60,12 +70,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
     return json
   }
 
-  /** login, registration and code endpoints: a tighter limit per client IP, exact across instances */
-  const limitAuth = async (request: Request, server: Parameters<ReturnType<typeof createClientInfo>>[1], headers: Record<string, string | number>) => {
-    const r = await limiter.consume(`auth-ip:${clientInfo(request, server).ip}`, config.authRateLimit)
-    applyLimitHeaders(headers, r)
-    if (!r.allowed) throw rateLimited(r, 'Too many attempts from this address; try again later')
-  }
+  const limitAuth = createAuthLimit(limiter, config)
 
   return new Elysia({ name: 'hearth.routes.auth', prefix: AUTH_PATH, detail: { tags: ['Auth'] } })
     .use(deps.authPlugin)
@@ -135,7 +140,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.changePassword(principal, body.old_password, body.new_password)
         set.status = 204
       },
-      { auth: 'session', body: m.passwordBody, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change the password', description: 'Every other session is revoked; API keys are kept. `401 INVALID_CREDENTIALS` for a wrong `old_password`.' } },
+      { auth: 'session', body: m.passwordBody, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change the password', description: 'Every other session is revoked; API keys are kept. `401 INVALID_CREDENTIALS` for a wrong `old_password`; `422` without one. An account made by single sign-on, which has no password yet, sets its first one without `old_password`.' } },
     )
     .get(
       '/sessions',
