@@ -20,6 +20,9 @@ import { createUser, type UsersService } from '../users/service.ts'
 import { badRedirect, identityNotFound, lastIdentity, SignInFailure, unknownState, type SignInFailureReason } from './errors.ts'
 import type { OidcProvider, ProviderRegistry } from './registry.ts'
 
+/** oauth4webapi's codes for an ID token that does not prove who signed in (its claims, times or key) */
+const INVALID_TOKEN_CODES = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_KEY_SELECTION_FAILED', 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED'])
+
 /** how long a sign-in may wait for its callback */
 export const PENDING_TTL_MS = 10 * 60_000
 
@@ -283,8 +286,13 @@ export function createOidcService(deps: { database: Database; config: Config; lo
   /** A failed code exchange: the provider's answer did not prove who signed in (invalid_token), or it could not be had (upstream_error). Logged without tokens. */
   function classify(error: unknown, provider: OidcProvider, returnTo: string): SignInFailure {
     const code = (error as { code?: string }).code ?? ''
-    const invalid = error instanceof client.ResponseBodyError || /JWT|JWS|SIGNATURE|KEY_SELECTION|JSON_ATTRIBUTE_COMPARISON/.test(code)
-    logger.warn('single sign-on: the code exchange failed', { provider_id: provider.id, code, error: error instanceof Error ? error.message : String(error) })
+    const cause = (error as { cause?: unknown }).cause
+    const invalid =
+      error instanceof client.ResponseBodyError ||
+      INVALID_TOKEN_CODES.has(code) ||
+      // a bad signature is an "invalid response" whose cause says so
+      (code === 'OAUTH_INVALID_RESPONSE' && cause instanceof Error && /signature/i.test(cause.message))
+    logger.warn('single sign-on: the code exchange failed', { provider_id: provider.id, code, error: error instanceof Error ? error.message : String(error), cause: cause instanceof Error ? cause.message : undefined })
     return invalid
       ? new SignInFailure('invalid_token', returnTo, "The provider's answer did not prove who signed in (signature, issuer, audience, expiry or nonce)")
       : new SignInFailure('upstream_error', returnTo, 'The provider could not be reached or answered something unexpected')
