@@ -276,6 +276,7 @@ eachDialect('single sign-on: the flow', (dialect) => {
       const flow = await signIn(t, fake, { sub, email: `${sub}@corp.example`, email_verified: true })
       expect(errorOf(flow.callback)).toBe('upstream_error')
       expect(await countSessions(t)).toBe(before)
+      expect(t.logText()).toContain('is larger than 262144 bytes')
     } finally {
       fake.knobs.huge = false
     }
@@ -423,6 +424,7 @@ eachDialect('single sign-on: a slow or broken provider', (dialect) => {
       const res = await t.request('GET', new URL(back.location).pathname + new URL(back.location).search, { headers: { cookie: `${name}=${value}` } })
       expect(errorOf(res)).toBe('upstream_error')
       expect(await countSessions(t)).toBe(0)
+      expect(t.logText()).toContain('did not answer within 300 ms')
     } finally {
       fake.knobs.slow = undefined
       fake.release()
