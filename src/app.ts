@@ -28,6 +28,7 @@ import { workflowRoutes } from './modules/workflows/routes.ts'
 import { workflowRunRoutes } from './modules/workflow-runs/routes.ts'
 import { sessionRoutes } from './modules/sessions/routes.ts'
 import { socketRoutes, socketServer } from './modules/ws/routes.ts'
+import { oidcAdminRoutes, oidcRoutes } from './modules/oidc/routes.ts'
 import type { ClientSide, ServerDefault } from './lib/schemas.ts'
 import { authPlugin } from './plugins/auth.ts'
 import { corsPlugin } from './plugins/cors.ts'
@@ -52,6 +53,8 @@ export function createApp(deps: AppDeps) {
   const accounts = new Elysia({ name: 'hearth.routes.accounts' })
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
     .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
+    .use(oidcRoutes({ oidc: services.oidc, limiter: services.limiter, config, authPlugin: auth }))
+    .use(oidcAdminRoutes({ registry: services.oidcProviders, config, authPlugin: auth }))
     .use(loginLinkRoutes({ loginLinks: services.loginLinks, auth: services.auth, limiter: services.limiter, config, authPlugin: auth }))
     .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
     .use(privacyRoutes({ privacy: services.privacy, authPlugin: auth }))

@@ -57,6 +57,8 @@ import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
 import type { EditHooks } from './modules/sessions/update-workflow.ts'
 import { createSocketHub } from './modules/ws/hub.ts'
 import { createPrivacyService, type SweepOptions } from './modules/privacy/service.ts'
+import { createProviderRegistry } from './modules/oidc/registry.ts'
+import { createOidcService } from './modules/oidc/service.ts'
 
 export interface BaseDeps {
   config: Config
@@ -89,6 +91,8 @@ export interface BaseDeps {
   sessionEdits?: EditHooks
   /** tests run the history retention sweep themselves (a long first delay) or shorten its batches (default: 1 minute, then hourly, 500 rows) */
   retentionSweep?: SweepOptions
+  /** tests shorten how long one request to a single sign-on provider may take (default 10 s) */
+  oidc?: { timeoutMs?: number }
 }
 
 export const ACCESS_TTL_SECONDS = 15 * 60
@@ -117,6 +121,9 @@ export async function createServices(deps: BaseDeps) {
   const loginLinks = createLoginLinksService({ database })
   const secrets = await createSecretBox(deps.secret)
   const outbound = deps.outbound ?? createOutboundGuard({ allowPrivate: config.allowPrivateUpstreams })
+  // issuers are chosen by the operator or an admin: private addresses allowed, so no outbound guard
+  const oidcProviders = createProviderRegistry({ database, bus, secrets, logger, envProviders: config.oidcProviders, timeoutMs: deps.oidc?.timeoutMs })
+  const oidc = createOidcService({ database, config, logger, registry: oidcProviders, auth, users, setup })
   const providers = createProvidersService({ database, bus, secrets, outbound })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
   const gateway = createGatewayService({ providers, usage, logger })
@@ -239,6 +246,8 @@ export async function createServices(deps: BaseDeps) {
     auth,
     invites,
     loginLinks,
+    oidcProviders,
+    oidc,
     providers,
     usage,
     gateway,

@@ -4,6 +4,7 @@ import { AppError, forbidden, notFound, unauthorized, validationError } from '..
 const retryAfter = (seconds: number) => ({ 'retry-after': String(seconds) })
 
 export const invalidCredentials = () => new AppError(401, 'INVALID_CREDENTIALS', 'The username, email or password is wrong')
+export const oldPasswordRequired = () => validationError('old_password is required: this account has a password', [{ path: 'old_password', message: 'required' }])
 export const accountDisabled = () => forbidden('This account is disabled')
 export const loginLocked = (seconds: number) => new AppError(429, 'RATE_LIMITED', 'Too many failed logins for this account; try again later', undefined, retryAfter(seconds))
 

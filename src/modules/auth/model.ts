@@ -29,7 +29,10 @@ export const loginBody = z
   .object({ username: z.string().min(1).max(254).optional(), email: z.string().min(1).max(254).optional(), password: z.string().min(1).max(128) })
   .refine((b) => b.username !== undefined || b.email !== undefined, { message: 'username or email is required', path: ['username'] })
 export const refreshBody = z.object({ refresh_token: z.string().min(1).max(200).optional() }).optional()
-export const passwordBody = z.object({ old_password: z.string().min(1).max(128), new_password: password })
+export const passwordBody = z.object({
+  old_password: z.string().min(1).max(128).meta({ description: 'required unless the account has no password yet (made by single sign-on)' }).optional(),
+  new_password: password,
+})
 
 export const sessionSchema = z.object({ id: z.string(), user_agent: z.string().nullable(), ip: z.string().nullable(), created_at: isoDate, last_used_at: isoDate, current: z.boolean() }).meta({ id: 'Session' })
 

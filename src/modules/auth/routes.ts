@@ -34,7 +34,7 @@ export function createAuthCookies(config: Pick<Config, 'trustProxy'>) {
   }
 }
 
-/** login, registration, code and login-link endpoints: a tighter limit per client IP (HEARTH_AUTH_RATE_LIMIT, one budget for all of them), exact across instances */
+/** Login, registration, code, login-link and single sign-on endpoints: a tighter limit per client IP (HEARTH_AUTH_RATE_LIMIT, one budget for all of them), exact across instances. */
 export function createAuthLimit(limiter: RateLimiter, config: Pick<Config, 'trustProxy' | 'authRateLimit'>) {
   const clientInfo = createClientInfo(config.trustProxy)
   return async (request: Request, server: Parameters<ReturnType<typeof createClientInfo>>[1], headers: Record<string, string | number>) => {
@@ -140,7 +140,7 @@ export function authRoutes(deps: { auth: AuthService; users: UsersService; limit
         await auth.changePassword(principal, body.old_password, body.new_password)
         set.status = 204
       },
-      { auth: 'session', body: m.passwordBody, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change the password', description: 'Every other session is revoked; API keys are kept. `401 INVALID_CREDENTIALS` for a wrong `old_password`.' } },
+      { auth: 'session', body: m.passwordBody, response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) }, detail: { summary: 'Change the password', description: 'Every other session is revoked; API keys are kept. `401 INVALID_CREDENTIALS` for a wrong `old_password`; `422` without one. An account made by single sign-on, which has no password yet, sets its first one without `old_password`.' } },
     )
     .get(
       '/sessions',

@@ -22,6 +22,7 @@ import {
   inviteInvalid,
   inviteRequired,
   loginLocked,
+  oldPasswordRequired,
   refreshTokenInvalid,
   refreshTokenReused,
   registrationClosed,
@@ -320,11 +321,17 @@ export function createAuthService(deps: {
       if (principal.sessionId) await revokeSessions(eq(t.sessions.id, principal.sessionId))
     },
 
-    /** Change the password; every other session is revoked. */
-    async changePassword(principal: Principal, oldPassword: string, newPassword: string) {
+    /**
+     * Change the password; every other session is revoked. An account made by single sign-on
+     * (has_password false) sets its first one without `oldPassword`; every other needs it.
+     */
+    async changePassword(principal: Principal, oldPassword: string | undefined, newPassword: string) {
       const user = await users.get(principal.userId)
-      if (!(await Bun.password.verify(oldPassword, user.passwordHash))) throw invalidCredentials()
-      await db.update(t.users).set({ passwordHash: await hashPassword(newPassword), updatedAt: new Date() }).where(eq(t.users.id, user.id))
+      if (user.hasPassword) {
+        if (oldPassword === undefined) throw oldPasswordRequired()
+        if (!(await Bun.password.verify(oldPassword, user.passwordHash))) throw invalidCredentials()
+      }
+      await db.update(t.users).set({ passwordHash: await hashPassword(newPassword), hasPassword: true, updatedAt: new Date() }).where(eq(t.users.id, user.id))
       await revokeSessions(principal.sessionId ? and(eq(t.sessions.userId, user.id), ne(t.sessions.id, principal.sessionId)) : eq(t.sessions.userId, user.id))
     },
 
