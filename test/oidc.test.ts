@@ -139,7 +139,7 @@ eachDialect('single sign-on: the flow', (dialect) => {
     expect((await userByEmail(t, `${sub2}@corp.example`))!.username).toMatch(/^[A-Za-z0-9_-]{3,50}$/)
   })
 
-  test('an account with the same email is linked only when the provider says the email is verified', async () => {
+  test('an account with the same email is linked only when the provider says the email is verified, and the account\'s own address was verified', async () => {
     const existing = await register(t, 'linkme')
     const sub = subject()
     const before = await countSessions(t)
@@ -151,6 +151,14 @@ eachDialect('single sign-on: the flow', (dialect) => {
     const { db, t: s } = t.deps.database
     expect(await db.select().from(s.userIdentities).where(eq(s.userIdentities.subject, sub))).toEqual([])
 
+    // an account whose own address was never verified, and that has a password, is not linked either (pre-hijacking)
+    const unverified = await signIn(t, fake, { sub, email: existing.email, email_verified: true }, { redirect: '/after' })
+    expect(unverified.callback.headers.get('location')).toBe('/after?error=account_unverified')
+    expect(cookiesOf(unverified.callback).hearth_access).toBeUndefined()
+    expect(await countSessions(t)).toBe(before)
+    expect(await db.select().from(s.userIdentities).where(eq(s.userIdentities.subject, sub))).toEqual([])
+
+    await db.update(s.users).set({ emailVerified: true }).where(eq(s.users.id, existing.id))
     const linked = await signIn(t, fake, { sub, email: existing.email.toUpperCase(), email_verified: true })
     expect(linked.callback.headers.get('location')).toBe('/')
     const [identity] = await db.select().from(s.userIdentities).where(eq(s.userIdentities.subject, sub))

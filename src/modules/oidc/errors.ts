@@ -30,6 +30,7 @@ export type SignInFailureReason =
   | 'provider_unknown'
   | 'email_missing'
   | 'email_not_verified'
+  | 'account_unverified'
   | 'registration_closed'
   | 'setup_required'
   | 'account_disabled'

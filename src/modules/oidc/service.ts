@@ -232,16 +232,14 @@ export function createOidcService(deps: { database: Database; config: Config; lo
         await touchIdentity(known.id, email)
       } else {
         if (!email) fail('email_missing', 'The provider gave no email address, which an account needs')
-        const [existing] = await db.select({ id: t.users.id, emailVerified: t.users.emailVerified }).from(t.users).where(eq(t.users.email, email!))
+        const [existing] = await db.select({ id: t.users.id, emailVerified: t.users.emailVerified, hasPassword: t.users.hasPassword }).from(t.users).where(eq(t.users.email, email!))
         if (existing) {
           // linking by email only on the provider's word that the address is theirs: else anyone could claim an account
           if (!verified) fail('email_not_verified', 'An account with this email exists, and the provider does not say the email is verified: sign in with your password and link the provider from your account')
+          // nor to an account whose own address was never proved: whoever registered it (maybe not the
+          // address's owner: pre-hijacking) would keep its password and share the account
+          if (!existing.emailVerified && existing.hasPassword) fail('account_unverified', 'An account with this email exists whose address was never verified: sign in with its password and link the provider from the account')
           userId = existing.id
-          // the provider has proved the address: the account's email counts as verified from now on
-          if (!existing.emailVerified) {
-            await db.update(t.users).set({ emailVerified: true }).where(eq(t.users.id, userId))
-            await deps.users.updateProfile(userId, {}) // drops the cached profile on every instance
-          }
         } else {
           userId = await createAccount(fail, claims, email!, verified)
         }
