@@ -1,5 +1,5 @@
 /** @module createApp(deps): the one Elysia app, composed of named route-group plugins. */
-import { Elysia, type DefinitionBase, type EphemeralType, type MetadataBase, type RouteBase, type SingletonBase } from 'elysia'
+import { Elysia, type AnyElysia } from 'elysia'
 import { adminRoutes } from './modules/admin/routes.ts'
 import { apiKeyRoutes, authRoutes } from './modules/auth/routes.ts'
 import { serviceRoutes } from './modules/system/routes.ts'
@@ -117,10 +117,7 @@ export type App = ReturnType<typeof createApp>
  * alike (upstream keeps the two apart only on an unreleased branch), so a field with a `.default()`
  * is required of Eden's callers. Fields marked ServerDefault (lib/schemas.ts) become optional here.
  */
-type ClientView<A> =
-  A extends Elysia<infer P extends string, infer S extends SingletonBase, infer D extends DefinitionBase, infer M extends MetadataBase, infer R extends RouteBase, infer E extends EphemeralType, infer V extends EphemeralType>
-    ? Elysia<P, S, D, M, ClientRoutes<R>, E, V>
-    : never
+type ClientView<A extends AnyElysia> = Elysia<A['~Prefix'], A['~Singleton'], A['~Definitions'], A['~Metadata'], ClientRoutes<A['~Routes']>, A['~Ephemeral'], A['~Volatile']>
 
 type ClientRoutes<R> = {
   [K in keyof R]: R[K] extends { body: infer B; query: infer Q; response: unknown } ? Without<R[K], 'body' | 'query'> & { body: ClientFields<B>; query: ClientFields<Q> } : ClientRoutes<R[K]>
