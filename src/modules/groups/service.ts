@@ -164,6 +164,13 @@ export function createGroupsService(deps: {
     return { ...row.group, memberCount: row.memberCount }
   }
 
+  /** 404 unless `p` is an admin or a group admin of the group (and the group exists). */
+  async function administered(p: Principal, id: string): Promise<void> {
+    if (p.role === 'admin') return void (await get(id))
+    const [row] = await db.select({ role: gm.role }).from(gm).where(and(eq(gm.groupId, id), eq(gm.userId, p.userId)))
+    if (row?.role !== 'group_admin') throw groupNotFound()
+  }
+
   /** The global models a reference (a catalogue id or a model name) stands for, oldest first. */
   async function globalModelIds(ref: string): Promise<string[]> {
     const rows = await db
@@ -265,24 +272,17 @@ export function createGroupsService(deps: {
 
     /** The settings of a group `p` administers: an admin, or a group admin of this group; 404 for anyone else. */
     async settingsFor(p: Principal, id: string): Promise<GroupSettings> {
-      await this.administered(p, id)
+      await administered(p, id)
       return settingsOf(await get(id))
     },
 
     async setSettings(p: Principal, id: string, patch: Partial<GroupSettings>): Promise<GroupSettings> {
-      await this.administered(p, id)
+      await administered(p, id)
       const next = await nextSettings(p, settingsOf(await get(id)), patch, '')
       const [row] = await db.update(g).set({ settings: storedSettings(next), updatedAt: new Date() }).where(eq(g.id, id)).returning({ id: g.id })
       if (!row) throw groupNotFound()
       await changed(await memberIdsOf(id))
       return next
-    },
-
-    /** 404 unless `p` is an admin or a group admin of the group (and the group exists). */
-    async administered(p: Principal, id: string): Promise<void> {
-      if (p.role === 'admin') return void (await get(id))
-      const [row] = await db.select({ role: gm.role }).from(gm).where(and(eq(gm.groupId, id), eq(gm.userId, p.userId)))
-      if (row?.role !== 'group_admin') throw groupNotFound()
     },
 
     /** Add a user to the group, or change the role of a member; `added` tells which. */
@@ -322,7 +322,7 @@ export function createGroupsService(deps: {
      * admin only that of members who let them (`usage_visible_to_group_admins`), else `usage` is null.
      */
     async membersWithUsage(p: Principal, groupId: string, page: PageRequest): Promise<Page<GroupMember & { usage: UsageStats | null }>> {
-      await this.administered(p, groupId)
+      await administered(p, groupId)
       const where = eq(gm.groupId, groupId)
       const { rows, total } = await pageWithTotal(
         db
