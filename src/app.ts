@@ -7,6 +7,7 @@ import { serviceRoutes } from './modules/system/routes.ts'
 import { setupRoutes } from './modules/setup/routes.ts'
 import { userRoutes } from './modules/users/routes.ts'
 import { privacyRoutes } from './modules/privacy/routes.ts'
+import { groupRoutes } from './modules/groups/routes.ts'
 import { providerRoutes } from './modules/providers/routes.ts'
 import { configRoutes } from './modules/configs/routes.ts'
 import { searchRoutes } from './modules/search/routes.ts'
@@ -42,7 +43,9 @@ export type AppDeps = BaseDeps & { services: Services }
 export function createApp(deps: AppDeps) {
   const { config, services } = deps
   const routes = createRouteIndex()
-  const auth = authPlugin({ auth: services.auth, limiter: services.limiter, config })
+  // a member's request limit is their groups' (docs/api.md §21), read from memory
+  const userLimit = services.groups.rateLimitOf
+  const auth = authPlugin({ auth: services.auth, limiter: services.limiter, config, userLimit })
   const counters = [
     { countsOf: services.chat.countsOf, totals: services.chat.totals },
     { countsOf: services.tasks.countsOf, totals: services.tasks.totals },
@@ -58,6 +61,7 @@ export function createApp(deps: AppDeps) {
     .use(loginLinkRoutes({ loginLinks: services.loginLinks, auth: services.auth, limiter: services.limiter, config, authPlugin: auth }))
     .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
     .use(privacyRoutes({ privacy: services.privacy, authPlugin: auth }))
+    .use(groupRoutes({ groups: services.groups, users: services.users, turns: services.turns, config, authPlugin: auth }))
     .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, files: services.files, counters, version: deps.version, authPlugin: auth }))
   const app = new Elysia({ name: 'hearth' })
     .use(requestContextPlugin({ logger: deps.logger, routes }))
@@ -93,6 +97,7 @@ export function createApp(deps: AppDeps) {
         auth: services.auth,
         limiter: services.limiter,
         config,
+        userLimit,
         subscriptions: services.subscriptions,
         sessions: services.sessions,
         workflows: services.workflows,

@@ -13,6 +13,7 @@ import { createRevocationsService } from './modules/auth/revocations.ts'
 import { createAuthService } from './modules/auth/service.ts'
 import { createAccessTokens } from './modules/auth/tokens.ts'
 import { createUsersService } from './modules/users/service.ts'
+import { createGroupsService } from './modules/groups/service.ts'
 import { createSetupService, deriveSetupToken } from './modules/setup/service.ts'
 import { createSecretBox } from './lib/secrets.ts'
 import { createOutboundGuard, type OutboundGuard } from './lib/outbound.ts'
@@ -113,7 +114,8 @@ export async function createServices(deps: BaseDeps) {
   const tokens = createAccessTokens(jwtKey, ACCESS_TTL_SECONDS)
   // a model reference is checked where it is saved (preferences, presets); `turns` is built below, and this runs only on requests
   const modelUsable: ModelUsable = (p, ref) => turns.isUsable(p, ref)
-  const users = createUsersService({ database, bus, modelUsable })
+  // a default model preference must also be one the user's groups allow (docs/api.md §21)
+  const users = createUsersService({ database, bus, modelUsable: (p, ref) => turns.isUsable(p, ref, true) })
   const setup = createSetupService({ database, logger, dataDir: config.dataDir, token: await deriveSetupToken(deps.secret) })
   const apiKeys = createApiKeysService({ database, revocations, logger })
   const auth = createAuthService({ database, config, logger, mailer, tokens, revocations, limiter, apiKeys, users, setup, codeKey, successorKey, refreshGraceMs: deps.refreshGraceMs })
@@ -126,7 +128,8 @@ export async function createServices(deps: BaseDeps) {
   const oidc = createOidcService({ database, config, logger, registry: oidcProviders, auth, users, setup })
   const providers = createProvidersService({ database, bus, secrets, outbound })
   const usage = createUsageService({ database, logger, enforced: config.creditsEnforced })
-  const gateway = createGatewayService({ providers, usage, logger })
+  const groups = createGroupsService({ database, bus, usage, instanceRateLimit: config.rateLimit, unknownTools: (p, names) => tools.unknownOf(p, names) })
+  const gateway = createGatewayService({ providers, usage, logger, groupEffectOf: groups.effectOf })
   const configs = createConfigsService({ database, bus, secrets, outbound })
   const search = createSearchService({ configs, outbound, logger })
   // a preset's tools are checked where they are saved, by the tools layer built below (this runs only on requests, like modelUsable)
@@ -139,7 +142,7 @@ export async function createServices(deps: BaseDeps) {
   const subscriptions = createSubscriptions({ bus, maxPerUser: config.maxStreamsPerUser })
   // a signed-out session, a deleted key or a cut-off ends the streams it opened, on every instance
   revocations.onInvalidate(subscriptions.revoke)
-  const turns = createModelTurns({ providers, usage, logger })
+  const turns = createModelTurns({ providers, usage, logger, groupEffectOf: groups.effectOf })
   const toolEvents = createToolEvents({ bus })
   const mcp = createMcpService({
     database,
@@ -186,6 +189,7 @@ export async function createServices(deps: BaseDeps) {
     titlePrompt: (userId, values) => prompts.render(userId, 'title', values),
     sql: { connections, prompts, maxRows: config.sqlMaxRows },
     maxRunsPerUser: config.maxRunsPerUser,
+    groupEffectOf: groups.effectOf,
   })
 
   const taskEngine = createTaskEngine({ database, bus, logger, concurrency: config.taskConcurrency, userConcurrency: config.taskUserConcurrency, leaseMs: config.taskLeaseMs, retryBaseMs: config.taskRetryMs })
@@ -241,6 +245,7 @@ export async function createServices(deps: BaseDeps) {
     revocations,
     tokens,
     users,
+    groups,
     setup,
     apiKeys,
     auth,

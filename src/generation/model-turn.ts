@@ -10,6 +10,8 @@ import { unlessNotFound, validationError } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import { streamChat, UpstreamError, type ChatRequest, type FinishReason, type Usage } from '../llm/index.ts'
 import type { Principal } from '../modules/auth/service.ts'
+import { modelNotAllowed, noAllowedModel } from '../modules/groups/errors.ts'
+import type { GroupEffect } from '../modules/groups/service.ts'
 import type { ProvidersService, ResolvedModel } from '../modules/providers/service.ts'
 import { costOf, type UsageService, type UsageSource } from '../modules/usage/service.ts'
 
@@ -69,8 +71,18 @@ export interface TurnResult {
 const noSuchModel = (ref: string) => validationError(`No model '${ref}' you can use`, [{ path: 'model_id', message: 'unknown or unavailable model' }])
 const noModelConfigured = () => validationError('No model is configured: add a provider and a model first', [{ path: 'model_id', message: 'no model available' }])
 
-export function createModelTurns(deps: { providers: ProvidersService; usage: UsageService; logger: Logger }) {
+export function createModelTurns(deps: {
+  providers: ProvidersService
+  usage: UsageService
+  logger: Logger
+  /** what the user's groups set (docs/api.md §21): their allowed models and default model; from memory */
+  groupEffectOf?: (userId: string) => GroupEffect | Promise<GroupEffect>
+}) {
   const { providers, usage, logger } = deps
+  const noEffect = { allowedModelIds: null, defaultModelId: null }
+  const effectOf = async (p: Principal) => (deps.groupEffectOf ? await deps.groupEffectOf(p.userId) : noEffect)
+  /** whether the user's groups let them use this model: every model when none restricts */
+  const allowedBy = (effect: Pick<GroupEffect, 'allowedModelIds'>, m: ResolvedModel) => !effect.allowedModelIds || effect.allowedModelIds.value.has(m.model.id)
 
   /** by name (the caller's own providers first) or catalogue id, among the models the caller can see; available ones only */
   async function usable(p: Principal, ref: string): Promise<ResolvedModel | undefined> {
@@ -79,24 +91,43 @@ export function createModelTurns(deps: { providers: ProvidersService; usage: Usa
   }
 
   return {
-    /** A model the caller may use, by name or catalogue id; 422 naming `model_id` otherwise. */
+    /** A model the caller may use, by name or catalogue id; 422 naming `model_id` otherwise, 403 when the caller's groups do not allow it. */
     async model(p: Principal, ref: string): Promise<ResolvedModel> {
       const found = await usable(p, ref)
       if (!found) throw noSuchModel(ref)
+      if (!allowedBy(await effectOf(p), found)) throw modelNotAllowed(found.model.name)
       return found
     },
 
     /**
      * Whether the caller may use the model `ref` names (as `model` takes it): for checking a
      * reference where it is saved (a preference, a preset), which names its own field when not.
+     * `allowedOnly`: and their groups allow it (a preference; a preset or agent may be shared, and is checked where it is used).
      */
-    isUsable: async (p: Principal, ref: string) => !!(await usable(p, ref)),
+    isUsable: async (p: Principal, ref: string, allowedOnly = false) => {
+      const found = await usable(p, ref)
+      return !!found && (!allowedOnly || allowedBy(await effectOf(p), found))
+    },
 
-    /** The model used when nothing names one; 422 when there is none. */
+    /**
+     * The model used when nothing names one: the default model of the caller's groups, else the
+     * instance's default (docs/api.md §7); when the groups restrict the models and that one is not
+     * allowed, the first allowed model that is available (403 when none is). 422 when there is none.
+     */
     async defaultModel(p: Principal): Promise<ResolvedModel> {
+      const effect = await effectOf(p)
+      const fromGroup = effect.defaultModelId && (await usable(p, effect.defaultModelId.value))
+      if (fromGroup && allowedBy(effect, fromGroup)) return fromGroup
       const found = await providers.defaultModel(p)
-      if (!found) throw noModelConfigured()
-      return found
+      if (found && allowedBy(effect, found)) return found
+      if (effect.allowedModelIds) {
+        for (const id of effect.allowedModelIds.value) {
+          const allowed = await usable(p, id)
+          if (allowed) return allowed
+        }
+        throw noAllowedModel()
+      }
+      throw noModelConfigured()
     },
 
     /** Hold the most a turn can cost (402 when the credits are used up); returns what was held. */

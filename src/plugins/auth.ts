@@ -5,7 +5,7 @@
  * limit; anonymous requests are limited per client IP before routing.
  */
 import { Elysia } from 'elysia'
-import type { Config } from '../config.ts'
+import type { Config, RateLimit } from '../config.ts'
 import { AppError, forbidden, unauthorized } from '../lib/errors.ts'
 import type { LimitResult, RateLimiter } from '../lib/rate-limiter.ts'
 import { apiKeyScopeMissing, sessionRequired } from '../modules/auth/errors.ts'
@@ -132,7 +132,15 @@ export function createClientInfo(trustProxy: boolean) {
  * WebSocket handshake (modules/ws): the cross-site check for a cookie, the token's verification
  * (a failure counts against the client IP), the level's scope and role, and the per-user limit.
  */
-export function createAuthGate(deps: { auth: AuthService; limiter: RateLimiter; config: Config }) {
+export interface AuthGateDeps {
+  auth: AuthService
+  limiter: RateLimiter
+  config: Config
+  /** the user's own request limit (a group's rate_limit, docs/api.md §21), from memory; default HEARTH_RATE_LIMIT */
+  userLimit?: (userId: string) => RateLimit | Promise<RateLimit>
+}
+
+export function createAuthGate(deps: AuthGateDeps) {
   const { auth, limiter, config } = deps
   const clientInfo = createClientInfo(config.trustProxy)
   const refuseCrossSite = createCrossSiteCheck(config)
@@ -166,7 +174,7 @@ export function createAuthGate(deps: { auth: AuthService; limiter: RateLimiter; 
       }
       checkCredential(level, principal)
       if (level === 'admin' && principal.role !== 'admin') throw forbidden('This needs an admin')
-      const r = limiter.check(`u:${principal.userId}`, config.rateLimit)
+      const r = limiter.check(`u:${principal.userId}`, deps.userLimit ? await deps.userLimit(principal.userId) : config.rateLimit)
       applyLimitHeaders(headers, r)
       if (!r.allowed) throw rateLimited(r)
       return principal
@@ -174,7 +182,7 @@ export function createAuthGate(deps: { auth: AuthService; limiter: RateLimiter; 
   }
 }
 
-export function authPlugin(deps: { auth: AuthService; limiter: RateLimiter; config: Config }) {
+export function authPlugin(deps: AuthGateDeps) {
   const gate = createAuthGate(deps)
   const principals = new WeakMap<Request, Principal>()
   return new Elysia({ name: 'hearth.auth' })

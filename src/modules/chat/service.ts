@@ -10,6 +10,7 @@ import type { Database } from '../../db/index.ts'
 import { pageWithTotal, type PageRequest } from '../../db/query.ts'
 import { deletedEvent, type Subscriptions } from '../../runs/subscriptions.ts'
 import type { Principal } from '../auth/service.ts'
+import type { GroupEffect } from '../groups/service.ts'
 import { unusableAgent } from '../agents/errors.ts'
 import { unknownTools } from '../tools/errors.ts'
 import { createApprovals } from './approvals.ts'
@@ -49,7 +50,15 @@ const RECONNECT_WINDOW_MS = 15 * 60_000
 /** What a conversation's event streams follow (src/runs/subscriptions.ts). */
 export const conversationTopic = (id: string) => `conversation:${id}`
 
-export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subscriptions: Subscriptions; bus: Bus; approvalTimeoutMs?: number }) {
+export function createChatService(
+  deps: Omit<ChatTurnDeps, 'approvals'> & {
+    subscriptions: Subscriptions
+    bus: Bus
+    approvalTimeoutMs?: number
+    /** what the user's groups set: the defaults of a new conversation (docs/api.md §21) */
+    groupEffectOf?: (userId: string) => GroupEffect | Promise<GroupEffect>
+  },
+) {
   const { database, runs, turns, subscriptions } = deps
   const { db, t } = database
   const approvals = createApprovals({ database, bus: deps.bus, timeoutMs: deps.approvalTimeoutMs })
@@ -93,6 +102,24 @@ export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subs
     if (agentId && !(await deps.agentOf(p, agentId))) throw unusableAgent()
   }
 
+  /**
+   * A new conversation that names no agent and no preset takes its groups' preset, and their system
+   * prompt and tools for the fields not sent (their default model applies when a turn picks one);
+   * a group preset or tool the caller cannot use (any more) is left out rather than refused.
+   */
+  async function withGroupDefaults(p: Principal, input: ConversationInput): Promise<ConversationInput> {
+    if (!deps.groupEffectOf || input.agentId || input.presetId) return input
+    const e = await deps.groupEffectOf(p.userId)
+    const out = { ...input }
+    if (e.presetId && (await deps.presetOf(p, e.presetId.value))) out.presetId = e.presetId.value
+    if (input.systemPrompt === undefined && e.systemPrompt) out.systemPrompt = e.systemPrompt.value
+    if (input.tools === undefined && e.tools) {
+      const unknown = new Set(await deps.tools.unknownOf(p, e.tools.value))
+      out.tools = e.tools.value.filter((n) => !unknown.has(n))
+    }
+    return out
+  }
+
   return {
     getMessage,
     get,
@@ -109,7 +136,8 @@ export function createChatService(deps: Omit<ChatTurnDeps, 'approvals'> & { subs
       )
     },
 
-    async create(p: Principal, input: ConversationInput) {
+    async create(p: Principal, sent: ConversationInput) {
+      const input = await withGroupDefaults(p, sent)
       if (input.presetId && !(await deps.presetOf(p, input.presetId))) throw unknownPreset()
       await checkModel(p, input.modelId)
       await checkAgent(p, input.agentId)

@@ -7,6 +7,9 @@ const errorResponse = (status: number, message: string, type: string, code: stri
 /** Unknown, unavailable, or another user's. */
 export const modelNotFound = (model: string) => errorResponse(404, `The model '${model}' does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found')
 
+/** The caller's groups do not allow this model (docs/api.md §21). */
+export const modelNotAllowed = (model: string) => errorResponse(403, `Your group does not allow model ${model}`, 'permission_error', 'model_not_allowed')
+
 export const insufficientQuota = () => errorResponse(402, 'You exceeded your current quota: your credit balance is used up.', 'insufficient_quota', 'insufficient_quota')
 
 /** Hearth's own failure, logged by the caller; no detail leaves the server. */

@@ -13,7 +13,7 @@ const completionResponses = {
   200: eventStreamResponse('`chat.completion` (JSON); with `stream: true`, server-sent `chat.completion.chunk` events ending in `data: [DONE]`', chatCompletionEventSchema),
   400: { description: '`validation_error`: the body is not valid; or `upstream_rejected`' },
   401: { description: '`unauthorized`: no or bad key' },
-  403: { description: '`forbidden`: an API key without the `gateway` scope, or the `hearth_access` cookie sent from another site (docs/api.md §1)' },
+  403: { description: '`forbidden`: an API key without the `gateway` scope, or the `hearth_access` cookie sent from another site (docs/api.md §1); `model_not_allowed` (`permission_error`): the caller\'s groups do not allow the model (§21)' },
   402: { description: '`insufficient_quota`: credits used up' },
   404: { description: '`model_not_found`: unknown model, or one the caller may not use; or `upstream_rejected`' },
   413: { description: '`payload_too_large`: the body is over 1 MiB; or `upstream_rejected`' },
@@ -42,7 +42,7 @@ export function gatewayRoutes(deps: { gateway: GatewayService; subscriptions: Su
     .get('/models', async ({ principal }) => toModelListDto(await gateway.models(principal)), {
       auth: 'gateway',
       response: { 200: modelListSchema, ...openaiErrors(401, 403, 429) },
-      detail: { summary: 'List models (OpenAI)', description: "OpenAI's model list: `id` is the model's `name` in Hearth, `owned_by` its provider's name; models marked unavailable are left out. Authenticate with an API key (`hk_…`) or an access token." },
+      detail: { summary: 'List models (OpenAI)', description: "OpenAI's model list: `id` is the model's `name` in Hearth, `owned_by` its provider's name; models marked unavailable are left out, and so are those the caller's groups do not allow (docs/api.md §21). Authenticate with an API key (`hk_…`) or an access token." },
     })
     // The service answers with a Response of its own (relayed bytes, or a stream): the schemas document it and type it for Eden.
     .post(

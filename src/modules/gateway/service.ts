@@ -13,9 +13,10 @@ import type { Logger } from '../../lib/logger.ts'
 import { SSE_HEADERS } from '../../lib/sse.ts'
 import { baseUrlOf, streamChat, unreachable, UpstreamError, upstreamStatusMessage, upstreamTimeout, type ChatEvent, type ProviderConnection, type Usage } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
+import type { GroupEffect } from '../groups/service.ts'
 import type { ProvidersService, ResolvedModel } from '../providers/service.ts'
 import { costOf, type UsageService } from '../usage/service.ts'
-import { errorEvent, insufficientQuota, modelNotFound, serverError, upstreamBrokeOff, upstreamFailure } from './errors.ts'
+import { errorEvent, insufficientQuota, modelNotAllowed, modelNotFound, serverError, upstreamBrokeOff, upstreamFailure } from './errors.ts'
 import { chatCompletion, chunkWriter, estimateInputTokens, toChatRequest, type ChatCompletionRequest, type ToolCallOut } from './model.ts'
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
@@ -28,8 +29,16 @@ const encoder = new TextEncoder()
 /** what a completion may cost at most when the request sets no max_tokens and the model no max output */
 const DEFAULT_MAX_OUTPUT = 4096
 
-export function createGatewayService(deps: { providers: ProvidersService; usage: UsageService; logger: Logger }) {
+export function createGatewayService(deps: {
+  providers: ProvidersService
+  usage: UsageService
+  logger: Logger
+  /** what the caller's groups set (docs/api.md §21): only their allowed models may be used and are listed */
+  groupEffectOf?: (userId: string) => GroupEffect | Promise<GroupEffect>
+}) {
   const { providers, usage, logger } = deps
+  /** the catalogue ids the caller's groups allow; undefined: no restriction */
+  const allowedOf = async (p: Principal) => (deps.groupEffectOf ? (await deps.groupEffectOf(p.userId)).allowedModelIds?.value : undefined)
 
   /** Everything one call needs to record its usage when it ends, whichever way it ends. */
   function meter(principal: Principal, resolved: ResolvedModel, held: number) {
@@ -294,6 +303,7 @@ export function createGatewayService(deps: { providers: ProvidersService; usage:
     async complete(principal: Principal, req: ChatCompletionRequest, clientSignal: AbortSignal): Promise<Response> {
       const resolved = await providers.resolve(principal, req.model)
       if (!resolved) return modelNotFound(req.model)
+      if ((await allowedOf(principal))?.has(resolved.model.id) === false) return modelNotAllowed(req.model)
       const maxOut = req.max_completion_tokens ?? req.max_tokens ?? resolved.model.maxOutputTokens ?? DEFAULT_MAX_OUTPUT
       let held: number
       try {
@@ -317,14 +327,18 @@ export function createGatewayService(deps: { providers: ProvidersService; usage:
       }
     },
 
-    /** GET /v1/models: the models the caller can use, each name once */
+    /** GET /v1/models: the models the caller can use, each name once; under a group restriction, the names that resolve to an allowed model */
     async models(principal: Principal) {
       const seen = new Set<string>()
-      return (await providers.usableModels(principal)).filter((r) => {
+      const unique = (await providers.usableModels(principal)).filter((r) => {
         if (seen.has(r.name)) return false
         seen.add(r.name)
         return true
       })
+      const allowed = await allowedOf(principal)
+      if (!allowed) return unique
+      const resolved = await Promise.all(unique.map((r) => providers.resolve(principal, r.name)))
+      return unique.filter((_, i) => resolved[i] && allowed.has(resolved[i].model.id))
     },
   }
 }

@@ -13,7 +13,7 @@ import type { Config } from '../../config.ts'
 import { AppError, unauthorized } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
-import { createAuthGate, presentedCredential, type Credential } from '../../plugins/auth.ts'
+import { createAuthGate, presentedCredential, type AuthGateDeps, type Credential } from '../../plugins/auth.ts'
 import type { Subscriptions } from '../../runs/subscriptions.ts'
 import type { AuthService, Principal } from '../auth/service.ts'
 import type { SessionsApi } from '../sessions/types.ts'
@@ -143,6 +143,7 @@ export function socketRoutes(deps: {
   auth: AuthService
   limiter: RateLimiter
   config: Config
+  userLimit?: AuthGateDeps['userLimit']
   subscriptions: Subscriptions
   sessions: SessionsApi
   workflows: Pick<WorkflowsApi, 'get'>
