@@ -416,7 +416,7 @@ eachDialect('groups: enforcement', (dialect) => {
     let row: Json = {}
     await eventually(async () => ['failed', 'completed'].includes((row = ok(await t.request('GET', `/api/v1/tasks/${task.id}`, { token: member.access }))).status), 5000, 'the task ends')
     expect(row.status).toBe('failed')
-    expect(row.error.message).toBe('Your group does not allow model beta')
+    expect(row.error).toMatchObject({ code: 'FORBIDDEN', message: 'Your group does not allow model beta' })
     const allowed = ok(await t.request('POST', '/api/v1/tasks', { token: member.access, body: { prompt: 'hi', model_id: 'gamma' } }), 202)
     await eventually(async () => ['failed', 'completed'].includes((row = ok(await t.request('GET', `/api/v1/tasks/${allowed.id}`, { token: member.access }))).status), 5000, 'the task ends')
     expect(row.status).toBe('completed')

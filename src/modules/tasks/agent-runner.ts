@@ -92,7 +92,8 @@ export function createAgentRunner(deps: { database: Database; turns: ModelTurns;
     const p: Principal = { userId: task.userId, role: user.role, via: 'session', sessionId: null, apiKeyId: null, scopes: [] }
     const ref = task.modelId ?? agent?.modelId
     const model = await (ref ? turns.model(p, ref) : turns.defaultModel(p)).catch((error: unknown) => {
-      throw new TaskFailure('VALIDATION_ERROR', error instanceof AppError ? error.detail : 'No model to run the task with')
+      // the model's own code: VALIDATION_ERROR for an unknown one, FORBIDDEN for one the user's groups do not allow
+      throw error instanceof AppError ? new TaskFailure(error.code, error.detail) : new TaskFailure('VALIDATION_ERROR', 'No model to run the task with')
     })
     const offered = await tools.forModel(p, task.tools.length ? task.tools : (agent?.tools ?? []))
     const maxSteps = task.maxSteps ?? agent?.maxSteps ?? DEFAULT_MAX_STEPS
