@@ -102,6 +102,24 @@ export function createCrossSiteCheck(config: Pick<Config, 'corsOrigins' | 'trust
 
 const firstValue = (header: string | null) => header?.split(',')[0]?.trim() || undefined
 
+/**
+ * The server's origin as the browser reached it, for links and callbacks it hands out:
+ * HEARTH_PUBLIC_URL, else the request's own (behind HEARTH_TRUST_PROXY, X-Forwarded-Proto and
+ * -Host, as the cross-site check reads them).
+ */
+export function originOf(request: Request, config: Pick<Config, 'publicUrl' | 'trustProxy'>): string {
+  if (config.publicUrl) return config.publicUrl
+  const url = new URL(request.url)
+  let scheme = url.protocol.slice(0, -1)
+  let host = url.host
+  if (config.trustProxy) {
+    const proto = firstValue(request.headers.get('x-forwarded-proto'))?.toLowerCase()
+    if (proto === 'http' || proto === 'https') scheme = proto
+    host = firstValue(request.headers.get('x-forwarded-host')) ?? host
+  }
+  return `${scheme}://${host}`
+}
+
 /** Cheaper than presentedCredential: whether the request carries any credential at all. */
 const hasCredential = (request: Request) => request.headers.has('authorization') || (request.headers.get('cookie')?.includes('hearth_access=') ?? false)
 

@@ -4,7 +4,7 @@ import { z } from 'zod'
 import type { Config } from '../../config.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
 import { idParams, page, pageOf, problems } from '../../lib/schemas.ts'
-import { createClientInfo, type authPlugin } from '../../plugins/auth.ts'
+import { createClientInfo, originOf, type authPlugin } from '../../plugins/auth.ts'
 import { sessionRequired } from '../auth/errors.ts'
 import { createAuthCookies, createAuthLimit } from '../auth/routes.ts'
 import type { AuthService, Principal } from '../auth/service.ts'
@@ -14,22 +14,6 @@ import { loginLinkUrl, type LoginLinksService } from './service.ts'
 /** A sign-in link is a credential: minting, listing and revoking them needs an admin's session, never an API key (as API keys, §4). */
 const requireSession = (principal: Principal) => {
   if (principal.via !== 'session') throw sessionRequired()
-}
-
-const firstValue = (header: string | null) => header?.split(',')[0]?.trim() || undefined
-
-/** The server's origin as the client reached it: HEARTH_PUBLIC_URL, else the request's own (behind HEARTH_TRUST_PROXY, X-Forwarded-Proto and -Host, as the cross-site check reads them). */
-export function originOf(request: Request, config: Pick<Config, 'publicUrl' | 'trustProxy'>): string {
-  if (config.publicUrl) return config.publicUrl
-  const url = new URL(request.url)
-  let scheme = url.protocol.slice(0, -1)
-  let host = url.host
-  if (config.trustProxy) {
-    const proto = firstValue(request.headers.get('x-forwarded-proto'))?.toLowerCase()
-    if (proto === 'http' || proto === 'https') scheme = proto
-    host = firstValue(request.headers.get('x-forwarded-host')) ?? host
-  }
-  return `${scheme}://${host}`
 }
 
 export function loginLinkRoutes(deps: { loginLinks: LoginLinksService; auth: AuthService; limiter: RateLimiter; config: Config; authPlugin: ReturnType<typeof authPlugin> }) {

@@ -8,7 +8,7 @@ import type { Config } from '../../config.ts'
 import { sha256 } from '../../lib/crypto.ts'
 import type { RateLimiter } from '../../lib/rate-limiter.ts'
 import { idParams, page, problems, wholePage } from '../../lib/schemas.ts'
-import { createClientInfo, type authPlugin } from '../../plugins/auth.ts'
+import { createClientInfo, originOf, type authPlugin } from '../../plugins/auth.ts'
 import { createAuthCookies, createAuthLimit, type Cookies } from '../auth/routes.ts'
 import { callbackParamMissing, SignInFailure, stateCookieMissing } from './errors.ts'
 import * as m from './model.ts'
@@ -27,28 +27,13 @@ export function withError(returnTo: string, reason: string): string {
   return returnTo.startsWith('/') ? `${url.pathname}${url.search}${url.hash}` : url.href
 }
 
-/** This server's origin as the browser sees it: HEARTH_PUBLIC_URL, else the request's (behind HEARTH_TRUST_PROXY, X-Forwarded-Proto and -Host). */
-function createBaseUrl(config: Pick<Config, 'publicUrl' | 'trustProxy'>) {
-  return (request: Request) => {
-    if (config.publicUrl) return config.publicUrl
-    const url = new URL(request.url)
-    if (config.trustProxy) {
-      const host = request.headers.get('x-forwarded-host')?.split(',')[0]?.trim()
-      const proto = request.headers.get('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase()
-      if (host) url.host = host
-      if (proto === 'http' || proto === 'https') url.protocol = `${proto}:`
-    }
-    return url.origin
-  }
-}
-
 export function oidcRoutes(deps: { oidc: OidcService; limiter: RateLimiter; config: Config; authPlugin: ReturnType<typeof authPlugin> }) {
   const { oidc, config } = deps
   const clientInfo = createClientInfo(config.trustProxy)
   const limitAuth = createAuthLimit(deps.limiter, config)
   const { isHttps, setCookies } = createAuthCookies(config)
 
-  const baseUrlOf = createBaseUrl(config)
+  const baseUrlOf = (request: Request) => originOf(request, config)
 
   const setStateCookie = (cookie: Cookies, request: Request, state: string) =>
     cookie[stateCookieName(state)]!.set({ value: '1', httpOnly: true, sameSite: 'lax', secure: isHttps(request), path: OIDC_PATH, maxAge: PENDING_TTL_MS / 1000 })
@@ -152,7 +137,7 @@ export function oidcRoutes(deps: { oidc: OidcService; limiter: RateLimiter; conf
 
 export function oidcAdminRoutes(deps: { registry: ProviderRegistry; config: Config; authPlugin: ReturnType<typeof authPlugin> }) {
   const { registry } = deps
-  const baseUrlOf = createBaseUrl(deps.config)
+  const baseUrlOf = (request: Request) => originOf(request, deps.config)
   return new Elysia({ name: 'hearth.routes.oidc-admin', prefix: '/api/v1/admin/oidc-providers', detail: { tags: ['Single sign-on'] } })
     .use(deps.authPlugin)
     .get('/', async ({ request }) => wholePage((await registry.list()).map((p) => m.toProviderDto(p, baseUrlOf(request)))), {
