@@ -1,10 +1,11 @@
 /** @module createApp(deps): the one Elysia app, composed of named route-group plugins. */
-import { Elysia, type DefinitionBase, type EphemeralType, type MetadataBase, type RouteBase, type SingletonBase } from 'elysia'
+import { Elysia, type AnyElysia } from 'elysia'
 import { adminRoutes } from './modules/admin/routes.ts'
 import { apiKeyRoutes, authRoutes } from './modules/auth/routes.ts'
 import { serviceRoutes } from './modules/system/routes.ts'
 import { setupRoutes } from './modules/setup/routes.ts'
 import { userRoutes } from './modules/users/routes.ts'
+import { accountRoutes } from './modules/account/routes.ts'
 import { providerRoutes } from './modules/providers/routes.ts'
 import { configRoutes } from './modules/configs/routes.ts'
 import { searchRoutes } from './modules/search/routes.ts'
@@ -55,7 +56,8 @@ export function createApp(deps: AppDeps) {
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
     .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
     .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
-    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, files: services.files, counters, version: deps.version, authPlugin: auth }))
+    .use(accountRoutes({ account: services.account, accountExport: services.accountExport, config, authPlugin: auth }))
+    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, account: services.account, invites: services.invites, usage: services.usage, counters, version: deps.version, authPlugin: auth }))
     .use(providerRoutes({ providers: services.providers, authPlugin: auth }))
     .use(configRoutes({ configs: services.configs, authPlugin: auth }))
     .use(searchRoutes({ search: services.search, authPlugin: auth }))
@@ -112,10 +114,9 @@ export type App = ReturnType<typeof createApp>
  * alike (upstream keeps the two apart only on an unreleased branch), so a field with a `.default()`
  * is required of Eden's callers. Fields marked ServerDefault (lib/schemas.ts) become optional here.
  */
-type ClientView<A> =
-  A extends Elysia<infer P extends string, infer S extends SingletonBase, infer D extends DefinitionBase, infer M extends MetadataBase, infer R extends RouteBase, infer E extends EphemeralType, infer V extends EphemeralType>
-    ? Elysia<P, S, D, M, ClientRoutes<R>, E, V>
-    : never
+// The parts are read by the instance's `~` properties: inferring all seven from the class instead
+// passed TypeScript's instantiation depth limit (TS2589) once the app had one more plugin.
+type ClientView<A extends AnyElysia> = Elysia<A['~Prefix'], A['~Singleton'], A['~Definitions'], A['~Metadata'], ClientRoutes<A['~Routes']>, A['~Ephemeral'], A['~Volatile']>
 
 type ClientRoutes<R> = {
   [K in keyof R]: R[K] extends { body: infer B; query: infer Q; response: unknown } ? Without<R[K], 'body' | 'query'> & { body: ClientFields<B>; query: ClientFields<Q> } : ClientRoutes<R[K]>

@@ -55,6 +55,8 @@ import { createSessionsService } from './modules/sessions/service.ts'
 import { STALE_REPLY_MS } from './modules/sessions/turn.ts'
 import type { EditHooks } from './modules/sessions/update-workflow.ts'
 import { createSocketHub } from './modules/ws/hub.ts'
+import { createAccountService } from './modules/account/service.ts'
+import { createAccountExport } from './modules/account/export.ts'
 
 export interface BaseDeps {
   config: Config
@@ -193,6 +195,9 @@ export async function createServices(deps: BaseDeps) {
   const sessions = createSessionsService({ database, logger, bus, runs, subscriptions, turns, tools, users, agents, workflows, maxRunsPerUser: config.maxRunsPerUser, editHooks: deps.sessionEdits })
   // the /ws/chat sockets of this instance, fed by the bus's session and workflow-lock frames; closed (1001) when shutdown starts
   const socketHub = createSocketHub({ bus, logger })
+  // deleting an account (yours or, by an admin, anyone's) and exporting yours
+  const account = createAccountService({ database, users, files, auth, runs, limiter })
+  const accountExport = createAccountExport({ database, users, usage, files, logger })
   deps.shutdown.addEventListener('abort', () => socketHub.close(), { once: true })
 
   await revocations.start()
@@ -258,6 +263,8 @@ export async function createServices(deps: BaseDeps) {
     workflowServices,
     workflows,
     sessions,
+    account,
+    accountExport,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)
