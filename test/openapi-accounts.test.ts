@@ -33,6 +33,8 @@ const ROUTES: [method: string, path: string, statuses: number[]][] = [
   ['get', '/api/v1/users/me/stats', [200, 401, 403, 429]],
   ['get', '/api/v1/users/me/credits', [200, 401, 403, 404, 429]],
   ['get', '/api/v1/users/me/storage', [200, 401, 403, 429]],
+  ['get', '/api/v1/users/me/export', [200, 401, 403, 404, 429]],
+  ['delete', '/api/v1/users/me/', [204, 401, 403, 404, 409, 422, 429]],
   ['get', '/api/v1/admin/users', [200, 401, 403, 422, 429]],
   ['patch', '/api/v1/admin/users/{id}', [200, 401, 403, 404, 409, 422, 429]],
   ['delete', '/api/v1/admin/users/{id}', [204, 401, 403, 404, 409, 422, 429]],
