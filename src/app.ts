@@ -8,6 +8,7 @@ import { setupRoutes } from './modules/setup/routes.ts'
 import { userRoutes } from './modules/users/routes.ts'
 import { privacyRoutes } from './modules/privacy/routes.ts'
 import { groupRoutes } from './modules/groups/routes.ts'
+import { accountRoutes } from './modules/account/routes.ts'
 import { providerRoutes } from './modules/providers/routes.ts'
 import { configRoutes } from './modules/configs/routes.ts'
 import { searchRoutes } from './modules/search/routes.ts'
@@ -51,18 +52,20 @@ export function createApp(deps: AppDeps) {
     { countsOf: services.tasks.countsOf, totals: services.tasks.totals },
     { countsOf: async (userId: string) => ({ storage_bytes: await services.files.bytesOf(userId) }), totals: async () => ({ storage_bytes: await services.files.bytesOf(undefined) }) },
   ]
-  // Accounts' routes are one plugin: each `.use` in one chain costs the app's type a level of
+  // Accounts' routes are two plugins: each `.use` in one chain costs the app's type a level of
   // instantiation, and TypeScript's depth limit (TS2589) is near; a sub-chain has its own depth.
-  const accounts = new Elysia({ name: 'hearth.routes.accounts' })
+  const signIn = new Elysia({ name: 'hearth.routes.sign-in' })
     .use(authRoutes({ auth: services.auth, users: services.users, limiter: services.limiter, config, authPlugin: auth }))
     .use(apiKeyRoutes({ apiKeys: services.apiKeys, authPlugin: auth }))
     .use(oidcRoutes({ oidc: services.oidc, limiter: services.limiter, config, authPlugin: auth }))
     .use(oidcAdminRoutes({ registry: services.oidcProviders, config, authPlugin: auth }))
     .use(loginLinkRoutes({ loginLinks: services.loginLinks, auth: services.auth, limiter: services.limiter, config, authPlugin: auth }))
+  const accounts = new Elysia({ name: 'hearth.routes.accounts' })
     .use(userRoutes({ users: services.users, usage: services.usage, files: services.files, counters, authPlugin: auth }))
     .use(privacyRoutes({ privacy: services.privacy, authPlugin: auth }))
     .use(groupRoutes({ groups: services.groups, users: services.users, turns: services.turns, config, authPlugin: auth }))
-    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, invites: services.invites, usage: services.usage, files: services.files, counters, version: deps.version, authPlugin: auth }))
+    .use(accountRoutes({ account: services.account, accountExport: services.accountExport, config, authPlugin: auth }))
+    .use(adminRoutes({ database: deps.database, users: services.users, auth: services.auth, runs: services.runs, account: services.account, invites: services.invites, usage: services.usage, counters, version: deps.version, authPlugin: auth }))
   const app = new Elysia({ name: 'hearth' })
     .use(requestContextPlugin({ logger: deps.logger, routes }))
     .use(errorsPlugin({ logger: deps.logger, routes }))
@@ -70,6 +73,7 @@ export function createApp(deps: AppDeps) {
     .use(auth)
     .use(serviceRoutes(deps))
     .use(setupRoutes({ setup: services.setup, version: deps.version }))
+    .use(signIn)
     .use(accounts)
     .use(providerRoutes({ providers: services.providers, authPlugin: auth }))
     .use(configRoutes({ configs: services.configs, authPlugin: auth }))

@@ -60,6 +60,8 @@ import { createSocketHub } from './modules/ws/hub.ts'
 import { createPrivacyService, type SweepOptions } from './modules/privacy/service.ts'
 import { createProviderRegistry } from './modules/oidc/registry.ts'
 import { createOidcService } from './modules/oidc/service.ts'
+import { createAccountService } from './modules/account/service.ts'
+import { createAccountExport } from './modules/account/export.ts'
 
 export interface BaseDeps {
   config: Config
@@ -211,6 +213,9 @@ export async function createServices(deps: BaseDeps) {
   const socketHub = createSocketHub({ bus, logger })
   // deletes conversations and tasks past their owner's history_retention_days: on every instance, one at a time on Postgres
   const privacy = createPrivacyService({ database, users, logger, sweep: deps.retentionSweep })
+  // deleting an account (yours or, by an admin, anyone's) and exporting yours
+  const account = createAccountService({ database, users, files, auth, runs, limiter })
+  const accountExport = createAccountExport({ database, users, usage, files, logger })
   deps.shutdown.addEventListener('abort', () => socketHub.close(), { once: true })
 
   await revocations.start()
@@ -282,6 +287,8 @@ export async function createServices(deps: BaseDeps) {
     workflows,
     sessions,
     privacy,
+    account,
+    accountExport,
     /** Stop background work and write what is pending; the database is closed by the caller. */
     async close(runGraceMs = 0) {
       clearInterval(recovery)

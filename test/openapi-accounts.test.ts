@@ -53,6 +53,8 @@ const ROUTES: [method: string, path: string, statuses: number[]][] = [
   ['put', '/api/v1/users/me/privacy', [200, 401, 403, 404, 422, 429]],
   ['get', '/api/v1/users/me/groups', [200, 401, 403, 422, 429]],
   ['get', '/api/v1/users/me/effective-settings', [200, 401, 403, 404, 429]],
+  ['get', '/api/v1/users/me/export', [200, 401, 403, 404, 429]],
+  ['delete', '/api/v1/users/me/', [204, 401, 403, 404, 409, 422, 429]],
   ['get', '/api/v1/admin/users', [200, 401, 403, 422, 429]],
   ['patch', '/api/v1/admin/users/{id}', [200, 401, 403, 404, 409, 422, 429]],
   ['delete', '/api/v1/admin/users/{id}', [204, 401, 403, 404, 409, 422, 429]],

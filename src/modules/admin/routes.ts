@@ -9,7 +9,7 @@ import type { AuthService } from '../auth/service.ts'
 import { sumCounts, type Counter } from '../users/activity.ts'
 import type { UsersService } from '../users/service.ts'
 import type { UsageService } from '../usage/service.ts'
-import type { FilesService } from '../files/service.ts'
+import type { AccountService } from '../account/service.ts'
 import type { InvitesService } from './invites.ts'
 import * as m from './model.ts'
 
@@ -17,18 +17,17 @@ export function adminRoutes(deps: {
   database: Database
   users: UsersService
   auth: AuthService
-  /** a disabled or deleted user's generations are stopped */
+  /** a disabled user's generations are stopped (runs); a deleted user goes the way of any deleted account */
   runs: RunRegistry
+  account: AccountService
   invites: InvitesService
   usage: UsageService
-  /** a deleted user's stored bytes are deleted */
-  files: FilesService
   /** what each module counts, summed in the status */
   counters: Counter[]
   version: string
   authPlugin: ReturnType<typeof authPlugin>
 }) {
-  const { database, users, auth, runs, invites, usage, files, counters } = deps
+  const { database, users, auth, runs, account, invites, usage, counters } = deps
   const startedAt = Date.now()
 
   return new Elysia({ name: 'hearth.routes.admin', prefix: '/api/v1', detail: { tags: ['Admin'] } })
@@ -67,13 +66,7 @@ export function adminRoutes(deps: {
     .delete(
       '/admin/users/:id',
       async ({ params, set }) => {
-        // the rows go with the user; their bytes are deleted once the user is
-        const keys = await files.keysOf(params.id)
-        await users.remove(params.id)
-        await files.deleteBytes(keys)
-        // sessions and keys went with the row; access tokens already issued, open streams and running answers stop now
-        await auth.cutOffAccessTokens(params.id)
-        await runs.stopOwnedBy(params.id)
+        await account.remove(params.id)
         set.status = 204
       },
       { auth: 'admin', params: idParams, response: { 204: z.void(), ...problems(401, 403, 404, 409, 422, 429) }, detail: { summary: 'Delete a user', description: 'The user and everything they own are deleted, their files\' stored bytes too; their access tokens stop working at once. The last active admin cannot be deleted (`409`).' } },
