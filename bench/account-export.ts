@@ -7,8 +7,9 @@
  * over a network; 0: as fast as loopback goes) and checks its size and ending. Printed: the export's
  * size, the peak RSS of this process above its start while the export streams, the time, and the
  * goal line: peak growth under 128 MB while the export is at least 320 MB — memory that does not
- * follow the size of the account. (The export itself holds one page; what RSS shows beyond that is
- * garbage the engine collects lazily: at full loopback speed it piles up faster, see bench/README.md.)
+ * follow the size of the account. (The export itself holds one page, and asks for a full collection
+ * every 32 MB it writes: without that, the garbage piled up with the export at full loopback speed;
+ * see bench/README.md.)
  * BENCH_GC=1 forces a full collection every 250 ms, to tell garbage from what is held.
  */
 import { serveApp } from '../src/app.ts'

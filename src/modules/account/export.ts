@@ -38,6 +38,14 @@ export const PAGE = 200
 export const CHILD_PAGE = 500
 /** characters gathered before a chunk is handed to the response */
 const CHUNK_CHARS = 64 * 1024
+/**
+ * A full garbage collection after every this many bytes written. Measured (bench/account-export.ts,
+ * 459 MB export at loopback speed): without it the pages' strings are collected so late that the
+ * server's RSS grows by ~274 MB (it follows the export's size); with it, by ~1 MB, at 150 MB/s
+ * instead of 200, each collection taking 25–50 ms. Exports are rare; memory that follows an
+ * account's size is not acceptable.
+ */
+const GC_EVERY_BYTES = 32 * 1024 * 1024
 
 /**
  * Every table that holds a user's rows (a foreign key to users, or to such a table), and where its
@@ -331,6 +339,8 @@ export function createAccountExport(deps: { database: Database; users: UsersServ
       const parts = document(user, origin)
       const encoder = new TextEncoder()
       let finished = false
+      let written = 0
+      let collectedAt = 0
       const finish = () => {
         if (finished) return
         finished = true
@@ -347,7 +357,15 @@ export function createAccountExport(deps: { database: Database; users: UsersServ
                 text += next.value
               }
               // `<` only occurs inside strings: escaped, the document can never close a <script> it is pasted into
-              if (text) controller.enqueue(encoder.encode(text.replaceAll('<', '\\u003c')))
+              if (text) {
+                const bytes = encoder.encode(text.replaceAll('<', '\\u003c'))
+                controller.enqueue(bytes)
+                written += bytes.length
+                if (written - collectedAt >= GC_EVERY_BYTES) {
+                  collectedAt = written
+                  Bun.gc(true)
+                }
+              }
               if (text.length < CHUNK_CHARS) {
                 finish()
                 controller.close()
