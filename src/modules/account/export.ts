@@ -304,7 +304,7 @@ export function createAccountExport(deps: { database: Database; users: UsersServ
     const head: Partial<AccountExport> = {
       exported_at: new Date().toISOString(),
       format: EXPORT_FORMAT,
-      user: { ...toUserDto(user), has_password: user.hasPassword },
+      user: toUserDto(user),
       preferences,
       privacy: { history_retention_days: user.historyRetentionDays, memory_enabled: preferences.memory_enabled, usage_visible_to_group_admins: user.usageVisibleToGroupAdmins },
       credits: { balance: user.creditBalance, used: user.creditUsed },

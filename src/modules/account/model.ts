@@ -33,7 +33,7 @@ export const accountExportSchema = z
   .object({
     exported_at: isoDate,
     format: z.literal(EXPORT_FORMAT),
-    user: userSchema.extend({ has_password: z.boolean().meta({ description: 'false: made by single sign-on' }) }),
+    user: userSchema,
     preferences: inline(preferencesSchema),
     privacy: z.object({ history_retention_days: z.number().int().nullable(), memory_enabled: z.boolean(), usage_visible_to_group_admins: z.boolean() }),
     credits: z.object({ balance: z.number(), used: z.number() }),

@@ -15,6 +15,7 @@ export const userSchema = z
     role: z.enum(['user', 'admin']),
     is_active: z.boolean(),
     email_verified: z.boolean(),
+    has_password: z.boolean().meta({ description: 'false: an account made by single sign-on that has not set a password (it sets its first one without `old_password`, and deletes itself after a fresh single sign-on)' }),
     created_at: isoDate,
   })
   .meta({ id: 'User' })
@@ -50,6 +51,7 @@ export const toUserDto = (u: UserRow) => ({
   role: u.role,
   is_active: u.isActive,
   email_verified: u.emailVerified,
+  has_password: u.hasPassword,
   created_at: u.createdAt.toISOString(),
 })
 
