@@ -158,14 +158,21 @@ async function adminCreate(config: Config, args: string[]): Promise<number> {
     process.stderr.write('hearth: the password must be 8 to 128 characters\n')
     return 2
   }
-  const logger = createLogger(config.logLevel)
-  const database = await openDatabase(config, logger)
-  try {
-    const user = await createUser(database, { email: flags.email, username: flags.username, password, role: 'admin', emailVerified: true })
+  return withDatabase(config, async (database) => {
+    const user = await createUser(database, { email: flags.email!, username: flags.username!, password, role: 'admin', emailVerified: true })
     // setup is done: the token is dead, its file goes (other instances' files go when they next look)
     removeSetupTokenFile(config.dataDir)
     process.stdout.write(`admin ${user.username} <${user.email}> created (id ${user.id})\n`)
     return 0
+  })
+}
+
+/** A command's work on the database, opened (and migrated) for it and closed after; a refusal (AppError) is one line and exit 1. */
+async function withDatabase(config: Config, fn: (database: Database) => Promise<number>): Promise<number> {
+  const logger = createLogger(config.logLevel)
+  const database = await openDatabase(config, logger)
+  try {
+    return await fn(database)
   } catch (error) {
     if (error instanceof AppError) {
       process.stderr.write(`hearth: ${error.detail}\n`)
@@ -188,11 +195,9 @@ async function adminLoginLink(config: Config, args: string[]): Promise<number> {
     return 2
   }
   const permanent = flags.permanent !== undefined
-  const logger = createLogger(config.logLevel)
-  const database = await openDatabase(config, logger)
-  try {
+  return withDatabase(config, async (database) => {
     const links = createLoginLinksService({ database })
-    const userId = await links.findUser(flags.user)
+    const userId = await links.findUser(flags.user!)
     if (!userId) {
       process.stderr.write(`hearth: no user has the username, email or id ${JSON.stringify(flags.user)}\n`)
       return 1
@@ -202,16 +207,7 @@ async function adminLoginLink(config: Config, args: string[]): Promise<number> {
     process.stdout.write(`${loginLinkUrl(base, link.token)}\n`)
     process.stdout.write(`${permanent ? 'reusable' : 'single use'}, ${link.expiresAt ? `expires ${link.expiresAt.toISOString()}` : 'never expires'} (id ${link.id}; revoke it with DELETE /api/v1/auth/login-links/{id})\n`)
     return 0
-  } catch (error) {
-    if (error instanceof AppError) {
-      process.stderr.write(`hearth: ${error.detail}\n`)
-      return 1
-    }
-    throw error
-  } finally {
-    await database.close()
-    logger.flush()
-  }
+  })
 }
 
 /** `900` (seconds), `90s`, `15m`, `2h`, `7d` → seconds; null when it is none of these. */

@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import { z } from 'zod'
 import type { Config } from '../../config.ts'
 import { problems } from '../../lib/schemas.ts'
-import type { authPlugin } from '../../plugins/auth.ts'
+import { originOf, type authPlugin } from '../../plugins/auth.ts'
 import { jsonSchemaOf } from '../../plugins/openapi-document.ts'
 import { createAuthCookies } from '../auth/routes.ts'
 import type { AccountExportService } from './export.ts'
@@ -19,7 +19,7 @@ export function accountRoutes(deps: { account: AccountService; accountExport: Ac
     .get(
       '/export',
       async ({ principal, request }) => {
-        const { username, stream } = await accountExport.open(principal.userId, config.publicUrl ?? new URL(request.url).origin)
+        const { username, stream } = await accountExport.open(principal.userId, originOf(request, config))
         // usernames are [A-Za-z0-9_-]: safe in the header as they are
         return new Response(stream, {
           headers: {
