@@ -353,7 +353,6 @@ export function createGroupsService(deps: {
     /** What the user's groups set together, from memory (one read per user after a change). */
     effectOf,
 
-
     /** The user's request limit: the highest `rate_limit` of their groups (per minute), else HEARTH_RATE_LIMIT; from memory once known. */
     rateLimitOf(userId: string): RateLimit | Promise<RateLimit> {
       const e = effectOf(userId)

@@ -21,13 +21,8 @@ export const PROVIDER_MAX_BYTES = 256 * 1024
 /** how long one request to a provider may take, answer included */
 export const PROVIDER_TIMEOUT_MS = 10_000
 
-export interface OidcProvider {
-  id: string
-  name: string
-  issuer: string
-  clientId: string
-  clientSecret: string | undefined
-  scopes: string
+/** A provider from the environment (its settings as parsed) or added by an admin (the table's row). */
+export interface OidcProvider extends OidcProviderSettings {
   source: 'env' | 'admin'
   createdAt: Date | null
   updatedAt: Date | null
