@@ -81,6 +81,23 @@ eachDialect('groups: enforcement', (dialect) => {
     ok(await t.request('PATCH', `/api/v1/models/${models.alpha}`, { token: admin.access, body: { is_default: true } }))
   })
 
+  test('a default model preference saved before joining a group that does not allow it is skipped, not a 403; an allowed one is used', async () => {
+    const u = await register(t, 'prefers')
+    ok(await t.request('PUT', '/api/v1/users/me/preferences', { token: u.access, body: { default_model_id: 'beta' } }))
+    await join(t, admin.access, group, u.id)
+    const c = await conversation(u.access)
+    const events = await readEvents(await send(u.access, c, { content: 'hi' }))
+    expect(events.at(-1)).toMatchObject({ event: 'done' })
+    const stored = async () => (await t.request('GET', `/api/v1/conversations/${c}`, { token: u.access })).body.messages.at(-1).metadata.model
+    expect(await stored()).toBe('alpha')
+    expect(ok(await t.request('GET', '/api/v1/users/me/effective-settings', { token: u.access })).default_model_id).toEqual({ value: models.alpha, source: 'instance', group_id: null })
+    // an allowed preference wins over the instance's default
+    ok(await t.request('PUT', '/api/v1/users/me/preferences', { token: u.access, body: { default_model_id: 'gamma' } }))
+    await readEvents(await send(u.access, c, { content: 'again' }))
+    expect(await stored()).toBe('gamma')
+    expect(ok(await t.request('GET', '/api/v1/users/me/effective-settings', { token: u.access })).default_model_id).toEqual({ value: 'gamma', source: 'preference', group_id: null })
+  })
+
   test('tasks: a task naming a disallowed model is 403; an agent task whose agent uses one fails, saying why', async () => {
     expectProblem(await t.request('POST', '/api/v1/tasks', { token: member.access, body: { prompt: 'hi', model_id: 'beta' } }), 403, 'FORBIDDEN')
     const agent = ok(await t.request('POST', '/api/v1/agents', { token: member.access, body: { name: 'betty', model_id: 'beta' } }), 201)

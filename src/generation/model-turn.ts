@@ -110,12 +110,18 @@ export function createModelTurns(deps: {
     },
 
     /**
-     * The model used when nothing names one: the default model of the caller's groups, else the
-     * instance's default (docs/api.md §7); when the groups restrict the models and that one is not
-     * allowed, the first allowed model that is available (403 when none is). 422 when there is none.
+     * The model used when nothing names one: `preferred` (the user's `default_model_id`
+     * preference; 422 when it names no model they can use), else the default model of the
+     * caller's groups, else the instance's default (docs/api.md §7); a default the groups do not
+     * allow is skipped, down to the first allowed model that is available (403 when none is).
+     * 422 when there is none.
      */
-    async defaultModel(p: Principal): Promise<ResolvedModel> {
+    async defaultModel(p: Principal, preferred?: string | null): Promise<ResolvedModel> {
       const effect = await effectOf(p)
+      // the user's own default (a preference) is a default too: one their groups do not allow (saved before they joined) is skipped
+      const fromPreference = preferred ? await usable(p, preferred) : undefined
+      if (fromPreference && allowedBy(effect, fromPreference)) return fromPreference
+      if (preferred && !fromPreference) throw noSuchModel(preferred)
       const fromGroup = effect.defaultModelId && (await usable(p, effect.defaultModelId.value))
       if (fromGroup && allowedBy(effect, fromGroup)) return fromGroup
       const found = await providers.defaultModel(p)

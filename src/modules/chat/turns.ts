@@ -123,8 +123,8 @@ export function createChatTurns(deps: ChatTurnDeps) {
 
   /** Which model a new answer uses: the request's, the conversation's, its agent's, its preset's, the user's default, the default. */
   async function pickModel(p: Principal, requested: string | undefined, conversation: ConversationRow, agent: AgentLike | undefined, preset: PresetLike | undefined): Promise<ResolvedModel> {
-    const ref = requested ?? conversation.modelId ?? agent?.modelId ?? preset?.modelId ?? (await users.profile(p.userId)).preferences.default_model_id
-    return ref ? turns.model(p, ref) : turns.defaultModel(p)
+    const ref = requested ?? conversation.modelId ?? agent?.modelId ?? preset?.modelId
+    return ref ? turns.model(p, ref) : turns.defaultModel(p, (await users.profile(p.userId)).preferences.default_model_id)
   }
 
   /**

@@ -168,12 +168,15 @@ export function groupRoutes(deps: { groups: GroupsService; users: Pick<UsersServ
       '/users/me/effective-settings',
       async ({ principal }) => {
         const [effect, { preferences }] = await Promise.all([groups.effectOf(principal.userId), users.profile(principal.userId)])
+        // the model a turn would pick when nothing names one, and which level it came from
         const preference = preferences.default_model_id
-        const defaultModel = preference
-          ? { value: preference, source: 'preference' as const, group_id: null }
-          : effect.defaultModelId
-            ? { value: effect.defaultModelId.value, source: 'group' as const, group_id: effect.defaultModelId.groupId }
-            : { value: (await turns.defaultModel(principal).catch(() => undefined))?.model.id ?? null, source: 'instance' as const, group_id: null }
+        const chosen = (await turns.defaultModel(principal, preference).catch(() => undefined))?.model
+        const defaultModel =
+          chosen && preference && (chosen.id === preference || chosen.name === preference)
+            ? { value: preference, source: 'preference' as const, group_id: null }
+            : chosen && effect.defaultModelId && chosen.id === effect.defaultModelId.value
+              ? { value: effect.defaultModelId.value, source: 'group' as const, group_id: effect.defaultModelId.groupId }
+              : { value: chosen?.id ?? null, source: 'instance' as const, group_id: null }
         const one = <T>(s: { value: T; groupId: string } | null) => (s ? { value: s.value, source: 'group' as const, group_id: s.groupId } : { value: null, source: 'instance' as const, group_id: null })
         const many = <T>(s: { value: Iterable<T>; groupIds: string[] } | null) => (s ? { value: [...s.value], source: 'group' as const, group_ids: s.groupIds } : { value: null, source: 'instance' as const, group_ids: [] })
         const limit = effect.rateLimit

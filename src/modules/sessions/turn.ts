@@ -153,8 +153,7 @@ export function createSessionTurns(deps: SessionTurnDeps) {
 
   /** Pick the model: the agent's, else the user's default model, else the instance's default. */
   async function modelFor(p: Principal, agent: AgentRow | undefined): Promise<ResolvedModel> {
-    const ref = agent?.modelId ?? (await deps.users.profile(p.userId)).preferences.default_model_id
-    return ref ? turns.model(p, ref) : turns.defaultModel(p)
+    return agent?.modelId ? turns.model(p, agent.modelId) : turns.defaultModel(p, (await deps.users.profile(p.userId)).preferences.default_model_id)
   }
 
   /**
