@@ -122,8 +122,8 @@ eachDialect('privacy settings: who may do what', (dialect) => {
 interface World {
   now: Date
   /** ids the sweep must delete, and must keep */
-  gone: { conversations: string[]; tasks: string[] }
-  kept: { conversations: string[]; tasks: string[] }
+  gone: { conversations: string[]; tasks: string[]; toolLogs: string[] }
+  kept: { conversations: string[]; tasks: string[]; toolLogs: string[] }
   fileId: string
 }
 
@@ -144,7 +144,7 @@ async function buildWorld(t: TestApp, now: Date): Promise<World> {
   await setRetention(t, keep, null)
   await setRetention(t, week, 7)
   await setRetention(t, month, 30)
-  const world: World = { now, gone: { conversations: [], tasks: [] }, kept: { conversations: [], tasks: [] }, fileId: '' }
+  const world: World = { now, gone: { conversations: [], tasks: [], toolLogs: [] }, kept: { conversations: [], tasks: [], toolLogs: [] }, fileId: '' }
 
   async function conversation(owner: Account, ageDays: number, fate: 'gone' | 'kept', opts: { streaming?: boolean; share?: boolean } = {}) {
     const at = ago(now, ageDays)
@@ -167,9 +167,15 @@ async function buildWorld(t: TestApp, now: Date): Promise<World> {
     world[fate].tasks.push(k!.id)
   }
 
+  async function toolLog(owner: Account, ageDays: number, fate: 'gone' | 'kept') {
+    const [l] = await db.insert(tables.toolLogs).values({ userId: owner.id, tool: 'http_fetch', arguments: { url: 'https://example.com' }, resultPreview: 'private page text', source: 'chat', createdAt: ago(now, ageDays) }).returning()
+    world[fate].toolLogs.push(l!.id)
+  }
+
   // keep: nothing goes, however old
   await conversation(keep, 400, 'kept')
   await task(keep, 'completed', 401, 400, 'kept')
+  await toolLog(keep, 400, 'kept')
   // week: older than 7 days goes (7 days exactly is not older)
   await conversation(week, 1, 'kept')
   await conversation(week, 6, 'kept')
@@ -186,6 +192,9 @@ async function buildWorld(t: TestApp, now: Date): Promise<World> {
   await task(week, 'pending', 40, null, 'kept')
   await task(week, 'running', 40, null, 'kept')
   await task(week, 'completed', 3, 2, 'kept')
+  await toolLog(week, 8, 'gone')
+  await toolLog(week, 400, 'gone')
+  await toolLog(week, 6, 'kept')
   // month
   await conversation(month, 8, 'kept')
   await conversation(month, 29, 'kept')
@@ -193,6 +202,8 @@ async function buildWorld(t: TestApp, now: Date): Promise<World> {
   await conversation(month, 400, 'gone')
   await task(month, 'completed', 9, 8, 'kept')
   await task(month, 'failed', 32, 31, 'gone')
+  await toolLog(month, 8, 'kept')
+  await toolLog(month, 31, 'gone')
   // a file of the week user, old: files are the user's, not the conversations'
   const [f] = await db.insert(tables.files).values({ userId: week.id, purpose: 'attachment', fileName: 'old.txt', fileSize: 1, contentType: 'text/plain', sha256: 'x', storageKey: 'nowhere', createdAt: ago(now, 400) }).returning()
   world.fileId = f!.id
@@ -200,7 +211,7 @@ async function buildWorld(t: TestApp, now: Date): Promise<World> {
 }
 
 /** which of `ids` are still in the tables, and how many rows of theirs each dependent table has */
-async function remaining(t: TestApp, ids: { conversations: string[]; tasks: string[] }) {
+async function remaining(t: TestApp, ids: { conversations: string[]; tasks: string[]; toolLogs: string[] }) {
   const { db, t: tables } = t.deps.database
   const none = ['-']
   const conversations = ids.conversations.length ? ids.conversations : none
@@ -214,16 +225,18 @@ async function remaining(t: TestApp, ids: { conversations: string[]; tasks: stri
     steps: await rows(db.select().from(tables.taskSteps).where(inArray(tables.taskSteps.taskId, tasks))),
     taskShares: await rows(db.select().from(tables.taskShares).where(inArray(tables.taskShares.taskId, tasks))),
     plans: await rows(db.select().from(tables.plans).where(inArray(tables.plans.taskId, tasks))),
+    toolLogs: (await db.select({ id: tables.toolLogs.id }).from(tables.toolLogs).where(inArray(tables.toolLogs.id, ids.toolLogs.length ? ids.toolLogs : none))).map((r) => r.id).sort(),
   }
 }
 
 async function expectSwept(t: TestApp, world: World) {
   const gone = await remaining(t, world.gone)
-  expect(gone).toEqual({ conversations: [], messages: 0, shares: 0, tasks: [], steps: 0, taskShares: 0, plans: 0 })
+  expect(gone).toEqual({ conversations: [], messages: 0, shares: 0, tasks: [], steps: 0, taskShares: 0, plans: 0, toolLogs: [] })
   const kept = await remaining(t, world.kept)
-  expect({ conversations: kept.conversations, tasks: kept.tasks, messages: kept.messages, steps: kept.steps }).toEqual({
+  expect({ conversations: kept.conversations, tasks: kept.tasks, toolLogs: kept.toolLogs, messages: kept.messages, steps: kept.steps }).toEqual({
     conversations: [...world.kept.conversations].sort(),
     tasks: [...world.kept.tasks].sort(),
+    toolLogs: [...world.kept.toolLogs].sort(),
     messages: world.kept.conversations.length * 2,
     steps: world.kept.tasks.length,
   })
@@ -231,7 +244,7 @@ async function expectSwept(t: TestApp, world: World) {
   expect(await db.select({ id: tables.files.id }).from(tables.files).where(eq(tables.files.id, world.fileId))).toEqual([{ id: world.fileId }])
 }
 
-const EXPECTED = { conversations: 6, tasks: 4 }
+const EXPECTED = { conversations: 6, tasks: 4, toolLogs: 3 }
 
 eachDialect('history retention sweep', (dialect) => {
   let t: TestApp
@@ -241,16 +254,16 @@ eachDialect('history retention sweep', (dialect) => {
 
   test('deletes exactly what is older than each user’s retention, with what it owns', async () => {
     const world = await buildWorld(t, new Date())
-    expect(world.gone.conversations.length + world.gone.tasks.length).toBe(EXPECTED.conversations + EXPECTED.tasks)
+    expect([world.gone.conversations.length, world.gone.tasks.length, world.gone.toolLogs.length]).toEqual([EXPECTED.conversations, EXPECTED.tasks, EXPECTED.toolLogs])
     const before = await remaining(t, world.gone)
     expect({ messages: before.messages, shares: before.shares, steps: before.steps, taskShares: before.taskShares, plans: before.plans }).toEqual({ messages: 12, shares: 1, steps: 4, taskShares: 1, plans: 1 })
 
     expect(await t.deps.services.privacy.sweep(world.now)).toEqual({ ...EXPECTED, skipped: false })
     await expectSwept(t, world)
-    expect(t.logs.find((l) => l.msg === 'history retention sweep')).toMatchObject({ conversations: EXPECTED.conversations, tasks: EXPECTED.tasks })
+    expect(t.logs.find((l) => l.msg === 'history retention sweep')).toMatchObject({ conversations: EXPECTED.conversations, tasks: EXPECTED.tasks, tool_logs: EXPECTED.toolLogs })
 
     // nothing more is older: a second sweep deletes nothing
-    expect(await t.deps.services.privacy.sweep(world.now)).toEqual({ conversations: 0, tasks: 0, skipped: false })
+    expect(await t.deps.services.privacy.sweep(world.now)).toEqual({ conversations: 0, tasks: 0, toolLogs: 0, skipped: false })
     await expectSwept(t, world)
   })
 
@@ -263,9 +276,9 @@ eachDialect('history retention sweep', (dialect) => {
     try {
       const first = held.deps.services.privacy.sweep()
       await entered
-      expect(await held.deps.services.privacy.sweep()).toEqual({ conversations: 0, tasks: 0, skipped: true })
+      expect(await held.deps.services.privacy.sweep()).toEqual({ conversations: 0, tasks: 0, toolLogs: 0, skipped: true })
       release()
-      expect(await first).toEqual({ conversations: 0, tasks: 0, skipped: false })
+      expect(await first).toEqual({ conversations: 0, tasks: 0, toolLogs: 0, skipped: false })
     } finally {
       release()
       await held.close()
@@ -311,7 +324,7 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
         await entered
         // a holds the lock now, on its own connection: b does nothing and says so
         const second = await b.deps.services.privacy.sweep(world.now)
-        expect(second).toEqual({ conversations: 0, tasks: 0, skipped: true })
+        expect(second).toEqual({ conversations: 0, tasks: 0, toolLogs: 0, skipped: true })
         release()
         const done = await first
         expect(done).toEqual({ ...EXPECTED, skipped: false })
@@ -319,7 +332,7 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) {
         await expectSwept(b, world)
         // the lock is free again once a is done: b sweeps (and finds nothing left)
         hold = false
-        expect(await b.deps.services.privacy.sweep(world.now)).toEqual({ conversations: 0, tasks: 0, skipped: false })
+        expect(await b.deps.services.privacy.sweep(world.now)).toEqual({ conversations: 0, tasks: 0, toolLogs: 0, skipped: false })
       } finally {
         release()
         await b.close()

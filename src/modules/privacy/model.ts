@@ -12,7 +12,7 @@ export const privacySchema = z
       .min(1)
       .max(MAX_RETENTION_DAYS)
       .nullable()
-      .meta({ description: `null: keep everything; else 1–${MAX_RETENTION_DAYS}: your conversations without activity and your finished tasks older than this many days are deleted (checked hourly)` }),
+      .meta({ description: `null: keep everything; else 1–${MAX_RETENTION_DAYS}: your conversations without activity, your finished tasks and your tool call logs older than this many days are deleted (checked hourly)` }),
     memory_enabled: z.boolean().meta({ description: 'the `memory_enabled` preference: your memories are added to new answers' }),
     usage_visible_to_group_admins: z.boolean().meta({ description: "whether the admins of your groups see your usage (default false)" }),
   })

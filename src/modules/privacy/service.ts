@@ -2,10 +2,10 @@
  * @module Privacy settings and the history retention sweep (docs/api.md §5 "Privacy and history
  * retention"). The settings live on the user's row (the `memory_enabled` one in the preferences),
  * written through the users service so its profile cache follows. The sweep deletes, per user with
- * `history_retention_days` set, the conversations without activity and the finished tasks older
+ * `history_retention_days` set, the conversations without activity, the finished tasks and the tool call logs older
  * than that, in short statements of `batchSize` rows; on Postgres one instance at a time runs it.
  */
-import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, notExists, or } from 'drizzle-orm'
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, notExists, or, type SQL } from 'drizzle-orm'
 import type { Database } from '../../db/index.ts'
 import { tryWithLock } from '../../db/lock.ts'
 import type { Logger } from '../../lib/logger.ts'
@@ -21,6 +21,7 @@ export interface PrivacySettings {
 export interface SweepResult {
   conversations: number
   tasks: number
+  toolLogs: number
   /** another instance held the sweep's lock: this one did nothing */
   skipped: boolean
 }
@@ -52,48 +53,44 @@ export function createPrivacyService(deps: { database: Database; users: UsersSer
   let running: Promise<unknown> | undefined
   let stopped = false
 
-  /**
-   * One batch of `userId`'s conversations whose last activity (`updated_at`) is before `cutoff`
-   * and that are not generating (no `streaming` message). The conditions are in the DELETE itself
-   * too, not only in the batch's SELECT: a message sent meanwhile (it moves `updated_at` in the
-   * transaction that adds the streaming answer) keeps its conversation. Messages and shares go by
-   * their ON DELETE CASCADE.
-   */
-  async function deleteConversations(userId: string, cutoff: Date): Promise<number> {
-    const c = t.conversations
-    const old = and(
-      eq(c.userId, userId),
-      lt(c.updatedAt, cutoff),
-      notExists(db.select({ id: t.messages.id }).from(t.messages).where(and(eq(t.messages.conversationId, c.id), eq(t.messages.status, 'streaming')))),
-    )
+  /** One batch (at most `batchSize` rows) of `table` matching `old`; the condition is in the DELETE itself, not only in the batch's SELECT. */
+  async function deleteBatch(table: typeof t.conversations | typeof t.tasks | typeof t.toolLogs, old: SQL | undefined): Promise<number> {
     const gone = await db
-      .delete(c)
-      .where(and(old, inArray(c.id, db.select({ id: c.id }).from(c).where(old).limit(batchSize))))
-      .returning({ id: c.id })
+      .delete(table)
+      .where(and(old, inArray(table.id, db.select({ id: table.id }).from(table).where(old).limit(batchSize))))
+      .returning({ id: table.id })
     return gone.length
   }
 
   /**
-   * One batch of `userId`'s finished tasks (completed, failed, cancelled) that finished before
-   * `cutoff` (by `finished_at`; by `created_at` for one without). Pending and running ones stay.
-   * Steps, shares and plans go by their ON DELETE CASCADE. (`created_at < cutoff` holds for every
-   * task finished before it, as a task finishes after it is made; it also lets the
-   * (user_id, created_at) index narrow the scan.)
+   * `userId`'s conversations whose last activity (`updated_at`) is before `cutoff` and that are
+   * not generating (no `streaming` message). The DELETE re-checks this, so a message sent meanwhile
+   * (it moves `updated_at` in the transaction that adds the streaming answer) keeps its
+   * conversation. Messages and shares go by their ON DELETE CASCADE.
    */
-  async function deleteTasks(userId: string, cutoff: Date): Promise<number> {
-    const k = t.tasks
-    const old = and(
-      eq(k.userId, userId),
-      inArray(k.status, [...FINISHED]),
-      lt(k.createdAt, cutoff),
-      or(lt(k.finishedAt, cutoff), isNull(k.finishedAt)),
+  const oldConversations = (userId: string, cutoff: Date) => {
+    const c = t.conversations
+    return and(
+      eq(c.userId, userId),
+      lt(c.updatedAt, cutoff),
+      notExists(db.select({ id: t.messages.id }).from(t.messages).where(and(eq(t.messages.conversationId, c.id), eq(t.messages.status, 'streaming')))),
     )
-    const gone = await db
-      .delete(k)
-      .where(and(old, inArray(k.id, db.select({ id: k.id }).from(k).where(old).limit(batchSize))))
-      .returning({ id: k.id })
-    return gone.length
   }
+
+  /**
+   * `userId`'s finished tasks (completed, failed, cancelled) that finished before `cutoff` (by
+   * `finished_at`; by `created_at` for one without). Pending and running ones stay. Steps, shares
+   * and plans go by their ON DELETE CASCADE. (`created_at < cutoff` holds for every task finished
+   * before it, as a task finishes after it is made; it also lets the (user_id, created_at) index
+   * narrow the scan.)
+   */
+  const oldTasks = (userId: string, cutoff: Date) => {
+    const k = t.tasks
+    return and(eq(k.userId, userId), inArray(k.status, [...FINISHED]), lt(k.createdAt, cutoff), or(lt(k.finishedAt, cutoff), isNull(k.finishedAt)))
+  }
+
+  /** `userId`'s tool calls logged before `cutoff`: their arguments and results are the user's history too (any source). */
+  const oldToolLogs = (userId: string, cutoff: Date) => and(eq(t.toolLogs.userId, userId), lt(t.toolLogs.createdAt, cutoff))
 
   /** Batches until one comes back short (or the service closes). */
   async function drain(deleteBatch: () => Promise<number>): Promise<number> {
@@ -107,7 +104,7 @@ export function createPrivacyService(deps: { database: Database; users: UsersSer
   }
 
   async function sweepAll(now: Date) {
-    const result = { users: 0, conversations: 0, tasks: 0 }
+    const result = { users: 0, conversations: 0, tasks: 0, toolLogs: 0 }
     let after = ''
     for (;;) {
       const page = await db
@@ -120,8 +117,9 @@ export function createPrivacyService(deps: { database: Database; users: UsersSer
         if (stopped) return result
         const cutoff = new Date(now.getTime() - u.days! * DAY_MS)
         result.users++
-        result.conversations += await drain(() => deleteConversations(u.id, cutoff))
-        result.tasks += await drain(() => deleteTasks(u.id, cutoff))
+        result.conversations += await drain(() => deleteBatch(t.conversations, oldConversations(u.id, cutoff)))
+        result.tasks += await drain(() => deleteBatch(t.tasks, oldTasks(u.id, cutoff)))
+        result.toolLogs += await drain(() => deleteBatch(t.toolLogs, oldToolLogs(u.id, cutoff)))
       }
       if (page.length < batchSize) return result
       after = page.at(-1)!.id
@@ -141,11 +139,11 @@ export function createPrivacyService(deps: { database: Database; users: UsersSer
     })
     if (!outcome.acquired) {
       logger.debug('history retention sweep skipped: another one holds the lock')
-      return { conversations: 0, tasks: 0, skipped: true }
+      return { conversations: 0, tasks: 0, toolLogs: 0, skipped: true }
     }
-    const { users: swept, conversations, tasks } = outcome.value
-    logger.info('history retention sweep', { users: swept, conversations, tasks, duration_ms: Date.now() - started })
-    return { conversations, tasks, skipped: false }
+    const { users: swept, conversations, tasks, toolLogs } = outcome.value
+    logger.info('history retention sweep', { users: swept, conversations, tasks, tool_logs: toolLogs, duration_ms: Date.now() - started })
+    return { conversations, tasks, toolLogs, skipped: false }
   }
 
   function schedule(ms: number) {
