@@ -192,7 +192,9 @@ export function createAuthGate(deps: AuthGateDeps) {
       }
       checkCredential(level, principal)
       if (level === 'admin' && principal.role !== 'admin') throw forbidden('This needs an admin')
-      const r = limiter.check(`u:${principal.userId}`, deps.userLimit ? await deps.userLimit(principal.userId) : config.rateLimit)
+      // the user's limit is in memory once known: no await (a microtask per request) unless it is being loaded
+      const limit = deps.userLimit?.(principal.userId) ?? config.rateLimit
+      const r = limiter.check(`u:${principal.userId}`, limit instanceof Promise ? await limit : limit)
       applyLimitHeaders(headers, r)
       if (!r.allowed) throw rateLimited(r)
       return principal
