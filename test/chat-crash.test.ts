@@ -1,5 +1,5 @@
 /**
- * Crash safety of streaming chat (API.md §7: "a crash mid-stream leaves it status: error with the
+ * Crash safety of streaming chat (docs/api.md §11: "a crash mid-stream leaves it status: error with the
  * text so far, never a lost user message"): the real server process is killed with SIGKILL while
  * an answer streams over real HTTP, then a new process starts on the same data dir / database.
  */

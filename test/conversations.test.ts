@@ -1,5 +1,5 @@
 /**
- * Conversations (API.md §7) against the fake upstream: CRUD and pages, ownership (another user's
+ * Conversations (docs/api.md §11) against the fake upstream: CRUD and pages, ownership (another user's
  * conversation is 404 everywhere, admins included), search over titles and message text, titles
  * of new conversations, frozen shares, export, and conversations started from presets.
  */

@@ -1,5 +1,5 @@
 /**
- * Providers and models (API.md §5): who may see and change what,
+ * Providers and models (docs/api.md §7): who may see and change what,
  * API keys and headers that never leave the server, validation, and the real wire protocols
  * against the fake upstream (test/fakes/llm.ts).
  */

@@ -18,7 +18,7 @@ import { defineChannel, type Bus } from '../../db/bus.ts'
 import { isUniqueViolation } from '../../db/errors.ts'
 import type { Database } from '../../db/index.ts'
 import { pageOfTable, type Page, type PageRequest } from '../../db/query.ts'
-import { AppError, validationError } from '../../lib/errors.ts'
+import { AppError, unlessNotFound, validationError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { OutboundCaller, OutboundGuard } from '../../lib/outbound.ts'
 import type { SecretBox } from '../../lib/secrets.ts'
@@ -191,7 +191,7 @@ export function createConnectionsService(deps: {
         if (!ok) throw notASqliteFile('path')
       }
       if (v.fileId !== null && sent.fileId !== undefined) {
-        const file = await files.get(p.userId, v.fileId).catch(() => undefined)
+        const file = await files.get(p.userId, v.fileId).catch(unlessNotFound)
         if (!file || file.purpose !== 'dataset') throw datasetNotFound()
         if (!(await startsLikeSqlite(async () => new Uint8Array(await new Response(files.content(file, { start: 0, end: Math.min(15, Math.max(0, file.fileSize - 1)) })).arrayBuffer())))) throw notASqliteFile('file_id')
       }

@@ -7,6 +7,7 @@ import { Elysia } from 'elysia'
 import { z } from 'zod'
 import type { Config } from '../../config.ts'
 import type { ModelTurns } from '../../generation/model-turn.ts'
+import { AppError } from '../../lib/errors.ts'
 import { idParams, listQuery, page, pageOf, problems, rawQueryText } from '../../lib/schemas.ts'
 import type { authPlugin } from '../../plugins/auth.ts'
 import type { UsersService } from '../users/service.ts'
@@ -170,7 +171,8 @@ export function groupRoutes(deps: { groups: GroupsService; users: Pick<UsersServ
         const [effect, { preferences }] = await Promise.all([groups.effectOf(principal.userId), users.profile(principal.userId)])
         // the model a turn would pick when nothing names one, and which level it came from
         const preference = preferences.default_model_id
-        const chosen = (await turns.defaultModel(principal, preference).catch(() => undefined))?.model
+        // no model to pick (422: none configured; 403: none of the allowed ones available) shows as null; a failure of the database stays a 500
+        const chosen = (await turns.defaultModel(principal, preference).catch((error) => (error instanceof AppError ? undefined : Promise.reject(error))))?.model
         const defaultModel =
           chosen && preference && (chosen.id === preference || chosen.name === preference)
             ? { value: preference, source: 'preference' as const, group_id: null }

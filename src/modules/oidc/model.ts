@@ -4,7 +4,6 @@ import { isoDate } from '../../lib/schemas.ts'
 import type { OidcProvider, ProviderInput } from './registry.ts'
 import type { Identity } from './service.ts'
 
-export const providerIdParams = z.object({ id: z.string().min(1).max(64) })
 
 const slug = z.string().regex(/^[a-z0-9-]{1,32}$/, '1 to 32 of a-z, 0-9 and -')
 const name = z.string().trim().min(1).max(100)

@@ -54,7 +54,7 @@ export function oidcRoutes(deps: { oidc: OidcService; limiter: RateLimiter; conf
         set.headers.location = url
       },
       {
-        params: m.providerIdParams,
+        params: idParams,
         query: m.startQuery,
         response: { 302: m.redirectAnswer("To the provider's authorization endpoint (PKCE S256, `state`, `nonce`); a cookie binds the sign-in to this browser"), ...problems(404, 422, 429, 502) },
         detail: {
@@ -83,7 +83,7 @@ export function oidcRoutes(deps: { oidc: OidcService; limiter: RateLimiter; conf
         }
       },
       {
-        params: m.providerIdParams,
+        params: idParams,
         query: m.callbackQuery,
         response: {
           302: m.redirectAnswer('To the sign-in\'s `redirect`: signed in (the token cookies are set), or with `?error=<reason>` and nobody signed in (docs/api.md §4 "Single sign-on")'),
@@ -105,7 +105,7 @@ export function oidcRoutes(deps: { oidc: OidcService; limiter: RateLimiter; conf
       },
       {
         auth: 'session',
-        params: m.providerIdParams,
+        params: idParams,
         body: m.linkBody,
         response: { 200: m.linkResult, ...problems(401, 403, 404, 422, 429, 502) },
         detail: {
@@ -162,13 +162,13 @@ export function oidcAdminRoutes(deps: { registry: ProviderRegistry; config: Conf
     )
     .get('/:id', async ({ params, request }) => m.toProviderDto(await registry.get(params.id), baseUrlOf(request)), {
       auth: 'admin',
-      params: m.providerIdParams,
+      params: idParams,
       response: { 200: m.providerSchema, ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'Get a single sign-on provider', description: 'One provider, from the environment or added here; never its client secret.' },
     })
     .patch('/:id', async ({ params, body, request }) => m.toProviderDto(await registry.update(params.id, m.fromProviderPatchBody(body)), baseUrlOf(request)), {
       auth: 'admin',
-      params: m.providerIdParams,
+      params: idParams,
       body: m.providerPatchBody,
       response: { 200: m.providerSchema, ...problems(401, 403, 404, 409, 422, 429) },
       detail: { summary: 'Change a single sign-on provider', description: 'Sets the fields sent; `client_secret: null` makes it a public client. Every instance uses the change at once. A provider of the environment is `409`.' },
@@ -181,7 +181,7 @@ export function oidcAdminRoutes(deps: { registry: ProviderRegistry; config: Conf
       },
       {
         auth: 'admin',
-        params: m.providerIdParams,
+        params: idParams,
         response: { 204: z.void(), ...problems(401, 403, 404, 409, 422, 429) },
         detail: { summary: 'Remove a single sign-on provider', description: 'Sign-ins through it stop at once, on every instance; the identities linked through it are kept (they work again if a provider with the same id is added). A provider of the environment is `409`.' },
       },

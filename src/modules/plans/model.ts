@@ -21,7 +21,6 @@ export const planTypeSchema = z
   })
   .meta({ id: 'PlanType' })
 
-export const planTypeParams = z.object({ id: z.string().min(1).max(64) })
 
 const planTypeFields = {
   name: z.string().trim().min(1).max(200),

@@ -36,13 +36,13 @@ export function planRoutes(deps: { plans: PlansService; taskEvents: TaskEvents; 
     )
     .get('/plan-types/:id', async ({ params }) => m.toPlanTypeDto(await plans.getType(params.id)), {
       auth: true,
-      params: m.planTypeParams,
+      params: idParams,
       response: { 200: m.planTypeSchema, ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'Get a plan type', description: 'One plan type, by id.' },
     })
     .patch('/plan-types/:id', async ({ params, body }) => m.toPlanTypeDto(await plans.updateType(params.id, m.fromPlanTypePatch(body))), {
       auth: 'admin',
-      params: m.planTypeParams,
+      params: idParams,
       body: m.planTypePatch,
       response: { 200: m.planTypeSchema, ...problems(401, 403, 404, 422, 429) },
       detail: { summary: 'Change a plan type', description: 'Admins only; the fields given change, `id` does not. Built-in types are read-only (`403`).' },
@@ -55,7 +55,7 @@ export function planRoutes(deps: { plans: PlansService; taskEvents: TaskEvents; 
       },
       {
         auth: 'admin',
-        params: m.planTypeParams,
+        params: idParams,
         response: { 204: z.void(), ...problems(401, 403, 404, 422, 429) },
         detail: { summary: 'Delete a plan type', description: 'Admins only; built-in types are read-only (`403`). Plans already made keep their input and result.' },
       },

@@ -1,5 +1,5 @@
 /** @module The tools module's errors. */
-import { forbidden, notFound, validationError, type FieldProblem } from '../../lib/errors.ts'
+import { AppError, forbidden, notFound, validationError, type FieldProblem } from '../../lib/errors.ts'
 
 /** No tool of that name among those the caller may use (another user's server's tools included). */
 export const toolNotFound = (name: string) => notFound(`Tool '${name.slice(0, 80)}'`)
@@ -12,5 +12,8 @@ export const invalidArguments = (tool: string, errors: FieldProblem[]) => valida
 
 /** A built-in that needs something set up first (a search key, a data connection). */
 export const toolNotConfigured = (detail: string, path: string) => validationError(detail, [{ path, message: 'not configured' }])
+
+/** A tool that threw something that is not one of ours: a bug, logged where it happened; the caller gets no detail. */
+export const toolFailed = () => new AppError(500, 'INTERNAL_ERROR', 'The tool failed')
 
 export const othersLogsForbidden = () => forbidden("Only admins may read another user's tool logs")

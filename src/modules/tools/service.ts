@@ -14,7 +14,7 @@ import { schemaProblems } from '../../lib/json-schema.ts'
 import type { Logger } from '../../lib/logger.ts'
 import type { ToolSpec } from '../../llm/index.ts'
 import type { Principal } from '../auth/service.ts'
-import { invalidArguments, toolNotFound } from './errors.ts'
+import { invalidArguments, toolFailed, toolNotFound } from './errors.ts'
 import type { ToolEvents } from './events.ts'
 import type { BuiltinTool, McpServerTools, McpToolSource, ToolResult } from './types.ts'
 
@@ -188,7 +188,7 @@ export function createToolsService(deps: ToolsDeps) {
       })
       .catch((error) => logger.warn('could not log a tool call', { error, tool: name }))
     void events.publish(p.userId, { event: 'tool_finished', data: { log_id: logId, tool: name, is_error: isError, duration_ms: durationMs } }).catch(() => {})
-    if (failure) throw failure instanceof AppError ? failure : new AppError(500, 'INTERNAL_ERROR', 'The tool failed')
+    if (failure) throw failure instanceof AppError ? failure : toolFailed()
     return { result: result!, durationMs, logId }
   }
 

@@ -16,6 +16,7 @@ import type { RateLimiter } from '../../lib/rate-limiter.ts'
 import { createAuthGate, presentedCredential, type AuthGateDeps, type Credential } from '../../plugins/auth.ts'
 import type { Subscriptions } from '../../runs/subscriptions.ts'
 import type { AuthService, Principal } from '../auth/service.ts'
+import { sessionNotFound } from '../sessions/errors.ts'
 import type { SessionsApi } from '../sessions/types.ts'
 import type { WorkflowsApi } from '../workflows/types.ts'
 import {
@@ -183,7 +184,7 @@ export function socketRoutes(deps: {
         return c.send(PONG)
       case 'SUBSCRIBE': {
         try {
-          if (frame.session_id !== undefined && !(await sessions.visible(p, frame.session_id))) throw new AppError(404, 'NOT_FOUND', 'Session not found')
+          if (frame.session_id !== undefined && !(await sessions.visible(p, frame.session_id))) throw sessionNotFound()
           if (frame.workflow_id !== undefined) await workflows.get(p.userId, frame.workflow_id)
         } catch (error) {
           return fail(c, error, undefined)
